@@ -1,0 +1,22 @@
+"""snnplast: gradient-based synaptic plasticity in JAX.
+
+Neuron models are Equinox modules describing one time step of one sample (:class:`Cell`); the
+framework batches, unrolls and differentiates them.
+"""
+
+from . import surrogates as surrogates
+from ._cell import Cell as Cell
+from ._cell import Sequential as Sequential
+from ._gradients import gradients as gradients
+from ._rollout import sequence_loss as sequence_loss
+from ._rollout import unroll as unroll
+from .cells import ALIF as ALIF
+from .cells import GRU as GRU
+from .cells import LI as LI
+from .cells import LIF as LIF
+from .cells import LSTM as LSTM
+from .cells import RNN as RNN
+from .cells import Columnar as Columnar
+from .cells import LinearAttention as LinearAttention
+
+__version__ = "0.1.0"

@@ -1,0 +1,42 @@
+"""``snnplast.gradients``: one entry point for every way of computing a sequence's gradient."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+import equinox as eqx
+
+from ._cell import Cell
+from ._rollout import check_sequence, sequence_loss
+
+_METHODS = ("bptt",)
+
+
+def _bptt(model, inputs, targets, loss):
+    return eqx.filter_grad(sequence_loss)(model, inputs, targets, loss)
+
+
+def gradients(model: Cell, inputs, targets, *, method="bptt", loss: Callable):
+    """Gradient of ``sum_t loss(model output at t, targets[t])`` for one unbatched sequence.
+
+    **Arguments:**
+
+    - `model`: a :class:`snnplast.Cell`.
+    - `inputs`: ``[T, ...]``, one input per time step.
+    - `targets`: ``[T, ...]``, one target per time step.
+    - `method`: ``"bptt"`` (reverse mode through ``lax.scan``, the reference).
+    - `loss`: ``loss(output_t, target_t) -> scalar``; summed over time.
+
+    **Returns:** a pytree with the structure of `model`: gradients where the model has trainable
+    (inexact) arrays, ``None`` elsewhere.
+    """
+    if not isinstance(model, Cell):
+        raise TypeError(f"model must be a snnplast.Cell, got {type(model).__name__}")
+    if not callable(loss):
+        raise TypeError(f"loss must be callable as loss(output, target), got {loss!r}")
+    check_sequence(inputs, targets)
+    if isinstance(method, str):
+        if method not in _METHODS:
+            raise ValueError(f"method must be one of {_METHODS} or a transport policy, got {method!r}")
+        return _bptt(model, inputs, targets, loss)
+    raise TypeError(f"method must be one of {_METHODS} or a transport policy, got {method!r}")

@@ -1,0 +1,53 @@
+"""Running a cell over time (lax.scan) and a per-step loss summed over the sequence."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+import jax
+import jax.numpy as jnp
+
+from ._cell import Cell
+
+
+def check_sequence(inputs, targets) -> None:
+    """Raise a one-line error unless ``inputs`` and ``targets`` share a non-empty time axis."""
+    leaves_x = jax.tree_util.tree_leaves(inputs)
+    leaves_y = jax.tree_util.tree_leaves(targets)
+    if not leaves_x or not leaves_y:
+        raise ValueError("inputs and targets must be arrays with a leading time axis, got empty")
+    t_x = {jnp.shape(a)[0] if jnp.ndim(a) else None for a in leaves_x}
+    t_y = {jnp.shape(a)[0] if jnp.ndim(a) else None for a in leaves_y}
+    if None in t_x or None in t_y:
+        raise ValueError("inputs and targets need a leading time axis [T, ...], got a scalar")
+    if len(t_x | t_y) != 1:
+        raise ValueError(
+            f"inputs and targets must have the same number of time steps, got {sorted(t_x)} "
+            f"and {sorted(t_y)}"
+        )
+    if 0 in t_x:
+        raise ValueError("inputs have zero time steps; need T >= 1")
+
+
+def unroll(model: Cell, inputs, state=None):
+    """Run ``model`` over ``inputs`` ``[T, ...]`` from ``state`` (default: its initial state).
+
+    **Returns:** ``(final_state, outputs)`` with ``outputs`` stacked over time.
+    """
+    if state is None:
+        state = model.initial_state()
+    return jax.lax.scan(lambda s, x: model(s, x), state, inputs)
+
+
+def sequence_loss(model: Cell, inputs, targets, loss: Callable, state=None):
+    """``sum_t loss(output_t, target_t)`` for one unbatched sequence."""
+    if state is None:
+        state = model.initial_state()
+
+    def step(s, xy):
+        x, y = xy
+        s, out = model(s, x)
+        return s, loss(out, y)
+
+    _, losses = jax.lax.scan(step, state, (inputs, targets))
+    return jnp.sum(losses)

@@ -1,0 +1,23 @@
+import itertools
+
+import jax
+import pytest
+
+jax.config.update("jax_numpy_dtype_promotion", "strict")
+
+
+@pytest.fixture
+def getkey():
+    counter = itertools.count()
+    base = jax.random.PRNGKey(1234)
+    return lambda: jax.random.fold_in(base, next(counter))
+
+
+@pytest.fixture
+def x64():
+    """Run a test in float64: where exactness is claimed, compare in double precision."""
+    jax.config.update("jax_enable_x64", True)
+    try:
+        yield
+    finally:
+        jax.config.update("jax_enable_x64", False)
