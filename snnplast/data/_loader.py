@@ -1,0 +1,168 @@
+"""``load_dataset``: from a name or a folder of SHD files to dense, cached, speaker-split arrays."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import numpy as np
+
+from ._binning import bin_samples, check_binning
+from ._cache import cache_key, cache_root, file_fingerprint, load_npz, save_npz_atomic, shd_data_dir
+from ._dataset import SpikeDataset, Split
+from ._shd_file import SHD_CHANNELS, SHDFormatError, SHDMissingError, check_shd_file
+from ._speakers import n_val_speakers, split_by_speaker
+from ._synth import SYNTH_VERSION, make_synth_shd
+from ._tonic_split import find_split_file, load_shd_split, split_filename
+
+# Bump when binning or the cached arrays change meaning, so old cache entries are not reused.
+_BINNED_VERSION = 1
+# The stand-in is always generated from this seed: `seed` of load_dataset only picks the
+# validation speakers, so runs with different seeds see the same data.
+_SYNTH_SEED = 0
+_SYNTH_SIZES = {"n_per_class_train": 100, "n_per_class_test": 25}
+
+
+def _allowed() -> str:
+    return "'synth', 'shd', or a folder containing shd_train.h5 and shd_test.h5"
+
+
+def _synth_folder(cache: Path, progress: bool) -> Path:
+    key = cache_key(version=SYNTH_VERSION, seed=_SYNTH_SEED, **_SYNTH_SIZES)
+    folder = cache / "synth" / key
+    complete = all((folder / split_filename(train)).is_file() for train in (True, False))
+    if not complete:
+        make_synth_shd(folder, seed=_SYNTH_SEED, progress=progress, **_SYNTH_SIZES)
+    return folder
+
+
+def _missing_both(folder: Path, hint: str) -> SHDMissingError:
+    return SHDMissingError(
+        f"no SHD files in {folder}: put shd_train.h5 and shd_test.h5 exactly there{hint} "
+        "(unzip https://zenkelab.org/datasets/shd_train.h5.zip and shd_test.h5.zip); "
+        "nothing is downloaded automatically"
+    )
+
+
+def _resolve(name_or_path, cache: Path, progress: bool) -> tuple[str, Path]:
+    if not isinstance(name_or_path, str | os.PathLike):
+        raise ValueError(f"load_dataset: got {name_or_path!r}; allowed: {_allowed()}")
+    if name_or_path == "synth":
+        return "synth", _synth_folder(cache, progress)
+    if name_or_path == "shd":
+        folder = shd_data_dir()
+        hint = " (or set $SNNPLAST_DATA to a folder whose shd/ subfolder holds them)"
+    else:
+        folder = Path(name_or_path).expanduser()
+        hint = ""
+        if not folder.is_dir():
+            raise ValueError(
+                f"load_dataset: got {str(name_or_path)!r}, which is neither a known name nor an "
+                f"existing folder; allowed: {_allowed()}"
+            )
+    for train in (True, False):
+        try:
+            find_split_file(folder, train)
+        except SHDMissingError:
+            raise _missing_both(folder, hint) from None
+    return "shd", folder
+
+
+def _binned(folder: Path, train: bool, cache: Path, binning: dict, progress: bool) -> dict:
+    file = find_split_file(folder, train)
+    key = cache_key(version=_BINNED_VERSION, source=file_fingerprint(file), **binning)
+    path = cache / "binned" / f"{file.stem}-{key}.npz"
+    cached = load_npz(path)
+    if cached is not None and {"x", "y", "speakers", "class_names"} <= cached.keys():
+        return cached
+    events = load_shd_split(folder, train, cache_dir=cache, progress=progress)
+    x = bin_samples(
+        events.times,
+        events.units,
+        binning["n_bins"],
+        binning["duration"],
+        SHD_CHANNELS,
+        binning["pool"],
+        progress=progress,
+    )
+    arrays = {
+        "x": x,
+        "y": events.labels.astype(np.int32),
+        "speakers": events.speakers.astype(np.int32),
+        "class_names": np.array(events.class_names, dtype=str),
+    }
+    save_npz_atomic(path, **arrays)
+    return arrays
+
+
+def _take(arrays: dict, index: np.ndarray) -> Split:
+    return Split(x=arrays["x"][index], y=arrays["y"][index], speakers=arrays["speakers"][index])
+
+
+def load_dataset(
+    name_or_path: str | os.PathLike = "synth",
+    *,
+    n_bins: int = 100,
+    duration: float = 1.4,
+    pool: int = 5,
+    val_speakers: float | int = 0.1,
+    seed: int = 0,
+    cache_dir: str | os.PathLike | None = None,
+    progress: bool = True,
+) -> SpikeDataset:
+    """Load a spiking data set as dense binned arrays, split into train / validation / test.
+
+    The first load reads the files through `tonic.datasets.SHD` (never downloading), bins them
+    by absolute time (see :func:`bin_events`) and caches the arrays in
+    ``<cache>/binned/`` keyed by the source file's path, size and mtime and the binning
+    parameters; later loads read the cache. Validation holds out whole speakers of the training
+    file; the test split is the test file.
+
+    **Arguments:**
+
+    - `name_or_path`: ``"synth"`` (the procedural stand-in, generated into ``<cache>/synth/`` on
+      first use: 2000 training / 500 test samples, 20 classes), ``"shd"`` (the real SHD files in
+      ``$SNNPLAST_DATA/shd``, default ``~/.cache/snnplast/shd``), or a folder holding
+      ``shd_train.h5`` and ``shd_test.h5`` (directly or in its ``SHD/`` subfolder).
+    - `n_bins`: time bins ``T`` over ``[0, duration)``.
+    - `duration`: seconds covered; later spikes are dropped.
+    - `pool`: adjacent channels summed into one (700 / pool channels; must divide 700).
+    - `val_speakers`: speakers held out for validation, as a fraction in [0, 1) of the training
+      speakers (at least one when positive) or as a count.
+    - `seed`: picks the validation speakers.
+    - `cache_dir`: cache root (default ``$SNNPLAST_CACHE`` or ``~/.cache/snnplast``).
+    - `progress`: show progress bars while reading, generating and binning.
+
+    **Returns:** a :class:`SpikeDataset`.
+
+    **Raises:** `ValueError` for an unknown name or bad parameters; :class:`SHDMissingError`
+    saying where to put missing files; :class:`SHDFormatError` naming a damaged file.
+    """
+    cache = cache_root(cache_dir)
+    # Check the cheap things first, so a typo fails before minutes of reading.
+    check_binning(n_bins, duration, SHD_CHANNELS, pool)
+    n_val_speakers(val_speakers, 1 << 30)
+    kind, folder = _resolve(name_or_path, cache, progress)
+    for train in (True, False):
+        check_shd_file(find_split_file(folder, train))
+    binning = {"n_bins": int(n_bins), "duration": float(duration), "pool": int(pool)}
+    train_arrays = _binned(folder, True, cache, binning, progress)
+    test_arrays = _binned(folder, False, cache, binning, progress)
+    class_names = tuple(str(name) for name in train_arrays["class_names"])
+    test_names = tuple(str(name) for name in test_arrays["class_names"])
+    if test_names != class_names:
+        raise SHDFormatError(
+            f"{folder}: shd_train.h5 and shd_test.h5 name different classes "
+            f"({len(class_names)} vs {len(test_names)} keys); they must share extra/keys"
+        )
+    train_index, val_index = split_by_speaker(train_arrays["speakers"], val_speakers, seed)
+    return SpikeDataset(
+        train=_take(train_arrays, train_index),
+        val=_take(train_arrays, val_index),
+        test=Split(x=test_arrays["x"], y=test_arrays["y"], speakers=test_arrays["speakers"]),
+        n_classes=len(class_names),
+        n_channels=SHD_CHANNELS // pool,
+        n_bins=n_bins,
+        class_names=class_names,
+        source=f"{kind}:{folder.resolve()}",
+    )

@@ -1,0 +1,218 @@
+"""Reading one SHD split through `tonic.datasets.SHD`, from local files only.
+
+tonic looks for ``<root>/SHD/shd_train.h5`` and counts it as present only when the archive name
+``shd_train.h5.zip`` also exists beside it; otherwise it downloads. A user's folder usually holds
+just the ``.h5`` files, so a tonic-shaped folder is staged in the cache (a symlink to the user's
+file plus an empty placeholder archive) instead of writing into the user's folder.
+"""
+
+from __future__ import annotations
+
+import functools
+import hashlib
+import os
+import shutil
+import tempfile
+from dataclasses import dataclass
+from pathlib import Path
+
+import h5py
+import numpy as np
+from tqdm.auto import tqdm
+
+from ._cache import cache_root
+from ._shd_file import SHDMissingError, check_shd_file, missing_message
+
+# Samples read per h5py call in the bulk path: big enough to amortise the call, small enough that
+# the progress bar moves.
+_CHUNK = 512
+
+
+def split_filename(train: bool) -> str:
+    """``"shd_train.h5"`` or ``"shd_test.h5"``."""
+    return "shd_train.h5" if train else "shd_test.h5"
+
+
+def find_split_file(directory: str | os.PathLike, train: bool) -> Path:
+    """The split's file in `directory` or `directory/SHD` (tonic's own layout).
+
+    **Raises:** :class:`SHDMissingError` naming where to put the file when neither holds it.
+    """
+    directory = Path(directory).expanduser()
+    name = split_filename(train)
+    for candidate in (directory / name, directory / "SHD" / name):
+        if candidate.exists():
+            return candidate
+    raise SHDMissingError(missing_message(directory / name))
+
+
+@functools.cache
+def _shd_class():
+    """`tonic.datasets.SHD` with downloading turned into a clear local error.
+
+    Imported on first use: tonic pulls in librosa and numba, which take a second or two.
+    """
+    import tonic.datasets
+    
+    def download(self) -> None:
+        # Reaching this means tonic judged the layout incomplete; the files must come from the user.
+        raise SHDMissingError(
+            f"tonic found no {self.data_filename} (with {self.filename} beside it) in "
+            f"{self.location_on_system}; snnplast never downloads: pass a folder holding "
+            f"{self.data_filename}"
+        )
+
+    # tonic names the data folder after the class (``<root>/SHD``), so the subclass keeps the name.
+    return type("SHD", (tonic.datasets.SHD,), {"download": download, "__module__": __name__})
+
+
+def _already_tonic_layout(path: Path) -> bool:
+    return path.parent.name == "SHD" and Path(f"{path}.zip").is_file()
+
+
+def _link_or_copy(src: Path, dst: Path) -> None:
+    # Replace atomically so a concurrent reader never sees a missing or partial file.
+    if dst.is_symlink() and os.path.realpath(dst) == str(src):
+        return
+    if not dst.is_symlink() and dst.is_file():
+        have, want = dst.stat(), src.stat()
+        if (have.st_size, have.st_mtime_ns) == (want.st_size, want.st_mtime_ns):
+            return
+    tmp = Path(tempfile.mkdtemp(prefix=".stage.", dir=dst.parent)) / dst.name
+    try:
+        try:
+            os.symlink(src, tmp)
+        except OSError:
+            shutil.copy2(src, tmp)
+        os.replace(tmp, dst)
+    finally:
+        shutil.rmtree(tmp.parent, ignore_errors=True)
+
+
+def tonic_root(path: str | os.PathLike, cache_dir: str | os.PathLike | None = None) -> Path:
+    """A folder `root` from which ``tonic.datasets.SHD(save_to=root)`` reads `path`, no download.
+
+    A file already in tonic's layout (``<root>/SHD/<name>`` with ``<name>.zip`` beside it) is used
+    in place; otherwise a layout is staged under ``<cache>/tonic/`` with a symlink (or, where links
+    are not allowed, a copy) of the file and an empty placeholder archive.
+
+    **Arguments:**
+
+    - `path`: an ``shd_train.h5`` / ``shd_test.h5`` file.
+    - `cache_dir`: cache root (default ``$SNNPLAST_CACHE`` or ``~/.cache/snnplast``).
+
+    **Returns:** the root folder to hand to tonic.
+    """
+    # Keep the name given (a user's shd_test.h5 may be a link to a file with another name): tonic
+    # opens the file by its split's name.
+    path = Path(path).expanduser().absolute()
+    if _already_tonic_layout(path):
+        return path.parent.parent
+    digest = hashlib.sha256(str(path.parent.resolve()).encode()).hexdigest()[:16]
+    root = cache_root(cache_dir) / "tonic" / digest
+    folder = root / "SHD"
+    folder.mkdir(parents=True, exist_ok=True)
+    _link_or_copy(path.resolve(), folder / path.name)
+    placeholder = folder / f"{path.name}.zip"
+    if not placeholder.exists():
+        placeholder.touch()
+    return root
+
+
+@dataclass(frozen=True, eq=False)
+class EventSplit:
+    """One split of an SHD-format file, staged into memory.
+
+    **Fields:**
+
+    - `times`: ``N`` float32 arrays of spike times in seconds (float32 holds the stored float16
+      values exactly, at half the memory of float64).
+    - `units`: ``N`` int32 arrays of channels.
+    - `labels`: ``[N]`` int32 class indices.
+    - `speakers`: ``[N]`` int32 speaker ids.
+    - `class_names`: one name per class.
+    - `path`: the file the events came from.
+    """
+
+    times: list[np.ndarray]
+    units: list[np.ndarray]
+    labels: np.ndarray
+    speakers: np.ndarray
+    class_names: tuple[str, ...]
+    path: Path
+
+
+def _decode(name) -> str:
+    return name.decode() if isinstance(name, bytes) else str(name)
+
+
+def _read_bulk(file: Path, n: int, progress: bool, desc: str):
+    times: list[np.ndarray] = []
+    units: list[np.ndarray] = []
+    bar = tqdm(total=n, desc=desc, unit="sample", disable=not progress)
+    with h5py.File(file, "r") as f, bar:
+        for start in range(0, n, _CHUNK):
+            stop = min(n, start + _CHUNK)
+            times.extend(t.astype(np.float32) for t in f["spikes/times"][start:stop])
+            units.extend(u.astype(np.int32) for u in f["spikes/units"][start:stop])
+            bar.update(stop - start)
+    return times, units
+
+
+def _read_via_tonic(dataset, n: int, progress: bool, desc: str):
+    times: list[np.ndarray] = []
+    units: list[np.ndarray] = []
+    for i in tqdm(range(n), desc=desc, unit="sample", disable=not progress):
+        events, _ = dataset[i]
+        times.append((events["t"] * 1e-6).astype(np.float32))
+        units.append(events["x"].astype(np.int32))
+    return times, units
+
+
+def load_shd_split(
+    root: str | os.PathLike,
+    train: bool,
+    *,
+    cache_dir: str | os.PathLike | None = None,
+    via_tonic: bool = False,
+    progress: bool = True,
+) -> EventSplit:
+    """Load one split of SHD-format data through `tonic.datasets.SHD`, never downloading.
+
+    tonic opens the file, checks its layout and supplies the class names and speakers. Its
+    ``__getitem__`` reopens the file for every sample, so by default the events are then read in
+    bulk from the same file with h5py (seconds for all 8156 training samples, with identical
+    values in seconds); ``via_tonic=True`` reads every sample through tonic instead (its times are
+    whole microseconds).
+
+    **Arguments:**
+
+    - `root`: a folder holding ``shd_train.h5`` / ``shd_test.h5`` directly or in ``root/SHD``.
+    - `train`: the training split if True, else the test split.
+    - `cache_dir`: where a tonic-shaped layout is staged if `root` lacks one.
+    - `via_tonic`: read each sample through tonic's ``__getitem__`` (slow; for checking).
+    - `progress`: show a progress bar.
+
+    **Returns:** an :class:`EventSplit`.
+
+    **Raises:** :class:`SHDMissingError` / :class:`SHDFormatError` (one line, naming the file).
+    """
+    file = check_shd_file(find_split_file(root, train))
+    dataset = _shd_class()(save_to=str(tonic_root(file, cache_dir)), train=train)
+    n = len(dataset)
+    desc = f"reading {file.name}"
+    if via_tonic:
+        times, units = _read_via_tonic(dataset, n, progress, desc)
+    else:
+        staged = Path(dataset.location_on_system) / dataset.data_filename
+        times, units = _read_bulk(staged, n, progress, desc)
+    with h5py.File(Path(dataset.location_on_system) / dataset.data_filename, "r") as f:
+        labels = f["labels"][()].astype(np.int32)
+    return EventSplit(
+        times=times,
+        units=units,
+        labels=labels,
+        speakers=np.asarray(dataset.speaker).astype(np.int32),
+        class_names=tuple(_decode(k) for k in dataset.classes),
+        path=file,
+    )
