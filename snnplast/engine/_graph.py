@@ -1,0 +1,340 @@
+"""The step of a cell as a graph of structured Jacobians.
+
+:class:`StepGraph` traces ``cell(state, x)`` once, flattens the jaxpr, and classifies every value:
+
+- *dynamic*: depends on the state or the input, so it changes from step to step;
+- *static*: depends only on parameters and constants (``W_rec * (1 - I)``, ``exp(-1/tau)``).
+
+Static values that feed dynamic equations through a differentiable path are the **traced
+parameters** ``phi``: the traces are kept with respect to them, and gradients are carried back to
+the cell's own parameters by one reverse-mode product of the static part at the end
+(``phi(theta)`` does not change over time, so this is exact). A weight masked by a constant is thus
+traced as the masked weight, whose structural zeros are known.
+
+:meth:`StepGraph.jacobians` evaluates, inside any transformation, the values of the step and the
+compressed blocks ``H = d state_t / d state_{t-1}`` and ``F = d state_t / d phi`` by vertex
+elimination; state leaves that depend on the past only through other new state leaves of the same
+step (a spike ``z_t = H(v_t - theta)``) are reported as *derived*, with ``K = d z_t / d v_t``.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+
+import equinox as eqx
+import jax
+import jax.numpy as jnp
+import numpy as np
+
+from . import _jaxcompat as jc
+from ._eliminate import Graph, eliminate
+from ._flatten import Const, Flat, Node, flatten
+from ._rules import RuleContext, has_zero_derivative, rule_for
+from ._sjac import SJac, diagonal
+
+
+def _is_float(dtype) -> bool:
+    return jnp.issubdtype(dtype, jnp.inexact)
+
+
+@dataclasses.dataclass
+class StepJacobians:
+    """What one evaluation of the step graph yields (for one sample)."""
+
+    new_state: list  # leaves
+    output: list  # leaves
+    phi: list  # values of the traced parameters
+    H: dict  # (a, b) -> SJac: d new_state[a] / d state[b]
+    F: dict  # (a, p) -> SJac: d new_state[a] / d phi[p]
+    K: dict  # (z, v) -> SJac for derived leaves z: d new_state[z] / d new_state[v] (same step)
+    derived: tuple  # indices of derived state leaves
+    out_H: dict  # (k, b) -> SJac: d output[k] / d state[b] (only when requested)
+    out_F: dict  # (k, p) -> SJac
+    cost: int  # multiplications spent by the elimination
+
+
+class StepGraph:
+    """The traced, classified step of ``cell`` for inputs shaped like ``x``."""
+
+    def __init__(self, cell, x):
+        params, static = eqx.partition(cell, eqx.is_inexact_array)
+        p_leaves, self.p_def = jax.tree_util.tree_flatten(params)
+        state = cell.initial_state()
+        s_leaves, self.s_def = jax.tree_util.tree_flatten(state)
+        x_leaves, self.x_def = jax.tree_util.tree_flatten(x)
+        self.static_part = static
+        self.owner = type(cell).__name__
+        self.p_shapes = [tuple(jnp.shape(p)) for p in p_leaves]
+        self.s_shapes = [tuple(jnp.shape(s)) for s in s_leaves]
+
+        def step(p, s, xx):
+            c = eqx.combine(jax.tree_util.tree_unflatten(self.p_def, p), static)
+            new_s, out = c(
+                jax.tree_util.tree_unflatten(self.s_def, s),
+                jax.tree_util.tree_unflatten(self.x_def, xx),
+            )
+            new_leaves, new_def = jax.tree_util.tree_flatten(new_s)
+            if new_def != self.s_def:
+                raise ValueError(
+                    f"{self.owner}.__call__ returned a state of structure {new_def}, but "
+                    f"initial_state() has structure {self.s_def}"
+                )
+            out_leaves, self.out_def = jax.tree_util.tree_flatten(out)
+            return new_leaves, out_leaves
+
+        with jax.ensure_compile_time_eval():
+            closed = jax.make_jaxpr(step)(p_leaves, s_leaves, x_leaves)
+        aval = lambda a, name: Node(tuple(jnp.shape(a)), jnp.result_type(a), name)  # noqa: E731
+        self.p_nodes = [aval(a, f"param{k}") for k, a in enumerate(p_leaves)]
+        self.s_nodes = [aval(a, f"state{k}") for k, a in enumerate(s_leaves)]
+        self.x_nodes = [aval(a, f"x{k}") for k, a in enumerate(x_leaves)]
+        self.flat: Flat = Flat()
+        for n in self.s_nodes + self.x_nodes + self.p_nodes:
+            if not _is_float(n.dtype):
+                self.flat.nondiff.add(n.id)
+        _, outs = flatten(
+            closed.jaxpr, closed.consts, self.p_nodes + self.s_nodes + self.x_nodes, self.flat
+        )
+        self.state_out = outs[: len(s_leaves)]
+        self.out = outs[len(s_leaves) :]
+        self._classify()
+
+    # ----- classification (trace time) --------------------------------------------------------
+    def _classify(self):
+        flat = self.flat
+        dyn = {n.id for n in self.s_nodes + self.x_nodes}
+        pdiff = {n.id for n in self.p_nodes if _is_float(n.dtype)}
+        for e in flat.eqns:
+            node_ins = [a for a in e.inputs if isinstance(a, Node)]
+            if any(a.id in dyn for a in node_ins):
+                dyn.update(o.id for o in e.outputs)
+            if e.kind in ("op", "alias") and not (e.primitive and has_zero_derivative(e.primitive)):
+                if any(a.id in pdiff for a in node_ins):
+                    pdiff.update(o.id for o in e.outputs if _is_float(o.dtype))
+        self.dyn = dyn
+        phi: dict[int, Node] = {}
+        for e in flat.eqns:
+            if e.kind not in ("op", "alias") or not any(o.id in dyn for o in e.outputs):
+                continue
+            for a in e.inputs:
+                if isinstance(a, Node) and a.id not in dyn and a.id in pdiff:
+                    phi.setdefault(a.id, a)
+        for a in self.state_out + self.out:
+            if isinstance(a, Node) and a.id not in dyn and a.id in pdiff:
+                phi.setdefault(a.id, a)
+        order = {e.id: k for k, e in enumerate(self._all_nodes())}
+        self.phi_nodes = sorted(phi.values(), key=lambda n: order.get(n.id, -1))
+        # Vertices: values with a differentiable dependence on the old state or on phi.
+        vd = {n.id for n in self.s_nodes if _is_float(n.dtype)} | set(phi)
+        for e in flat.eqns:
+            if e.kind not in ("op", "alias") or (e.primitive and has_zero_derivative(e.primitive)):
+                continue
+            if any(isinstance(a, Node) and a.id in vd and a.id not in flat.nondiff
+                   for a in e.inputs):
+                vd.update(o.id for o in e.outputs if _is_float(o.dtype) and o.id in dyn)
+        self.vd = vd
+        self._static_patterns()
+
+    def _all_nodes(self):
+        seen = list(self.p_nodes) + list(self.s_nodes) + list(self.x_nodes)
+        for e in self.flat.eqns:
+            seen.extend(e.outputs)
+        return seen
+
+    def _static_patterns(self):
+        """Structural non-zeros of the traced parameters, from constants known at trace time."""
+        concrete: dict[int, np.ndarray] = {}
+        pattern: dict[int, np.ndarray | None] = {}
+
+        def value_of(a):
+            if isinstance(a, Const):
+                return np.asarray(a.value)
+            return concrete.get(a.id)
+
+        def pattern_of(a):
+            v = value_of(a)
+            if v is not None:
+                return v != 0
+            return pattern.get(a.id)
+
+        with jax.ensure_compile_time_eval():
+            for e in self.flat.eqns:
+                if e.kind == "alias" or any(o.id in self.dyn for o in e.outputs):
+                    continue
+                ins = [value_of(a) for a in e.inputs]
+                if e.kind == "nondiff":
+                    if ins[0] is not None:
+                        concrete[e.outputs[0].id] = ins[0]
+                    continue
+                if all(v is not None for v in ins):
+                    outs = jc.bind(e.primitive, e.params, *ins)
+                    for o, v in zip(e.outputs, outs):
+                        concrete[o.id] = np.asarray(v)
+                    continue
+                name = e.primitive.name
+                out = e.outputs[0]
+                if name == "mul":
+                    pats = [pattern_of(a) for a in e.inputs]
+                    if any(p is not None for p in pats):
+                        p = np.ones(out.shape, bool)
+                        for q in pats:
+                            if q is not None:
+                                p = p & np.broadcast_to(q, out.shape)
+                        pattern[out.id] = p
+                elif name == "select_n":
+                    pred = value_of(e.inputs[0])
+                    if pred is not None:
+                        p = np.zeros(out.shape, bool)
+                        for k, case in enumerate(e.inputs[1:]):
+                            q = pattern_of(case)
+                            q = np.ones(out.shape, bool) if q is None else np.broadcast_to(
+                                q, out.shape)
+                            sel = (pred == k) if pred.dtype != bool else (pred if k else ~pred)
+                            p = p | (np.broadcast_to(sel, out.shape) & q)
+                        pattern[out.id] = p
+                elif name == "convert_element_type" and pattern_of(e.inputs[0]) is not None:
+                    pattern[out.id] = pattern_of(e.inputs[0])
+        self.patterns = {n.id: pattern.get(n.id) for n in self.phi_nodes}
+
+    # ----- evaluation (inside jit / vmap / scan) ----------------------------------------------
+    def split(self, cell):
+        """The cell's parameter leaves, in the order the graph expects."""
+        params, _ = eqx.partition(cell, eqx.is_inexact_array)
+        return jax.tree_util.tree_leaves(params)
+
+    def values(self, p_leaves, s_leaves, x_leaves) -> dict:
+        env: dict = {}
+        for nodes, vals in ((self.p_nodes, p_leaves), (self.s_nodes, s_leaves),
+                            (self.x_nodes, x_leaves)):
+            for n, v in zip(nodes, vals):
+                env[n.id] = v
+        for e in self.flat.eqns:
+            if e.kind == "alias":
+                continue
+            ins = [a.value if isinstance(a, Const) else env[a.id] for a in e.inputs]
+            outs = ins if e.kind == "nondiff" else jc.bind(e.primitive, e.params, *ins)
+            for o, v in zip(e.outputs, outs):
+                env[o.id] = v
+        return env
+
+    def jacobians(self, p_leaves, s_leaves, x_leaves, *, order="auto", output_map=False):
+        env = self.values(p_leaves, s_leaves, x_leaves)
+        read = lambda a: a.value if isinstance(a, Const) else env[a.id]  # noqa: E731
+        graph = Graph()
+        vd, dyn = self.vd, self.dyn
+        topo = []
+        for e in self.flat.eqns:
+            outs_v = [o for o in e.outputs if o.id in vd]
+            if not outs_v:
+                continue
+            if e.kind == "alias":
+                src = e.inputs[0]
+                if isinstance(src, Node) and src.id in vd:
+                    o = e.outputs[0]
+                    graph.add_edge(o.id, src.id, diagonal(o.shape, jnp.ones((), o.dtype),
+                                                          const=True))
+                topo.extend(o.id for o in outs_v)
+                continue
+            if e.kind != "op":
+                continue
+            wrt = [isinstance(a, Node) and a.id in vd and a.id not in self.flat.nondiff
+                   for a in e.inputs]
+            if not any(wrt):
+                continue
+            ctx = RuleContext(
+                e.primitive, e.params, [read(a) for a in e.inputs], [env[o.id] for o in e.outputs],
+                wrt, [isinstance(a, Const) or a.id not in dyn for a in e.inputs],
+                [self.patterns.get(a.id) if isinstance(a, Node) else None for a in e.inputs],
+            )
+            rows = rule_for(e.primitive, self.owner)(ctx)
+            for o, row in zip(e.outputs, rows):
+                if o.id not in vd:
+                    continue
+                for k, (a, jac) in enumerate(zip(e.inputs, row)):
+                    if jac is not None and wrt[k]:
+                        graph.add_edge(o.id, a.id, jac)
+            topo.extend(o.id for o in outs_v)
+
+        # Outputs get vertices of their own, so that one value feeding two outputs (or an
+        # output feeding the next step's computation) is never eliminated away.
+        state_v, sources = {}, {}
+        for a, node in enumerate(self.state_out):
+            if isinstance(node, Node) and node.id in vd:
+                state_v[a] = ("state_out", a)
+                sources[a] = node.id
+                graph.add_edge(state_v[a], node.id, diagonal(node.shape, jnp.ones((), node.dtype),
+                                                             const=True))
+        out_v = {}
+        if output_map:
+            for k, node in enumerate(self.out):
+                if isinstance(node, Node) and node.id in vd:
+                    out_v[k] = ("out", k)
+                    graph.add_edge(out_v[k], node.id, diagonal(node.shape,
+                                                               jnp.ones((), node.dtype),
+                                                               const=True))
+        inputs = {n.id for n in self.s_nodes} | {n.id for n in self.phi_nodes}
+        seen = set()
+        topo = [v for v in topo if not (v in seen or seen.add(v))]
+        keep = inputs | set(sources.values())
+        cost = eliminate(graph, [v for v in topo if v not in keep], order)
+
+        # A new state leaf whose only predecessors are other new state leaves is derived.
+        source_leaf = {}
+        for a, src in sources.items():
+            source_leaf.setdefault(src, a)
+        derived, K = [], {}
+        for a, src in sources.items():
+            if src in inputs or source_leaf[src] != a:
+                continue
+            preds = graph.preds[src]
+            if preds and all(p in source_leaf and p != src for p in preds):
+                derived.append(a)
+        derived = [a for a in derived
+                   if all(source_leaf[p] not in derived for p in graph.preds[sources[a]])]
+        for a in derived:
+            for p in graph.preds[sources[a]]:
+                K[(a, source_leaf[p])] = graph.edges[(sources[a], p)]
+        remaining = [v for v in topo if v in set(sources.values()) and v not in inputs]
+        cost += eliminate(graph, remaining, order)
+
+        s_ids = {n.id: b for b, n in enumerate(self.s_nodes)}
+        p_ids = {n.id: p for p, n in enumerate(self.phi_nodes)}
+        H, F, out_H, out_F = {}, {}, {}, {}
+        for (succ, pred), jac in graph.edges.items():
+            if isinstance(succ, tuple) and succ[0] == "state_out":
+                target_h, target_f, a = H, F, succ[1]
+            elif isinstance(succ, tuple) and succ[0] == "out":
+                target_h, target_f, a = out_H, out_F, succ[1]
+            else:
+                continue
+            if pred in s_ids:
+                target_h[(a, s_ids[pred])] = jac
+            elif pred in p_ids:
+                target_f[(a, p_ids[pred])] = jac
+        return StepJacobians(
+            new_state=[read(n) for n in self.state_out],
+            output=[read(n) for n in self.out],
+            phi=[env[n.id] for n in self.phi_nodes],
+            H=H, F=F, K=K, derived=tuple(sorted(derived)), out_H=out_H, out_F=out_F, cost=cost,
+        )
+
+    # ----- traced parameters back to the cell's parameters ------------------------------------
+    def phi_of(self, p_leaves):
+        """The traced parameters as a function of the parameter leaves (the static part)."""
+        env = {n.id: v for n, v in zip(self.p_nodes, p_leaves)}
+        for e in self.flat.eqns:
+            if e.kind == "alias" or any(o.id in self.dyn for o in e.outputs):
+                continue
+            ins = []
+            for a in e.inputs:
+                if isinstance(a, Const):
+                    ins.append(a.value)
+                elif a.id in env:
+                    ins.append(env[a.id])
+                else:
+                    break
+            else:
+                outs = ins if e.kind == "nondiff" else jc.bind(e.primitive, e.params, *ins)
+                for o, v in zip(e.outputs, outs):
+                    env[o.id] = v
+        return [env[n.id] for n in self.phi_nodes]

@@ -1,0 +1,372 @@
+"""Structured Jacobians: the values the trace engine multiplies.
+
+A Jacobian ``J`` of an output of shape ``V`` with respect to an input of shape ``U`` is stored as
+
+    J[v, u] = val[classes] * prod_{(o, i) in ties} delta(v_o, u_i)
+
+Every output dim ``o`` and every input dim ``i`` belongs to exactly one *class*: a tie ``(o, i)``
+(an identity between the two dims), a free output dim ``(o, None)`` or a free input dim
+``(None, i)``. ``val`` is an array over a subset of the classes (``val_keys``); along a class that
+``val`` omits, the Jacobian is constant. So a diagonal is ``ties = all (k, k)`` with ``val`` over
+them; a fixed leak is the same with a scalar ``val``; the Jacobian of ``W @ x`` with respect to
+``W`` is ``ties = {(0, 0)}`` with ``val = x`` over the free input dim ``(None, 1)``: an array shaped
+like ``x``, never like ``W``. Dense is no ties and ``val`` over every class.
+
+Products and sums of these are computed on ``val`` with one ``einsum``; identities are never
+materialised unless a sum of two different structures forces it.
+
+``pattern`` optionally records which entries of ``val`` are structurally non-zero (a numpy bool
+array known at trace time, e.g. a weight masked by a constant). ``const`` records that ``val``
+does not change from one time step to the next.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import math
+import string
+
+import jax.numpy as jnp
+import numpy as np
+
+Key = tuple  # (out_dim | None, in_dim | None)
+
+
+@dataclasses.dataclass(frozen=True)
+class Abstract:
+    """A stand-in for ``val`` when only the structure is wanted (planning an elimination)."""
+
+    shape: tuple[int, ...]
+    dtype: object = np.float32
+
+    @property
+    def ndim(self) -> int:
+        return len(self.shape)
+
+
+def abstract(j: "SJac") -> "SJac":
+    return dataclasses.replace(j, val=Abstract(tuple(np.shape(j.val)), j.val.dtype))
+
+
+def _is_abstract(*vals) -> bool:
+    return any(isinstance(v, Abstract) for v in vals)
+
+
+@dataclasses.dataclass(frozen=True)
+class SJac:
+    out_shape: tuple[int, ...]
+    in_shape: tuple[int, ...]
+    ties: frozenset  # of (out_dim, in_dim)
+    val: object  # jax/numpy array with axes ordered as val_keys
+    val_keys: tuple[Key, ...]
+    const: bool = False
+    pattern: np.ndarray | None = None
+
+    # ----- structure -------------------------------------------------------------------------
+    def key_size(self, key: Key) -> int:
+        o, i = key
+        return self.out_shape[o] if o is not None else self.in_shape[i]
+
+    def classes(self) -> list[Key]:
+        tied_o = {o for o, _ in self.ties}
+        tied_i = {i for _, i in self.ties}
+        keys = sorted(self.ties)
+        keys += [(o, None) for o in range(len(self.out_shape)) if o not in tied_o]
+        keys += [(None, i) for i in range(len(self.in_shape)) if i not in tied_i]
+        return keys
+
+    def class_of_out(self, o: int) -> Key:
+        for t in self.ties:
+            if t[0] == o:
+                return t
+        return (o, None)
+
+    def class_of_in(self, i: int) -> Key:
+        for t in self.ties:
+            if t[1] == i:
+                return t
+        return (None, i)
+
+    @property
+    def structure(self):
+        """Hashable description of everything but the numbers."""
+        return (self.out_shape, self.in_shape, self.ties, frozenset(self.val_keys))
+
+    @property
+    def stored_size(self) -> int:
+        """Number of floats kept for this Jacobian (the size of ``val``)."""
+        return int(math.prod(self.key_size(k) for k in self.val_keys))
+
+    @property
+    def dense_size(self) -> int:
+        return int(math.prod(self.out_shape) * math.prod(self.in_shape))
+
+    def __repr__(self):
+        return (
+            f"SJac(out={self.out_shape}, in={self.in_shape}, ties={sorted(self.ties)}, "
+            f"val_keys={list(self.val_keys)}, const={self.const})"
+        )
+
+    # ----- constructors ------------------------------------------------------------------------
+    @staticmethod
+    def identity_like(shape, val=1.0, *, const=True, dtype=jnp.float32):
+        return diagonal(tuple(shape), jnp.asarray(val, dtype), const=const)
+
+
+def diagonal(shape: tuple[int, ...], d, *, const: bool, pattern=None) -> SJac:
+    """Elementwise Jacobian ``diag(d)`` with ``d`` of ``shape`` or broadcastable to it."""
+    d = jnp.asarray(d)
+    nd = len(shape)
+    if d.ndim < nd:
+        d = d.reshape((1,) * (nd - d.ndim) + d.shape)
+    keys = [(k, k) for k in range(nd)]
+    return _squeeze_broadcast(
+        SJac(tuple(shape), tuple(shape), frozenset(keys), d, tuple(keys), const, pattern)
+    )
+
+
+def dense(out_shape, in_shape, m, *, const: bool, pattern=None) -> SJac:
+    out_shape, in_shape = tuple(out_shape), tuple(in_shape)
+    keys = tuple((o, None) for o in range(len(out_shape))) + tuple(
+        (None, i) for i in range(len(in_shape))
+    )
+    return SJac(out_shape, in_shape, frozenset(), m, keys, const, pattern)
+
+
+def _squeeze_broadcast(j: SJac) -> SJac:
+    """Drop val axes of size 1 that stand for classes of size > 1 (a broadcast)."""
+    val, keys, pat = j.val, list(j.val_keys), j.pattern
+    drop = [ax for ax, k in enumerate(keys) if val.shape[ax] == 1 and j.key_size(k) != 1]
+    if not drop:
+        return j
+    val = jnp.squeeze(val, axis=tuple(drop))
+    if pat is not None:
+        pat = np.squeeze(pat, axis=tuple(drop))
+    keys = [k for ax, k in enumerate(keys) if ax not in drop]
+    return dataclasses.replace(j, val=val, val_keys=tuple(keys), pattern=pat)
+
+
+# ----- algebra -------------------------------------------------------------------------------
+_LETTERS = string.ascii_letters
+
+
+def _einsum_pattern(spec_in, patterns, shapes, spec_out):
+    mats = [
+        (np.ones(s, np.int64) if p is None else p.astype(np.int64)) for p, s in zip(patterns, shapes)
+    ]
+    return np.einsum(",".join(spec_in) + "->" + spec_out, *mats) > 0
+
+
+def _plan(a: SJac, b: SJac):
+    """Group the classes of ``a`` and ``b`` that meet at a dim of their shared shape U.
+
+    Each group then has at most one output dim (of ``a``) and one input dim (of ``b``): a class
+    never spans two dims on one side.
+    """
+    if a.in_shape != b.out_shape:
+        raise ValueError(f"cannot compose Jacobians: {a.in_shape} != {b.out_shape}")
+    group_of: dict = {}
+    groups: list[dict] = []
+    for ka in a.classes():
+        group_of[("a", ka)] = len(groups)
+        groups.append({"v": ka[0], "w": None, "size": a.key_size(ka)})
+    for kb in b.classes():
+        if kb[0] is not None:
+            g = group_of[("a", a.class_of_in(kb[0]))]
+        else:
+            g = len(groups)
+            groups.append({"v": None, "w": None, "size": b.key_size(kb)})
+        group_of[("b", kb)] = g
+        groups[g]["w"] = kb[1]
+    used = {group_of[("a", k)] for k in a.val_keys} | {group_of[("b", k)] for k in b.val_keys}
+    return group_of, groups, used
+
+
+def compose_cost(a: SJac, b: SJac) -> int:
+    """Multiplications of ``compose(a, b)``, from the structure alone."""
+    _, groups, used = _plan(a, b)
+    return int(math.prod(groups[g]["size"] for g in used)) if used else 1
+
+
+def compose(a: SJac, b: SJac) -> SJac:
+    """``a @ b`` for ``a: V <- U`` and ``b: U <- W``."""
+    group_of, groups, used = _plan(a, b)
+    letter = {g: _LETTERS[n] for n, g in enumerate(sorted(set(group_of.values())))}
+    spec_a = "".join(letter[group_of[("a", k)]] for k in a.val_keys)
+    spec_b = "".join(letter[group_of[("b", k)]] for k in b.val_keys)
+    kept = [g for g in sorted(used) if groups[g]["v"] is not None or groups[g]["w"] is not None]
+    spec_out = "".join(letter[g] for g in kept)
+    if _is_abstract(a.val, b.val):
+        val = Abstract(tuple(groups[g]["size"] for g in kept))
+    else:
+        val = jnp.einsum(f"{spec_a},{spec_b}->{spec_out}", a.val, b.val)
+    # A summed dim along which neither factor varies contributes its size.
+    all_groups = set(group_of.values())
+    factor = math.prod(
+        groups[g]["size"]
+        for g in all_groups - used
+        if groups[g]["v"] is None and groups[g]["w"] is None
+    )
+    if factor != 1 and not _is_abstract(val):
+        val = val * factor
+    pattern = None
+    if a.pattern is not None or b.pattern is not None:
+        pattern = _einsum_pattern(
+            [spec_a, spec_b], [a.pattern, b.pattern], [np.shape(a.val), np.shape(b.val)], spec_out
+        )
+    ties = frozenset(
+        (groups[g]["v"], groups[g]["w"])
+        for g in all_groups
+        if groups[g]["v"] is not None and groups[g]["w"] is not None
+    )
+    keys = tuple((groups[g]["v"], groups[g]["w"]) for g in kept)
+    return SJac(a.out_shape, b.in_shape, ties, val, keys, a.const and b.const, pattern)
+
+
+def untie(j: SJac, tie) -> SJac:
+    """Replace the identity of ``tie`` by an explicit eye in ``val``."""
+    o, i = tie
+    size = j.out_shape[o]
+    keys = list(j.val_keys)
+    pat = j.pattern
+    if _is_abstract(j.val):
+        keys = [k for k in keys if k != tie] + [(o, None), (None, i)]
+        val = Abstract(tuple(j.key_size(k) if k != (None, i) else j.in_shape[i] for k in keys))
+        return SJac(j.out_shape, j.in_shape, j.ties - {tie}, val, tuple(keys), j.const, None)
+    eye = jnp.eye(size, dtype=j.val.dtype)
+    if tie in keys:
+        ax = keys.index(tie)
+        val = jnp.moveaxis(j.val, ax, -1)[..., :, None] * eye
+        keys = keys[:ax] + keys[ax + 1 :]
+        if pat is not None:
+            pat = np.moveaxis(pat, ax, -1)[..., :, None] & np.eye(size, dtype=bool)
+    else:
+        val = j.val[..., None, None] * eye
+        if pat is not None:
+            pat = pat[..., None, None] & np.eye(size, dtype=bool)
+    keys += [(o, None), (None, i)]
+    return SJac(j.out_shape, j.in_shape, j.ties - {tie}, val, tuple(keys), j.const, pat)
+
+
+def expand_to(j: SJac, keys: tuple[Key, ...]) -> SJac:
+    """Broadcast ``val`` so that its axes are exactly ``keys`` (a superset of ``val_keys``)."""
+    keys = tuple(keys)
+    if tuple(j.val_keys) == keys:
+        return j
+    if any(k not in keys for k in j.val_keys):
+        raise ValueError(f"cannot expand val over {j.val_keys} to {keys}")
+    shape = tuple(j.key_size(k) for k in keys)
+    order = [keys.index(k) for k in j.val_keys]
+    perm = tuple(int(p) for p in np.argsort(order))
+    present = set(order)
+    squeezed = tuple(shape[n] if n in present else 1 for n in range(len(keys)))
+    if _is_abstract(j.val):
+        return dataclasses.replace(j, val=Abstract(shape), val_keys=keys, pattern=None)
+    val = jnp.broadcast_to(jnp.reshape(jnp.transpose(j.val, perm), squeezed), shape)
+    pat = None
+    if j.pattern is not None:
+        pat = np.broadcast_to(np.reshape(np.transpose(j.pattern, perm), squeezed), shape)
+    return dataclasses.replace(j, val=val, val_keys=keys, pattern=pat)
+
+
+def coerce(j: SJac, ties: frozenset, keys: tuple[Key, ...]) -> SJac:
+    """Rewrite ``j`` in a coarser structure: fewer ties, more val classes."""
+    if not ties <= j.ties:
+        raise ValueError(f"cannot coerce: ties {sorted(ties)} not a subset of {sorted(j.ties)}")
+    for t in sorted(j.ties - ties):
+        j = untie(j, t)
+    return expand_to(j, tuple(keys))
+
+
+def join_structure(a: SJac, b: SJac):
+    """The finest structure that can hold both ``a`` and ``b``: common ties, union of classes."""
+    ties = a.ties & b.ties
+    keys = set()
+    for j in (a, b):
+        for k in j.val_keys:
+            if k in ties or k[0] is None or k[1] is None:
+                keys.add(k)
+        for t in j.ties - ties:
+            keys.add((t[0], None))
+            keys.add((None, t[1]))
+    # A class that is tied in the result can only appear as the tie itself.
+    return ties, tuple(sorted(keys, key=_key_order))
+
+
+def _key_order(k):
+    o, i = k
+    return (o if o is not None else 10**6, i if i is not None else 10**6)
+
+
+def add(a: SJac, b: SJac) -> SJac:
+    if a.out_shape != b.out_shape or a.in_shape != b.in_shape:
+        raise ValueError(f"cannot add Jacobians of shapes {a.out_shape}<-{a.in_shape} and "
+                         f"{b.out_shape}<-{b.in_shape}")
+    ties, keys = join_structure(a, b)
+    a2, b2 = coerce(a, ties, keys), coerce(b, ties, keys)
+    pattern = None
+    if a2.pattern is not None and b2.pattern is not None:
+        pattern = a2.pattern | b2.pattern
+    val = a2.val if _is_abstract(a2.val, b2.val) else a2.val + b2.val
+    return SJac(a.out_shape, a.in_shape, ties, val, keys, a.const and b.const, pattern)
+
+
+def scale(j: SJac, c) -> SJac:
+    return dataclasses.replace(j, val=j.val * c)
+
+
+def materialize(j: SJac):
+    """The dense ``[*out_shape, *in_shape]`` array (for tests and debugging)."""
+    no, ni = len(j.out_shape), len(j.in_shape)
+    out_letters = [_LETTERS[k] for k in range(no)]
+    in_letters = [_LETTERS[no + k] for k in range(ni)]
+    operands, specs = [j.val], []
+    letter_of = {}
+    for k in j.classes():
+        o, i = k
+        letter_of[k] = out_letters[o] if o is not None else in_letters[i]
+    specs.append("".join(letter_of[k] for k in j.val_keys))
+    for o, i in sorted(j.ties):
+        operands.append(jnp.eye(j.out_shape[o], dtype=j.val.dtype))
+        specs.append(out_letters[o] + in_letters[i])
+    covered = set("".join(specs))
+    for k in j.classes():
+        o, i = k
+        for letter, size in (
+            (out_letters[o] if o is not None else None, j.out_shape[o] if o is not None else 0),
+            (in_letters[i] if i is not None else None, j.in_shape[i] if i is not None else 0),
+        ):
+            if letter is not None and letter not in covered:
+                operands.append(jnp.ones(size, j.val.dtype))
+                specs.append(letter)
+                covered.add(letter)
+    spec = ",".join(specs) + "->" + "".join(out_letters + in_letters)
+    return jnp.einsum(spec, *operands)
+
+
+def diagonal_part(j: SJac) -> SJac | None:
+    """The neuron-local part of a block between two leaves of one shape: entries with equal
+    output and input index. ``None`` when that part is structurally zero."""
+    if j.out_shape != j.in_shape:
+        return None
+    nd = len(j.out_shape)
+    full = frozenset((k, k) for k in range(nd))
+    if j.ties == full:
+        return j
+    if j.pattern is not None:
+        m = np.asarray(materialize_pattern(j))
+        flat = m.reshape(math.prod(j.out_shape), math.prod(j.in_shape))
+        if not np.any(np.diagonal(flat)):
+            return None
+    dense_val = materialize(j)
+    n = math.prod(j.out_shape)
+    d = jnp.diagonal(dense_val.reshape(n, n)).reshape(j.out_shape)
+    return diagonal(j.out_shape, d, const=j.const)
+
+
+def materialize_pattern(j: SJac) -> np.ndarray:
+    """Boolean non-zero pattern of the dense Jacobian (numpy, trace time)."""
+    fake = dataclasses.replace(
+        j, val=np.ones(np.shape(j.val)) if j.pattern is None else j.pattern.astype(float)
+    )
+    return np.asarray(materialize(fake)) != 0
