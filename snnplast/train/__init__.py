@@ -1,0 +1,18 @@
+"""Training: a model by name, the per-step objective, the gradient dispatch and the loop.
+
+>>> from snnplast.data import load_dataset
+>>> from snnplast.train import TrainConfig, fit
+>>> summary = fit(TrainConfig(model="rlif", epochs=2), load_dataset("synth"), "runs/demo")
+"""
+
+from ._checkpoint import load_model as load_model
+from ._config import TrainConfig as TrainConfig
+from ._method import METHODS as METHODS
+from ._method import parse_method as parse_method
+from ._models import MODELS as MODELS
+from ._models import build_model as build_model
+from ._objective import batch_objective as batch_objective
+from ._objective import cross_entropy as cross_entropy
+from ._objective import loss_and_grad as loss_and_grad
+from ._objective import sample_objective as sample_objective
+from ._trainer import fit as fit

@@ -1,0 +1,68 @@
+"""Files of a run, written atomically: a crash leaves the previous complete file, never half of one."""
+
+from __future__ import annotations
+
+import io
+import json
+import os
+from pathlib import Path
+
+import equinox as eqx
+import jax
+
+from ._models import build_model
+
+MODEL_FILE = "model.eqx"
+MODEL_SPEC_FILE = "model.json"
+
+
+def write_atomic(path: str | os.PathLike, data: bytes) -> None:
+    """Write `data` to a temporary file beside `path`, then rename it over `path`."""
+    path = Path(path)
+    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+    try:
+        with open(tmp, "wb") as f:
+            f.write(data)
+            f.flush()
+            os.fsync(f.fileno())
+        os.replace(tmp, path)
+    finally:
+        tmp.unlink(missing_ok=True)
+
+
+def write_json(path: str | os.PathLike, value) -> None:
+    write_atomic(path, (json.dumps(value, indent=2) + "\n").encode())
+
+
+def write_jsonl(path: str | os.PathLike, records: list[dict]) -> None:
+    # Rewritten whole each time: appending in place could leave a torn last line.
+    write_atomic(path, "".join(json.dumps(r) + "\n" for r in records).encode())
+
+
+def save_model(out_dir: str | os.PathLike, model, spec: dict) -> None:
+    """Save `model`'s leaves and the `spec` (``build_model``'s arguments) that rebuilds its shape."""
+    buffer = io.BytesIO()
+    eqx.tree_serialise_leaves(buffer, model)
+    write_atomic(Path(out_dir) / MODEL_FILE, buffer.getvalue())
+    write_json(Path(out_dir) / MODEL_SPEC_FILE, spec)
+
+
+def load_model(out_dir: str | os.PathLike):
+    """Load the model saved by a training run in `out_dir`.
+
+    **Arguments:**
+
+    - `out_dir`: the run's folder, holding ``model.eqx`` and ``model.json``.
+
+    **Returns:** the :class:`snnplast.Sequential` with the saved weights.
+    """
+    out_dir = Path(out_dir)
+    for name in (MODEL_FILE, MODEL_SPEC_FILE):
+        if not (out_dir / name).is_file():
+            raise FileNotFoundError(f"{out_dir / name} not found: is {out_dir} a training run?")
+    spec = json.loads((out_dir / MODEL_SPEC_FILE).read_text())
+    # The key only shapes the skeleton; every leaf is then read from the file.
+    skeleton = build_model(
+        spec["model"], spec["n_in"], spec["hidden"], spec["n_classes"], key=jax.random.PRNGKey(0)
+    )
+    return eqx.tree_deserialise_leaves(out_dir / MODEL_FILE, skeleton)

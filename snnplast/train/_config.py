@@ -1,0 +1,73 @@
+"""``TrainConfig``: everything that defines a training run, validated on construction."""
+
+from __future__ import annotations
+
+import dataclasses
+import math
+
+from ._method import check_lam, parse_method
+from ._models import check_model
+
+
+def _positive_int(name: str, value) -> None:
+    if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+        raise ValueError(f"{name} must be an integer >= 1, got {value!r}")
+
+
+@dataclasses.dataclass(frozen=True)
+class TrainConfig:
+    """A training run's settings. Invalid values raise a one-line `ValueError` naming them.
+
+    **Fields:**
+
+    - `model`: a name of :func:`build_model` (``lif, alif, rlif, ralif, rnn, lstm, gru``).
+    - `hidden`: hidden neurons.
+    - `method`: the gradient method's text form (see :func:`parse_method`).
+    - `lam`: factor on the carried part of an online trace; 1.0 for ``bptt``.
+    - `epochs`: passes over the training split.
+    - `batch`: samples per optimiser step.
+    - `lr`: Adam's learning rate.
+    - `seed`: seeds the weights and the shuffling; the same seed gives the same run.
+    - `eval_batch`: samples per evaluation batch (memory only; results do not depend on it).
+    - `data`: the data set's name or path, recorded for provenance (``fit`` is given the data).
+    - `n_bins`: time bins the data was binned into, recorded likewise.
+    """
+
+    model: str = "rlif"
+    hidden: int = 128
+    method: str = "bptt"
+    lam: float = 1.0
+    epochs: int = 10
+    batch: int = 32
+    lr: float = 2e-3
+    seed: int = 0
+    eval_batch: int = 250
+    data: str = "synth"
+    n_bins: int = 100
+
+    def __post_init__(self):
+        check_model(self.model)
+        for name in ("hidden", "epochs", "batch", "eval_batch", "n_bins"):
+            _positive_int(name, getattr(self, name))
+        lr = self.lr
+        if (
+            isinstance(lr, bool)
+            or not isinstance(lr, int | float)
+            or not (math.isfinite(lr) and lr > 0)
+        ):
+            raise ValueError(f"lr must be a finite number > 0, got {lr!r}")
+        if isinstance(self.seed, bool) or not isinstance(self.seed, int) or self.seed < 0:
+            raise ValueError(f"seed must be an integer >= 0, got {self.seed!r}")
+        check_lam(parse_method(self.method), self.lam)
+
+    def to_dict(self) -> dict:
+        return dataclasses.asdict(self)
+
+    @classmethod
+    def from_dict(cls, values: dict) -> TrainConfig:
+        """Rebuild a config written by :meth:`to_dict`; unknown keys are an error."""
+        known = {f.name for f in dataclasses.fields(cls)}
+        unknown = sorted(set(values) - known)
+        if unknown:
+            raise ValueError(f"unknown TrainConfig fields {unknown}; known: {sorted(known)}")
+        return cls(**values)

@@ -1,0 +1,81 @@
+"""The training objective and the one place where a gradient method is dispatched.
+
+The loss is a cross-entropy at **every** time step of the readout's output against the
+sample's label, summed over time and averaged over the batch. A per-step loss gives an error
+signal at every step, which online methods need (a loss only at the end would leave them
+nothing to learn from until the sequence is over). The prediction is the argmax of the readout
+summed over time, the same quantity the per-step loss pushes up for the true class.
+
+Cells describe one sample; batches are formed with ``jax.vmap`` over samples.
+"""
+
+from __future__ import annotations
+
+import equinox as eqx
+import jax
+import jax.numpy as jnp
+from jaxtyping import Array, Float, Int
+
+from .._cell import Cell
+from .._rollout import unroll
+from ._method import METHODS
+
+
+def cross_entropy(logits: Float[Array, " K"], label: Int[Array, ""]) -> Float[Array, ""]:
+    """Cross-entropy of one step: ``logsumexp(logits) - logits[label]``."""
+    return jax.nn.logsumexp(logits) - logits[label]
+
+
+def sample_objective(model: Cell, x: Float[Array, "T C"], label: Int[Array, ""]):
+    """The loss of one sample and its class scores.
+
+    The loss equals ``snnplast.sequence_loss(model, x, [label] * T, cross_entropy)``; it is
+    computed from the unrolled outputs here so that the scores come from the same pass.
+
+    **Returns:** ``(loss, scores)``: the per-step cross-entropy summed over time (a scalar) and
+    the readout summed over time ``[K]``, whose argmax is the prediction.
+    """
+    targets = jnp.broadcast_to(label, x.shape[:1])
+    _, outputs = unroll(model, x)
+    loss = jnp.sum(jax.vmap(cross_entropy)(outputs, targets))
+    return loss, jnp.sum(outputs, axis=0)
+
+
+def batch_objective(model: Cell, x: Float[Array, "B T C"], y: Int[Array, " B"]):
+    """The batch-mean loss and the per-sample scores ``[B, K]`` (``vmap`` over samples)."""
+    losses, scores = jax.vmap(sample_objective, in_axes=(None, 0, 0))(model, x, y)
+    return jnp.mean(losses), scores
+
+
+def evaluate_batch(model: Cell, x: Float[Array, "B T C"], y: Int[Array, " B"], weight):
+    """Summed loss and number of correct predictions over the samples with ``weight`` 1.
+
+    `weight` ``[B]`` is 0 on padding, so that every evaluation batch has one shape and the
+    evaluation compiles once.
+    """
+    losses, scores = jax.vmap(sample_objective, in_axes=(None, 0, 0))(model, x, y)
+    correct = (jnp.argmax(scores, axis=-1) == y).astype(weight.dtype)
+    return jnp.sum(weight * losses), jnp.sum(weight * correct)
+
+
+def loss_and_grad(model: Cell, x: Float[Array, "B T C"], y: Int[Array, " B"], method="bptt"):
+    """The batch loss, the class scores and the gradient of the loss, by `method`.
+
+    Every gradient method of the trainer passes through here, so adding one (an online
+    transport policy supplying its own batched loss and gradient) is a change in this function
+    and in :func:`parse_method` only.
+
+    **Arguments:**
+
+    - `model`: the network, a :class:`snnplast.Cell` for one sample.
+    - `x`: inputs ``[B, T, C]`` (floating point).
+    - `y`: labels ``[B]`` (int32).
+    - `method`: what :func:`parse_method` returns; ``"bptt"`` differentiates the batch mean
+      through the unrolled scan.
+
+    **Returns:** ``((loss, scores), grads)``: the batch-mean loss, the scores ``[B, K]`` and a
+    pytree shaped like `model` (``None`` where it has no trainable array).
+    """
+    if isinstance(method, str) and method == "bptt":
+        return eqx.filter_value_and_grad(batch_objective, has_aux=True)(model, x, y)
+    raise ValueError(f"loss_and_grad supports methods {', '.join(METHODS)}; got {method!r}")

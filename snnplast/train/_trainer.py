@@ -1,0 +1,247 @@
+"""``fit``: train a model on a spiking data set with a chosen gradient method."""
+
+from __future__ import annotations
+
+import math
+import os
+import time
+from pathlib import Path
+
+import equinox as eqx
+import jax
+import jax.numpy as jnp
+import numpy as np
+import optax
+from tqdm.auto import tqdm
+
+from ._batches import padded_batches, shuffled_batches
+from ._checkpoint import MODEL_FILE, MODEL_SPEC_FILE, save_model, write_json, write_jsonl
+from ._config import TrainConfig
+from ._method import parse_method
+from ._metrics import peak_memory_bytes, temp_bytes
+from ._models import build_model
+from ._objective import evaluate_batch, loss_and_grad
+
+METRICS_FILE = "metrics.jsonl"
+SUMMARY_FILE = "summary.json"
+
+
+def _make_train_step(optimizer, method):
+    @eqx.filter_jit
+    def step(model, opt_state, x, y):
+        # Data stays uint8 on the host and in transfer; the cast happens inside the step.
+        (loss, scores), grads = loss_and_grad(model, x.astype(jnp.float32), y, method)
+        params = eqx.filter(model, eqx.is_inexact_array)
+        # Optax's bias correction raises a Python float to an int32 step count, which strict
+        # dtype promotion (a user's or the tests' setting) rejects; the model stays strict.
+        with jax.numpy_dtype_promotion("standard"):
+            updates, opt_state = optimizer.update(grads, opt_state, params)
+        model = eqx.apply_updates(model, updates)
+        correct = jnp.sum((jnp.argmax(scores, axis=-1) == y).astype(jnp.int32))
+        return model, opt_state, loss, correct
+
+    return step
+
+
+@eqx.filter_jit
+def _eval_step(model, x, y, weight):
+    return evaluate_batch(model, x.astype(jnp.float32), y, weight)
+
+
+def _evaluate(model, split, size: int) -> tuple[float | None, float | None]:
+    """Mean loss and accuracy over a split; ``(None, None)`` for an empty split."""
+    n = len(split.y)
+    if n == 0:
+        return None, None
+    loss_sum, correct = 0.0, 0.0
+    for xb, yb, weight in padded_batches(split.x, split.y, min(size, n)):
+        loss_b, correct_b = _eval_step(model, xb, yb, weight)
+        loss_sum += float(loss_b)
+        correct += float(correct_b)
+    return loss_sum / n, correct / n
+
+
+def _check_dataset(dataset) -> None:
+    for name in ("train", "val", "test"):
+        split = getattr(dataset, name)
+        if split.x.ndim != 3 or split.x.shape[2] != dataset.n_channels:
+            raise ValueError(
+                f"{name} inputs must be [N, T, {dataset.n_channels}], got shape {split.x.shape}"
+            )
+        if len(split.y) and not (0 <= split.y.min() and split.y.max() < dataset.n_classes):
+            raise ValueError(
+                f"{name} labels must lie in [0, {dataset.n_classes}), got "
+                f"[{split.y.min()}, {split.y.max()}]"
+            )
+    if len(dataset.train.y) == 0:
+        raise ValueError("the training split is empty")
+
+
+def _dataset_info(dataset) -> dict:
+    return {
+        "source": dataset.source,
+        "n_classes": dataset.n_classes,
+        "n_channels": dataset.n_channels,
+        "n_bins": dataset.n_bins,
+        "n_train": len(dataset.train.y),
+        "n_val": len(dataset.val.y),
+        "n_test": len(dataset.test.y),
+    }
+
+
+def _best(records: list[dict]) -> dict:
+    scored = [r for r in records if r["val_accuracy"] is not None]
+    if not scored:
+        return {"best_epoch": None, "best_val_accuracy": None, "test_accuracy_at_best_val": None}
+    # The first epoch with the highest validation accuracy: model selection never sees test.
+    best = max(scored, key=lambda r: (r["val_accuracy"], -r["epoch"]))
+    return {
+        "best_epoch": best["epoch"],
+        "best_val_accuracy": best["val_accuracy"],
+        "test_accuracy_at_best_val": best["test_accuracy"],
+    }
+
+
+def fit(config: TrainConfig, dataset, out_dir: str | os.PathLike, progress: bool = True) -> dict:
+    """Train ``build_model(config.model, ...)`` on `dataset`, saving everything under `out_dir`.
+
+    Each epoch shuffles the training split (deterministically from ``config.seed``), takes one
+    Adam step per batch, then evaluates on the validation and test splits. At the end of every
+    epoch the model and the metrics so far are written, so an interrupted run keeps its
+    progress. The same config and data give the same metrics (timings aside).
+
+    Files written (atomically) in `out_dir`:
+
+    - ``metrics.jsonl``: one line per epoch: ``epoch, train_loss, train_accuracy, val_loss,
+      val_accuracy, test_loss, test_accuracy, seconds, train_seconds``.
+    - ``summary.json``: final ``val_accuracy`` and ``test_accuracy``, the epoch with the best
+      validation accuracy, ``wall_seconds``, ``compile_seconds``, ``seconds_per_epoch``
+      (training only), ``peak_memory_bytes`` (process peak RSS), ``step_temp_bytes`` (XLA's
+      scratch memory for one training step, None if unknown), the data set and the config.
+    - ``model.eqx`` (the final weights) and ``model.json`` (what rebuilds the model);
+      :func:`load_model` reads them back.
+
+    **Arguments:**
+
+    - `config`: a :class:`TrainConfig`.
+    - `dataset`: a ``snnplast.data.SpikeDataset`` (or any object with its fields).
+    - `out_dir`: folder for the files; created if missing, files in it overwritten.
+    - `progress`: show a progress bar per epoch with the running loss and accuracy.
+
+    **Returns:** the summary, as written to ``summary.json``.
+
+    **Raises:** `ValueError` for data that does not fit; `FloatingPointError` when the loss
+    becomes non-finite (the files keep the last complete epoch).
+    """
+    if not isinstance(config, TrainConfig):
+        raise TypeError(f"config must be a TrainConfig, got {type(config).__name__}")
+    _check_dataset(dataset)
+    start = time.perf_counter()
+    out_dir = Path(out_dir)
+    out_dir.mkdir(parents=True, exist_ok=True)
+
+    method = parse_method(config.method)
+    spec = {
+        "model": config.model,
+        "n_in": dataset.n_channels,
+        "hidden": config.hidden,
+        "n_classes": dataset.n_classes,
+    }
+    model_key = jax.random.PRNGKey(config.seed)
+    model = build_model(
+        config.model, dataset.n_channels, config.hidden, dataset.n_classes, key=model_key
+    )
+    optimizer = optax.adam(config.lr)
+    opt_state = optimizer.init(eqx.filter(model, eqx.is_inexact_array))
+    rng = np.random.default_rng(config.seed)
+    train = dataset.train
+    batch = min(config.batch, len(train.y))
+    n_steps = len(train.y) // batch
+
+    # Compiled ahead of time: the compile is timed apart from the epochs, and the same
+    # executable reports its scratch memory.
+    compile_start = time.perf_counter()
+    step = (
+        _make_train_step(optimizer, method)
+        .lower(model, opt_state, train.x[:batch], train.y[:batch])
+        .compile()
+    )
+    compile_seconds = time.perf_counter() - compile_start
+    step_temp_bytes = temp_bytes(step)
+
+    params = eqx.filter(model, eqx.is_inexact_array)
+    n_parameters = sum(a.size for a in jax.tree_util.tree_leaves(params))
+    records: list[dict] = []
+    summary: dict = {}
+    for epoch in range(1, config.epochs + 1):
+        epoch_start = time.perf_counter()
+        loss_sum, correct, seen = 0.0, 0, 0
+        bar = tqdm(
+            total=n_steps,
+            desc=f"epoch {epoch}/{config.epochs}",
+            disable=not progress,
+            dynamic_ncols=True,
+        )
+        with bar:
+            for index in shuffled_batches(len(train.y), batch, rng):
+                model, opt_state, loss, n_correct = step(
+                    model, opt_state, train.x[index], train.y[index]
+                )
+                loss = float(loss)
+                if not math.isfinite(loss):
+                    raise FloatingPointError(
+                        f"training diverged in epoch {epoch}: batch loss {loss}; "
+                        f"try a smaller learning rate than {config.lr}"
+                    )
+                loss_sum += loss * len(index)
+                correct += int(n_correct)
+                seen += len(index)
+                bar.update(1)
+                bar.set_postfix(loss=f"{loss_sum / seen:.3f}", acc=f"{correct / seen:.3f}")
+            train_seconds = time.perf_counter() - epoch_start
+            val_loss, val_accuracy = _evaluate(model, dataset.val, config.eval_batch)
+            test_loss, test_accuracy = _evaluate(model, dataset.test, config.eval_batch)
+            if val_accuracy is not None:
+                bar.set_postfix(
+                    loss=f"{loss_sum / seen:.3f}", acc=f"{correct / seen:.3f}",
+                    val_acc=f"{val_accuracy:.3f}",
+                )  # fmt: skip
+        records.append(
+            {
+                "epoch": epoch,
+                "train_loss": loss_sum / seen,
+                "train_accuracy": correct / seen,
+                "val_loss": val_loss,
+                "val_accuracy": val_accuracy,
+                "test_loss": test_loss,
+                "test_accuracy": test_accuracy,
+                "seconds": time.perf_counter() - epoch_start,
+                "train_seconds": train_seconds,
+            }
+        )
+        save_model(out_dir, model, spec)
+        write_jsonl(out_dir / METRICS_FILE, records)
+        summary = {
+            "complete": epoch == config.epochs,
+            "epochs_completed": epoch,
+            "val_accuracy": val_accuracy,
+            "test_accuracy": test_accuracy,
+            "train_accuracy": records[-1]["train_accuracy"],
+            **_best(records),
+            "wall_seconds": time.perf_counter() - start,
+            "compile_seconds": compile_seconds,
+            "seconds_per_epoch": float(np.mean([r["train_seconds"] for r in records])),
+            "peak_memory_bytes": peak_memory_bytes(),
+            "step_temp_bytes": step_temp_bytes,
+            "batch_used": batch,
+            "steps_per_epoch": n_steps,
+            "n_parameters": int(n_parameters),
+            "model": spec,
+            "dataset": _dataset_info(dataset),
+            "config": config.to_dict(),
+            "files": [METRICS_FILE, SUMMARY_FILE, MODEL_FILE, MODEL_SPEC_FILE],
+            "jax_version": jax.__version__,
+            "device": str(jax.devices()[0].device_kind),
+        }
+        write_json(out_dir / SUMMARY_FILE, summary)
+    return summary
