@@ -48,7 +48,9 @@ def _two_layers(key):
 
 def _two_smooth_layers(key):
     k1, k2 = jax.random.split(key)
-    return snnplast.Sequential([snnplast.GRU(N_IN, N_HIDDEN, key=k1), snnplast.LI(N_HIDDEN, 3, key=k2)])
+    return snnplast.Sequential(
+        [snnplast.GRU(N_IN, N_HIDDEN, key=k1), snnplast.LI(N_HIDDEN, 3, key=k2)]
+    )
 
 
 CELLS = {
