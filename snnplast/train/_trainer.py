@@ -49,12 +49,12 @@ def _eval_step(model, x, y, weight):
 
 
 def _evaluate(model, split, size: int) -> tuple[float | None, float | None]:
-    """Mean loss and accuracy over a split; ``(None, None)`` for an empty split."""
+    """Mean loss and accuracy over a split, in padded batches of `size`; None if it is empty."""
     n = len(split.y)
     if n == 0:
         return None, None
     loss_sum, correct = 0.0, 0.0
-    for xb, yb, weight in padded_batches(split.x, split.y, min(size, n)):
+    for xb, yb, weight in padded_batches(split.x, split.y, size):
         loss_b, correct_b = _eval_step(model, xb, yb, weight)
         loss_sum += float(loss_b)
         correct += float(correct_b)
@@ -157,6 +157,8 @@ def fit(config: TrainConfig, dataset, out_dir: str | os.PathLike, progress: bool
     train = dataset.train
     batch = min(config.batch, len(train.y))
     n_steps = len(train.y) // batch
+    # One evaluation shape for both splits, so the evaluation compiles once.
+    eval_size = min(config.eval_batch, max(len(dataset.val.y), len(dataset.test.y), 1))
 
     # Compiled ahead of time: the compile is timed apart from the epochs, and the same
     # executable reports its scratch memory.
@@ -199,8 +201,8 @@ def fit(config: TrainConfig, dataset, out_dir: str | os.PathLike, progress: bool
                 bar.update(1)
                 bar.set_postfix(loss=f"{loss_sum / seen:.3f}", acc=f"{correct / seen:.3f}")
             train_seconds = time.perf_counter() - epoch_start
-            val_loss, val_accuracy = _evaluate(model, dataset.val, config.eval_batch)
-            test_loss, test_accuracy = _evaluate(model, dataset.test, config.eval_batch)
+            val_loss, val_accuracy = _evaluate(model, dataset.val, eval_size)
+            test_loss, test_accuracy = _evaluate(model, dataset.test, eval_size)
             if val_accuracy is not None:
                 bar.set_postfix(
                     loss=f"{loss_sum / seen:.3f}", acc=f"{correct / seen:.3f}",
