@@ -5,6 +5,8 @@ framework batches, unrolls and differentiates them.
 """
 
 from . import surrogates as surrogates
+from .engine import TraceStructure as TraceStructure
+from .engine import derive as derive
 from ._cell import Cell as Cell
 from ._cell import Sequential as Sequential
 from ._gradients import gradients as gradients
@@ -18,5 +20,13 @@ from .cells import LSTM as LSTM
 from .cells import RNN as RNN
 from .cells import Columnar as Columnar
 from .cells import LinearAttention as LinearAttention
+
+from .policies import Columnar as ColumnarPolicy
+from .policies import Diagonal as Diagonal
+from .policies import Exact as Exact
+from .policies import HeadSparse as HeadSparse
+from .policies import Immediate as Immediate
+from .policies import Policy as Policy
+from .policies import RandomK as RandomK
 
 __version__ = "0.1.0"

@@ -8,6 +8,8 @@ import equinox as eqx
 
 from ._cell import Cell
 from ._rollout import check_sequence, sequence_loss
+from .online import online_sequence_gradients
+from .policies import Policy
 
 _METHODS = ("bptt",)
 
@@ -16,7 +18,7 @@ def _bptt(model, inputs, targets, loss):
     return eqx.filter_grad(sequence_loss)(model, inputs, targets, loss)
 
 
-def gradients(model: Cell, inputs, targets, *, method="bptt", loss: Callable):
+def gradients(model: Cell, inputs, targets, *, method="bptt", loss: Callable, key=None):
     """Gradient of ``sum_t loss(model output at t, targets[t])`` for one unbatched sequence.
 
     **Arguments:**
@@ -24,7 +26,10 @@ def gradients(model: Cell, inputs, targets, *, method="bptt", loss: Callable):
     - `model`: a :class:`snnplast.Cell`.
     - `inputs`: ``[T, ...]``, one input per time step.
     - `targets`: ``[T, ...]``, one target per time step.
-    - `method`: ``"bptt"`` (reverse mode through ``lax.scan``, the reference).
+    - `method`: ``"bptt"`` (reverse mode through ``lax.scan``, the reference) or a transport
+      policy (:class:`snnplast.Exact`, :class:`snnplast.Diagonal`, ...): the online gradient
+      accumulated step by step from eligibility traces, with no backward pass through time.
+    - `key`: PRNG key for random policies (``RandomK``, ``HeadSparse``).
     - `loss`: ``loss(output_t, target_t) -> scalar``; summed over time.
 
     **Returns:** a pytree with the structure of `model`: gradients where the model has trainable
@@ -37,6 +42,13 @@ def gradients(model: Cell, inputs, targets, *, method="bptt", loss: Callable):
     check_sequence(inputs, targets)
     if isinstance(method, str):
         if method not in _METHODS:
-            raise ValueError(f"method must be one of {_METHODS} or a transport policy, got {method!r}")
+            raise ValueError(
+                f"method must be 'bptt' or a transport policy such as snnplast.Diagonal(), "
+                f"got {method!r}"
+            )
         return _bptt(model, inputs, targets, loss)
-    raise TypeError(f"method must be one of {_METHODS} or a transport policy, got {method!r}")
+    if isinstance(method, Policy):
+        return online_sequence_gradients(model, inputs, targets, method, loss, key=key)
+    raise TypeError(
+        f"method must be 'bptt' or a transport policy such as snnplast.Diagonal(), got {method!r}"
+    )

@@ -133,6 +133,19 @@ class StepGraph:
                    for a in e.inputs):
                 vd.update(o.id for o in e.outputs if _is_float(o.dtype) and o.id in dyn)
         self.vd = vd
+        # Which parameter leaves each traced parameter is computed from.
+        sources = {n.id: {k} for k, n in enumerate(self.p_nodes)}
+        for e in flat.eqns:
+            if e.kind == "alias":
+                continue
+            src = set()
+            for a in e.inputs:
+                if isinstance(a, Node):
+                    src |= sources.get(a.id, set())
+            if src:
+                for o in e.outputs:
+                    sources[o.id] = src
+        self.phi_sources = [sorted(sources.get(n.id, set())) for n in self.phi_nodes]
         self._static_patterns()
 
     def _all_nodes(self):

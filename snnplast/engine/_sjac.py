@@ -26,6 +26,7 @@ import dataclasses
 import math
 import string
 
+import jax
 import jax.numpy as jnp
 import numpy as np
 
@@ -315,8 +316,9 @@ def scale(j: SJac, c) -> SJac:
     return dataclasses.replace(j, val=j.val * c)
 
 
-def materialize(j: SJac):
-    """The dense ``[*out_shape, *in_shape]`` array (for tests and debugging)."""
+def materialize(j: SJac, xp=jnp):
+    """The dense ``[*out_shape, *in_shape]`` array (for tests and debugging); ``xp=numpy`` for
+    trace-time arrays such as patterns."""
     no, ni = len(j.out_shape), len(j.in_shape)
     out_letters = [_LETTERS[k] for k in range(no)]
     in_letters = [_LETTERS[no + k] for k in range(ni)]
@@ -327,7 +329,7 @@ def materialize(j: SJac):
         letter_of[k] = out_letters[o] if o is not None else in_letters[i]
     specs.append("".join(letter_of[k] for k in j.val_keys))
     for o, i in sorted(j.ties):
-        operands.append(jnp.eye(j.out_shape[o], dtype=j.val.dtype))
+        operands.append(xp.eye(j.out_shape[o], dtype=j.val.dtype))
         specs.append(out_letters[o] + in_letters[i])
     covered = set("".join(specs))
     for k in j.classes():
@@ -337,11 +339,11 @@ def materialize(j: SJac):
             (in_letters[i] if i is not None else None, j.in_shape[i] if i is not None else 0),
         ):
             if letter is not None and letter not in covered:
-                operands.append(jnp.ones(size, j.val.dtype))
+                operands.append(xp.ones(size, j.val.dtype))
                 specs.append(letter)
                 covered.add(letter)
     spec = ",".join(specs) + "->" + "".join(out_letters + in_letters)
-    return jnp.einsum(spec, *operands)
+    return xp.einsum(spec, *operands)
 
 
 def diagonal_part(j: SJac) -> SJac | None:
@@ -369,4 +371,80 @@ def materialize_pattern(j: SJac) -> np.ndarray:
     fake = dataclasses.replace(
         j, val=np.ones(np.shape(j.val)) if j.pattern is None else j.pattern.astype(float)
     )
-    return np.asarray(materialize(fake)) != 0
+    return materialize(fake, np) != 0
+
+
+def _flatten_sjac(j: SJac):
+    return (j.val,), (j.out_shape, j.in_shape, j.ties, j.val_keys, j.const)
+
+
+def _unflatten_sjac(aux, children):
+    out_shape, in_shape, ties, keys, const = aux
+    return SJac(out_shape, in_shape, ties, children[0], keys, const, None)
+
+
+# As a pytree an SJac carries its numbers; the structure (and no trace-time pattern) is static, so
+# traces can live in a lax.scan carry and be vmapped over a batch.
+jax.tree_util.register_pytree_node(SJac, _flatten_sjac, _unflatten_sjac)
+
+
+def zeros_like_structure(j: SJac, dtype) -> SJac:
+    shape = tuple(j.key_size(k) for k in j.val_keys)
+    return SJac(j.out_shape, j.in_shape, j.ties, jnp.zeros(shape, dtype), j.val_keys, False, None)
+
+
+def restrict_in(j: SJac, mask) -> SJac:
+    """``j`` with its input scaled elementwise by ``mask`` (of ``j.in_shape``): keeps the
+    columns where ``mask`` is non-zero."""
+    return compose(j, diagonal(j.in_shape, mask, const=False))
+
+
+def tie_part(j: SJac, o: int, i: int) -> SJac | None:
+    """The part of ``j`` on which output dim ``o`` equals input dim ``i`` (a new tie)."""
+    if (o, i) in j.ties:
+        return j
+    if j.out_shape[o] != j.in_shape[i] or any(t[0] == o or t[1] == i for t in j.ties):
+        return None
+    keys = list(j.val_keys)
+    ko, ki = (o, None), (None, i)
+    if _is_abstract(j.val):
+        new_keys = [k for k in keys if k not in (ko, ki)] + [(o, i)]
+        val = Abstract(tuple(j.key_size(k) if k != (o, i) else j.out_shape[o] for k in new_keys))
+        return SJac(j.out_shape, j.in_shape, j.ties | {(o, i)}, val, tuple(new_keys), j.const)
+    val = j.val
+    if ko in keys and ki in keys:
+        a, b = keys.index(ko), keys.index(ki)
+        val = jnp.diagonal(val, axis1=a, axis2=b)  # the new axis goes last
+        keys = [k for k in keys if k not in (ko, ki)] + [(o, i)]
+    elif ko in keys:
+        keys[keys.index(ko)] = (o, i)
+    elif ki in keys:
+        keys[keys.index(ki)] = (o, i)
+    return SJac(j.out_shape, j.in_shape, j.ties | {(o, i)}, val, tuple(keys), j.const)
+
+
+def contract_batch(row_vals, g: SJac):
+    """``sum_batch row_b @ G_b`` for row vectors ``row_vals [B, *g.out_shape]`` and a batched
+    trace ``g`` (``val [B, ...]``): one einsum over the batch, never a per-sample outer product.
+
+    **Returns:** an array of shape ``g.in_shape``.
+    """
+    out_shape = g.out_shape
+    row = SJac((), out_shape, frozenset(), Abstract(out_shape),
+               tuple((None, i) for i in range(len(out_shape))), False)
+    g_struct = dataclasses.replace(g, val=Abstract(tuple(np.shape(g.val))[1:]))
+    group_of, groups, used = _plan(row, g_struct)
+    letter = {gr: _LETTERS[n] for n, gr in enumerate(sorted(set(group_of.values())))}
+    batch = "Z"
+    spec_a = batch + "".join(letter[group_of[("a", k)]] for k in row.val_keys)
+    spec_b = batch + "".join(letter[group_of[("b", k)]] for k in g.val_keys)
+    kept = [gr for gr in sorted(used) if groups[gr]["w"] is not None]
+    spec_out = "".join(letter[gr] for gr in kept)
+    val = jnp.einsum(f"{spec_a},{spec_b}->{spec_out}", row_vals, g.val)
+    factor = math.prod(groups[gr]["size"] for gr in set(group_of.values()) - used
+                       if groups[gr]["w"] is None)
+    if factor != 1:
+        val = val * factor
+    keys = tuple((None, groups[gr]["w"]) for gr in kept)
+    result = SJac((), g.in_shape, frozenset(), val, keys, False)
+    return materialize(result)

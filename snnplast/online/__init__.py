@@ -1,0 +1,6 @@
+"""Online learning: eligibility traces under a transport policy, combined with the per-step
+learning signal; memory independent of sequence length."""
+
+from ._engine import OnlineStep as OnlineStep
+from ._sequence import online_loss_and_grad as online_loss_and_grad
+from ._sequence import online_sequence_gradients as online_sequence_gradients

@@ -1,0 +1,149 @@
+"""One online step for a batch: learning signal, gradient contribution, trace update.
+
+``OnlineStep`` binds a cell structure, a transport policy and a per-step loss. Its
+:meth:`step` consumes one time step of a batch and returns the new carry; everything is traced
+once and runs inside ``lax.scan`` with no Python work per step. Memory is independent of the
+sequence length: the carry holds the state, the traces and the gradient accumulators only.
+"""
+
+from __future__ import annotations
+
+from typing import NamedTuple
+
+import equinox as eqx
+import jax
+import jax.numpy as jnp
+
+from ..engine._derive import step_graph
+from ..engine._sjac import SJac, compose, contract_batch, materialize
+from ..policies._base import Policy
+from ._traces import TraceStep, policy_context
+
+
+class Carry(NamedTuple):
+    state: list  # state leaves, each [B, ...]
+    traces: dict  # (a, p) -> SJac with val [B, ...]
+    k_prev: dict  # (z, v) -> SJac with val [B, ...]: same-step Jacobians of derived leaves
+    policy_state: object
+    grad_phi: list  # accumulated d loss / d phi (traced parameters)
+    grad_direct: list  # accumulated immediate d loss / d theta (parameter leaves)
+    loss: jax.Array
+    t: jax.Array
+
+
+class OnlineStep:
+    def __init__(self, model, x_example, policy: Policy, loss):
+        if not isinstance(policy, Policy):
+            raise TypeError(f"method must be 'bptt' or a transport policy such as "
+                            f"snnplast.Diagonal(), got {policy!r}")
+        self.graph = step_graph(model, x_example)
+        self.policy = policy
+        self.loss = loss
+        self.context = policy_context(model, self.graph)
+        p = self.graph.split(model)
+        s = jax.tree_util.tree_leaves(model.initial_state())
+        xx = jax.tree_util.tree_leaves(x_example)
+        captured = {}
+
+        def probe(p, s, xx):
+            res = self.graph.jacobians(p, s, xx)
+            captured["res"] = res
+            return res.new_state
+
+        jax.eval_shape(probe, p, s, xx)
+        res = captured["res"]
+        self.derived = res.derived
+        self.k_struct = {k: (j.out_shape, j.in_shape, j.ties, tuple(j.val_keys),
+                             tuple(j.key_size(q) for q in j.val_keys))
+                         for k, j in res.K.items()}
+        self.traces = TraceStep(self.graph, policy, self.context, self.derived)
+        pstate = policy.init_state(self.context, jax.random.PRNGKey(0))
+        self.traces.fix_structure(p, s, xx, pstate)
+        self.dtype = jnp.result_type(*s) if s else jnp.float32
+
+    # ----- carry ---------------------------------------------------------------------------------
+    def init(self, model, batch: int, key) -> Carry:
+        s0 = jax.tree_util.tree_leaves(model.initial_state())
+        state = [jnp.broadcast_to(a, (batch,) + jnp.shape(a)) for a in s0]
+        tr = {k: _batched(v, batch) for k, v in self.traces.zeros(self.dtype).items()}
+        kp = {k: SJac(o, i, ties, jnp.zeros((batch,) + shape, self.dtype), keys, False)
+              for k, (o, i, ties, keys, shape) in self.k_struct.items()}
+        phi_shapes = [n.shape for n in self.graph.phi_nodes]
+        p = self.graph.split(model)
+        return Carry(
+            state=state, traces=tr, k_prev=kp,
+            policy_state=self.policy.init_state(self.context, key),
+            grad_phi=[jnp.zeros(s, self.dtype) for s in phi_shapes],
+            grad_direct=[jnp.zeros_like(a) for a in p],
+            loss=jnp.zeros((), self.dtype), t=jnp.zeros((), jnp.int32),
+        )
+
+    def reset_gradients(self, carry: Carry) -> Carry:
+        return carry._replace(
+            grad_phi=[jnp.zeros_like(g) for g in carry.grad_phi],
+            grad_direct=[jnp.zeros_like(g) for g in carry.grad_direct],
+            loss=jnp.zeros_like(carry.loss),
+        )
+
+    # ----- one step ------------------------------------------------------------------------------
+    def step(self, p_leaves, carry: Carry, x_t, y_t, key) -> Carry:
+        g = self.graph
+        static = g.static_part
+
+        def batch_loss(p, s_b):
+            def one(s, x, y):
+                cell = eqx.combine(jax.tree_util.tree_unflatten(g.p_def, p), static)
+                _, out = cell(jax.tree_util.tree_unflatten(g.s_def, s), x)
+                return self.loss(out, y)
+
+            return jnp.sum(jax.vmap(one)(s_b, x_t, y_t))
+
+        lval, vjp = jax.vjp(batch_loss, p_leaves, carry.state)
+        d_p, d_s = vjp(jnp.ones((), lval.dtype))
+        ctx = self.context.with_state(carry.policy_state)
+        x_leaves = jax.tree_util.tree_leaves(x_t)
+
+        def per_sample(s, tr, kp, xx, ds):
+            ls = self._fold_derived(ds, kp)
+            new_s, H, F, K = self.traces.blocks(p_leaves, s, xx)
+            Ht = self.traces.carried(H, kp, ctx)
+            return new_s, self.traces.update(tr, Ht, F), K, ls
+
+        new_s, new_tr, new_k, ls = jax.vmap(per_sample)(
+            carry.state, carry.traces, carry.k_prev, x_leaves, d_s)
+        grad_phi = list(carry.grad_phi)
+        for (a, q), tr in carry.traces.items():
+            grad_phi[q] = grad_phi[q] + contract_batch(ls[a], tr)
+        t = carry.t + 1
+        return Carry(
+            state=list(new_s), traces=new_tr, k_prev=new_k,
+            policy_state=self.policy.next_state(carry.policy_state, self.context, t, key),
+            grad_phi=grad_phi,
+            grad_direct=[a + b for a, b in zip(carry.grad_direct, d_p)],
+            loss=carry.loss + lval, t=t,
+        )
+
+    def _fold_derived(self, ds, kp):
+        """Learning signal of the primary leaves: a derived leaf's signal flows back through its
+        same-step Jacobian ``K`` (``G_z = K_zv G_v`` needs no trace of its own)."""
+        ls = list(ds)
+        for (z, v), k in kp.items():
+            row = SJac((), k.out_shape, frozenset(), ds[z],
+                       tuple((None, i) for i in range(len(k.out_shape))), False)
+            ls[v] = ls[v] + materialize(compose(row, k))
+        return ls
+
+    # ----- read out ------------------------------------------------------------------------------
+    def gradients(self, p_leaves, carry: Carry) -> list:
+        """d loss / d theta accumulated so far, for the cell's parameter leaves."""
+        _, phi_vjp = jax.vjp(self.graph.phi_of, p_leaves)
+        (through_phi,) = phi_vjp(carry.grad_phi)
+        return [a + b for a, b in zip(carry.grad_direct, through_phi)]
+
+    def as_tree(self, leaves):
+        return jax.tree_util.tree_unflatten(self.graph.p_def, leaves)
+
+
+def _batched(j: SJac, batch: int) -> SJac:
+    return SJac(j.out_shape, j.in_shape, j.ties,
+                jnp.broadcast_to(j.val, (batch,) + j.val.shape), j.val_keys, False)

@@ -1,0 +1,22 @@
+from __future__ import annotations
+
+import equinox as eqx
+
+from ._base import Policy, check_lam
+
+
+class Exact(Policy):
+    """Full RTRL: the trace carries all of ``H_t`` (dense influence matrix where the structure is
+    dense). Equal to BPTT (with ``lam=1``); memory O(n_state x n_params) per sample where the
+    Jacobians are dense, so it is the reference for small networks.
+
+    Unlike the other policies, Exact keeps traces across layers of a ``Sequential`` too.
+    """
+
+    lam: float = eqx.field(default=1.0, converter=check_lam)
+
+    def carry(self, block, a, b, context):
+        return block
+
+    def keep_trace(self, a, p, context):
+        return True

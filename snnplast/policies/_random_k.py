@@ -1,0 +1,94 @@
+from __future__ import annotations
+
+import math
+from typing import Literal
+
+import equinox as eqx
+import jax
+import jax.numpy as jnp
+
+from ..engine._sjac import add, diagonal_part, restrict_in, scale
+from ._base import Policy, check_lam
+
+
+class RandomK(Policy):
+    r"""Sparse RTRL ("Massive redundancy in gradient transport"): the trace carries the
+    neuron-local part of ``H_t`` plus the paths through ``k`` hidden units.
+
+    For a block ``H[a, b]`` between leaves of one shape (``n`` units after flattening), with
+    ``D`` its diagonal part and ``m`` a 0/1 vector with ``k`` ones over the *input* units
+    (columns):
+
+    $$\tilde H = D + (H - D)\,\mathrm{diag}(m)\cdot s, \qquad s = n/k \text{ if scale else } 1$$
+
+    so ``k = 0`` is :class:`Diagonal` and ``k = n``, ``scale=False`` is :class:`Exact`. Leaves of
+    the same size share one selection (the same neurons). Blocks between leaves of different
+    shapes keep their ``k`` selected columns only.
+
+    - `select="random"`: a fresh uniform sample of ``k`` units every `resample` steps (the same
+      units for every sample of a batch);
+    - `select="fixed"`: one sample at the start of each sequence, kept;
+    - `select="adversarial"`: at each step the ``k`` columns of ``H - D`` with the smallest norm
+      (the least informative paths), per sample.
+
+    Cost per step on top of :class:`Diagonal`: ``O(k * n * |theta|)`` for the selected columns;
+    the trace's memory is that of :class:`Exact` (the saving is compute, not memory).
+    """
+
+    k: int = eqx.field(static=True)
+    resample: int | Literal["step"] = eqx.field(default="step", static=True)
+    scale: bool = eqx.field(default=True, static=True)
+    select: Literal["random", "adversarial", "fixed"] = eqx.field(default="random", static=True)
+    lam: float = eqx.field(default=1.0, converter=check_lam)
+
+    def __check_init__(self):
+        if not isinstance(self.k, int) or isinstance(self.k, bool) or self.k < 0:
+            raise ValueError(f"RandomK: k must be a non-negative integer, got {self.k!r}")
+        if self.resample != "step" and not (isinstance(self.resample, int) and self.resample > 0):
+            raise ValueError(f"RandomK: resample must be 'step' or a positive integer, "
+                             f"got {self.resample!r}")
+        if self.select not in ("random", "adversarial", "fixed"):
+            raise ValueError(f"RandomK: select must be 'random', 'adversarial' or 'fixed', "
+                             f"got {self.select!r}")
+
+    def _sizes(self, context):
+        return sorted({math.prod(s) for s in context.s_shapes})
+
+    def _sample(self, context, key):
+        masks = {}
+        for n, sub in zip(self._sizes(context), jax.random.split(key, len(self._sizes(context)))):
+            k = min(self.k, n)
+            perm = jax.random.permutation(sub, n)
+            masks[n] = jnp.zeros(n).at[perm[:k]].set(1.0)
+        return masks
+
+    def init_state(self, context, key):
+        return self._sample(context, key)
+
+    def next_state(self, state, context, step, key):
+        if self.select != "random":
+            return state
+        every = 1 if self.resample == "step" else self.resample
+        fresh = self._sample(context, key)
+        redo = (step % every) == 0
+        return {n: jnp.where(redo, fresh[n], state[n]) for n in state}
+
+    def carry(self, block, a, b, context):
+        n = math.prod(block.in_shape)
+        k = min(self.k, n)
+        d = diagonal_part(block)
+        off = block if d is None else add(block, scale(d, -1.0))
+        if k == 0:
+            return d
+        if self.select == "adversarial":
+            from ..engine._sjac import materialize
+
+            dense_off = materialize(off).reshape(-1, n)
+            norms = jnp.sum(dense_off**2, axis=0)
+            idx = jnp.argsort(norms)[:k]
+            mask = jnp.zeros(n, dense_off.dtype).at[idx].set(1.0)
+        else:
+            mask = context.state[n].astype(block.val.dtype)
+        factor = n / k if self.scale else 1.0
+        kept = restrict_in(off, (mask * factor).reshape(block.in_shape))
+        return kept if d is None else add(d, kept)
