@@ -132,11 +132,16 @@ def _scan_chunk(model: Cochlea, rate: int, state, velocity, bits):
 
 
 def _spike_trains(
-    velocities: Sequence[np.ndarray], seeds: Sequence[int], rate: int, model: Cochlea
+    velocities: Sequence[np.ndarray], seeds: Sequence[int], rate: int, model: Cochlea, rows: int
 ) -> list[Spikes]:
-    """Stages 4 and 5 for a batch of membrane velocities ``[M_b, C]`` (lengths may differ)."""
-    batch = len(velocities)
+    """Stages 4 and 5 for a batch of membrane velocities ``[M_b, C]`` (lengths may differ),
+    scanned as `rows` rows (empty rows pad the batch)."""
+    n_real = len(velocities)
     n_channels = model.n_channels
+    empty = np.zeros((0, n_channels), np.float32)
+    velocities = list(velocities) + [empty] * (rows - n_real)
+    seeds = list(seeds) + [0] * (rows - n_real)
+    batch = rows
     lengths = np.array([v.shape[0] for v in velocities])
     # One PCG64 stream per clip: a clip's randomness never depends on its batch. numpy's raw
     # generator is far cheaper on CPU than JAX's counter-based one, and this is the only per-
@@ -175,7 +180,7 @@ def _spike_trains(
     for item in pending:
         collect(*item)
     out = []
-    for parts in found:
+    for parts in found[:n_real]:
         t, c = np.concatenate(parts, axis=1)
         out.append(Spikes(t / float(rate), c.astype(np.uint16)))
     return out
@@ -198,8 +203,15 @@ def cochlea(
     return cochlea_batch([audio], sample_rate, seeds=[seed], model=model)[0]
 
 
-def _run_task(clips, sample_rate, seeds, model, batch_size) -> list[Spikes]:
-    return cochlea_batch(clips, sample_rate, seeds=seeds, model=model, batch_size=batch_size)
+def _one_batch(clips, sample_rate: int, seeds, model: Cochlea, rows: int) -> list[Spikes]:
+    """Stages 1-5 for one batch of clips; also what a worker process runs."""
+    velocities = [
+        membrane_velocity(preprocess(x, model.rms_level), sample_rate, model.membrane)
+        for x in clips
+    ]
+    # A sequential scan over small arrays is a CPU job even when an accelerator is present.
+    with jax.default_device(jax.local_devices(backend="cpu")[0]):
+        return _spike_trains(velocities, seeds, output_rate(sample_rate), model, rows)
 
 
 def cochlea_batch(
@@ -242,40 +254,38 @@ def cochlea_batch(
         if isinstance(value, bool) or not isinstance(value, int) or value < 1:
             raise ValueError(f"{name} must be a positive int, got {value!r}")
     clips = [_check_audio(x, f"clip {i}") for i, x in enumerate(clips)]
-    # Batches of similar length waste the least time on padding, and consecutive batches of one
-    # length reuse its transfer matrix.
-    order = sorted(range(len(clips)), key=lambda i: clips[i].size)
-    tasks = [order[i : i + batch_size] for i in range(0, len(order), batch_size)]
+    # Batches hold clips of one length: no time is spent on padding, and a length's transfer
+    # matrix is computed once for all its batches.
+    by_length: dict[int, list[int]] = {}
+    for i in sorted(range(len(clips)), key=lambda i: clips[i].size):
+        by_length.setdefault(clips[i].size, []).append(i)
+    tasks = [
+        idx[j : j + batch_size]
+        for idx in by_length.values()
+        for j in range(0, len(idx), batch_size)
+    ]
+    # Every scan gets the same number of rows (empty ones pad a short batch): one compilation.
+    rows = min(batch_size, len(clips))
     out: list[Spikes | None] = [None] * len(clips)
     label = progress if isinstance(progress, str) else "cochlea"
     with tqdm(total=len(clips), desc=label, unit="clip", disable=not progress) as bar:
-        if workers > 1 and len(tasks) > 1:
-            jobs = [
-                (_run_task, ([clips[i] for i in idx], sample_rate, [seeds[i] for i in idx],
-                             model, batch_size))
-                for idx in tasks
-            ]  # fmt: skip
+        jobs = [
+            (
+                _one_batch,
+                ([clips[i] for i in idx], sample_rate, [seeds[i] for i in idx], model, rows),
+            )
+            for idx in tasks
+        ]
 
-            def done(task: int, trains: list[Spikes]) -> None:
-                for i, spikes in zip(tasks[task], trains):
-                    out[i] = spikes
-                bar.update(len(trains))
-
-            run_tasks(jobs, workers, on_result=done)
-            return out  # type: ignore[return-value]
-        rate = output_rate(sample_rate)
-        cpu = jax.local_devices(backend="cpu")[0]
-        for idx in tasks:
-            velocities = [
-                membrane_velocity(
-                    preprocess(clips[i], model.rms_level), sample_rate, model.membrane
-                )
-                for i in idx
-            ]
-            # A sequential scan over small arrays is a CPU job even when an accelerator is present.
-            with jax.default_device(cpu):
-                trains = _spike_trains(velocities, [seeds[i] for i in idx], rate, model)
-            for i, spikes in zip(idx, trains):
+        def done(task: int, trains: list[Spikes]) -> None:
+            for i, spikes in zip(tasks[task], trains):
                 out[i] = spikes
-            bar.update(len(idx))
+            bar.update(len(trains))
+
+        if workers > 1 and len(tasks) > 1:
+            # A worker keeps to one clip length: its transfer matrix is then computed once.
+            run_tasks(jobs, workers, on_result=done, groups=[clips[idx[0]].size for idx in tasks])
+        else:
+            for task, (function, args) in enumerate(jobs):
+                done(task, function(*args))
     return out  # type: ignore[return-value]

@@ -17,7 +17,8 @@ import selectors
 import struct
 import subprocess
 import sys
-from collections.abc import Callable, Sequence
+from collections import deque
+from collections.abc import Callable, Hashable, Sequence
 from typing import Any
 
 _HEADER = struct.Struct("<Q")
@@ -48,10 +49,38 @@ def _worker_env() -> dict[str, str]:
     return env
 
 
+class _Queue:
+    """Pending tasks by group: a worker stays with its group, so per-group set-up (a transfer
+    matrix) is paid once; a free worker takes an untouched group, else helps the largest one."""
+
+    def __init__(self, groups: Sequence[Hashable]):
+        self._pending: dict[Hashable, deque[int]] = {}
+        for i, group in enumerate(groups):
+            self._pending.setdefault(group, deque()).append(i)
+        self._last: dict[int, Hashable] = {}
+
+    def take(self, worker: int) -> int | None:
+        mine = self._last.get(worker)
+        if mine is not None and self._pending.get(mine):
+            return self._pending[mine].popleft()
+        taken = set(self._last.values())
+        for group, queue in self._pending.items():
+            if queue and group not in taken:
+                self._last[worker] = group
+                return queue.popleft()
+        group = max(self._pending, key=lambda g: len(self._pending[g]))
+        if not self._pending[group]:
+            return None
+        # Help from the back, so the group's own worker keeps going from the front.
+        self._last[worker] = group
+        return self._pending[group].pop()
+
+
 def run_tasks(
     tasks: Sequence[tuple[Callable, tuple]],
     workers: int,
     on_result: Callable[[int, Any], None] | None = None,
+    groups: Sequence[Hashable] | None = None,
 ) -> list[Any]:
     """Run `tasks` on `workers` fresh processes, handing out the next task as each one finishes.
 
@@ -60,6 +89,8 @@ def run_tasks(
     - `tasks`: ``(function, args)`` pairs; `function` must be importable by module and name.
     - `workers`: number of processes (at most one per task is started).
     - `on_result`: called as ``on_result(task_index, result)`` as results arrive (for progress).
+    - `groups`: one key per task; tasks of a group go to the same worker where possible (by
+      default every task is its own group, handed out in order).
 
     **Returns:** the results, in task order. A task's exception is re-raised here, after the
     workers are stopped.
@@ -77,15 +108,15 @@ def run_tasks(
         for _ in range(min(workers, len(tasks)))
     ]
     selector = selectors.DefaultSelector()
-    todo = iter(enumerate(tasks))
+    queue = _Queue(range(len(tasks)) if groups is None else groups)
     running: dict[int, int] = {}  # pid -> task index
 
     def hand_out(proc) -> bool:
-        item = next(todo, None)
-        if item is None:
+        index = queue.take(proc.pid)
+        if index is None:
             return False
-        running[proc.pid] = item[0]
-        _send(proc.stdin, item[1])
+        running[proc.pid] = index
+        _send(proc.stdin, tasks[index])
         return True
 
     try:
