@@ -1,0 +1,135 @@
+"""``snnplast data``: make spiking data sets from speech, and look at them.
+
+- ``synth-shd --out DIR``: a synthetic SHD (eSpeak NG digits through the Lauscher cochlea);
+- ``convert-audio IN_DIR --out FILE.h5``: the user's own labelled WAV files, same cochlea;
+- ``show FILE --index i --out x.png``: one sample's spike raster (and waveform, when kept).
+"""
+
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+
+
+def _non_negative(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a non-negative integer, got {text!r}") from None
+    if value < 0:
+        raise argparse.ArgumentTypeError(f"expected a non-negative integer, got {value}")
+    return value
+
+
+def _positive(text: str) -> int:
+    value = _non_negative(text)
+    if value == 0:
+        raise argparse.ArgumentTypeError("expected a positive integer, got 0")
+    return value
+
+
+def _synth_shd(args) -> int:
+    from ..data._espeak import SpeechUnavailableError
+    from ..data._speech_shd import make_speech_shd
+
+    try:
+        out = make_speech_shd(
+            args.out, per_class=args.per_class, seed=args.seed, noise_snr=args.noise_snr,
+            workers=args.workers, progress=not args.quiet,
+        )  # fmt: skip
+    except SpeechUnavailableError as e:
+        raise ValueError(str(e)) from None
+    print(f"wrote {out / 'shd_train.h5'} and {out / 'shd_test.h5'}")
+    return 0
+
+
+def _convert_audio(args) -> int:
+    from ..data._convert_audio import convert_audio
+
+    out = convert_audio(
+        args.in_dir, args.out, labels=args.labels, seed=args.seed,
+        exact_length=args.exact_length, workers=args.workers, progress=not args.quiet,
+    )  # fmt: skip
+    print(f"wrote {out}")
+    return 0
+
+
+def _show(args) -> int:
+    from ..data._show import plot_sample
+
+    out = plot_sample(args.file, args.index, args.out, audio=not args.no_audio)
+    print(f"wrote {out}")
+    return 0
+
+
+def register(subparsers) -> None:
+    data = subparsers.add_parser(
+        "data",
+        help="make spiking data sets from speech (synthetic SHD, your WAV files) and plot them",
+        description=__doc__.split("\n\n")[0],
+    )
+    commands = data.add_subparsers(dest="data_command", metavar="DATA_COMMAND", required=True)
+
+    synth = commands.add_parser(
+        "synth-shd",
+        help="synthesise spoken digits and write shd_train.h5 / shd_test.h5",
+        description=(
+            "Speak SHD's 20 words (English and German digits) with eSpeak NG voices, pass them "
+            "through the Lauscher cochlea and write shd_train.h5 / shd_test.h5 in SHD's layout; "
+            "test speakers are held out (they use voices no training speaker uses). Reuses DIR "
+            "if it already holds a set made with the same options. Needs the speech extra: "
+            "pip install 'snnplast[speech]'."
+        ),
+    )
+    synth.add_argument("--out", required=True, type=Path, metavar="DIR", help="output folder")
+    synth.add_argument(
+        "--per-class", type=_positive, default=40, metavar="N",
+        help="training utterances per class, one per training speaker (default 40; the test "
+        "split gets N/4)",
+    )  # fmt: skip
+    synth.add_argument("--seed", type=_non_negative, default=0, metavar="S", help="default 0")
+    synth.add_argument(
+        "--noise-snr", type=float, default=None, metavar="DB",
+        help="add white noise at this signal-to-noise ratio in dB (default: none)",
+    )  # fmt: skip
+    synth.add_argument("--workers", type=_positive, default=None, metavar="W",
+                       help="cochlea processes (default: one per CPU core)")  # fmt: skip
+    synth.add_argument("--quiet", action="store_true", help="no progress bars")
+    synth.set_defaults(func=_synth_shd)
+
+    convert = commands.add_parser(
+        "convert-audio",
+        help="convert a folder of labelled mono WAV files to one SHD-layout file",
+        description=(
+            "Convert mono WAV files to spikes with the Lauscher cochlea and write one .h5 file in "
+            "SHD's layout. Labels and speakers come from --labels CSV (header file,label[,speaker]) "
+            "or from file names LABEL_speaker_ID.wav such as 7_speaker_12.wav. Labels that are "
+            "SHD classes (0-19, or names like seven / sieben) keep SHD's class list."
+        ),
+    )
+    convert.add_argument("in_dir", type=Path, metavar="IN_DIR", help="folder of .wav files")
+    convert.add_argument("--out", required=True, type=Path, metavar="FILE.h5", help="output file")
+    convert.add_argument("--labels", type=Path, default=None, metavar="CSV",
+                         help="CSV with columns file,label[,speaker]")  # fmt: skip
+    convert.add_argument("--seed", type=_non_negative, default=0, metavar="S", help="default 0")
+    convert.add_argument(
+        "--exact-length", action="store_true",
+        help="run each file at its own length, exactly as Lauscher (slower: seconds per new length)",
+    )  # fmt: skip
+    convert.add_argument("--workers", type=_positive, default=None, metavar="W",
+                         help="cochlea processes (default: one per CPU core)")  # fmt: skip
+    convert.add_argument("--quiet", action="store_true", help="no progress bars")
+    convert.set_defaults(func=_convert_audio)
+
+    show = commands.add_parser(
+        "show",
+        help="plot one sample: spike raster (channel x time), waveform above when kept",
+        description="Plot one sample of an SHD-layout file as a raster of channel over time, with "
+        "its waveform above when the audio was kept beside the file.",
+    )
+    show.add_argument("file", type=Path, metavar="FILE", help="an SHD-layout .h5 file")
+    show.add_argument("--index", type=_non_negative, default=0, metavar="I", help="default 0")
+    show.add_argument("--out", required=True, type=Path, metavar="IMAGE",
+                      help="image to write (.png, .pdf, .svg, .jpg)")  # fmt: skip
+    show.add_argument("--no-audio", action="store_true", help="leave out the waveform")
+    show.set_defaults(func=_show)

@@ -1,0 +1,216 @@
+"""A folder of the user's own labelled WAV recordings, converted to one SHD-layout spike file.
+
+Labels and speakers come from a CSV (columns ``file,label[,speaker]``, with that header) or from
+file names ``LABEL_speaker_ID.wav`` (anything after a further ``_`` is ignored:
+``7_speaker_12_take3.wav``). A label is a class index or a class name. When every label is one of
+SHD's (an index 0-19 or a name such as ``seven``/``sieben``), SHD's class list is used, so the
+file lines up with SHD; otherwise the classes are the distinct labels, sorted.
+"""
+
+from __future__ import annotations
+
+import csv
+import os
+import re
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from ._audio import read_wav, save_sidecar
+from ._basilar_membrane import fast_length
+from ._cochlea import Cochlea, cochlea_batch
+from ._shd_file import write_shd_h5
+from ._speech import SHD_KEYS
+
+_NAME = re.compile(r"^(?P<label>[^_]+)_speaker_(?P<speaker>\d+)(?:_.*)?$", re.IGNORECASE)
+# Recordings are padded (centred, with silence) to lengths on this grid, so that clips share the
+# basilar membrane's transfer matrix; the spike times are then shifted back to the recording's
+# own clock and cut to its duration.
+_LENGTH_STEP_S = 0.1
+
+
+@dataclass(frozen=True)
+class Recording:
+    path: Path
+    label: str
+    speaker: int
+
+
+def _from_names(in_dir: Path) -> list[Recording]:
+    files = sorted(p for p in in_dir.iterdir() if p.is_file() and not p.name.startswith("."))
+    found = []
+    for path in files:
+        if path.suffix.lower() == ".csv":
+            continue
+        if path.suffix.lower() != ".wav":
+            raise ValueError(f"{path}: not a .wav file; only WAV audio is supported")
+        match = _NAME.match(path.stem)
+        if match is None:
+            raise ValueError(
+                f"{path}: no label; name it LABEL_speaker_ID.wav (e.g. 7_speaker_12.wav) "
+                "or list it in a CSV given with --labels"
+            )
+        found.append(Recording(path, match["label"], int(match["speaker"])))
+    return found
+
+
+def _from_csv(in_dir: Path, table: Path) -> list[Recording]:
+    if not table.is_file():
+        raise FileNotFoundError(f"{table}: no such labels file")
+    with open(table, newline="") as f:
+        reader = csv.DictReader(f)
+        columns = [c.strip().lower() for c in (reader.fieldnames or [])]
+        if "file" not in columns or "label" not in columns:
+            raise ValueError(
+                f"{table}: needs a header with columns file,label[,speaker]; got {columns}"
+            )
+        rows = [
+            {k.strip().lower(): (v or "").strip() for k, v in row.items() if k} for row in reader
+        ]
+    listed = {}
+    for line, row in enumerate(rows, start=2):
+        path = in_dir / row["file"]
+        if not row["label"]:
+            raise ValueError(f"{path}: no label ({table.name}, line {line})")
+        speaker = row.get("speaker") or "0"
+        if not speaker.isdigit():
+            raise ValueError(
+                f"{table}: line {line}: speaker must be a non-negative integer, got {speaker!r}"
+            )
+        if path.suffix.lower() != ".wav":
+            raise ValueError(f"{path}: not a .wav file; only WAV audio is supported")
+        listed[path.name] = Recording(path, row["label"], int(speaker))
+    for path in sorted(in_dir.glob("*")):
+        if path.suffix.lower() == ".wav" and path.name not in listed:
+            raise ValueError(f"{path}: no label; add a row for it to {table}")
+    return [listed[name] for name in sorted(listed)]
+
+
+def _file_seed(seed: int, name: str) -> int:
+    # From the file's name, not its position: adding a file leaves the others' spikes unchanged.
+    state = np.random.SeedSequence([seed, *name.encode()]).generate_state(1)
+    return int(state[0])
+
+
+def _classes(labels: list[str]) -> tuple[list[int], list[str]]:
+    """Class indices of `labels` and the class names."""
+    shd = {name: i for i, name in enumerate(SHD_KEYS)}
+    shd.update({"fünf": SHD_KEYS.index("fuenf")})
+    lowered = [label.lower() for label in labels]
+    if all(s.isdigit() and int(s) < len(SHD_KEYS) or s in shd for s in lowered):
+        return [int(s) if s.isdigit() else shd[s] for s in lowered], list(SHD_KEYS)
+    if all(s.isdigit() for s in lowered):
+        top = max(int(s) for s in lowered)
+        return [int(s) for s in lowered], [str(i) for i in range(top + 1)]
+    names = sorted(set(labels))
+    return [names.index(label) for label in labels], names
+
+
+def find_recordings(in_dir: str | os.PathLike, labels: str | os.PathLike | None = None):
+    """The labelled recordings of `in_dir`.
+
+    **Arguments:**
+
+    - `in_dir`: folder of ``.wav`` files.
+    - `labels`: a CSV (``file,label[,speaker]``); None reads labels from the file names.
+
+    **Returns:** a list of :class:`Recording`, sorted by file name.
+
+    **Raises:** `ValueError` naming the file (one line) for a non-WAV file, a file with no label,
+    or an empty folder; `FileNotFoundError` when `in_dir` or `labels` is absent.
+    """
+    in_dir = Path(in_dir)
+    if not in_dir.is_dir():
+        raise FileNotFoundError(f"{in_dir}: no such folder")
+    found = _from_names(in_dir) if labels is None else _from_csv(in_dir, Path(labels))
+    if not found:
+        raise ValueError(f"{in_dir}: no .wav files to convert")
+    return found
+
+
+def convert_audio(
+    in_dir: str | os.PathLike,
+    out: str | os.PathLike,
+    *,
+    labels: str | os.PathLike | None = None,
+    seed: int = 0,
+    exact_length: bool = False,
+    workers: int | None = None,
+    model: Cochlea | None = None,
+    progress: bool = True,
+) -> Path:
+    """Convert labelled WAV files to one spike file in SHD layout (with their audio beside it).
+
+    Every file is read and checked before any spikes are computed, and the output appears only
+    when complete: a bad input leaves no output file.
+
+    **Arguments:**
+
+    - `in_dir`: folder of mono ``.wav`` files.
+    - `out`: the ``.h5`` file to write (replaced if present).
+    - `labels`: CSV with ``file,label[,speaker]``; None takes them from the file names.
+    - `seed`: the cochlea's randomness (file ``i`` uses a seed derived from `seed` and its name).
+    - `exact_length`: run each recording at its own length, exactly as Lauscher does. Otherwise
+      recordings are centred in silence padded to a 0.1 s grid, so that many share the basilar
+      membrane's transfer matrix (seconds each to compute); times still start at the recording.
+    - `workers`: cochlea processes (default: one per CPU core, at most 8).
+    - `model`: the cochlea's parameters (default: Lauscher's).
+    - `progress`: show a progress bar.
+
+    **Returns:** `out`.
+    """
+    model = Cochlea() if model is None else model
+    out = Path(out)
+    if out.suffix.lower() not in (".h5", ".hdf5"):
+        raise ValueError(f"--out {out}: must name an .h5 file")
+    if not out.parent.is_dir():
+        raise FileNotFoundError(f"{out.parent}: output folder does not exist")
+    if isinstance(seed, bool) or not isinstance(seed, int) or not 0 <= seed < 2**32:
+        raise ValueError(f"seed must be an int in 0..2**32-1, got {seed!r}")
+    recordings = find_recordings(in_dir, labels)
+    audio = []
+    for rec in recordings:
+        x, rate = read_wav(rec.path)
+        if not np.any(x):
+            raise ValueError(f"{rec.path}: is silent (all samples 0)")
+        if x.size < 0.01 * rate:
+            raise ValueError(f"{rec.path}: is {x.size / rate * 1e3:.1f} ms long; at least 10 ms")
+        audio.append((x, rate))
+    classes, keys = _classes([rec.label for rec in recordings])
+    if workers is None:
+        workers = max(1, min(os.cpu_count() or 1, 8))
+
+    clips, offsets = [], []
+    for x, rate in audio:
+        if exact_length:
+            clips.append(x)
+            offsets.append(0)
+            continue
+        step = _LENGTH_STEP_S * rate
+        n = fast_length(int(np.ceil(x.size / step) * step))
+        clip = np.zeros(n)
+        # An even offset keeps the shift back a whole number of output samples (half rate).
+        start = (n - x.size) // 2 & ~1
+        clip[start : start + x.size] = x
+        clips.append(clip)
+        offsets.append(start)
+    times, units = [None] * len(clips), [None] * len(clips)
+    for rate in sorted({r for _, r in audio}):
+        idx = [i for i, (_, r) in enumerate(audio) if r == rate]
+        seeds = [_file_seed(seed, recordings[i].path.name) for i in idx]
+        spikes = cochlea_batch(
+            [clips[i] for i in idx], rate, seeds=seeds, model=model, workers=workers,
+            progress=f"cochlea {rate} Hz" if progress else False,
+        )  # fmt: skip
+        out_rate = rate // 2
+        for i, s in zip(idx, spikes):
+            # Back to the recording's clock: drop what fell in the padding.
+            t = s.times - offsets[i] / rate
+            keep = (t >= 0) & (t < audio[i][0].size / rate)
+            times[i] = np.round(t[keep] * out_rate) / out_rate
+            units[i] = s.units[keep]
+    write_shd_h5(out, times, units, classes, [rec.speaker for rec in recordings], keys,
+                 n_channels=model.n_channels)  # fmt: skip
+    save_sidecar(out, [x for x, _ in audio], [r for _, r in audio])
+    return out
