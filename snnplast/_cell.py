@@ -29,6 +29,11 @@ class Cell(eqx.Module):
     def initial_state(self) -> PyTree[Array]:
         """The (unbatched) state before the first time step."""
 
+    @property
+    def input_shape(self) -> tuple[int, ...] | None:
+        """Shape of one step's input, where the cell knows it (``None`` otherwise)."""
+        return None
+
     @abc.abstractmethod
     def __call__(self, state: PyTree[Array], x: Array) -> tuple[PyTree[Array], Array]:
         """Advance one time step: ``(state_{t-1}, x_t) -> (state_t, output_t)``."""
@@ -67,6 +72,10 @@ class Sequential(Cell):
             s, x = layer(s, x)
             new_state.append(s)
         return tuple(new_state), x
+
+    @property
+    def input_shape(self):
+        return self.layers[0].input_shape
 
     def __len__(self):
         return len(self.layers)

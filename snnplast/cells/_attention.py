@@ -93,6 +93,10 @@ class LinearAttention(Cell):
     def head_size(self) -> int:
         return self.w_q.shape[0] // self.n_heads
 
+    @property
+    def input_shape(self) -> tuple[int, ...]:
+        return (self.w_embed.shape[1],)
+
     def initial_state(self):
         h, d = self.n_heads, self.head_size
         dtype = self.w_q.dtype

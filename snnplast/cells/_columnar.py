@@ -67,6 +67,10 @@ class Columnar(Cell):
     def n(self) -> int:
         return self.r.shape[0]
 
+    @property
+    def input_shape(self) -> tuple[int, ...]:
+        return (self.a_w.shape[2] - 1,)
+
     def initial_state(self):
         return jnp.zeros(self.n, self.r.dtype)
 

@@ -35,6 +35,10 @@ class GRU(Cell):
         self.b_in = jnp.zeros(3 * n)
         self.b_rec = jnp.zeros(3 * n)
 
+    @property
+    def input_shape(self) -> tuple[int, ...]:
+        return (self.w_in.shape[1],)
+
     def initial_state(self):
         return jnp.zeros(self.w_rec.shape[1], self.w_rec.dtype)
 

@@ -34,6 +34,10 @@ class LI(Cell):
         self.bias = jnp.zeros(n)
         self.kappa = check_unit_interval("kappa", kappa)
 
+    @property
+    def input_shape(self) -> tuple[int, ...]:
+        return (self.weight.shape[1],)
+
     def initial_state(self):
         return jnp.zeros(self.weight.shape[0], self.weight.dtype)
 

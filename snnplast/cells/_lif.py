@@ -100,6 +100,10 @@ class LIF(Cell):
     def n(self) -> int:
         return self.w_in.shape[0]
 
+    @property
+    def input_shape(self) -> tuple[int, ...]:
+        return (self.w_in.shape[1],)
+
     def initial_state(self):
         zeros = jnp.zeros(self.n, self.w_in.dtype)
         return (zeros, zeros)

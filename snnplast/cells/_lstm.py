@@ -33,6 +33,10 @@ class LSTM(Cell):
         self.w_rec = uniform_fan_in(k2, (4 * n, n), n)
         self.bias = jnp.zeros(4 * n).at[n : 2 * n].set(forget_bias)
 
+    @property
+    def input_shape(self) -> tuple[int, ...]:
+        return (self.w_in.shape[1],)
+
     def initial_state(self):
         n = self.w_rec.shape[1]
         return (jnp.zeros(n, self.w_rec.dtype), jnp.zeros(n, self.w_rec.dtype))

@@ -30,6 +30,10 @@ class RNN(Cell):
         self.w_rec = uniform_fan_in(k2, (n, n), n)
         self.bias = jnp.zeros(n)
 
+    @property
+    def input_shape(self) -> tuple[int, ...]:
+        return (self.w_in.shape[1],)
+
     def initial_state(self):
         return jnp.zeros(self.w_rec.shape[0], self.w_rec.dtype)
 

@@ -81,6 +81,7 @@ class TraceStructure:
     def __init__(self, cell, x, graph: StepGraph, order: str):
         self.graph = graph
         self.order = order
+        self._dense_jit = None
         self.cell_name = type(cell).__name__
         state = cell.initial_state()
         self.state_names = [jax.tree_util.keystr(p) or "state"
@@ -95,18 +96,20 @@ class TraceStructure:
         ]
         self.phi_shapes = [n.shape for n in graph.phi_nodes]
         self.itemsize = jnp.dtype(graph.s_nodes[0].dtype if graph.s_nodes else jnp.float32).itemsize
-        self.cost = {}
         captured = {}
-        for o in ORDERS:
-            def run(p, s, xx, o=o):
-                res = graph.jacobians(p, s, xx, order=o)
-                captured[o] = res
-                return res.new_state
 
-            jax.eval_shape(run, graph.split(cell), jax.tree_util.tree_leaves(state),
-                           jax.tree_util.tree_leaves(x))
-            self.cost[o] = captured[o].cost
-        res: StepJacobians = captured[order]
+        def run(p, s, xx):
+            res = graph.jacobians(p, s, xx, order=order)
+            captured["res"] = res
+            return res.new_state
+
+        jax.eval_shape(run, graph.split(cell), jax.tree_util.tree_leaves(state),
+                       jax.tree_util.tree_leaves(x))
+        res: StepJacobians = captured["res"]
+        # Every order's multiplication count (planned on the structure alone) and the spent one.
+        self.cost = dict(res.cost)
+        self.cost.setdefault(order, self.cost["spent"])
+        self.cost["auto" if order == "auto" else order] = self.cost.pop("spent")
         self._res = res
         s_shapes, p_shapes = graph.s_shapes, self.phi_shapes
         self.H = {k: _block(j, classify_h(j), s_shapes[k[0]], s_shapes[k[1]])
@@ -186,6 +189,12 @@ class TraceStructure:
         p = g.split(cell)
         s = jax.tree_util.tree_leaves(state)
         xx = jax.tree_util.tree_leaves(x)
+        if self._dense_jit is None:
+            self._dense_jit = jax.jit(self._dense_blocks)
+        return self._dense_jit(p, s, xx)
+
+    def _dense_blocks(self, p, s, xx):
+        g = self.graph
         res = g.jacobians(p, s, xx, order=self.order)
         dtype = jnp.result_type(*s) if s else jnp.float32
         H = {}

@@ -74,12 +74,18 @@ def _sequence(graph: Graph, intermediates: list, order: str) -> tuple[list, int]
     else:
         position = {v: n for n, v in enumerate(intermediates)}
         remaining, seq = set(intermediates), []
+        cost = {u: plan.elimination_cost(u) for u in remaining}
+        total = 0
         while remaining:
-            v = min(remaining, key=lambda u: (plan.elimination_cost(u), position[u]))
+            v = min(remaining, key=lambda u: (cost[u], position[u]))
+            touched = (plan.preds[v] | plan.succs[v]) & remaining
             seq.append(v)
             remaining.discard(v)
-            plan.eliminate(v)
-        return seq, _cost_of(graph, seq)
+            total += plan.eliminate(v)
+            # Only the neighbours of v have new edges, so only their costs change.
+            for u in touched - {v}:
+                cost[u] = plan.elimination_cost(u)
+        return seq, total
     return seq, _cost_of(graph, seq)
 
 
@@ -104,7 +110,7 @@ def plan(graph: Graph, intermediates: list, order: str = "auto") -> tuple[list, 
     return plans[best][0], {o: c for o, (_, c) in plans.items()}
 
 
-def eliminate(graph: Graph, intermediates: list, order: str = "auto") -> int:
+def eliminate(graph: Graph, intermediates: list, order: str = "auto") -> dict:
     """Eliminate ``intermediates`` (given in topological order) from ``graph`` in place.
 
     **Arguments:**
@@ -116,7 +122,9 @@ def eliminate(graph: Graph, intermediates: list, order: str = "auto") -> int:
       is usually cheapest but not always (it loses to reverse order on attention blocks, where
       fill-in from early cheap eliminations grows), and planning costs no numeric work.
 
-    **Returns:** the number of multiplications spent.
+    **Returns:** ``{order: multiplications}`` for every order planned, and ``"spent"``: the
+    multiplications actually performed.
     """
-    seq, _ = plan(graph, intermediates, order)
-    return sum(graph.eliminate(v) for v in seq)
+    seq, costs = plan(graph, intermediates, order)
+    costs["spent"] = sum(graph.eliminate(v) for v in seq)
+    return costs

@@ -30,7 +30,7 @@ from . import _jaxcompat as jc
 from ._eliminate import Graph, eliminate
 from ._flatten import Const, Flat, Node, flatten
 from ._rules import RuleContext, has_zero_derivative, rule_for
-from ._sjac import SJac, diagonal
+from ._sjac import SJac, diagonal, sharpen
 
 
 def _is_float(dtype) -> bool:
@@ -50,7 +50,7 @@ class StepJacobians:
     derived: tuple  # indices of derived state leaves
     out_H: dict  # (k, b) -> SJac: d output[k] / d state[b] (only when requested)
     out_F: dict  # (k, p) -> SJac
-    cost: int  # multiplications spent by the elimination
+    cost: dict  # {order: multiplications} planned, and "spent"
 
 
 class StepGraph:
@@ -308,8 +308,13 @@ class StepGraph:
             for p in graph.preds[sources[a]]:
                 K[(a, source_leaf[p])] = graph.edges[(sources[a], p)]
         remaining = [v for v in topo if v in set(sources.values()) and v not in inputs]
-        cost += eliminate(graph, remaining, order)
+        for k, c in eliminate(graph, remaining, order).items():
+            cost[k] = cost.get(k, 0) + c
 
+        for key in list(graph.edges):
+            graph.edges[key] = sharpen(graph.edges[key])
+        for key in list(K):
+            K[key] = sharpen(K[key])
         s_ids = {n.id: b for b, n in enumerate(self.s_nodes)}
         p_ids = {n.id: p for p, n in enumerate(self.phi_nodes)}
         H, F, out_H, out_F = {}, {}, {}, {}

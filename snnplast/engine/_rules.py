@@ -300,22 +300,23 @@ def _reshape_rule(ctx: RuleContext):
     else:
         # A general reshape regroups dims; stored as the permutation it is.
         n = math.prod(in_shape)
-        eye = jnp.eye(n, dtype=dtype).reshape(out_shape + in_shape)
-        row = [dense(out_shape, in_shape, eye, const=True)]
+        eye = np.eye(n, dtype=np.dtype(dtype)).reshape(out_shape + in_shape)
+        row = [dense(out_shape, in_shape, eye, const=True, pattern=eye != 0)]
     return [row + [None] * (len(ctx.invals) - 1)]
 
 
 def _selection(out_size, in_size, offset, dtype, stride=1):
+    """A constant 0/1 matrix: kept as numpy so its pattern is known at trace time."""
     o = np.arange(out_size)[:, None]
     i = np.arange(in_size)[None, :]
-    return jnp.asarray(i == offset + stride * o, dtype)
+    return (i == offset + stride * o).astype(np.dtype(dtype))
 
 
 def _axis_selection_sjac(out_shape, in_shape, axis, sel, const=True):
     """Identity on every dim but ``axis``, where ``sel`` [out, in] selects."""
     ties = frozenset((d, d) for d in range(len(in_shape)) if d != axis)
     keys = ((axis, None), (None, axis))
-    return SJac(out_shape, in_shape, ties, sel, keys, const)
+    return SJac(out_shape, in_shape, ties, sel, keys, const, np.asarray(sel) != 0)
 
 
 def _slice_rule(ctx: RuleContext):
@@ -331,9 +332,9 @@ def _slice_rule(ctx: RuleContext):
     val = sels[0]
     keys = [(changed[0], None), (None, changed[0])]
     for d, s in zip(changed[1:], sels[1:]):
-        val = jnp.einsum("...,ab->...ab", val, s)
+        val = np.einsum("...,ab->...ab", val, s)
         keys += [(d, None), (None, d)]
-    return [[SJac(out_shape, in_shape, ties, val, tuple(keys), True)]]
+    return [[SJac(out_shape, in_shape, ties, val, tuple(keys), True, np.asarray(val) != 0)]]
 
 
 def _split_rule(ctx: RuleContext):

@@ -235,16 +235,17 @@ def untie(j: SJac, tie) -> SJac:
         val = Abstract(tuple(j.key_size(k) if k != (None, i) else j.in_shape[i] for k in keys))
         return SJac(j.out_shape, j.in_shape, j.ties - {tie}, val, tuple(keys), j.const, None)
     eye = jnp.eye(size, dtype=j.val.dtype)
+    # The identity is structural knowledge: it survives as a pattern once it is materialised.
+    if pat is None:
+        pat = np.ones(np.shape(j.val), bool)
     if tie in keys:
         ax = keys.index(tie)
         val = jnp.moveaxis(j.val, ax, -1)[..., :, None] * eye
         keys = keys[:ax] + keys[ax + 1 :]
-        if pat is not None:
-            pat = np.moveaxis(pat, ax, -1)[..., :, None] & np.eye(size, dtype=bool)
+        pat = np.moveaxis(pat, ax, -1)[..., :, None] & np.eye(size, dtype=bool)
     else:
         val = j.val[..., None, None] * eye
-        if pat is not None:
-            pat = pat[..., None, None] & np.eye(size, dtype=bool)
+        pat = pat[..., None, None] & np.eye(size, dtype=bool)
     keys += [(o, None), (None, i)]
     return SJac(j.out_shape, j.in_shape, j.ties - {tie}, val, tuple(keys), j.const, pat)
 
@@ -375,16 +376,16 @@ def materialize_pattern(j: SJac) -> np.ndarray:
 
 
 def _flatten_sjac(j: SJac):
-    return (j.val,), (j.out_shape, j.in_shape, j.ties, j.val_keys, j.const)
+    return (j.val,), (j.out_shape, j.in_shape, j.ties, j.val_keys)
 
 
 def _unflatten_sjac(aux, children):
-    out_shape, in_shape, ties, keys, const = aux
-    return SJac(out_shape, in_shape, ties, children[0], keys, const, None)
+    out_shape, in_shape, ties, keys = aux
+    return SJac(out_shape, in_shape, ties, children[0], keys, False, None)
 
 
-# As a pytree an SJac carries its numbers; the structure (and no trace-time pattern) is static, so
-# traces can live in a lax.scan carry and be vmapped over a batch.
+# As a pytree an SJac carries its numbers; the structure is static and the trace-time facts
+# (constancy, patterns) are dropped, so traces can live in a lax.scan carry and be vmapped.
 jax.tree_util.register_pytree_node(SJac, _flatten_sjac, _unflatten_sjac)
 
 
@@ -448,3 +449,27 @@ def contract_batch(row_vals, g: SJac):
     keys = tuple((None, groups[gr]["w"]) for gr in kept)
     result = SJac((), g.in_shape, frozenset(), val, keys, False)
     return materialize(result)
+
+
+def sharpen(j: SJac) -> SJac:
+    """Turn free dims that the pattern shows to be an identity into a tie.
+
+    A product with a masked weight (the lateral mask of a columnar network with no lateral
+    connections, say) can be dense in form but diagonal in fact; the pattern proves it.
+    """
+    if j.pattern is None or _is_abstract(j.val):
+        return j
+    keys = list(j.val_keys)
+    for o in range(len(j.out_shape)):
+        if (o, None) not in keys:
+            continue
+        for i in range(len(j.in_shape)):
+            if (None, i) not in keys or j.out_shape[o] != j.in_shape[i] or j.out_shape[o] == 1:
+                continue
+            a, b = keys.index((o, None)), keys.index((None, i))
+            p = np.moveaxis(j.pattern, (a, b), (-2, -1))
+            if not np.any(p & ~np.eye(j.out_shape[o], dtype=bool)):
+                # tie_part keeps the other axes in order and puts the tie last, as here.
+                diag = np.diagonal(p, axis1=-2, axis2=-1)
+                return sharpen(dataclasses.replace(tie_part(j, o, i), pattern=diag))
+    return j

@@ -1,0 +1,31 @@
+"""Every built-in cell (and the user-style cells) by name, for tests parametrised over them."""
+
+import snnplast as sp
+
+from user_cells import USER_CELLS
+
+N_IN = 5
+
+BUILTIN = {
+    "lif": lambda key: sp.LIF(N_IN, 4, key=key, gain=3.0),
+    "lif_zero_reset": lambda key: sp.LIF(N_IN, 4, key=key, gain=3.0, reset="zero"),
+    "lif_reset_grad": lambda key: sp.LIF(N_IN, 4, key=key, gain=3.0, detach_reset=False),
+    "rlif": lambda key: sp.LIF(N_IN, 4, key=key, gain=3.0, recurrent=True),
+    "alif": lambda key: sp.ALIF(N_IN, 4, key=key, gain=3.0),
+    "ralif": lambda key: sp.ALIF(N_IN, 4, key=key, gain=3.0, recurrent=True),
+    "li": lambda key: sp.LI(N_IN, 3, key=key),
+    "rnn": lambda key: sp.RNN(N_IN, 4, key=key),
+    "lstm": lambda key: sp.LSTM(N_IN, 4, key=key),
+    "gru": lambda key: sp.GRU(N_IN, 4, key=key),
+    "linear_attention": lambda key: sp.LinearAttention(N_IN, 8, 2, key=key),
+    "columnar": lambda key: sp.Columnar(N_IN, 4, key=key, n_features=3),
+    "columnar_lateral": lambda key: sp.Columnar(N_IN, 4, key=key, n_features=3,
+                                                lateral_density=0.5),
+    "sequential": lambda key: sp.Sequential(
+        [sp.LIF(N_IN, 4, key=key, gain=3.0, recurrent=True), sp.LI(4, 3, key=key)]),
+}
+
+USER = {name: (lambda make: (lambda key: make(key, N_IN, 4)))(make)
+        for name, make in USER_CELLS.items()}
+
+ALL = {**BUILTIN, **USER}

@@ -1,0 +1,243 @@
+"""The trace engine: structured Jacobians of one step against JAX's own forward-mode AD, the
+inferred block classes, elimination orders, fallbacks and the memory of factored traces."""
+
+import warnings
+
+import equinox as eqx
+import jax
+import jax.numpy as jnp
+import numpy as np
+import pytest
+
+import snnplast as sp
+from cell_zoo import ALL, BUILTIN, N_IN
+from snnplast.engine import derive
+
+
+def _cast(tree, dtype):
+    return jax.tree_util.tree_map(
+        lambda a: a.astype(dtype) if eqx.is_inexact_array(a) else a, tree)
+
+
+def _states(cell, key, dtype):
+    """A random state with some potentials exactly at and just around the threshold."""
+    state = cell.initial_state()
+    leaves, treedef = jax.tree_util.tree_flatten(state)
+    keys = jax.random.split(key, len(leaves))
+    out = []
+    for n, (leaf, k) in enumerate(zip(leaves, keys)):
+        v = jnp.asarray(leaf) + jax.random.normal(k, jnp.shape(leaf), dtype)
+        if n == 0 and v.ndim == 1 and v.shape[0] >= 3:
+            v = v.at[:3].set(jnp.asarray([1.0, 1.0 - 1e-3, 1.0 + 1e-3], dtype))
+        out.append(v.astype(dtype))
+    return jax.tree_util.tree_unflatten(treedef, out)
+
+
+def _reference(cell, state, x):
+    params, static = eqx.partition(cell, eqx.is_inexact_array)
+    p_leaves, p_def = jax.tree_util.tree_flatten(params)
+    s_leaves, s_def = jax.tree_util.tree_flatten(state)
+
+    def f(p, s):
+        c = eqx.combine(jax.tree_util.tree_unflatten(p_def, p), static)
+        new, _ = c(jax.tree_util.tree_unflatten(s_def, s), x)
+        return jax.tree_util.tree_leaves(new)
+
+    return jax.jit(jax.jacfwd(f, argnums=(0, 1)))(p_leaves, s_leaves)
+
+
+@pytest.mark.parametrize("name", sorted(ALL))
+@pytest.mark.parametrize("precision", ["float32", "float64"])
+def test_jacobians_equal_jacfwd(name, precision, getkey, request):
+    if precision == "float64":
+        request.getfixturevalue("x64")
+    dtype = jnp.float32 if precision == "float32" else jnp.float64
+    cell = _cast(ALL[name](getkey()), dtype)
+    ts = derive(cell, jnp.zeros(N_IN, dtype))
+    worst = 0.0
+    for trial in range(2):
+        state = _states(cell, getkey(), dtype)
+        x = jax.random.normal(getkey(), (N_IN,), dtype) * (1.0 + trial)
+        H, F = ts.materialize(cell, state, x)
+        ref = _reference(cell, state, x)
+        for a in range(len(ref)):
+            for b, want in enumerate(ref[a][1]):
+                scale = max(1.0, float(jnp.max(jnp.abs(want))))
+                worst = max(worst, float(jnp.max(jnp.abs(H[(a, b)] - want))) / scale)
+            for k, want in enumerate(ref[a][0]):
+                scale = max(1.0, float(jnp.max(jnp.abs(want))))
+                worst = max(worst, float(jnp.max(jnp.abs(F[(a, k)] - want))) / scale)
+    tol = 1e-6 if dtype == jnp.float32 else 1e-12
+    assert worst <= tol, f"{name}: max difference {worst:.3g} (relative to max(1, |J|))"
+
+
+# ----- block classes, as each cell's docstring derives them --------------------------------------
+def _derive(name, key):
+    cell = BUILTIN[name](key)
+    return derive(cell)
+
+
+def test_lif_classes(getkey):
+    ts = _derive("lif", getkey())
+    v, z = 0, 1
+    assert ts.h_class(v, v) == "constant-diagonal"
+    assert ts.h_class(v, z) == "zero"  # detached reset, no recurrence
+    assert ts.f_class(v, "w_in") == "factored"
+    assert ts.F[(v, 0)].stored == (N_IN,)  # the pre-synaptic vector only
+    assert ts.derived == (z,)
+
+
+def test_lif_zero_reset_and_reset_gradient(getkey):
+    ts = _derive("lif_zero_reset", getkey())
+    assert ts.h_class(0, 0) == "diagonal"  # alpha * (1 - z_{t-1}) changes over time
+    ts = _derive("lif_reset_grad", getkey())
+    assert ts.h_class(0, 0) == "constant-diagonal"
+    assert ts.h_class(0, 1) == "constant-diagonal"  # -threshold * I through the reset
+
+
+def test_recurrent_lif_classes(getkey):
+    ts = _derive("rlif", getkey())
+    assert ts.h_class(0, 0) == "constant-diagonal"
+    assert ts.h_class(0, 1) == "dense"  # W_rec through the spikes
+    # the masked recurrent weight is traced as a factored parameter: z_{t-1} is its pre factor
+    masked = [k for k, name in enumerate(ts.param_names) if "computed" in name]
+    assert len(masked) == 1 and ts.F[(0, masked[0])].kind == "factored"
+    assert ts.F[(0, masked[0])].stored == (4,)
+
+
+def test_alif_classes(getkey):
+    ts = _derive("ralif", getkey())
+    v, a, z = 0, 1, 2
+    assert ts.h_class(v, v) == "constant-diagonal"
+    assert ts.h_class(a, a) == "constant-diagonal"
+    assert ts.h_class(a, z) == "constant-diagonal"
+    assert ts.h_class(v, z) == "dense"
+    assert ts.derived == (z,)
+    assert ts.K[(z, v)].kind == "diagonal" and ts.K[(z, a)].kind == "diagonal"
+
+
+def test_li_rnn_lstm_gru_classes(getkey):
+    ts = _derive("li", getkey())
+    assert ts.h_class(0, 0) == "constant-diagonal" and ts.f_class(0, "weight") == "factored"
+    assert ts.f_class(0, "bias") == "diagonal"
+    ts = _derive("rnn", getkey())
+    assert ts.h_class(0, 0) == "dense" and ts.f_class(0, "w_in") == "factored"
+    assert ts.f_class(0, "bias") == "diagonal"
+    ts = _derive("lstm", getkey())
+    h, c = 0, 1
+    assert ts.h_class(c, c) == "diagonal" and ts.h_class(h, h) == "dense"
+    ts = _derive("gru", getkey())
+    assert ts.h_class(0, 0) == "dense"
+
+
+def test_linear_attention_and_columnar_classes(getkey):
+    ts = _derive("linear_attention", getkey())
+    assert ts.h_class(0, 0) == "constant-diagonal" and ts.h_class(1, 1) == "constant-diagonal"
+    assert ts.h_class(0, 1) == "zero" and ts.h_class(1, 0) == "zero"
+    ts = _derive("columnar", getkey())
+    assert ts.h_class(0, 0) == "diagonal"  # no lateral connections: each column its own
+    assert ts.f_class(0, "r") == "diagonal" and ts.f_class(0, "b") == "diagonal"
+    assert ts.f_class(0, "a_w") == "factored"  # column i's extractor reaches only h_i
+    ts = _derive("columnar_lateral", getkey())
+    assert ts.h_class(0, 0) == "dense"
+
+
+# ----- elimination orders -------------------------------------------------------------------------
+@pytest.mark.parametrize("name", sorted(BUILTIN))
+def test_default_order_never_worse(name, getkey):
+    ts = _derive(name, getkey())
+    assert ts.cost["auto"] <= ts.cost["forward"]
+    assert ts.cost["auto"] <= ts.cost["reverse"]
+    # the greedy Markowitz plan alone already beats plain forward mode on every built-in cell
+    assert ts.cost["markowitz"] < ts.cost["forward"]
+
+
+def test_orders_give_the_same_jacobians(getkey):
+    cell = BUILTIN["ralif"](getkey())
+    state = _states(cell, getkey(), jnp.float32)
+    x = jax.random.normal(getkey(), (N_IN,))
+    results = [derive(cell, order=o).materialize(cell, state, x) for o in
+               ("forward", "reverse", "markowitz")]
+    for H, F in results[1:]:
+        for key in H:
+            np.testing.assert_allclose(H[key], results[0][0][key], atol=1e-6)
+        for key in F:
+            np.testing.assert_allclose(F[key], results[0][1][key], atol=1e-6)
+
+
+# ----- a primitive with no rule ---------------------------------------------------------------
+class CumsumCell(sp.Cell):
+    w: jax.Array
+
+    def initial_state(self):
+        return jnp.zeros(self.w.shape[0])
+
+    def __call__(self, h, x):
+        h = jnp.tanh(jnp.cumsum(self.w @ x) + 0.5 * h)
+        return h, h
+
+
+def test_unknown_primitive_falls_back_with_one_warning(getkey):
+    cell = CumsumCell(jax.random.normal(getkey(), (4, N_IN)))
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        ts = derive(cell, jnp.zeros(N_IN))
+        state = jax.random.normal(getkey(), (4,))
+        x = jax.random.normal(getkey(), (N_IN,))
+        H, F = ts.materialize(cell, state, x)
+    relevant = [w for w in caught if "no Jacobian rule" in str(w.message)]
+    assert len(relevant) == 1
+    assert "cumsum" in str(relevant[0].message) and "CumsumCell" in str(relevant[0].message)
+    ref = _reference(cell, state, x)
+    np.testing.assert_allclose(H[(0, 0)], ref[0][1][0], atol=1e-6)
+    np.testing.assert_allclose(F[(0, 0)], ref[0][0][0], atol=1e-6)
+
+
+def test_user_can_register_a_rule(getkey):
+    from snnplast.engine import register_rule
+    from snnplast.engine._rules import RULES, def_elementwise_jvp
+
+    assert "cumsum" not in RULES
+    try:
+        register_rule("cumsum", RULES["tanh"])  # a wrong rule on purpose: the registry obeys
+        assert RULES["cumsum"] is RULES["tanh"]
+    finally:
+        del RULES["cumsum"]
+    assert callable(def_elementwise_jvp)
+
+
+# ----- trace memory of a factored layer ----------------------------------------------------------
+def _trace_bytes(n_hidden, key):
+    from snnplast.online import OnlineStep
+
+    cell = sp.LIF(64, n_hidden, key=key)
+    runner = OnlineStep(cell, jnp.zeros(64), sp.Diagonal(), lambda o, y: jnp.sum((o - y) ** 2))
+    p = runner.graph.split(cell)
+    s = jax.tree_util.tree_leaves(cell.initial_state())
+    tr = runner.traces.zeros(jnp.float32)
+    kp = {k: jnp.zeros(shape) for k, (_, _, _, _, shape) in runner.k_struct.items()}
+    del kp
+
+    def trace_step(tr, s, x):
+        new_s, H, F, K = runner.traces.blocks(p, s, [x])
+        Ht = runner.traces.carried(H, {}, runner.context)
+        return runner.traces.update(tr, Ht, F)
+
+    compiled = jax.jit(trace_step).lower(tr, s, jnp.zeros(64)).compile()
+    mem = compiled.memory_analysis()
+    return mem.temp_size_in_bytes + mem.output_size_in_bytes, runner.traces.stored_size()
+
+
+def test_factored_trace_memory_grows_linearly(getkey):
+    key = getkey()
+    small, n_small = _trace_bytes(128, key)
+    large, n_large = _trace_bytes(256, key)
+    assert n_small == 64 and n_large == 64  # the trace is the pre-synaptic vector alone
+    assert large <= 2.1 * small, (small, large)
+
+
+def test_inspect_repr_and_rtrl_size(getkey):
+    ts = _derive("ralif", getkey())
+    text = repr(ts)
+    assert "constant-diagonal" in text and "derived" in text
+    assert ts.rtrl_bytes == ts.n_state * ts.n_params * 4

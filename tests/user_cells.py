@@ -1,0 +1,95 @@
+"""Neuron models written the way a user would: plain jax.numpy, no annotations. Shared by the
+trace-engine and policy tests."""
+
+import equinox as eqx
+import jax
+import jax.numpy as jnp
+
+import snnplast as sp
+from snnplast.surrogates import FastSigmoid
+
+
+class Izhikevich(sp.Cell):
+    """Izhikevich (2003) with a surrogate spike and a detached reset."""
+
+    w: jax.Array
+    a: float = eqx.field(static=True, default=0.02)
+    b: float = eqx.field(static=True, default=0.2)
+    c: float = eqx.field(static=True, default=-65.0)
+    d: float = eqx.field(static=True, default=8.0)
+
+    def __init__(self, n_in, n, key):
+        self.w = jax.random.normal(key, (n, n_in)) * 5.0
+
+    def initial_state(self):
+        n = self.w.shape[0]
+        return (jnp.full(n, -65.0), jnp.full(n, -13.0))
+
+    def __call__(self, state, x):
+        v, u = state
+        i = self.w @ x
+        v_new = v + 0.5 * (0.04 * v**2 + 5.0 * v + 140.0 - u + i)
+        u_new = u + self.a * (self.b * v - u)
+        spike = FastSigmoid(slope=0.5)(v_new - 30.0)
+        s = jax.lax.stop_gradient(spike)
+        v_new = s * self.c + (1.0 - s) * v_new
+        u_new = u_new + self.d * s
+        return (v_new, u_new), spike
+
+
+class ResonateAndFire(sp.Cell):
+    """Izhikevich's resonate-and-fire neuron: a damped oscillator (x, y) with a spike on y."""
+
+    w: jax.Array
+    omega: jax.Array
+
+    def __init__(self, n_in, n, key):
+        k1, k2 = jax.random.split(key)
+        self.w = jax.random.normal(k1, (n, n_in))
+        self.omega = jax.random.uniform(k2, (n,), minval=0.5, maxval=2.0)
+
+    def initial_state(self):
+        n = self.w.shape[0]
+        return (jnp.zeros(n), jnp.zeros(n))
+
+    def __call__(self, state, x):
+        re, im = state
+        dt, damp = 0.1, -0.1
+        re_new = re + dt * (damp * re - self.omega * im + self.w @ x)
+        im_new = im + dt * (self.omega * re + damp * im)
+        spike = FastSigmoid()(im_new - 1.0)
+        return (re_new, im_new), spike
+
+
+class ScratchGRU(sp.Cell):
+    """A GRU written from scratch, with a jnp.where clipping its candidate."""
+
+    wz: jax.Array
+    wr: jax.Array
+    wh: jax.Array
+    uz: jax.Array
+    ur: jax.Array
+    uh: jax.Array
+
+    def __init__(self, n_in, n, key):
+        ks = jax.random.split(key, 6)
+        self.wz, self.wr, self.wh = (jax.random.normal(k, (n, n_in)) * 0.5 for k in ks[:3])
+        self.uz, self.ur, self.uh = (jax.random.normal(k, (n, n)) * 0.5 for k in ks[3:])
+
+    def initial_state(self):
+        return jnp.zeros(self.uz.shape[0])
+
+    def __call__(self, h, x):
+        z = jax.nn.sigmoid(self.wz @ x + self.uz @ h)
+        r = jax.nn.sigmoid(self.wr @ x + self.ur @ h)
+        cand = jnp.tanh(self.wh @ x + self.uh @ (r * h))
+        cand = jnp.where(cand > 0.9, 0.9 + 0.1 * (cand - 0.9), cand)
+        h = (1.0 - z) * h + z * cand
+        return h, h
+
+
+USER_CELLS = {
+    "izhikevich": lambda key, n_in, n: Izhikevich(n_in, n, key),
+    "resonate_and_fire": lambda key, n_in, n: ResonateAndFire(n_in, n, key),
+    "scratch_gru": lambda key, n_in, n: ScratchGRU(n_in, n, key),
+}
