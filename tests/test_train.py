@@ -129,14 +129,23 @@ def test_loss_and_grad_unknown_method(getkey):
     model = build_model("lif", C, 8, N_CLASSES, key=getkey())
     x, y = jnp.zeros((2, T, C)), jnp.zeros(2, jnp.int32)
     with pytest.raises(ValueError, match="'diagonal'"):
-        loss_and_grad(model, x, y, "diagonal")
+        loss_and_grad(model, x, y, "diagonal")  # a string: parse_method makes the policy
 
 
 def test_parse_method():
     assert parse_method("bptt") == "bptt"
     assert parse_method(" BPTT ") == "bptt"
-    with pytest.raises(ValueError, match="'random-k:4'.*bptt"):
-        parse_method("random-k:4")
+    assert parse_method("random-k:4", 0.5) == snnplast.RandomK(k=4, lam=0.5)
+    assert parse_method("head-sparse:0.5") == snnplast.HeadSparse(fraction=0.5)
+    assert isinstance(parse_method("diagonal"), snnplast.Diagonal)
+    with pytest.raises(ValueError, match="'warp:4'.*bptt"):
+        parse_method("warp:4")
+    with pytest.raises(ValueError, match="needs an argument"):
+        parse_method("random-k")
+    with pytest.raises(ValueError, match="'x' is not a valid int"):
+        parse_method("random-k:x")
+    with pytest.raises(ValueError, match=r"lam must lie in \[0, 1\]"):
+        parse_method("diagonal", 1.5)
 
 
 # --- config ---------------------------------------------------------------------------------
@@ -152,7 +161,7 @@ def test_parse_method():
         ("lr", 0.0),
         ("lr", math.nan),
         ("model", "foo"),
-        ("method", "exact"),
+        ("method", "warp"),
         ("lam", 0.5),
         ("seed", -1),
     ],
@@ -230,7 +239,7 @@ def test_fit_rejects_mismatched_data(tmp_path):
     [
         (["--epochs", "0"], "0"),
         (["--model", "foo"], "'foo'"),
-        (["--method", "diagonal"], "'diagonal'"),
+        (["--method", "magic"], "'magic'"),
         (["--lam", "0.5"], "0.5"),
         (["--lr", "-1"], "-1"),
     ],

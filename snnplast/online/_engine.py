@@ -28,6 +28,7 @@ class Carry(NamedTuple):
     grad_phi: list  # accumulated d loss / d phi (traced parameters)
     grad_direct: list  # accumulated immediate d loss / d theta (parameter leaves)
     loss: jax.Array
+    out_sum: object  # outputs summed over time, [B, ...] (class scores of a readout)
     t: jax.Array
 
 
@@ -75,14 +76,22 @@ class OnlineStep:
             policy_state=self.policy.init_state(self.context, key),
             grad_phi=[jnp.zeros(s, self.dtype) for s in phi_shapes],
             grad_direct=[jnp.zeros_like(a) for a in p],
-            loss=jnp.zeros((), self.dtype), t=jnp.zeros((), jnp.int32),
+            loss=jnp.zeros((), self.dtype), out_sum=self._zero_outputs(model, batch),
+            t=jnp.zeros((), jnp.int32),
         )
+
+    def _zero_outputs(self, model, batch):
+        x = jax.tree_util.tree_unflatten(
+            self.graph.x_def, [jnp.zeros(n.shape, n.dtype) for n in self.graph.x_nodes])
+        _, out = jax.eval_shape(model, model.initial_state(), x)
+        return jax.tree_util.tree_map(lambda o: jnp.zeros((batch,) + o.shape, o.dtype), out)
 
     def reset_gradients(self, carry: Carry) -> Carry:
         return carry._replace(
             grad_phi=[jnp.zeros_like(g) for g in carry.grad_phi],
             grad_direct=[jnp.zeros_like(g) for g in carry.grad_direct],
             loss=jnp.zeros_like(carry.loss),
+            out_sum=jax.tree_util.tree_map(jnp.zeros_like, carry.out_sum),
         )
 
     # ----- one step ------------------------------------------------------------------------------
@@ -94,11 +103,12 @@ class OnlineStep:
             def one(s, x, y):
                 cell = eqx.combine(jax.tree_util.tree_unflatten(g.p_def, p), static)
                 _, out = cell(jax.tree_util.tree_unflatten(g.s_def, s), x)
-                return self.loss(out, y)
+                return self.loss(out, y), out
 
-            return jnp.sum(jax.vmap(one)(s_b, x_t, y_t))
+            losses, outs = jax.vmap(one)(s_b, x_t, y_t)
+            return jnp.sum(losses), outs
 
-        lval, vjp = jax.vjp(batch_loss, p_leaves, carry.state)
+        lval, vjp, outs = jax.vjp(batch_loss, p_leaves, carry.state, has_aux=True)
         d_p, d_s = vjp(jnp.ones((), lval.dtype))
         ctx = self.context.with_state(carry.policy_state)
         x_leaves = jax.tree_util.tree_leaves(x_t)
@@ -120,7 +130,8 @@ class OnlineStep:
             policy_state=self.policy.next_state(carry.policy_state, self.context, t, key),
             grad_phi=grad_phi,
             grad_direct=[a + b for a, b in zip(carry.grad_direct, d_p)],
-            loss=carry.loss + lval, t=t,
+            loss=carry.loss + lval,
+            out_sum=jax.tree_util.tree_map(jnp.add, carry.out_sum, outs), t=t,
         )
 
     def _fold_derived(self, ds, kp):

@@ -9,16 +9,17 @@ import jax.numpy as jnp
 from ._engine import OnlineStep
 
 
-def online_loss_and_grad(model, inputs, targets, policy, loss, *, key=None):
+def online_loss_and_grad(model, inputs, targets, policy, loss, *, key=None, with_scores=False):
     """Mean over the batch of ``sum_t loss(out_t, y_t)`` and its online gradient.
 
     **Arguments:**
 
     - `inputs`: ``[B, T, ...]``; `targets`: ``[B, T, ...]``.
     - `policy`: a transport policy; `key`: PRNG key for random policies (default key 0).
+    - `with_scores`: also return the outputs summed over time ``[B, ...]``.
 
-    **Returns:** ``(loss, grads)`` with ``grads`` shaped like the model (``None`` where the model
-    has no trainable array).
+    **Returns:** ``(loss, grads)`` (and the summed outputs) with ``grads`` shaped like the model
+    (``None`` where the model has no trainable array).
     """
     key = jax.random.PRNGKey(0) if key is None else key
     batch = jax.tree_util.tree_leaves(inputs)[0].shape[0]
@@ -37,6 +38,8 @@ def online_loss_and_grad(model, inputs, targets, policy, loss, *, key=None):
 
     carry, _ = jax.lax.scan(body, carry, (xs, ys, keys))
     grads = [g / batch for g in runner.gradients(p, carry)]
+    if with_scores:
+        return carry.loss / batch, runner.as_tree(grads), carry.out_sum
     return carry.loss / batch, runner.as_tree(grads)
 
 

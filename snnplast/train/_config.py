@@ -5,7 +5,7 @@ from __future__ import annotations
 import dataclasses
 import math
 
-from ._method import check_lam, parse_method
+from ._method import parse_method
 from ._models import check_model
 
 
@@ -58,7 +58,7 @@ class TrainConfig:
             raise ValueError(f"lr must be a finite number > 0, got {lr!r}")
         if isinstance(self.seed, bool) or not isinstance(self.seed, int) or self.seed < 0:
             raise ValueError(f"seed must be an integer >= 0, got {self.seed!r}")
-        check_lam(parse_method(self.method), self.lam)
+        parse_method(self.method, self.lam)
 
     def to_dict(self) -> dict:
         return dataclasses.asdict(self)

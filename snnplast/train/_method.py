@@ -1,33 +1,64 @@
 """The gradient method of a training run: parsed from text in one place.
 
-A method is what :func:`snnplast.train.loss_and_grad` dispatches on. Today only ``"bptt"``
-exists; online methods (transport policies such as ``exact``, ``diagonal``, ``random-k:K``)
-will be parsed here into their policy objects, so the CLI and the config never change shape.
+A method is what :func:`snnplast.train.loss_and_grad` dispatches on: the string ``"bptt"``, or a
+transport policy object for an online method.
+
+| text | method |
+|---|---|
+| ``bptt`` | backpropagation through time (the reference) |
+| ``exact`` | :class:`snnplast.Exact` (full RTRL) |
+| ``diagonal`` | :class:`snnplast.Diagonal` (e-prop / SnAp-1) |
+| ``random-k:K`` | :class:`snnplast.RandomK` with ``k=K`` |
+| ``immediate`` | :class:`snnplast.Immediate` (d = 0) |
+| ``head-sparse:F`` | :class:`snnplast.HeadSparse` with ``fraction=F`` |
+| ``columnar`` | :class:`snnplast.ColumnarPolicy` (Master-User) |
 """
 
 from __future__ import annotations
 
 import math
 
-METHODS = ("bptt",)
+from .. import policies
+
+METHODS = ("bptt", "exact", "diagonal", "random-k:K", "immediate", "head-sparse:F", "columnar")
 
 
-def parse_method(text: str):
-    """Turn a method's text form (``"bptt"``) into what the gradient dispatch receives.
+def _argument(name, arg, text, kind):
+    if arg is None:
+        raise ValueError(f"method {text!r} needs an argument, e.g. '{name}:{'4' if kind is int else '0.5'}'")
+    try:
+        return kind(arg)
+    except ValueError:
+        raise ValueError(f"method {text!r}: {arg!r} is not a valid {kind.__name__}") from None
+
+
+def parse_method(text: str, lam: float = 1.0):
+    """Turn a method's text form into what the gradient dispatch receives.
 
     **Arguments:**
 
-    - `text`: the method as written on the command line or stored in a config.
+    - `text`: the method as written on the command line or stored in a config (table above).
+    - `lam`: the trace decay of an online method (must be 1.0 for ``bptt``).
 
-    **Returns:** the method: the string ``"bptt"`` for backpropagation through time.
+    **Returns:** ``"bptt"`` or a :class:`snnplast.Policy`.
 
     **Raises:** `ValueError` naming `text` and the methods allowed (`TypeError` for a non-string).
     """
     if not isinstance(text, str):
         raise TypeError(f"method must be a string, one of {', '.join(METHODS)}; got {text!r}")
-    name = text.strip().lower()
-    if name in METHODS:
-        return name
+    name, _, arg = text.strip().lower().partition(":")
+    arg = arg or None
+    lam = check_lam(name, lam)
+    if name == "bptt" and arg is None:
+        return "bptt"
+    if name in ("exact", "diagonal", "immediate", "columnar") and arg is None:
+        cls = {"exact": policies.Exact, "diagonal": policies.Diagonal,
+               "immediate": policies.Immediate, "columnar": policies.Columnar}[name]
+        return cls(lam=lam)
+    if name == "random-k":
+        return policies.RandomK(k=_argument(name, arg, text, int), lam=lam)
+    if name == "head-sparse":
+        return policies.HeadSparse(fraction=_argument(name, arg, text, float), lam=lam)
     raise ValueError(f"unknown method {text!r}; allowed: {', '.join(METHODS)}")
 
 
@@ -41,4 +72,10 @@ def check_lam(method, lam) -> float:
         raise ValueError(f"lam must be a finite number, got {lam!r}")
     if method == "bptt" and lam != 1.0:
         raise ValueError(f"lam={lam!r} has no meaning for method 'bptt' (exact gradients); use 1.0")
+    if not 0.0 <= lam <= 1.0:
+        raise ValueError(f"lam must lie in [0, 1], got {lam!r}")
     return float(lam)
+
+
+def method_name(method) -> str:
+    return method if isinstance(method, str) else method.name

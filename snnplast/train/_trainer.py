@@ -140,7 +140,7 @@ def fit(config: TrainConfig, dataset, out_dir: str | os.PathLike, progress: bool
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
 
-    method = parse_method(config.method)
+    method = parse_method(config.method, config.lam)
     spec = {
         "model": config.model,
         "n_in": dataset.n_channels,
