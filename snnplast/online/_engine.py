@@ -83,7 +83,7 @@ class OnlineStep:
     def _zero_outputs(self, model, batch):
         x = jax.tree_util.tree_unflatten(
             self.graph.x_def, [jnp.zeros(n.shape, n.dtype) for n in self.graph.x_nodes])
-        _, out = jax.eval_shape(model, model.initial_state(), x)
+        _, out = jax.eval_shape(lambda s, xx: model(s, xx), model.initial_state(), x)
         return jax.tree_util.tree_map(lambda o: jnp.zeros((batch,) + o.shape, o.dtype), out)
 
     def reset_gradients(self, carry: Carry) -> Carry:

@@ -29,14 +29,13 @@ def online_loss_and_grad(model, inputs, targets, policy, loss, *, key=None, with
     carry = runner.init(model, batch, key)
     xs = jax.tree_util.tree_map(lambda a: jnp.swapaxes(a, 0, 1), inputs)
     ys = jax.tree_util.tree_map(lambda a: jnp.swapaxes(a, 0, 1), targets)
-    n_steps = jax.tree_util.tree_leaves(xs)[0].shape[0]
-    keys = jax.random.split(key, n_steps)
 
     def body(c, inp):
-        x_t, y_t, k = inp
-        return runner.step(p, c, x_t, y_t, k), None
+        x_t, y_t = inp
+        # A key per step from the step count: no [T]-sized array of keys.
+        return runner.step(p, c, x_t, y_t, jax.random.fold_in(key, c.t)), None
 
-    carry, _ = jax.lax.scan(body, carry, (xs, ys, keys))
+    carry, _ = jax.lax.scan(body, carry, (xs, ys))
     grads = [g / batch for g in runner.gradients(p, carry)]
     if with_scores:
         return carry.loss / batch, runner.as_tree(grads), carry.out_sum

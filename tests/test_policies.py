@@ -1,0 +1,213 @@
+"""Transport policies against BPTT, where the mathematics says they are equal."""
+
+import equinox as eqx
+import jax
+import jax.numpy as jnp
+import numpy as np
+import pytest
+
+import snnplast as sp
+from cell_zoo import ALL, BUILTIN, N_IN
+
+T = 9
+
+
+def _f64(tree):
+    return jax.tree_util.tree_map(
+        lambda a: a.astype(jnp.float64) if eqx.is_inexact_array(a) else a, tree)
+
+
+def _sq(out, y):
+    return jnp.sum((out - y) ** 2)
+
+
+def _problem(cell, key):
+    k1, k2 = jax.random.split(key)
+    xs = jax.random.normal(k1, (T, N_IN), jnp.float64) * 1.5
+    _, outs = sp.unroll(cell, xs)
+    ys = jax.random.normal(k2, outs.shape, jnp.float64)
+    return xs, ys
+
+
+def _rel(a, b):
+    la, lb = jax.tree_util.tree_leaves(a), jax.tree_util.tree_leaves(b)
+    assert len(la) == len(lb)
+    num = sum(float(jnp.sum((x - y) ** 2)) for x, y in zip(la, lb))
+    den = sum(float(jnp.sum(y**2)) for y in lb)
+    return (num / max(den, 1e-300)) ** 0.5
+
+
+@pytest.mark.parametrize("name", sorted(ALL))
+def test_exact_equals_bptt(name, x64, getkey):
+    cell = _f64(ALL[name](getkey()))
+    xs, ys = _problem(cell, getkey())
+    ref = sp.gradients(cell, xs, ys, loss=_sq)
+    got = sp.gradients(cell, xs, ys, loss=_sq, method=sp.Exact())
+    assert _rel(got, ref) <= 1e-8
+
+
+@pytest.mark.parametrize("name", ["lif", "lif_zero_reset", "lif_reset_grad", "alif"])
+def test_diagonal_equals_bptt_without_recurrence(name, x64, getkey):
+    cell = _f64(BUILTIN[name](getkey()))
+    xs, ys = _problem(cell, getkey())
+    _, spikes = sp.unroll(cell, xs)
+    assert 0.05 < float(jnp.mean(spikes)) < 0.95  # the surrogate paths are exercised
+    ref = sp.gradients(cell, xs, ys, loss=_sq)
+    got = sp.gradients(cell, xs, ys, loss=_sq, method=sp.Diagonal())
+    assert _rel(got, ref) <= 1e-8
+
+
+def test_diagonal_is_an_approximation_with_recurrence(x64, getkey):
+    cell = _f64(BUILTIN["rlif"](getkey()))
+    xs, ys = _problem(cell, getkey())
+    ref = sp.gradients(cell, xs, ys, loss=_sq)
+    got = sp.gradients(cell, xs, ys, loss=_sq, method=sp.Diagonal())
+    assert 1e-6 < _rel(got, ref) < 1.0
+
+
+def test_columnar_policy_exact_without_lateral_connections(x64, getkey):
+    cell = _f64(BUILTIN["columnar"](getkey()))
+    xs, ys = _problem(cell, getkey())
+    ref = sp.gradients(cell, xs, ys, loss=_sq)
+    assert _rel(sp.gradients(cell, xs, ys, loss=_sq, method=sp.ColumnarPolicy()), ref) <= 1e-8
+    lateral = _f64(BUILTIN["columnar_lateral"](getkey()))
+    ref = sp.gradients(lateral, xs, ys, loss=_sq)
+    assert _rel(sp.gradients(lateral, xs, ys, loss=_sq, method=sp.ColumnarPolicy()), ref) > 1e-6
+
+
+def _sign_agreement(density, seed):
+    """Javed et al.'s test-bed: 50 binary inputs, targets uniform in (-50, 50), 50 steps; the
+    fraction of hidden parameters whose Master-User gradient has BPTT's sign."""
+    key = jax.random.PRNGKey(seed)
+    k1, k2, k3, k4 = jax.random.split(key, 4)
+    col = sp.Columnar(50, 10, key=k1, n_features=5, lateral_density=density)
+    readout = sp.LI(10, 1, key=k2, kappa=0.0)  # a readout without memory
+    model = _f64(sp.Sequential([col, readout]))
+    xs = jax.random.bernoulli(k3, 0.5, (50, 50)).astype(jnp.float64)
+    ys = jax.random.uniform(k4, (50, 1), jnp.float64, -50.0, 50.0)
+    ref = sp.gradients(model, xs, ys, loss=_sq).layers[0]
+    got = sp.gradients(model, xs, ys, loss=_sq, method=sp.ColumnarPolicy()).layers[0]
+    a = np.concatenate([np.ravel(x) for x in jax.tree_util.tree_leaves(ref)])
+    b = np.concatenate([np.ravel(x) for x in jax.tree_util.tree_leaves(got)])
+    nz = np.abs(a) > 1e-12
+    return float(np.mean(np.sign(a[nz]) == np.sign(b[nz])))
+
+
+def test_columnar_agreement_exact_without_and_lower_with_lateral_connections(x64):
+    assert _sign_agreement(0.0, 0) == pytest.approx(1.0)
+    assert _sign_agreement(1.0, 0) < 0.99
+
+
+@pytest.mark.slow
+def test_columnar_agreement_falls_with_lateral_density(x64):
+    agree = {d: np.mean([_sign_agreement(d, s) for s in range(3)]) for d in (0.0, 0.2, 1.0)}
+    assert agree[0.0] == pytest.approx(1.0)
+    assert agree[0.0] > agree[0.2] > agree[1.0]
+
+
+@pytest.mark.parametrize("name", ["rlif", "rnn", "lstm"])
+def test_random_k_limits(name, x64, getkey):
+    cell = _f64(BUILTIN[name](getkey()))
+    xs, ys = _problem(cell, getkey())
+    exact = sp.gradients(cell, xs, ys, loss=_sq, method=sp.Exact())
+    diag = sp.gradients(cell, xs, ys, loss=_sq, method=sp.Diagonal())
+    n = 4
+    full = sp.gradients(cell, xs, ys, loss=_sq, method=sp.RandomK(k=n, scale=False))
+    none = sp.gradients(cell, xs, ys, loss=_sq, method=sp.RandomK(k=0))
+    assert _rel(full, exact) <= 1e-8
+    assert _rel(none, diag) <= 1e-8
+    some = sp.gradients(cell, xs, ys, loss=_sq, method=sp.RandomK(k=2), key=getkey())
+    assert _rel(some, exact) > 1e-8 and np.isfinite(_rel(some, exact))
+
+
+def test_random_k_selections(x64, getkey):
+    cell = _f64(BUILTIN["rnn"](getkey()))
+    xs, ys = _problem(cell, getkey())
+    for select in ("fixed", "adversarial"):
+        g = sp.gradients(cell, xs, ys, loss=_sq, method=sp.RandomK(k=2, select=select))
+        assert all(np.all(np.isfinite(x)) for x in jax.tree_util.tree_leaves(g))
+    with pytest.raises(ValueError, match="select must be"):
+        sp.RandomK(k=2, select="best")
+    with pytest.raises(ValueError, match="k must be a non-negative integer"):
+        sp.RandomK(k=-1)
+
+
+def _truncated_bptt(cell, xs, ys):
+    """BPTT where the state two steps back is a constant: one transition of credit."""
+    params, static = eqx.partition(cell, eqx.is_inexact_array)
+
+    def total(params):
+        c = eqx.combine(params, static)
+        states = [c.initial_state()]
+        for t in range(T):
+            states.append(c(states[-1], xs[t])[0])
+        loss = 0.0
+        for t in range(T):
+            s = states[t - 1] if t >= 1 else c.initial_state()
+            s = jax.lax.stop_gradient(s)
+            if t >= 1:
+                s, _ = c(s, xs[t - 1])
+            _, out = c(s, xs[t])
+            loss = loss + _sq(out, ys[t])
+        return loss
+
+    return jax.grad(total)(params)
+
+
+@pytest.mark.parametrize("name", ["rlif", "rnn", "gru"])
+def test_immediate_equals_one_step_truncated_bptt(name, x64, getkey):
+    cell = _f64(BUILTIN[name](getkey()))
+    xs, ys = _problem(cell, getkey())
+    got = sp.gradients(cell, xs, ys, loss=_sq, method=sp.Immediate())
+    assert _rel(got, _truncated_bptt(cell, xs, ys)) <= 1e-8
+    # lam = 0 turns any policy into the immediate rule
+    lam0 = sp.gradients(cell, xs, ys, loss=_sq, method=sp.Exact(lam=0.0))
+    assert _rel(lam0, got) <= 1e-8
+
+
+def test_head_sparse_limits(x64, getkey):
+    cell = _f64(BUILTIN["linear_attention"](getkey()))
+    xs, ys = _problem(cell, getkey())
+    ref = sp.gradients(cell, xs, ys, loss=_sq)
+    imm = sp.gradients(cell, xs, ys, loss=_sq, method=sp.Immediate())
+    assert _rel(sp.gradients(cell, xs, ys, loss=_sq, method=sp.HeadSparse(1.0)), ref) <= 1e-8
+    assert _rel(sp.gradients(cell, xs, ys, loss=_sq, method=sp.HeadSparse(0.0)), imm) <= 1e-8
+    half = sp.gradients(cell, xs, ys, loss=_sq, method=sp.HeadSparse(0.5), key=getkey())
+    assert 1e-8 < _rel(half, ref) < _rel(imm, ref) + 1e-12
+
+
+def test_bad_method_is_one_line(getkey):
+    cell = BUILTIN["lif"](getkey())
+    xs = jnp.zeros((3, N_IN))
+    with pytest.raises(ValueError, match="transport policy.*'diag'"):
+        sp.gradients(cell, xs, jnp.zeros((3, 4)), loss=_sq, method="diag")
+    with pytest.raises(ValueError, match="lam must be a number in"):
+        sp.Diagonal(lam=2.0)
+
+
+# ----- memory independent of sequence length ------------------------------------------------------
+def _temp_bytes(cell, policy, n_steps):
+    from snnplast.online import online_loss_and_grad
+
+    xs = jnp.zeros((2, n_steps, N_IN))
+    _, outs = sp.unroll(cell, xs[0])
+    ys = jnp.zeros((2, n_steps) + outs.shape[1:])
+
+    def f(params):
+        c = eqx.combine(params, eqx.filter(cell, eqx.is_inexact_array, inverse=True))
+        return online_loss_and_grad(c, xs, ys, policy, _sq)
+
+    params = eqx.filter(cell, eqx.is_inexact_array)
+    compiled = jax.jit(f).lower(params).compile()
+    return compiled.memory_analysis().temp_size_in_bytes
+
+
+@pytest.mark.parametrize("policy, name", [
+    (sp.Exact(), "rlif"), (sp.Diagonal(), "ralif"), (sp.RandomK(k=2), "rnn"),
+    (sp.Immediate(), "gru"), (sp.HeadSparse(0.5), "linear_attention"),
+    (sp.ColumnarPolicy(), "columnar_lateral"),
+])
+def test_memory_independent_of_sequence_length(policy, name, getkey):
+    cell = BUILTIN[name](getkey())
+    short, long = _temp_bytes(cell, policy, 100), _temp_bytes(cell, policy, 1000)
+    assert long <= 1.1 * short, (short, long)
