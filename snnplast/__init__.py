@@ -21,6 +21,7 @@ from .cells import RNN as RNN
 from .cells import Columnar as Columnar
 from .cells import LinearAttention as LinearAttention
 
+from .online import OnlineLearner as OnlineLearner
 from .policies import Columnar as ColumnarPolicy
 from .policies import Diagonal as Diagonal
 from .policies import Exact as Exact
