@@ -215,8 +215,6 @@ def _trace_bytes(n_hidden, key):
     p = runner.graph.split(cell)
     s = jax.tree_util.tree_leaves(cell.initial_state())
     tr = runner.traces.zeros(jnp.float32)
-    kp = {k: jnp.zeros(shape) for k, (_, _, _, _, shape) in runner.k_struct.items()}
-    del kp
 
     def trace_step(tr, s, x):
         new_s, H, F, K = runner.traces.blocks(p, s, [x])

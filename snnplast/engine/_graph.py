@@ -30,7 +30,7 @@ from . import _jaxcompat as jc
 from ._eliminate import Graph, eliminate
 from ._flatten import Const, Flat, Node, flatten
 from ._rules import RuleContext, has_zero_derivative, rule_for
-from ._sjac import SJac, diagonal, sharpen
+from ._sjac import diagonal, sharpen
 
 
 def _is_float(dtype) -> bool:

@@ -209,8 +209,6 @@ def _dot_general_rule(ctx: RuleContext):
     # Output dims: batch, lhs free, rhs free.
     out_of_l = {d: nb + n for n, d in enumerate(lfree)}
     out_of_r = {d: nb + len(lfree) + n for n, d in enumerate(rfree)}
-    out_of_lb = {d: n for n, d in enumerate(lb)}
-    out_of_rb = {d: n for n, d in enumerate(rb)}
     row = [None, None]
     for k in (0, 1):
         if not ctx.wrt[k]:
