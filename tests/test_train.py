@@ -269,3 +269,38 @@ def test_cli_trains_on_a_folder_of_shd_files(tmp_path, monkeypatch, capsys):
     assert summary["dataset"]["n_bins"] == 20 and summary["dataset"]["n_classes"] == 20
     assert summary["config"]["data"] == str(folder)
     assert (out / "model.eqx").is_file() and len(_metrics(out)) == 1
+
+
+# --- online methods through the trainer -------------------------------------------------------
+
+
+@pytest.mark.parametrize("method", ["diagonal", "immediate"])
+def test_fit_learns_online(method, tmp_path):
+    config = TrainConfig(model="rlif", hidden=16, epochs=2, batch=6, lr=1e-2, seed=3,
+                         eval_batch=16, method=method)
+    summary = fit(config, _fake_dataset(), tmp_path, progress=False)
+    assert summary["test_accuracy"] > 0.7
+    assert summary["config"]["method"] == method
+
+
+def test_online_loss_and_grad_matches_bptt_for_exact(getkey):
+    model = build_model("rlif", C, 8, N_CLASSES, key=getkey())
+    data = _fake_dataset().train
+    x, y = jnp.asarray(data.x[:4], jnp.float32), jnp.asarray(data.y[:4])
+    (lb, sb), gb = loss_and_grad(model, x, y, "bptt")
+    (le, se), ge = loss_and_grad(model, x, y, snnplast.Exact())
+    np.testing.assert_allclose(le, lb, rtol=1e-5)
+    np.testing.assert_allclose(se, sb, rtol=1e-5, atol=1e-5)
+    for a, b in zip(jax.tree_util.tree_leaves(ge), jax.tree_util.tree_leaves(gb)):
+        np.testing.assert_allclose(a, b, rtol=2e-3, atol=2e-5)
+
+
+def test_cli_inspect(capsys):
+    from snnplast._cli import main
+
+    assert main(["inspect", "--model", "ralif", "--hidden", "8", "--inputs", "6",
+                 "--classes", "3"]) == 0
+    out = capsys.readouterr().out
+    assert "constant-diagonal" in out and "derived" in out
+    assert "traces under diagonal" in out and "dense RTRL" in out
+    assert main(["inspect", "--model", "lif", "--policies", "bptt"]) == 2
