@@ -126,6 +126,8 @@ def test_li_rnn_lstm_gru_classes(getkey):
     ts = _derive("lstm", getkey())
     h, c = 0, 1
     assert ts.h_class(c, c) == "diagonal" and ts.h_class(h, h) == "dense"
+    # the gates come through one split: a block over the stacked gate axis, as documented
+    assert ts.F[(c, 0)].stored == (4, 16, N_IN)
     ts = _derive("gru", getkey())
     assert ts.h_class(0, 0) == "dense"
 

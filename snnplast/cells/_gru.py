@@ -18,7 +18,9 @@ class GRU(Cell):
     $$h_t = (1-u)\odot\tilde h + u\odot h_{t-1}$$
 
     Jacobian structure: $\partial h_t/\partial h_{t-1}$ dense (through all three recurrent blocks)
-    plus the diagonal $\mathrm{diag}(u)$.
+    plus the diagonal $\mathrm{diag}(u)$. As for :class:`LSTM`, the gates come from one ``split``
+    of stacked matrices, so the weights' immediate influence is kept as a block over the stacked
+    gate axis (``[n, 3n, n_in]``).
     """
 
     w_in: Float[Array, "3n n_in"]

@@ -17,8 +17,10 @@ class LSTM(Cell):
     $$c_t = \sigma(f) \odot c_{t-1} + \sigma(i) \odot \tanh(g), \qquad h_t = \sigma(o)\odot\tanh(c_t)$$
 
     Jacobian structure: $\partial c_t/\partial c_{t-1} = \mathrm{diag}(\sigma(f))$ (diagonal,
-    time-varying); $\partial (h_t, c_t)/\partial h_{t-1}$ dense through $W_{rec}$; the weights'
-    immediate influence is factored per gate.
+    time-varying); $\partial (h_t, c_t)/\partial h_{t-1}$ dense through $W_{rec}$. Unit $j$
+    depends on the four rows $j, n+j, 2n+j, 3n+j$ of $W_{in}$ (one per gate); the gates arrive
+    through one ``split`` of a stacked matrix, and the engine keeps this immediate influence as a
+    block over the stacked gate axis (``[n, 4n, n_in]``) rather than as one tie per gate.
     """
 
     w_in: Float[Array, "4n n_in"]
