@@ -6,6 +6,7 @@
 """
 
 from ._checkpoint import load_model as load_model
+from ._compare import compare as compare
 from ._config import TrainConfig as TrainConfig
 from ._method import METHODS as METHODS
 from ._method import parse_method as parse_method

@@ -1,0 +1,96 @@
+"""``snnplast compare``: train several gradient methods under one budget and compare them."""
+
+from __future__ import annotations
+
+import argparse
+import shlex
+import sys
+import time
+from pathlib import Path
+
+from ._train import _DEFAULTS
+
+
+def register(subparsers) -> None:
+    from ..train import METHODS, MODELS
+
+    p = subparsers.add_parser(
+        "compare",
+        help="train several gradient methods with the same budget and compare them",
+        description="Train the same network with each method (same seed, data, epochs, batch and "
+        "learning rate), one sub-folder per method, and write compare.md (a table: accuracy, "
+        "time, memory, first-step gradient cosine with BPTT), compare.json and compare.png.",
+    )
+    p.add_argument(
+        "--methods",
+        required=True,
+        help=f"comma-separated gradient methods, e.g. bptt,diagonal,immediate; each one of "
+        f"{', '.join(METHODS)}",
+    )
+    p.add_argument("--data", default="synth", help="'synth', 'shd' or a folder of SHD files")
+    p.add_argument("--model", default=_DEFAULTS["model"], help=f"one of {', '.join(MODELS)}")
+    p.add_argument("--hidden", type=int, default=_DEFAULTS["hidden"], help="hidden neurons")
+    p.add_argument(
+        "--lam",
+        type=float,
+        default=1.0,
+        help="factor on an online trace's carried part (online methods; bptt uses 1.0)",
+    )
+    p.add_argument("--epochs", type=int, default=_DEFAULTS["epochs"])
+    p.add_argument("--batch", type=int, default=_DEFAULTS["batch"], help="samples per step")
+    p.add_argument("--lr", type=float, default=_DEFAULTS["lr"], help="Adam learning rate")
+    p.add_argument("--seed", type=int, default=_DEFAULTS["seed"])
+    p.add_argument("--bins", type=int, default=100, help="time bins per sample")
+    p.add_argument("--out", default=None, help="output folder (default runs/compare-<time>)")
+    p.add_argument("--no-progress", action="store_true", help="no progress bars")
+    p.set_defaults(func=run)
+
+
+def _command(args: argparse.Namespace, out: Path) -> str:
+    """The command line that reproduces the run: as typed when this process was started by it,
+    otherwise rebuilt with every setting explicit."""
+    if sys.argv[1:2] == ["compare"]:
+        return shlex.join(["snnplast", *sys.argv[1:]])
+    words = ["snnplast", "compare", "--methods", args.methods, "--data", str(args.data)]
+    for name in ("model", "hidden", "lam", "epochs", "batch", "lr", "seed", "bins"):
+        words += [f"--{name}", str(getattr(args, name))]
+    words += ["--out", str(out)] + (["--no-progress"] if args.no_progress else [])
+    return shlex.join(words)
+
+
+def run(args: argparse.Namespace) -> int:
+    from ..data import load_dataset
+    from ..train import TrainConfig, compare
+    from ..train._compare import COMPARE_MD, parse_methods
+
+    # Every method and setting is checked before minutes of data loading can start.
+    methods = parse_methods(args.methods, args.lam)
+    # The shared config carries lam for the online methods; with only bptt it must be 1.0.
+    online = [m for m in methods if m != "bptt"]
+    config = TrainConfig(
+        model=args.model,
+        hidden=args.hidden,
+        method=online[0] if online else "bptt",
+        lam=args.lam,
+        epochs=args.epochs,
+        batch=args.batch,
+        lr=args.lr,
+        seed=args.seed,
+        data=str(args.data),
+        n_bins=args.bins,
+    )
+    out = Path(args.out or f"runs/compare-{time.strftime('%Y%m%d-%H%M%S')}")
+    progress = not args.no_progress
+    dataset = load_dataset(args.data, n_bins=args.bins, progress=progress)
+    report = compare(methods, config, dataset, out, progress=progress, command=_command(args, out))
+    print((out / COMPARE_MD).read_text(), end="")
+    print(f"files in {out}/: {', '.join(report['files'])} and one folder per method")
+    failed = [r["method"] for r in report["runs"] if r["error"]]
+    if failed:
+        print(
+            f"snnplast compare: error: training diverged for {', '.join(failed)} "
+            f"(reported in {out / COMPARE_MD})",
+            file=sys.stderr,
+        )
+        return 1
+    return 0
