@@ -60,25 +60,15 @@ def _command(args: argparse.Namespace, out: Path) -> str:
 
 def run(args: argparse.Namespace) -> int:
     from ..data import load_dataset
-    from ..train import TrainConfig, compare
+    from ..train import compare
     from ..train._compare import COMPARE_MD, parse_methods
+    from ._train import config_from_args
 
     # Every method and setting is checked before minutes of data loading can start.
     methods = parse_methods(args.methods, args.lam)
     # The shared config carries lam for the online methods; with only bptt it must be 1.0.
     online = [m for m in methods if m != "bptt"]
-    config = TrainConfig(
-        model=args.model,
-        hidden=args.hidden,
-        method=online[0] if online else "bptt",
-        lam=args.lam,
-        epochs=args.epochs,
-        batch=args.batch,
-        lr=args.lr,
-        seed=args.seed,
-        data=str(args.data),
-        n_bins=args.bins,
-    )
+    config = config_from_args(args, online[0] if online else "bptt")
     out = Path(args.out or f"runs/compare-{time.strftime('%Y%m%d-%H%M%S')}")
     progress = not args.no_progress
     dataset = load_dataset(args.data, n_bins=args.bins, progress=progress)

@@ -49,15 +49,15 @@ def _pct(a) -> str:
     return "n/a" if a is None else f"{100 * a:.1f}%"
 
 
-def run(args: argparse.Namespace) -> int:
-    from ..data import load_dataset
-    from ..train import TrainConfig, fit
+def config_from_args(args: argparse.Namespace, method: str):
+    """The run's TrainConfig from the options `train` and `compare` share; it checks every
+    argument, before minutes of data loading can start."""
+    from ..train import TrainConfig
 
-    # The config checks every argument before minutes of data loading can start.
-    config = TrainConfig(
+    return TrainConfig(
         model=args.model,
         hidden=args.hidden,
-        method=args.method,
+        method=method,
         lam=args.lam,
         epochs=args.epochs,
         batch=args.batch,
@@ -66,6 +66,13 @@ def run(args: argparse.Namespace) -> int:
         data=str(args.data),
         n_bins=args.bins,
     )
+
+
+def run(args: argparse.Namespace) -> int:
+    from ..data import load_dataset
+    from ..train import fit
+
+    config = config_from_args(args, args.method)
     out = Path(args.out or f"runs/{config.model}-{config.method}-{time.strftime('%Y%m%d-%H%M%S')}")
     progress = not args.no_progress
     # The validation speakers stay fixed across seeds: the seed varies weights and order only.
