@@ -108,11 +108,6 @@ class SJac:
             f"val_keys={list(self.val_keys)}, const={self.const})"
         )
 
-    # ----- constructors ------------------------------------------------------------------------
-    @staticmethod
-    def identity_like(shape, val=1.0, *, const=True, dtype=jnp.float32):
-        return diagonal(tuple(shape), jnp.asarray(val, dtype), const=const)
-
 
 def diagonal(shape: tuple[int, ...], d, *, const: bool, pattern=None) -> SJac:
     """Elementwise Jacobian ``diag(d)`` with ``d`` of ``shape`` or broadcastable to it."""
@@ -387,11 +382,6 @@ def _unflatten_sjac(aux, children):
 # As a pytree an SJac carries its numbers; the structure is static and the trace-time facts
 # (constancy, patterns) are dropped, so traces can live in a lax.scan carry and be vmapped.
 jax.tree_util.register_pytree_node(SJac, _flatten_sjac, _unflatten_sjac)
-
-
-def zeros_like_structure(j: SJac, dtype) -> SJac:
-    shape = tuple(j.key_size(k) for k in j.val_keys)
-    return SJac(j.out_shape, j.in_shape, j.ties, jnp.zeros(shape, dtype), j.val_keys, False, None)
 
 
 def restrict_in(j: SJac, mask) -> SJac:
