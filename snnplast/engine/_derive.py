@@ -159,9 +159,9 @@ class TraceStructure:
         return self.n_state * self.n_params * self.itemsize
 
     def __repr__(self):
-        lines = [f"TraceStructure({self.cell_name}: {len(self.state_names)} state leaves "
-                 f"({self.n_state} numbers), {len(self.param_names)} traced parameters "
-                 f"({self.n_params} numbers); elimination order {self.order!r})"]
+        lines = [(f"TraceStructure({self.cell_name}: {len(self.state_names)} state leaves "
+                  f"({self.n_state} numbers), {len(self.param_names)} traced parameters "
+                  f"({self.n_params} numbers); elimination order {self.order!r})")]
         lines.append("  H = d state_t / d state_{t-1}:")
         for (a, b), blk in sorted(self.H.items()):
             lines.append(f"    {self.state_names[a]:>8} <- {self.state_names[b]:<8} "

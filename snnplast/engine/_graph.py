@@ -84,7 +84,7 @@ class StepGraph:
 
         with jax.ensure_compile_time_eval():
             closed = jax.make_jaxpr(step)(p_leaves, s_leaves, x_leaves)
-        aval = lambda a, name: Node(tuple(jnp.shape(a)), jnp.result_type(a), name)  # noqa: E731
+        aval = lambda a, name: Node(tuple(jnp.shape(a)), jnp.result_type(a), name)
         self.p_nodes = [aval(a, f"param{k}") for k, a in enumerate(p_leaves)]
         self.s_nodes = [aval(a, f"state{k}") for k, a in enumerate(s_leaves)]
         self.x_nodes = [aval(a, f"x{k}") for k, a in enumerate(x_leaves)]
@@ -232,7 +232,7 @@ class StepGraph:
 
     def jacobians(self, p_leaves, s_leaves, x_leaves, *, order="auto", output_map=False):
         env = self.values(p_leaves, s_leaves, x_leaves)
-        read = lambda a: a.value if isinstance(a, Const) else env[a.id]  # noqa: E731
+        read = lambda a: a.value if isinstance(a, Const) else env[a.id]
         graph = Graph()
         vd, dyn = self.vd, self.dyn
         topo = []

@@ -164,7 +164,7 @@ def _mul_rule(ctx: RuleContext):
 
 
 def _div_rule(ctx: RuleContext):
-    a, b = ctx.invals
+    _, b = ctx.invals
     out = ctx.outvals[0]
     derivs = (lambda: 1.0 / b, lambda: -out / b)
     out_shape = ctx.out_shapes[0]
@@ -403,7 +403,7 @@ def dense_fallback(ctx: RuleContext):
 
         try:
             jacs = jax.jacfwd(f)(ctx.invals[k])
-        except Exception:  # e.g. custom_vjp bodies, which only support reverse mode
+        except TypeError:  # custom_vjp bodies support reverse mode only
             jacs = jax.jacrev(f)(ctx.invals[k])
         for n, (jac, out) in enumerate(zip(jacs, ctx.outvals)):
             if not jnp.issubdtype(out.dtype, jnp.inexact):

@@ -45,7 +45,7 @@ class Abstract:
         return len(self.shape)
 
 
-def abstract(j: "SJac") -> "SJac":
+def abstract(j: SJac) -> SJac:
     return dataclasses.replace(j, val=Abstract(tuple(np.shape(j.val)), j.val.dtype))
 
 

@@ -20,23 +20,23 @@ class Policy(eqx.Module):
     """
 
     @abc.abstractmethod
-    def carry(self, block: SJac, a: int, b: int, context: "PolicyContext") -> SJac | None:
+    def carry(self, block: SJac, a: int, b: int, context: PolicyContext) -> SJac | None:
         """The part of block ``H[a, b]`` that the trace carries (``None``: nothing)."""
 
-    def keep_trace(self, a: int, p: int, context: "PolicyContext") -> bool:
+    def keep_trace(self, a: int, p: int, context: PolicyContext) -> bool:
         """Whether state leaf ``a`` keeps a trace for traced parameter ``p``. By default a leaf
         keeps traces only for parameters of its own layer (every leaf for a single cell)."""
         return context.same_layer(a, p)
 
-    def restrict_trace(self, g: SJac, a: int, p: int, context: "PolicyContext") -> SJac:
+    def restrict_trace(self, g: SJac, a: int, p: int, context: PolicyContext) -> SJac:
         """Optionally restrict the trace itself (Columnar keeps only a column's own part)."""
         return g
 
-    def init_state(self, context: "PolicyContext", key):
+    def init_state(self, context: PolicyContext, key):
         """Per-sequence state of the policy (random selections); ``None`` if it has none."""
-        return None
+        return
 
-    def next_state(self, state, context: "PolicyContext", step, key):
+    def next_state(self, state, context: PolicyContext, step, key):
         return state
 
     @property
@@ -57,7 +57,7 @@ class PolicyContext:
     def same_layer(self, a: int, p: int) -> bool:
         return bool(self.s_layers[a] & self.phi_layers[p]) or self.s_layers[a] == {None}
 
-    def with_state(self, state) -> "PolicyContext":
+    def with_state(self, state) -> PolicyContext:
         return PolicyContext(self.s_shapes, self.phi_shapes, self.s_layers, self.phi_layers,
                              state)
 

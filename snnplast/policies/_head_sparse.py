@@ -40,7 +40,7 @@ class HeadSparse(Policy):
     def _sample(self, context, key):
         masks = {}
         for h, sub in zip(self._heads(context), jax.random.split(key, len(self._heads(context)))):
-            k = 0 if self.fraction == 0 else max(1, int(round(self.fraction * h)))
+            k = 0 if self.fraction == 0 else max(1, round(self.fraction * h))
             perm = jax.random.permutation(sub, h)
             masks[h] = jnp.zeros(h).at[perm[:k]].set(1.0)
         return masks
