@@ -107,5 +107,5 @@ def run(args) -> int:
         print(f"\n  traces under {method} ({_bytes(total)} per sample, "
               f"{ts.rtrl_bytes / max(total, 1):.0f}x less than dense RTRL):")
         for s, p, cls, shape, nbytes in rows:
-            print(f"    {s:>12} <- {p:<24} {cls:<18} stores {str(shape):<16} {_bytes(nbytes)}")
+            print(f"    {s:>12} <- {p:<24} {cls:<18} stores {shape!s:<16} {_bytes(nbytes)}")
     return 0

@@ -2,7 +2,7 @@
 learning signal; memory independent of sequence length."""
 
 from ._engine import OnlineStep as OnlineStep
-from ._sequence import online_loss_and_grad as online_loss_and_grad
-from ._sequence import online_sequence_gradients as online_sequence_gradients
 from ._learner import LearnerState as LearnerState
 from ._learner import OnlineLearner as OnlineLearner
+from ._sequence import online_loss_and_grad as online_loss_and_grad
+from ._sequence import online_sequence_gradients as online_sequence_gradients

@@ -44,7 +44,7 @@ def online_loss_and_grad(model, inputs, targets, policy, loss, *, key=None, with
 
 def online_sequence_gradients(model, inputs, targets, policy, loss, *, key=None):
     """Online gradient of one unbatched sequence (``inputs [T, ...]``)."""
-    add_batch = lambda a: jnp.asarray(a)[None]  # noqa: E731
+    add_batch = lambda a: jnp.asarray(a)[None]
     _, grads = online_loss_and_grad(
         model, jax.tree_util.tree_map(add_batch, inputs),
         jax.tree_util.tree_map(add_batch, targets), policy, loss, key=key)
