@@ -211,3 +211,62 @@ def test_memory_independent_of_sequence_length(policy, name, getkey):
     cell = BUILTIN[name](getkey())
     short, long = _temp_bytes(cell, policy, 100), _temp_bytes(cell, policy, 1000)
     assert long <= 1.1 * short, (short, long)
+
+
+# ----- Master-User through an online LMS readout ----------------------------------------------------
+def _lms_true_gradient(cell, xs, ys, alpha, w0):
+    """jax.grad of an explicit loop in which the readout learns by LMS at every step."""
+    params, static = eqx.partition(cell, eqx.is_inexact_array)
+
+    def total(params):
+        c = eqx.combine(params, static)
+        h, w, loss = c.initial_state(), w0, 0.0
+        for t in range(xs.shape[0]):
+            h, _ = c(h, xs[t])
+            d = ys[t] - w @ h
+            loss = loss + 0.5 * d**2
+            w = w + alpha * d * h
+        return loss
+
+    return jax.grad(total)(params)
+
+
+def _lms_problem(seed, n_in, n_cols, n_steps, density=0.0):
+    k = jax.random.split(jax.random.PRNGKey(seed), 4)
+    cell = _f64(sp.Columnar(n_in, n_cols, key=k[0], n_features=5, lateral_density=density))
+    xs = jax.random.bernoulli(k[1], 0.5, (n_steps, n_in)).astype(jnp.float64)
+    ys = jax.random.uniform(k[2], (n_steps,), jnp.float64, -50.0, 50.0)
+    w0 = jax.random.normal(k[3], (n_cols,), jnp.float64) * 0.1
+    return cell, xs, ys, w0
+
+
+def test_master_user_lms_is_exact_without_learning_the_readout(x64):
+    from snnplast.online import master_user_lms
+
+    cell, xs, ys, w0 = _lms_problem(0, 8, 4, 12)
+    got, preds, w = master_user_lms(cell, xs, ys, alpha=0.0, w0=w0)
+    assert _rel(got, _lms_true_gradient(cell, xs, ys, 0.0, w0)) <= 1e-8
+    np.testing.assert_allclose(w, w0)
+    got, preds, w = master_user_lms(cell, xs, ys, alpha=1e-2, w0=w0)
+    assert preds.shape == (12,) and not np.allclose(w, w0)
+
+
+@pytest.mark.slow
+def test_master_user_meta_gradient_improves_agreement(x64):
+    """Javed et al.'s figure 5: ignoring the path through the LMS updates costs agreement."""
+    from snnplast.online import master_user_lms
+
+    def agreement(a, b):
+        a = np.concatenate([np.ravel(x) for x in jax.tree_util.tree_leaves(a)])
+        b = np.concatenate([np.ravel(x) for x in jax.tree_util.tree_leaves(b)])
+        nz = np.abs(a) > 1e-12
+        return float(np.mean(np.sign(a[nz]) == np.sign(b[nz])))
+
+    with_meta, without = [], []
+    for seed in range(3):
+        cell, xs, ys, w0 = _lms_problem(seed, 50, 10, 50)
+        ref = _lms_true_gradient(cell, xs, ys, 1e-2, w0)
+        with_meta.append(agreement(ref, master_user_lms(cell, xs, ys, alpha=1e-2, w0=w0)[0]))
+        without.append(agreement(ref, master_user_lms(cell, xs, ys, alpha=1e-2, w0=w0,
+                                                      meta=False)[0]))
+    assert np.mean(with_meta) > np.mean(without)

@@ -4,5 +4,6 @@ learning signal; memory independent of sequence length."""
 from ._engine import OnlineStep as OnlineStep
 from ._learner import LearnerState as LearnerState
 from ._learner import OnlineLearner as OnlineLearner
+from ._master_user import master_user_lms as master_user_lms
 from ._sequence import online_loss_and_grad as online_loss_and_grad
 from ._sequence import online_sequence_gradients as online_sequence_gradients

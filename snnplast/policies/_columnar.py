@@ -15,6 +15,10 @@ class Columnar(Policy):
     :class:`snnplast.Columnar`). That is ``O(|theta|)`` numbers per sample, and exact when the
     network has no lateral connections. Parameters whose leading axis is not the column axis keep
     their diagonal-policy trace.
+
+    For prediction weights learned online by LMS and the meta-gradient through those updates
+    (the extra ``TW`` trace of the paper's section 5), see
+    :func:`snnplast.online.master_user_lms`.
     """
 
     lam: float = eqx.field(default=1.0, converter=check_lam)
