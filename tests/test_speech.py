@@ -20,7 +20,7 @@ from snnplast.data._speech import (
     VOICE_VARIANTS,
     plan_corpus,
 )
-from snnplast.data._speech_shd import DEFAULT_PER_CLASS, make_speech_shd, held_out_per_class
+from snnplast.data._speech_shd import DEFAULT_PER_CLASS, held_out_per_class, make_speech_shd
 
 RATE = 16000
 
@@ -294,3 +294,17 @@ def test_convert_audio_csv_missing_label(tmp_path, capsys):
     err = capsys.readouterr().err.strip()
     assert code == 2 and "b.wav" in err and "no label" in err
     assert not (tmp_path / "o.h5").exists()
+
+
+@pytest.mark.slow
+def test_speech_shd_is_reproducible(speech_set, tmp_path):
+    """Equal settings give identical files, whatever the number of workers."""
+    out, _ = speech_set
+    again = make_speech_shd(tmp_path / "again", per_class=1, seed=11, workers=1, progress=False)
+    for name in ("shd_train.h5", "shd_test.h5"):
+        with h5py.File(out / name) as a, h5py.File(again / name) as b:
+            for key in ("labels", "extra/speaker", "extra/keys"):
+                np.testing.assert_array_equal(a[key][()], b[key][()])
+            for key in ("spikes/times", "spikes/units"):
+                for x, y in zip(a[key][()], b[key][()]):
+                    np.testing.assert_array_equal(x, y)

@@ -200,7 +200,7 @@ def _threads() -> int:
     return max(1, min(os.cpu_count() or 1, 8))
 
 
-@functools.lru_cache(maxsize=4)
+@functools.lru_cache(maxsize=2)
 def _transfer_matrix(membrane: BasilarMembrane, n_samples: int, sample_rate: int) -> np.ndarray:
     omega = frequency_grid(n_samples, sample_rate)
     positions = membrane.positions
@@ -222,8 +222,8 @@ def _transfer_matrix(membrane: BasilarMembrane, n_samples: int, sample_rate: int
 def transfer_matrix(membrane: BasilarMembrane, n_samples: int, sample_rate: int) -> np.ndarray:
     r"""$V(\omega_k, c_j)$ for every channel and kept bin of a clip, cached per shape.
 
-    Computing it costs a few seconds for 700 channels and a 0.5 s clip; the last few are kept in
-    memory, so clips of equal length share it.
+    Computing it costs a few CPU seconds for 700 channels and a 0.5 s clip; the last two are
+    kept in memory (about 30 MB each), so clips of equal length share it.
 
     **Arguments:**
 

@@ -116,13 +116,15 @@ class Espeak:
 
     def close(self) -> None:
         proc = self._proc
-        if proc.poll() is None:
+        try:
             proc.stdin.close()
-            try:
-                proc.wait(timeout=5)
-            except subprocess.TimeoutExpired:
-                proc.kill()
-                proc.wait()
+        except OSError:
+            pass  # the server is gone already
+        try:
+            proc.wait(timeout=5)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait()
         for stream in (proc.stdout, proc.stderr):
             stream.close()
 
