@@ -11,6 +11,7 @@ import optax
 
 from ..policies._base import Policy
 from ._engine import Carry, OnlineStep
+from ._sequence import at_time
 
 
 class LearnerState(NamedTuple):
@@ -95,12 +96,12 @@ class OnlineLearner:
     def _update_impl(self, model, state: LearnerState, inputs, targets, key):
         runner = self._runner
         params, static = eqx.partition(model, eqx.is_inexact_array)
-        xs = jax.tree_util.tree_map(lambda a: jnp.swapaxes(a, 0, 1), inputs)
-        ys = jax.tree_util.tree_map(lambda a: jnp.swapaxes(a, 0, 1), targets)
+        n_steps = jax.tree_util.tree_leaves(inputs)[0].shape[1]
 
-        def body(c, inp):
+        def body(c, t):
             params, st = c
-            x_t, y_t = inp
+            x_t, y_t = (jax.tree_util.tree_map(lambda a: at_time(a, t), z)
+                        for z in (inputs, targets))
             p_leaves = jax.tree_util.tree_leaves(params)
             carry = runner.step(p_leaves, st.carry, x_t, y_t, jax.random.fold_in(key, st.steps))
             loss_t = carry.loss - st.carry.loss
@@ -121,6 +122,6 @@ class OnlineLearner:
             new = LearnerState(carry, opt_state, steps, st.updates + apply.astype(jnp.int32))
             return (params, new), loss_t
 
-        (params, state), losses = jax.lax.scan(body, (params, state), (xs, ys))
+        (params, state), losses = jax.lax.scan(body, (params, state), jnp.arange(n_steps))
         return eqx.combine(params, static), state, losses
 

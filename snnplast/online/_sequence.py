@@ -27,19 +27,24 @@ def online_loss_and_grad(model, inputs, targets, policy, loss, *, key=None, with
     runner = OnlineStep(model, x0, policy, loss)
     p = runner.graph.split(model)
     carry = runner.init(model, batch, key)
-    xs = jax.tree_util.tree_map(lambda a: jnp.swapaxes(a, 0, 1), inputs)
-    ys = jax.tree_util.tree_map(lambda a: jnp.swapaxes(a, 0, 1), targets)
+    n_steps = jax.tree_util.tree_leaves(inputs)[0].shape[1]
 
-    def body(c, inp):
-        x_t, y_t = inp
-        # A key per step from the step count: no [T]-sized array of keys.
+    def body(c, _):
+        # Step t is read in place along the time axis (a time-major copy of the inputs would
+        # grow with T), and its key comes from the step count.
+        x_t, y_t = (jax.tree_util.tree_map(lambda a: at_time(a, c.t), z) for z in (inputs, targets))
         return runner.step(p, c, x_t, y_t, jax.random.fold_in(key, c.t)), None
 
-    carry, _ = jax.lax.scan(body, carry, (xs, ys))
+    carry, _ = jax.lax.scan(body, carry, None, length=n_steps)
     grads = [g / batch for g in runner.gradients(p, carry)]
     if with_scores:
         return carry.loss / batch, runner.as_tree(grads), carry.out_sum
     return carry.loss / batch, runner.as_tree(grads)
+
+
+def at_time(a, t):
+    """``a[:, t]`` for a batch-major array, without copying the rest."""
+    return jax.lax.dynamic_index_in_dim(a, t, axis=1, keepdims=False)
 
 
 def online_sequence_gradients(model, inputs, targets, policy, loss, *, key=None):
