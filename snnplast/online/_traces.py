@@ -68,19 +68,17 @@ class TraceStep:
     def carried(self, H, K_prev, context):
         """``H~[a, v]`` for primary ``a, v``: the policy's part of ``H``, with derived leaves of
         the previous step folded in through their same-step Jacobians ``K``."""
-        out = {}
+        out: dict = {}
         for (a, b), block in H.items():
             if a not in self.primary:
                 continue
-            kept = self.policy.carry(block, a, b, context)
-            if kept is None:
-                continue
+            terms = _as_products(self.policy.carry(block, a, b, context))
             if b in self.derived:
                 for (z, v), k in K_prev.items():
                     if z == b:
-                        _acc(out, (a, v), compose(kept, k))
-            else:
-                _acc(out, (a, b), kept)
+                        out.setdefault((a, v), []).extend(t + (k,) for t in terms)
+            elif terms:
+                out.setdefault((a, b), []).extend(terms)
         return out
 
     def update(self, G, Ht, F, *, coerce_result=True):
@@ -90,9 +88,13 @@ class TraceStep:
             terms = []
             if (a, p) in F:
                 terms.append(F[(a, p)])
-            for (a2, b), h in Ht.items():
-                if a2 == a and (b, p) in G and lam != 0.0:
-                    hg = compose(h, G[(b, p)])
+            for (a2, b), products in Ht.items():
+                if a2 != a or (b, p) not in G or lam == 0.0:
+                    continue
+                for product in products:
+                    hg = G[(b, p)]
+                    for factor in reversed(product):
+                        hg = compose(factor, hg)
                     terms.append(hg if lam == 1.0 else scale(hg, lam))
             if not terms:
                 continue
@@ -156,8 +158,13 @@ class TraceStep:
         return total
 
 
-def _acc(d, key, j):
-    d[key] = add(d[key], j) if key in d else j
+def _as_products(kept) -> list:
+    """A policy's carried part as a list of products (tuples of SJacs, applied right to left)."""
+    if kept is None:
+        return []
+    if isinstance(kept, SJac):
+        return [(kept,)]
+    return [tuple(t) for t in kept]
 
 
 def _abstract(j: SJac) -> SJac:

@@ -20,8 +20,10 @@ class Policy(eqx.Module):
     """
 
     @abc.abstractmethod
-    def carry(self, block: SJac, a: int, b: int, context: PolicyContext) -> SJac | None:
-        """The part of block ``H[a, b]`` that the trace carries (``None``: nothing)."""
+    def carry(self, block: SJac, a: int, b: int, context: PolicyContext):
+        """The part of block ``H[a, b]`` that the trace carries: ``None`` (nothing), an
+        :class:`~snnplast.engine.SJac`, or a list of products, each a tuple of SJacs applied
+        right to left (so a low-rank part is never multiplied out)."""
 
     def keep_trace(self, a: int, p: int, context: PolicyContext) -> bool:
         """Whether state leaf ``a`` keeps a trace for traced parameter ``p``. By default a leaf
