@@ -108,9 +108,10 @@ class StepGraph:
             node_ins = [a for a in e.inputs if isinstance(a, Node)]
             if any(a.id in dyn for a in node_ins):
                 dyn.update(o.id for o in e.outputs)
-            if e.kind in ("op", "alias") and not (e.primitive and has_zero_derivative(e.primitive)):
-                if any(a.id in pdiff for a in node_ins):
-                    pdiff.update(o.id for o in e.outputs if _is_float(o.dtype))
+            differentiable = e.kind in ("op", "alias") and not (
+                e.primitive and has_zero_derivative(e.primitive))
+            if differentiable and any(a.id in pdiff for a in node_ins):
+                pdiff.update(o.id for o in e.outputs if _is_float(o.dtype))
         self.dyn = dyn
         phi: dict[int, Node] = {}
         for e in flat.eqns:
@@ -230,8 +231,17 @@ class StepGraph:
                 env[o.id] = v
         return env
 
-    def jacobians(self, p_leaves, s_leaves, x_leaves, *, order="auto", output_map=False):
-        env = self.values(p_leaves, s_leaves, x_leaves)
+    def outputs(self, env: dict):
+        """The step's output (as the cell returns it) from the values of :meth:`values`."""
+        leaves = [a.value if isinstance(a, Const) else env[a.id] for a in self.out]
+        return jax.tree_util.tree_unflatten(self.out_def, leaves)
+
+    def jacobians(self, p_leaves, s_leaves, x_leaves, *, order="auto", output_map=False,
+                  env: dict | None = None):
+        """The step's compressed Jacobians (and values). Pass ``env`` (from :meth:`values`) to
+        reuse a forward pass already computed, e.g. under ``jax.vjp``."""
+        if env is None:
+            env = self.values(p_leaves, s_leaves, x_leaves)
         read = lambda a: a.value if isinstance(a, Const) else env[a.id]
         graph = Graph()
         vd, dyn = self.vd, self.dyn

@@ -10,7 +10,6 @@ from __future__ import annotations
 
 from typing import NamedTuple
 
-import equinox as eqx
 import jax
 import jax.numpy as jnp
 
@@ -97,30 +96,31 @@ class OnlineStep:
     # ----- one step ------------------------------------------------------------------------------
     def step(self, p_leaves, carry: Carry, x_t, y_t, key) -> Carry:
         g = self.graph
-        static = g.static_part
-
-        def batch_loss(p, s_b):
-            def one(s, x, y):
-                cell = eqx.combine(jax.tree_util.tree_unflatten(g.p_def, p), static)
-                _, out = cell(jax.tree_util.tree_unflatten(g.s_def, s), x)
-                return self.loss(out, y), out
-
-            losses, outs = jax.vmap(one)(s_b, x_t, y_t)
-            return jnp.sum(losses), outs
-
-        lval, vjp, outs = jax.vjp(batch_loss, p_leaves, carry.state, has_aux=True)
-        d_p, d_s = vjp(jnp.ones((), lval.dtype))
-        ctx = self.context.with_state(carry.policy_state)
         x_leaves = jax.tree_util.tree_leaves(x_t)
 
-        def per_sample(s, tr, kp, xx, ds):
+        # One forward pass of the step serves both the learning signal (reverse mode, this
+        # step only) and the Jacobian blocks of the traces: its values ride along as aux.
+        def batch_loss(p, s_b):
+            def one(s, xx, y):
+                env = g.values(p, s, xx)
+                out = g.outputs(env)
+                return self.loss(out, y), (out, env)
+
+            losses, aux = jax.vmap(one)(s_b, x_leaves, y_t)
+            return jnp.sum(losses), aux
+
+        lval, vjp, (outs, env) = jax.vjp(batch_loss, p_leaves, carry.state, has_aux=True)
+        d_p, d_s = vjp(jnp.ones((), lval.dtype))
+        ctx = self.context.with_state(carry.policy_state)
+
+        def per_sample(s, tr, kp, xx, ds, env):
             ls = self._fold_derived(ds, kp)
-            new_s, H, F, K = self.traces.blocks(p_leaves, s, xx)
+            new_s, H, F, K = self.traces.blocks(p_leaves, s, xx, env=env)
             Ht = self.traces.carried(H, kp, ctx)
             return new_s, self.traces.update(tr, Ht, F), K, ls
 
         new_s, new_tr, new_k, ls = jax.vmap(per_sample)(
-            carry.state, carry.traces, carry.k_prev, x_leaves, d_s)
+            carry.state, carry.traces, carry.k_prev, x_leaves, d_s, env)
         grad_phi = list(carry.grad_phi)
         for (a, q), tr in carry.traces.items():
             grad_phi[q] = grad_phi[q] + contract_batch(ls[a], tr)

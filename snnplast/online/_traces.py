@@ -59,8 +59,8 @@ class TraceStep:
         self.structure: dict = {}
 
     # ----- one step --------------------------------------------------------------------------
-    def blocks(self, p_leaves, s_leaves, x_leaves):
-        res = self.graph.jacobians(p_leaves, s_leaves, x_leaves)
+    def blocks(self, p_leaves, s_leaves, x_leaves, env=None):
+        res = self.graph.jacobians(p_leaves, s_leaves, x_leaves, env=env)
         if res.derived != self.derived:
             raise RuntimeError("derived state leaves changed between traces of one step")
         return res.new_state, res.H, res.F, res.K
