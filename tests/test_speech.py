@@ -71,7 +71,7 @@ def test_plan_is_deterministic_and_holds_out_speakers_and_voices():
 def test_plan_rejects_bad_sizes():
     with pytest.raises(ValueError, match="train_speakers"):
         plan_corpus(0, 1)
-    assert held_out_per_class(40) == 10 and held_out_per_class(1) == 1
+    assert held_out_per_class(100) == 12 and held_out_per_class(1) == 1
 
 
 # ---------------------------------------------------------------------------------------------
@@ -177,7 +177,7 @@ def test_show_draws_raster_and_waveform(speech_set, tmp_path):
     from snnplast.data._audio import load_sidecar
 
     clip, rate, start = load_sidecar(out / "shd_test.h5", 3)
-    assert rate == 22050 and start == 0.0 and clip.dtype == np.int16
+    assert rate == 16000 and start == 0.0 and clip.dtype == np.int16
 
 
 def test_show_rejects_bad_index(speech_set, tmp_path, capsys):

@@ -63,6 +63,8 @@ def _show(args) -> int:
 
 
 def register(subparsers) -> None:
+    from ..data._speech_shd import DEFAULT_PER_CLASS
+
     data = subparsers.add_parser(
         "data",
         help="make spiking data sets from speech (synthetic SHD, your WAV files) and plot them",
@@ -83,9 +85,9 @@ def register(subparsers) -> None:
     )
     synth.add_argument("--out", required=True, type=Path, metavar="DIR", help="output folder")
     synth.add_argument(
-        "--per-class", type=_positive, default=40, metavar="N",
-        help="training utterances per class, one per training speaker (default 40; the test "
-        "split gets N/4)",
+        "--per-class", type=_positive, default=DEFAULT_PER_CLASS, metavar="N",
+        help=f"training utterances per class, one per training speaker (default {DEFAULT_PER_CLASS},"
+        " the size snnplast train uses; the test split gets N/8 held-out speakers)",
     )  # fmt: skip
     synth.add_argument("--seed", type=_non_negative, default=0, metavar="S", help="default 0")
     synth.add_argument(

@@ -166,12 +166,21 @@ def _spike_trains(
     # Chunks are dispatched asynchronously; the host prepares the next chunk and reads the
     # previous one's spikes while the current one runs.
     pending: list[tuple[int, jax.Array]] = []
-    for start in range(0, int(lengths.max()), _CHUNK):
-        velocity = np.zeros((_CHUNK, batch, n_channels), np.float32)
+    # Two sets of input buffers, used in turn: a chunk's inputs may be read (without a copy)
+    # until its spikes are collected, one chunk later.
+    buffers = [
+        (
+            np.empty((_CHUNK, batch, n_channels), np.float32),
+            np.empty((_CHUNK, batch, n_channels), np.uint32),
+        )
+        for _ in range(2)
+    ]
+    for chunk, start in enumerate(range(0, int(lengths.max()), _CHUNK)):
+        velocity, bits = buffers[chunk % 2]
         for b, v in enumerate(velocities):
             part = v[start : start + _CHUNK]
             velocity[: part.shape[0], b] = part
-        bits = np.empty((_CHUNK, batch, n_channels), np.uint32)
+            velocity[part.shape[0] :, b] = 0.0
         for b, stream in enumerate(streams):
             words = stream.random_raw(_CHUNK * n_channels // 2 + 1).view(np.uint32)
             bits[:, b] = words[: _CHUNK * n_channels].reshape(_CHUNK, n_channels)
