@@ -397,3 +397,29 @@ def test_load_dataset_synth_default(tmp_path):
     assert dataset.source.startswith("synth:") and str(tmp_path / "cache") in dataset.source
     assert not set(dataset.train.speakers) & set(dataset.val.speakers)
     assert dataset.train.x.sum() > 0 and dataset.n_classes == 20
+
+
+def test_speech_name_resolves_to_the_cached_speech_set(tmp_path, monkeypatch):
+    """``load_dataset("speech")`` reads the folder the speech generator returns (stubbed here
+    with a tiny SHD-layout folder: making the real set takes minutes)."""
+    import numpy as np
+
+    from snnplast.data import _speech_shd, load_dataset, write_shd_h5
+
+    monkeypatch.setenv("SNNPLAST_CACHE", str(tmp_path / "cache"))
+    folder = tmp_path / "speech"
+    folder.mkdir()
+    rng = np.random.default_rng(0)
+    for name, speakers in (("shd_train.h5", [0, 1, 2, 3]), ("shd_test.h5", [9])):
+        n = 8 * len(speakers)
+        times = [np.sort(rng.uniform(0, 1, 30)) for _ in range(n)]
+        units = [rng.integers(0, 700, 30) for _ in range(n)]
+        labels = np.arange(n) % 2
+        spk = np.repeat(speakers, 8)
+        write_shd_h5(folder / name, times, units, labels, spk, ["zero", "one"])
+    calls = []
+    monkeypatch.setattr(_speech_shd, "ensure_speech_shd",
+                        lambda cache, progress=True: calls.append(cache) or folder)
+    data = load_dataset("speech", progress=False)
+    assert calls and data.source.startswith("speech")
+    assert data.n_classes == 2 and len(data.test.y) == 8

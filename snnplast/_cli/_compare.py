@@ -27,7 +27,7 @@ def register(subparsers) -> None:
         help=f"comma-separated gradient methods, e.g. bptt,diagonal,immediate; each one of "
         f"{', '.join(METHODS)}",
     )
-    p.add_argument("--data", default="synth", help="'synth', 'shd' or a folder of SHD files")
+    p.add_argument("--data", default="synth", help="'synth', 'speech', 'shd' or a folder of SHD files")
     p.add_argument("--model", default=_DEFAULTS["model"], help=f"one of {', '.join(MODELS)}")
     p.add_argument("--hidden", type=int, default=_DEFAULTS["hidden"], help="hidden neurons")
     p.add_argument(

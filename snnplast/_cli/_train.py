@@ -22,7 +22,7 @@ def register(subparsers) -> None:
         description="Train a hidden layer under a leaky-integrator readout with a per-step "
         "cross-entropy loss. Writes metrics.jsonl, summary.json, model.eqx and model.json.",
     )
-    p.add_argument("--data", default="synth", help="'synth', 'shd' or a folder of SHD files")
+    p.add_argument("--data", default="synth", help="'synth', 'speech', 'shd' or a folder of SHD files")
     p.add_argument("--model", default=_DEFAULTS["model"], help=f"one of {', '.join(MODELS)}")
     p.add_argument("--hidden", type=int, default=_DEFAULTS["hidden"], help="hidden neurons")
     p.add_argument("--method", default="bptt", help=f"gradient method: {', '.join(METHODS)}")

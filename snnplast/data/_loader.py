@@ -24,7 +24,7 @@ _SYNTH_SIZES = {"n_per_class_train": 100, "n_per_class_test": 25}
 
 
 def _allowed() -> str:
-    return "'synth', 'shd', or a folder containing shd_train.h5 and shd_test.h5"
+    return "'synth', 'speech', 'shd', or a folder containing shd_train.h5 and shd_test.h5"
 
 
 def _synth_folder(cache: Path, progress: bool) -> Path:
@@ -49,6 +49,11 @@ def _resolve(name_or_path, cache: Path, progress: bool) -> tuple[str, Path]:
         raise ValueError(f"load_dataset: got {name_or_path!r}; allowed: {_allowed()}")
     if name_or_path == "synth":
         return "synth", _synth_folder(cache, progress)
+    if name_or_path == "speech":
+        # Spoken digits from eSpeak NG through the cochlea: made on first use (minutes), cached.
+        from ._speech_shd import ensure_speech_shd
+
+        return "speech", ensure_speech_shd(cache, progress=progress)
     if name_or_path == "shd":
         folder = shd_data_dir()
         hint = " (or set $SNNPLAST_DATA to a folder whose shd/ subfolder holds them)"
@@ -121,7 +126,9 @@ def load_dataset(
     **Arguments:**
 
     - `name_or_path`: ``"synth"`` (the procedural stand-in, generated into ``<cache>/synth/`` on
-      first use: 2000 training / 500 test samples, 20 classes), ``"shd"`` (the real SHD files in
+      first use: 2000 training / 500 test samples, 20 classes), ``"speech"`` (spoken digits
+      synthesised with eSpeak NG and passed through the cochlea, made on first use into
+      ``<cache>/speech_shd/``; needs the ``speech`` extra), ``"shd"`` (the real SHD files in
       ``$SNNPLAST_DATA/shd``, default ``~/.cache/snnplast/shd``), or a folder holding
       ``shd_train.h5`` and ``shd_test.h5`` (directly or in its ``SHD/`` subfolder).
     - `n_bins`: time bins ``T`` over ``[0, duration)``.
