@@ -234,6 +234,22 @@ def test_convert_audio_from_file_names(tmp_path):
     assert main(["data", "show", str(out), "--index", "2", "--out", str(png)]) == 0
 
 
+def test_convert_audio_exact_length_is_the_cochlea_itself(tmp_path):
+    from snnplast.data._audio import read_wav
+    from snnplast.data._cochlea import cochlea
+    from snnplast.data._convert_audio import _file_seed, convert_audio
+
+    src = tmp_path / "wavs"
+    src.mkdir()
+    write_wav(src / "3_speaker_5.wav", tone(0.07, 180))
+    out = convert_audio(src, tmp_path / "x.h5", seed=4, exact_length=True, progress=False)
+    x, rate = read_wav(src / "3_speaker_5.wav")
+    want = cochlea(x, rate, seed=_file_seed(4, "3_speaker_5.wav"))
+    with h5py.File(out) as f:
+        np.testing.assert_array_equal(f["spikes/units"][0], want.units)
+        np.testing.assert_allclose(f["spikes/times"][0], want.times, rtol=1e-3)
+
+
 def test_convert_audio_from_csv_with_own_classes(tmp_path):
     src = tmp_path / "wavs"
     src.mkdir()

@@ -178,6 +178,8 @@ def make_speech_shd(
     if _is_complete(out, settings):
         return out
     out.mkdir(parents=True, exist_ok=True)
+    # A manifest of other settings must not vouch for files about to be replaced.
+    (out / MANIFEST).unlink(missing_ok=True)
 
     started = time.perf_counter()
     train, test = plan_corpus(per_class, n_test, seed=seed)
