@@ -19,8 +19,12 @@ import numpy as np
 INSTALL_HINT = "pip install 'snnplast[speech]' (installs espeakng-loader)"
 
 
-class SpeechUnavailableError(RuntimeError):
-    """eSpeak NG cannot be used here: the optional package is missing or the library won't load."""
+class SpeechUnavailableError(ValueError):
+    """eSpeak NG cannot be used here: the optional package is missing or the library won't load.
+
+    A `ValueError`, like the package's other bad-input errors, so that the command line reports it
+    in one line (with the install command) wherever speech is needed, ``snnplast train`` included.
+    """
 
 
 def espeak_paths() -> tuple[str, str]:
