@@ -110,7 +110,6 @@ class TraceStructure:
         self.cost = dict(res.cost)
         self.cost.setdefault(order, self.cost["spent"])
         self.cost["auto" if order == "auto" else order] = self.cost.pop("spent")
-        self._res = res
         s_shapes, p_shapes = graph.s_shapes, self.phi_shapes
         self.H = {k: _block(j, classify_h(j), s_shapes[k[0]], s_shapes[k[1]])
                   for k, j in res.H.items()}

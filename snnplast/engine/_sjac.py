@@ -89,11 +89,6 @@ class SJac:
         return (None, i)
 
     @property
-    def structure(self):
-        """Hashable description of everything but the numbers."""
-        return (self.out_shape, self.in_shape, self.ties, frozenset(self.val_keys))
-
-    @property
     def stored_size(self) -> int:
         """Number of floats kept for this Jacobian (the size of ``val``)."""
         return int(math.prod(self.key_size(k) for k in self.val_keys))

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import equinox as eqx
 import jax
 import jax.numpy as jnp
 
@@ -55,5 +54,3 @@ def online_sequence_gradients(model, inputs, targets, policy, loss, *, key=None)
         jax.tree_util.tree_map(add_batch, targets), policy, loss, key=key)
     return grads
 
-
-online_loss_and_grad_jit = eqx.filter_jit(online_loss_and_grad)
