@@ -194,6 +194,29 @@ def test_write_is_atomic(tmp_path, monkeypatch):
     assert [p.name for p in tmp_path.iterdir()] == ["shd_train.h5"]
 
 
+def test_written_files_get_plain_permissions(tmp_path):
+    """Files written atomically get what a plain ``open`` gives (0o666 less the umask), not the
+    owner-only mode of a temporary file: a shared cache stays readable."""
+    import os
+
+    from snnplast.data._cache import save_npz_atomic
+    from snnplast.train._checkpoint import write_json
+
+    old = os.umask(0o022)
+    try:
+        paths = [
+            data.write_shd_h5(tmp_path / "x.h5", *_events(2), KEYS),
+            save_npz_atomic(tmp_path / "x.npz", a=np.zeros(2)),
+        ]
+        write_json(tmp_path / "x.json", {"a": 1})
+        paths.append(tmp_path / "x.json")
+    finally:
+        os.umask(old)
+    assert {p.name: oct(p.stat().st_mode & 0o777) for p in paths} == {
+        "x.h5": "0o644", "x.npz": "0o644", "x.json": "0o644"
+    }
+
+
 # --- errors for missing and damaged files --------------------------------------------------------
 
 

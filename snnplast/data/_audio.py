@@ -14,7 +14,7 @@ from pathlib import Path
 
 import numpy as np
 
-from ._atomic import atomic_write
+from .._atomic import atomic_write
 
 
 def read_wav(path: str | os.PathLike) -> tuple[np.ndarray, int]:

@@ -5,11 +5,12 @@ from __future__ import annotations
 import hashlib
 import json
 import os
-import tempfile
 import zipfile
 from pathlib import Path
 
 import numpy as np
+
+from .._atomic import atomic_write
 
 CACHE_ENV = "SNNPLAST_CACHE"
 DATA_ENV = "SNNPLAST_DATA"
@@ -48,15 +49,12 @@ def save_npz_atomic(path: str | os.PathLike, **arrays: np.ndarray) -> Path:
     """Write ``np.savez(path, **arrays)`` so that `path` is either absent or complete."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    try:
-        with os.fdopen(fd, "wb") as f:
+
+    def write(tmp: Path) -> None:
+        with open(tmp, "wb") as f:
             np.savez(f, **arrays)
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
-    return path
+
+    return atomic_write(path, write)
 
 
 def load_npz(path: str | os.PathLike) -> dict[str, np.ndarray] | None:

@@ -15,12 +15,13 @@ from __future__ import annotations
 
 import os
 import re
-import tempfile
 from collections.abc import Sequence
 from pathlib import Path
 
 import h5py
 import numpy as np
+
+from .._atomic import atomic_write
 
 SHD_CHANNELS = 700
 # Where the real files come from; named in every "file missing" message.
@@ -153,9 +154,8 @@ def write_shd_h5(
         raise ValueError(f"write_shd_h5: folder {path.parent} does not exist")
 
     n_speakers = int(speakers_u16.max()) + 1 if speakers_u16.size else 0
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    os.close(fd)
-    try:
+
+    def write(tmp: Path) -> None:
         with h5py.File(tmp, "w") as f:
             f.create_dataset(
                 "spikes/times", data=_vlen(times, np.float16), dtype=h5py.vlen_dtype(np.float16)
@@ -170,11 +170,8 @@ def write_shd_h5(
             f.create_dataset("extra/meta_info/age", data=np.zeros(n_speakers, np.uint8))
             f.create_dataset("extra/meta_info/gender", data=np.array([b"unknown"] * n_speakers))
             f.create_dataset("extra/meta_info/body_height", data=np.zeros(n_speakers, np.uint8))
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
-    return path
+
+    return atomic_write(path, write)
 
 
 def check_shd_file(path: str | os.PathLike) -> Path:

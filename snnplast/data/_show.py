@@ -8,7 +8,7 @@ from pathlib import Path
 import h5py
 import numpy as np
 
-from ._atomic import atomic_write
+from .._atomic import atomic_write
 from ._audio import load_sidecar
 
 _FORMATS = (".png", ".pdf", ".svg", ".jpg", ".jpeg")

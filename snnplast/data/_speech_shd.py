@@ -20,7 +20,7 @@ from pathlib import Path
 import numpy as np
 from scipy.signal import resample_poly
 
-from ._atomic import atomic_write
+from .._atomic import atomic_write
 from ._audio import save_sidecar
 from ._basilar_membrane import fast_length
 from ._cache import cache_root

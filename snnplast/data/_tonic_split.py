@@ -53,7 +53,7 @@ def _shd_class():
     Imported on first use: tonic pulls in librosa and numba, which take a second or two.
     """
     import tonic.datasets
-    
+
     def download(self) -> None:
         # Reaching this means tonic judged the layout incomplete; the files must come from the user.
         raise SHDMissingError(

@@ -10,40 +10,27 @@ from pathlib import Path
 import equinox as eqx
 import jax
 
+from .._atomic import atomic_write_bytes
 from ._models import build_model
 
 MODEL_FILE = "model.eqx"
 MODEL_SPEC_FILE = "model.json"
 
 
-def write_atomic(path: str | os.PathLike, data: bytes) -> None:
-    """Write `data` to a temporary file beside `path`, then rename it over `path`."""
-    path = Path(path)
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    try:
-        with open(tmp, "wb") as f:
-            f.write(data)
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, path)
-    finally:
-        tmp.unlink(missing_ok=True)
-
-
 def write_json(path: str | os.PathLike, value) -> None:
-    write_atomic(path, (json.dumps(value, indent=2) + "\n").encode())
+    atomic_write_bytes(path, (json.dumps(value, indent=2) + "\n").encode())
 
 
 def write_jsonl(path: str | os.PathLike, records: list[dict]) -> None:
     # Rewritten whole each time: appending in place could leave a torn last line.
-    write_atomic(path, "".join(json.dumps(r) + "\n" for r in records).encode())
+    atomic_write_bytes(path, "".join(json.dumps(r) + "\n" for r in records).encode())
 
 
 def save_model(out_dir: str | os.PathLike, model, spec: dict) -> None:
     """Save `model`'s leaves and the `spec` (``build_model``'s arguments) that rebuilds its shape."""
     buffer = io.BytesIO()
     eqx.tree_serialise_leaves(buffer, model)
-    write_atomic(Path(out_dir) / MODEL_FILE, buffer.getvalue())
+    atomic_write_bytes(Path(out_dir) / MODEL_FILE, buffer.getvalue())
     write_json(Path(out_dir) / MODEL_SPEC_FILE, spec)
 
 

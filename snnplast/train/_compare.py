@@ -17,8 +17,9 @@ import jax.numpy as jnp
 import numpy as np
 from tqdm.auto import tqdm
 
+from .._atomic import atomic_write_bytes
 from ._batches import shuffled_batches
-from ._checkpoint import write_atomic, write_json
+from ._checkpoint import write_json
 from ._config import TrainConfig
 from ._method import parse_method
 from ._models import build_model
@@ -317,8 +318,8 @@ def compare(
         "device": str(jax.devices()[0].device_kind),
     }
     write_json(out_dir / COMPARE_JSON, report)
-    write_atomic(out_dir / COMPARE_MD, markdown(report).encode())
-    write_atomic(out_dir / COMPARE_PNG, plot(report))
+    atomic_write_bytes(out_dir / COMPARE_MD, markdown(report).encode())
+    atomic_write_bytes(out_dir / COMPARE_PNG, plot(report))
     return report
 
 
