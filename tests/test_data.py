@@ -423,8 +423,8 @@ def test_load_dataset_synth_default(tmp_path):
 
 
 def test_speech_name_resolves_to_the_cached_speech_set(tmp_path, monkeypatch):
-    """``load_dataset("speech")`` reads the folder the speech generator returns (stubbed here
-    with a tiny SHD-layout folder: making the real set takes minutes)."""
+    """``load_dataset("speech")``, and ``load_dataset()``, read the folder the speech generator
+    returns (stubbed here with a tiny SHD-layout folder: making the real set takes minutes)."""
     import numpy as np
 
     from snnplast.data import _speech_shd, load_dataset, write_shd_h5
@@ -446,3 +446,6 @@ def test_speech_name_resolves_to_the_cached_speech_set(tmp_path, monkeypatch):
     data = load_dataset("speech", progress=False)
     assert calls and data.source.startswith("speech")
     assert data.n_classes == 2 and len(data.test.y) == 8
+    # It is also the default data set.
+    default = load_dataset(progress=False)
+    assert len(calls) == 2 and default.source == data.source

@@ -202,6 +202,26 @@ def test_synth_shd_without_espeak_is_a_one_line_error(monkeypatch, tmp_path, cap
     assert not (tmp_path / "o" / "shd_train.h5").exists()
 
 
+def test_bare_train_without_espeak_says_how_to_get_it(monkeypatch, tmp_path, capsys):
+    """The default data set needs the speech extra: without it the bare command stops before
+    training, in one line that names the install command and the other data sets."""
+    import snnplast.data._espeak as espeak
+
+    def missing():
+        raise espeak.SpeechUnavailableError("speech synthesis needs eSpeak NG: pip install x")
+
+    monkeypatch.setattr(espeak, "espeak_paths", missing)
+    monkeypatch.setenv("SNNPLAST_CACHE", str(tmp_path / "cache"))
+    code = main(["train", "--no-progress", "--out", str(tmp_path / "run")])
+    err = capsys.readouterr().err.strip()
+    assert code == 2 and "\n" not in err
+    assert err.startswith("snnplast train: error: speech synthesis needs eSpeak NG: pip install x")
+    assert "'synth'" in err
+    assert not (tmp_path / "run").exists()
+    made = [p for p in (tmp_path / "cache").rglob("*") if p.suffix in (".h5", ".json", ".npz")]
+    assert made == []
+
+
 def test_cli_default_size_is_the_library_default():
     from snnplast._cli import build_parser
 
@@ -324,3 +344,40 @@ def test_speech_shd_is_reproducible(speech_set, tmp_path):
             for key in ("spikes/times", "spikes/units"):
                 for x, y in zip(a[key][()], b[key][()]):
                     np.testing.assert_array_equal(x, y)
+
+
+# ---------------------------------------------------------------------------------------------
+# The public API
+
+
+def test_speech_namespace_example_runs():
+    """The example in ``snnplast.data.speech``'s docstring, run as written: the public names
+    reach synthesis and the cochlea."""
+    needs_espeak()
+    import snnplast
+    import snnplast.data.speech as speech
+
+    doc = speech.__doc__
+    code = "\n".join(
+        line[4:] for line in doc[doc.index("::") + 2 :].strip("\n").splitlines()
+    )
+    scope = {"snnplast": snnplast}
+    exec(code, scope)
+    clips, spikes = scope["clips"], scope["spikes"]
+    assert [len(s.times) > 100 for s in spikes] == [True, True]
+    assert scope["rate"] > 0 and len(clips) == 2
+    assert {int(u) for s in spikes for u in s.units} <= set(range(700))
+
+
+def test_data_exports_the_cochlea_and_speech_api():
+    import snnplast.data as data
+
+    names = (
+        "Cochlea Spikes cochlea cochlea_batch BasilarMembrane HairCell BushyCell make_speech_shd "
+        "ensure_speech_shd speech_shd_dir convert_audio SpeechUnavailableError plot_sample "
+        "read_wav"
+    ).split()
+    missing = [n for n in names if not hasattr(data, n)]
+    assert missing == []
+    assert issubclass(data.SpeechUnavailableError, ValueError)
+    assert data.Cochlea().n_channels == 700

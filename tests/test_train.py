@@ -252,10 +252,24 @@ def test_cli_bad_arguments(args, named, capsys, tmp_path):
     assert not (tmp_path / "never").exists()
 
 
+def test_bare_train_is_the_documented_default_run():
+    """`snnplast train` with no options trains TrainConfig() on the spoken digits (the README
+    states its accuracy for exactly this run)."""
+    from snnplast._cli import build_parser
+    from snnplast._cli._train import config_from_args
+    from snnplast.data import DEFAULT_DATA
+
+    for command in ("train", "compare"):
+        argv = [command] + (["--methods", "bptt"] if command == "compare" else [])
+        args = build_parser().parse_args(argv)
+        assert args.data == DEFAULT_DATA == "speech"
+        assert config_from_args(args, "bptt") == TrainConfig()
+    assert (TrainConfig().model, TrainConfig().method) == ("ralif", "bptt")
+
+
 def test_cli_trains_on_a_folder_of_shd_files(tmp_path, monkeypatch, capsys):
-    data = pytest.importorskip("snnplast.data")
-    if not hasattr(data, "make_synth_shd"):
-        pytest.skip("snnplast.data has no make_synth_shd to write a small data set with")
+    from snnplast import data
+
     monkeypatch.setenv("SNNPLAST_CACHE", str(tmp_path / "cache"))
     folder = tmp_path / "shd"
     data.make_synth_shd(folder, n_per_class_train=3, n_per_class_test=1)

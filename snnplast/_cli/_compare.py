@@ -8,11 +8,11 @@ import sys
 import time
 from pathlib import Path
 
-from ._train import _DEFAULTS
+from ._train import add_run_options
 
 
 def register(subparsers) -> None:
-    from ..train import METHODS, MODELS
+    from ..train import METHODS
 
     p = subparsers.add_parser(
         "compare",
@@ -27,22 +27,11 @@ def register(subparsers) -> None:
         help=f"comma-separated gradient methods, e.g. bptt,diagonal,immediate; each one of "
         f"{', '.join(METHODS)}",
     )
-    p.add_argument("--data", default="synth", help="'synth', 'speech', 'shd' or a folder of SHD files")
-    p.add_argument("--model", default=_DEFAULTS["model"], help=f"one of {', '.join(MODELS)}")
-    p.add_argument("--hidden", type=int, default=_DEFAULTS["hidden"], help="hidden neurons")
-    p.add_argument(
-        "--lam",
-        type=float,
-        default=1.0,
-        help="factor on an online trace's carried part (online methods; bptt uses 1.0)",
+    add_run_options(
+        p,
+        lam_help="factor on an online trace's carried part (online methods; bptt uses 1.0)",
+        out_help="output folder (default runs/compare-<time>)",
     )
-    p.add_argument("--epochs", type=int, default=_DEFAULTS["epochs"])
-    p.add_argument("--batch", type=int, default=_DEFAULTS["batch"], help="samples per step")
-    p.add_argument("--lr", type=float, default=_DEFAULTS["lr"], help="Adam learning rate")
-    p.add_argument("--seed", type=int, default=_DEFAULTS["seed"])
-    p.add_argument("--bins", type=int, default=100, help="time bins per sample")
-    p.add_argument("--out", default=None, help="output folder (default runs/compare-<time>)")
-    p.add_argument("--no-progress", action="store_true", help="no progress bars")
     p.set_defaults(func=run)
 
 

@@ -1,20 +1,45 @@
-"""Spiking data sets: the SHD file format, loading through tonic, binning, and a synthetic stand-in.
+"""Spiking data sets: spoken digits made on this machine, the SHD file format, loading through
+tonic, binning, and a procedural stand-in.
 
-``load_dataset`` is the entry point; the rest are the pieces it is made of.
+``load_dataset`` is the entry point; the rest are the pieces it is made of:
+
+- the Lauscher cochlea, vectorised: :func:`cochlea` / :func:`cochlea_batch` with the stages
+  :class:`BasilarMembrane`, :class:`HairCell`, :class:`BushyCell` gathered in :class:`Cochlea`;
+- spoken digits from eSpeak NG (:mod:`snnplast.data.speech`) and the SHD look-alike made from
+  them (:func:`make_speech_shd`, :func:`ensure_speech_shd`), the default data set;
+- :func:`convert_audio` for a folder of your own labelled WAV files, :func:`plot_sample` to look
+  at one sample;
+- the SHD layout (:func:`write_shd_h5`, :func:`check_shd_file`) and its loading through tonic.
 """
 
+from . import speech as speech
+from ._audio import read_wav as read_wav
+from ._basilar_membrane import BasilarMembrane as BasilarMembrane
 from ._binning import bin_events as bin_events
 from ._binning import bin_samples as bin_samples
+from ._bushy_cell import BushyCell as BushyCell
 from ._cache import cache_root as cache_root
 from ._cache import shd_data_dir as shd_data_dir
+from ._cochlea import Cochlea as Cochlea
+from ._cochlea import Spikes as Spikes
+from ._cochlea import cochlea as cochlea
+from ._cochlea import cochlea_batch as cochlea_batch
+from ._convert_audio import convert_audio as convert_audio
 from ._dataset import SpikeDataset as SpikeDataset
 from ._dataset import Split as Split
+from ._espeak import SpeechUnavailableError as SpeechUnavailableError
+from ._hair_cell import HairCell as HairCell
+from ._loader import DEFAULT_DATA as DEFAULT_DATA
 from ._loader import load_dataset as load_dataset
 from ._shd_file import SHDFormatError as SHDFormatError
 from ._shd_file import SHDMissingError as SHDMissingError
 from ._shd_file import check_shd_file as check_shd_file
 from ._shd_file import write_shd_h5 as write_shd_h5
+from ._show import plot_sample as plot_sample
 from ._speakers import split_by_speaker as split_by_speaker
+from ._speech_shd import ensure_speech_shd as ensure_speech_shd
+from ._speech_shd import make_speech_shd as make_speech_shd
+from ._speech_shd import speech_shd_dir as speech_shd_dir
 from ._synth import make_synth_shd as make_synth_shd
 from ._tonic_split import EventSplit as EventSplit
 from ._tonic_split import load_shd_split as load_shd_split

@@ -33,16 +33,18 @@ class TrainConfig:
     - `n_bins`: time bins the data was binned into, recorded likewise.
     """
 
-    model: str = "rlif"
-    hidden: int = 128
+    # The defaults are those of the bare `snnplast train`: a recurrent adaptive LIF network on the
+    # default spoken digits, where they reach >80% test accuracy on held-out speakers (README).
+    model: str = "ralif"
+    hidden: int = 256
     method: str = "bptt"
     lam: float = 1.0
-    epochs: int = 10
+    epochs: int = 100
     batch: int = 32
-    lr: float = 2e-3
+    lr: float = 1e-3
     seed: int = 0
     eval_batch: int = 250
-    data: str = "synth"
+    data: str = "speech"
     n_bins: int = 100
 
     def __post_init__(self):
