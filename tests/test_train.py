@@ -164,12 +164,56 @@ def test_parse_method():
         ("method", "warp"),
         ("lam", 0.5),
         ("seed", -1),
+        ("schedule", "linear"),
+        ("channel_shift", -1),
     ],
 )
 def test_config_rejects(field, value):
     with pytest.raises(ValueError, match=repr(value).replace(".", r"\.")) as info:
         TrainConfig(**{field: value})
     assert "\n" not in str(info.value)
+
+
+def test_cosine_schedule_decays_to_zero_over_the_run():
+    """The cosine schedule starts at the peak rate and falls towards 0 by the last step: Adam's
+    first update moves a weight by lr, step k (of n) by lr (1 + cos(pi k / n)) / 2."""
+    from snnplast.train import make_optimizer
+
+    params = {"w": jnp.zeros(3)}
+    grads = {"w": jnp.array([1.0, -2.0, 0.5])}
+    cosine_last = 0.1 * (1 + math.cos(math.pi * 9 / 10)) / 2
+    for schedule, last in (("cosine", cosine_last), ("constant", 0.1)):
+        opt = make_optimizer(0.1, schedule, total_steps=10)
+        state = opt.init(params)
+        sizes = []
+        with jax.numpy_dtype_promotion("standard"):
+            for _ in range(10):
+                updates, state = opt.update(grads, state, params)
+                sizes.append(float(jnp.max(jnp.abs(updates["w"]))))
+        assert sizes[0] == pytest.approx(0.1, rel=1e-4)
+        assert sizes[-1] == pytest.approx(last, rel=1e-3)
+        if schedule == "cosine":
+            assert all(a > b for a, b in zip(sizes, sizes[1:]))
+
+
+def test_channel_shift_moves_each_sample_and_fills_zeros():
+    from snnplast.train._augment import random_channel_shift, shift_channels
+
+    rng = np.random.default_rng(0)
+    x = rng.integers(1, 9, size=(4, 3, 7)).astype(np.uint8)
+    shifts = np.array([0, 2, -3, 7])
+    out = shift_channels(x, shifts)
+    expected = np.zeros_like(x)
+    for b, s in enumerate(shifts):
+        for c in range(7):
+            if 0 <= c - s < 7:
+                expected[b, :, c] = x[b, :, c - s]
+    assert out.dtype == x.dtype and np.array_equal(out, expected)
+    # No shift is the data itself, and draws nothing: runs without it are unchanged.
+    state = rng.bit_generator.state
+    assert random_channel_shift(x, 0, rng) is x and rng.bit_generator.state == state
+    shifted = random_channel_shift(x, 2, rng)
+    assert shifted.shape == x.shape and not np.array_equal(shifted, x)
 
 
 def test_config_round_trip():

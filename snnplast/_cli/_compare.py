@@ -41,8 +41,9 @@ def _command(args: argparse.Namespace, out: Path) -> str:
     if sys.argv[1:2] == ["compare"]:
         return shlex.join(["snnplast", *sys.argv[1:]])
     words = ["snnplast", "compare", "--methods", args.methods, "--data", str(args.data)]
-    for name in ("model", "hidden", "lam", "epochs", "batch", "lr", "seed", "bins"):
-        words += [f"--{name}", str(getattr(args, name))]
+    options = "model hidden lam epochs batch lr schedule channel_shift seed bins".split()
+    for name in options:
+        words += [f"--{name.replace('_', '-')}", str(getattr(args, name))]
     words += ["--out", str(out)] + (["--no-progress"] if args.no_progress else [])
     return shlex.join(words)
 

@@ -20,7 +20,7 @@ def _default(name: str):
 def add_run_options(p, *, lam_help: str, out_help: str) -> None:
     """The options `train` and `compare` share. Their defaults are TrainConfig's, so that the
     command line and the Python API start from the same run."""
-    from ..train import MODELS
+    from ..train import MODELS, SCHEDULES
 
     p.add_argument(
         "--data",
@@ -33,7 +33,19 @@ def add_run_options(p, *, lam_help: str, out_help: str) -> None:
     p.add_argument("--lam", type=float, default=_default("lam"), help=lam_help)
     p.add_argument("--epochs", type=int, default=_default("epochs"))
     p.add_argument("--batch", type=int, default=_default("batch"), help="samples per step")
-    p.add_argument("--lr", type=float, default=_default("lr"), help="Adam learning rate")
+    p.add_argument("--lr", type=float, default=_default("lr"), help="Adam learning rate (peak)")
+    p.add_argument(
+        "--schedule",
+        default=_default("schedule"),
+        help=f"learning rate over the run: {', '.join(SCHEDULES)}",
+    )
+    p.add_argument(
+        "--channel-shift",
+        type=int,
+        default=_default("channel_shift"),
+        metavar="K",
+        help="augment: shift each training sample by up to K channels (0: none)",
+    )
     p.add_argument("--seed", type=int, default=_default("seed"))
     p.add_argument("--bins", type=int, default=_default("n_bins"), help="time bins per sample")
     p.add_argument("--out", default=None, help=out_help)
@@ -83,6 +95,8 @@ def config_from_args(args: argparse.Namespace, method: str):
         epochs=args.epochs,
         batch=args.batch,
         lr=args.lr,
+        schedule=args.schedule,
+        channel_shift=args.channel_shift,
         seed=args.seed,
         data=str(args.data),
         n_bins=args.bins,

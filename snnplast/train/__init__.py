@@ -16,4 +16,6 @@ from ._objective import batch_objective as batch_objective
 from ._objective import cross_entropy as cross_entropy
 from ._objective import loss_and_grad as loss_and_grad
 from ._objective import sample_objective as sample_objective
+from ._optimizer import SCHEDULES as SCHEDULES
+from ._optimizer import make_optimizer as make_optimizer
 from ._trainer import fit as fit

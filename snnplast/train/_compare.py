@@ -353,7 +353,9 @@ def markdown(report: dict) -> str:
     c, d = report["config"], report["dataset"]
     header = (
         f"Model `{c['model']}`, {c['hidden']} hidden, {c['epochs']} epochs, batch {c['batch']}, "
-        f"lr {c['lr']}, seed {c['seed']}, lam {c['lam']} (online methods); data `{c['data']}` "
+        f"lr {c['lr']} ({c.get('schedule', 'constant')}), channel shift "
+        f"{c.get('channel_shift', 0)}, seed {c['seed']}, lam {c['lam']} (online methods); "
+        f"data `{c['data']}` "
         f"(`{d['source']}`: {d['n_train']} train / {d['n_val']} val / {d['n_test']} test, "
         f"{d['n_classes']} classes, {d['n_channels']} channels, {d['n_bins']} bins)."
     )

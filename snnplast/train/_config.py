@@ -5,8 +5,10 @@ from __future__ import annotations
 import dataclasses
 import math
 
+from ._augment import check_channel_shift
 from ._method import parse_method
 from ._models import check_model
+from ._optimizer import check_schedule
 
 
 def _positive_int(name: str, value) -> None:
@@ -26,7 +28,11 @@ class TrainConfig:
     - `lam`: factor on the carried part of an online trace; 1.0 for ``bptt``.
     - `epochs`: passes over the training split.
     - `batch`: samples per optimiser step.
-    - `lr`: Adam's learning rate.
+    - `lr`: Adam's learning rate (its peak, under a schedule).
+    - `schedule`: the learning rate over the run: ``"cosine"`` (decays to zero by the last
+      step) or ``"constant"``.
+    - `channel_shift`: augmentation: each training sample is shifted along the channel axis by
+      a random integer in ``[-channel_shift, channel_shift]`` (zeros shifted in); 0 is none.
     - `seed`: seeds the weights and the shuffling; the same seed gives the same run.
     - `eval_batch`: samples per evaluation batch (memory only; results do not depend on it).
     - `data`: the data set's name or path, recorded for provenance (``fit`` is given the data).
@@ -35,13 +41,17 @@ class TrainConfig:
 
     # The defaults are those of the bare `snnplast train`: a recurrent adaptive LIF network on the
     # default spoken digits, where they reach >80% test accuracy on held-out speakers (README).
+    # Without the channel shift it overfits the training voices (99% train, ~80% test, seeds
+    # varying by 8 points); with it, test accuracy is higher and steadier.
     model: str = "ralif"
     hidden: int = 256
     method: str = "bptt"
     lam: float = 1.0
     epochs: int = 100
     batch: int = 32
-    lr: float = 1e-3
+    lr: float = 2e-3
+    schedule: str = "cosine"
+    channel_shift: int = 3
     seed: int = 0
     eval_batch: int = 250
     data: str = "speech"
@@ -60,6 +70,8 @@ class TrainConfig:
             raise ValueError(f"lr must be a finite number > 0, got {lr!r}")
         if isinstance(self.seed, bool) or not isinstance(self.seed, int) or self.seed < 0:
             raise ValueError(f"seed must be an integer >= 0, got {self.seed!r}")
+        check_schedule(self.schedule)
+        check_channel_shift(self.channel_shift)
         parse_method(self.method, self.lam)
 
     def to_dict(self) -> dict:

@@ -11,9 +11,9 @@ import equinox as eqx
 import jax
 import jax.numpy as jnp
 import numpy as np
-import optax
 from tqdm.auto import tqdm
 
+from ._augment import random_channel_shift
 from ._batches import padded_batches, shuffled_batches
 from ._checkpoint import MODEL_FILE, MODEL_SPEC_FILE, save_model, write_json, write_jsonl
 from ._config import TrainConfig
@@ -21,6 +21,7 @@ from ._method import parse_method
 from ._metrics import peak_memory_bytes, temp_bytes
 from ._models import build_model
 from ._objective import evaluate_batch, loss_and_grad
+from ._optimizer import make_optimizer
 
 METRICS_FILE = "metrics.jsonl"
 SUMMARY_FILE = "summary.json"
@@ -151,12 +152,12 @@ def fit(config: TrainConfig, dataset, out_dir: str | os.PathLike, progress: bool
     model = build_model(
         config.model, dataset.n_channels, config.hidden, dataset.n_classes, key=model_key
     )
-    optimizer = optax.adam(config.lr)
-    opt_state = optimizer.init(eqx.filter(model, eqx.is_inexact_array))
     rng = np.random.default_rng(config.seed)
     train = dataset.train
     batch = min(config.batch, len(train.y))
     n_steps = len(train.y) // batch
+    optimizer = make_optimizer(config.lr, config.schedule, config.epochs * n_steps)
+    opt_state = optimizer.init(eqx.filter(model, eqx.is_inexact_array))
     # One evaluation shape for both splits, so the evaluation compiles once.
     eval_size = min(config.eval_batch, max(len(dataset.val.y), len(dataset.test.y), 1))
 
@@ -186,9 +187,8 @@ def fit(config: TrainConfig, dataset, out_dir: str | os.PathLike, progress: bool
         )
         with bar:
             for index in shuffled_batches(len(train.y), batch, rng):
-                model, opt_state, loss, n_correct = step(
-                    model, opt_state, train.x[index], train.y[index]
-                )
+                x = random_channel_shift(train.x[index], config.channel_shift, rng)
+                model, opt_state, loss, n_correct = step(model, opt_state, x, train.y[index])
                 loss = float(loss)
                 if not math.isfinite(loss):
                     raise FloatingPointError(
