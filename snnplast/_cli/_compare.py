@@ -19,7 +19,9 @@ def register(subparsers) -> None:
         help="train several gradient methods with the same budget and compare them",
         description="Train the same network with each method (same seed, data, epochs, batch and "
         "learning rate), one sub-folder per method, and write compare.md (a table: accuracy, "
-        "time, memory, first-step gradient cosine with BPTT), compare.json and compare.png.",
+        "time, memory, first-step gradient cosine with BPTT), compare.json and compare.png. "
+        "On the defaults, bptt,diagonal,immediate takes about 35 minutes on 2 CPU cores; "
+        "--data synth is a quick first try.",
     )
     p.add_argument(
         "--methods",

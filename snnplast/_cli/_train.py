@@ -25,29 +25,56 @@ def add_run_options(p, *, lam_help: str, out_help: str) -> None:
     p.add_argument(
         "--data",
         default=_default("data"),
-        help="'speech' (spoken digits made on first use, the default), 'synth', 'shd' or a "
-        "folder of SHD files",
+        help="'speech' (spoken digits, made on first use), 'synth', 'shd' or a folder of SHD "
+        "files (default %(default)s)",
     )
-    p.add_argument("--model", default=_default("model"), help=f"one of {', '.join(MODELS)}")
-    p.add_argument("--hidden", type=int, default=_default("hidden"), help="hidden neurons")
-    p.add_argument("--lam", type=float, default=_default("lam"), help=lam_help)
-    p.add_argument("--epochs", type=int, default=_default("epochs"))
-    p.add_argument("--batch", type=int, default=_default("batch"), help="samples per step")
-    p.add_argument("--lr", type=float, default=_default("lr"), help="Adam learning rate (peak)")
+    p.add_argument(
+        "--model",
+        default=_default("model"),
+        help=f"one of {', '.join(MODELS)} (default %(default)s)",
+    )
+    p.add_argument(
+        "--hidden",
+        type=int,
+        default=_default("hidden"),
+        help="hidden neurons (default %(default)s)",
+    )
+    p.add_argument(
+        "--lam", type=float, default=_default("lam"), help=f"{lam_help} (default %(default)s)"
+    )
+    p.add_argument("--epochs", type=int, default=_default("epochs"), help="(default %(default)s)")
+    p.add_argument(
+        "--batch",
+        type=int,
+        default=_default("batch"),
+        help="samples per step (default %(default)s)",
+    )
+    p.add_argument(
+        "--lr",
+        type=float,
+        default=_default("lr"),
+        help="Adam learning rate, the peak (default %(default)s)",
+    )
     p.add_argument(
         "--schedule",
         default=_default("schedule"),
-        help=f"learning rate over the run: {', '.join(SCHEDULES)}",
+        help=f"learning rate over the run: {', '.join(SCHEDULES)} (default %(default)s)",
     )
     p.add_argument(
         "--channel-shift",
         type=int,
         default=_default("channel_shift"),
         metavar="K",
-        help="augment: shift each training sample by up to K channels (0: none)",
+        help="augment: shift each training sample by up to K channels, 0 for none "
+        "(default %(default)s)",
     )
-    p.add_argument("--seed", type=int, default=_default("seed"))
-    p.add_argument("--bins", type=int, default=_default("n_bins"), help="time bins per sample")
+    p.add_argument("--seed", type=int, default=_default("seed"), help="(default %(default)s)")
+    p.add_argument(
+        "--bins",
+        type=int,
+        default=_default("n_bins"),
+        help="time bins per sample (default %(default)s)",
+    )
     p.add_argument("--out", default=None, help=out_help)
     p.add_argument("--no-progress", action="store_true", help="no progress bars")
 
@@ -64,7 +91,9 @@ def register(subparsers) -> None:
         "digits by BPTT (about 6 minutes on 2 CPU cores, the first time included).",
     )
     p.add_argument(
-        "--method", default=_default("method"), help=f"gradient method: {', '.join(METHODS)}"
+        "--method",
+        default=_default("method"),
+        help=f"gradient method: {', '.join(METHODS)} (default %(default)s)",
     )
     add_run_options(
         p,
