@@ -280,13 +280,16 @@ def test_cochlea_is_deterministic_and_batch_independent():
     assert abs(other.times.size - alone.times.size) < 0.1 * alone.times.size
 
 
-def test_cochlea_workers_give_the_same_spikes():
+def test_cochlea_workers_give_the_same_spikes(capfd):
     clips = [vowel(0.05, f0=100 + 20 * i, seed=i) for i in range(4)]
     here = cochlea_batch(clips, RATE, seeds=range(4), batch_size=2)
+    capfd.readouterr()
     there = cochlea_batch(clips, RATE, seeds=range(4), batch_size=2, workers=2)
     for a, b in zip(here, there):
         np.testing.assert_array_equal(a.times, b.times)
         np.testing.assert_array_equal(a.units, b.units)
+    # The workers (which share this process's stderr) start cleanly: no warnings.
+    assert "Warning" not in capfd.readouterr().err
 
 
 @pytest.mark.parametrize(

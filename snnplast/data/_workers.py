@@ -2,8 +2,8 @@
 
 Why not `multiprocessing`: its "spawn" start method re-imports the caller's main script in every
 worker, which fails for a script without an ``if __name__ == "__main__"`` guard, and "fork" is
-unsafe once JAX has started its threads. These workers are fresh interpreters started with
-``python -m snnplast.data._workers``; they exchange length-prefixed pickles with the parent over
+unsafe once JAX has started its threads. These workers are fresh interpreters that import this
+module and run its loop; they exchange length-prefixed pickles with the parent over
 their stdin and stdout, and import nothing of the caller's.
 
 A task is ``(function, args)`` with a module-level `function`; results come back in task order.
@@ -100,7 +100,9 @@ def run_tasks(
         return results
     procs = [
         subprocess.Popen(
-            [sys.executable, "-m", __name__],
+            # Not `-m`: the package's __init__ imports this module first, and runpy would then
+            # run a second copy of it (with a RuntimeWarning on every worker's stderr).
+            [sys.executable, "-c", f"from {__name__} import _main; _main()"],
             stdin=subprocess.PIPE,
             stdout=subprocess.PIPE,
             env=_worker_env(),
