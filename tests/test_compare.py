@@ -1,5 +1,6 @@
 """``snnplast compare``: methods trained side by side, the gradient cosine, and its three files."""
 
+import dataclasses
 import json
 import math
 
@@ -12,6 +13,7 @@ import pytest
 from snnplast._cli import main
 from snnplast.data import SpikeDataset, Split, write_shd_h5
 from snnplast.train import TrainConfig, build_model, compare, loss_and_grad, parse_method
+from snnplast.train._augment import shift_channels
 from snnplast.train._compare import first_batch, gradient_agreement, parse_methods
 
 KEYS = ("zero", "one", "two")
@@ -147,14 +149,25 @@ def test_markdown_has_a_row_per_method_and_the_command(compared, shd_folder):
 def test_cosine_is_that_of_the_first_batch_fit_trains_on(getkey):
     dataset = _fake_dataset()
     config = TrainConfig(model="lif", hidden=8, epochs=1, batch=7, seed=5, method="diagonal")
-    index = first_batch(config, len(dataset.train.y))
+    index, xb, yb = first_batch(config, dataset.train)
     assert len(index) == 7 and len(set(index.tolist())) == 7
+    np.testing.assert_array_equal(yb, dataset.train.y[index])
+    # fit shifts its batches along the channels (default channel_shift 3): so does first_batch,
+    # each row by one shift of at most 3 channels.
+    assert config.channel_shift == 3 and not np.array_equal(xb, dataset.train.x[index])
+    for row, original in zip(xb, dataset.train.x[index]):
+        assert any(
+            np.array_equal(row, shift_channels(original[None], np.array([k]))[0])
+            for k in range(-3, 4)
+        )
+    unshifted = dataclasses.replace(config, channel_shift=0)
+    np.testing.assert_array_equal(first_batch(unshifted, dataset.train)[1], dataset.train.x[index])
     agreement = gradient_agreement(config, dataset, ["diagonal"])
     assert set(agreement) == {"bptt", "diagonal"}
 
     model = build_model("lif", dataset.n_channels, 8, dataset.n_classes, key=jax.random.PRNGKey(5))
-    x = jnp.asarray(dataset.train.x[index], jnp.float32)
-    y = jnp.asarray(dataset.train.y[index])
+    x = jnp.asarray(xb, jnp.float32)
+    y = jnp.asarray(yb)
     flat = []
     for method in ("bptt", config.method):
         _, grads = eqx.filter_jit(loss_and_grad)(model, x, y, parse_method(method))

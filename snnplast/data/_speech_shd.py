@@ -30,8 +30,8 @@ from ._speech import SHD_KEYS, Utterance, plan_corpus, synthesize
 
 SPEECH_SHD_VERSION = 2
 MANIFEST = "speech_shd.json"
-# The default set: 2000 training and 240 test utterances (100 + 12 speakers), made in about
-# 270 CPU seconds (2.5 minutes on 2 cores). Fewer speakers do not generalise: a recurrent ALIF
+# The default set: 2000 training and 240 test utterances (100 + 12 speakers), made in 133 s on
+# 2 cores (eSpeak NG 5 s, the cochlea 128 s; README). Fewer speakers do not generalise: a recurrent ALIF
 # network trained with BPTT reaches ~60% on held-out speakers with 40, ~82% with 100.
 DEFAULT_PER_CLASS = 100
 DEFAULT_SEED = 0

@@ -6,6 +6,8 @@ from collections.abc import Iterator
 
 import numpy as np
 
+from ._augment import random_channel_shift
+
 
 def shuffled_batches(n: int, batch: int, rng: np.random.Generator) -> Iterator[np.ndarray]:
     """Index arrays of `batch` samples from a fresh permutation of ``range(n)``.
@@ -16,6 +18,14 @@ def shuffled_batches(n: int, batch: int, rng: np.random.Generator) -> Iterator[n
     order = rng.permutation(n)
     for start in range(0, n - batch + 1, batch):
         yield order[start : start + batch]
+
+
+def training_batches(split, batch: int, channel_shift: int, rng: np.random.Generator):
+    """``(index, x, y)`` of one epoch's training steps, as :func:`fit` trains on them: shuffled
+    (:func:`shuffled_batches`) and channel-shifted (:func:`random_channel_shift`), both drawn
+    from `rng` in that order."""
+    for index in shuffled_batches(len(split.y), batch, rng):
+        yield index, random_channel_shift(split.x[index], channel_shift, rng), split.y[index]
 
 
 def padded_batches(x: np.ndarray, y: np.ndarray, size: int):

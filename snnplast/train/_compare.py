@@ -18,7 +18,7 @@ import numpy as np
 from tqdm.auto import tqdm
 
 from .._atomic import atomic_write_bytes
-from ._batches import shuffled_batches
+from ._batches import training_batches
 from ._checkpoint import write_json
 from ._config import TrainConfig
 from ._method import parse_method
@@ -103,14 +103,18 @@ def _folder_name(method: str) -> str:
     return re.sub(r"[^a-z0-9._-]+", "-", method)
 
 
-def first_batch(config: TrainConfig, n_train: int) -> np.ndarray:
-    """Indices of the first batch that :func:`fit` trains on with `config` (epoch 1, step 1).
+def first_batch(config: TrainConfig, train) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """The first batch :func:`fit` trains on with `config` (epoch 1, step 1), as it sees it.
 
-    ``fit`` seeds a NumPy generator with ``config.seed`` and takes the first ``batch`` entries
-    of its first permutation; this repeats exactly that.
+    ``fit`` seeds a NumPy generator with ``config.seed`` and draws its batches from it with
+    ``training_batches``; this takes that generator's first batch.
+
+    **Returns:** ``(index, x, y)``: the samples' indices in `train`, their inputs (shifted along
+    the channels as ``fit`` shifts them, when ``config.channel_shift`` > 0) and their labels.
     """
     rng = np.random.default_rng(config.seed)
-    return next(shuffled_batches(n_train, min(config.batch, n_train), rng))
+    batch = min(config.batch, len(train.y))
+    return next(training_batches(train, batch, config.channel_shift, rng))
 
 
 @eqx.filter_jit
@@ -150,9 +154,7 @@ def gradient_agreement(config: TrainConfig, dataset, methods: Sequence[str]) -> 
     the gradient's norm, its ratio to BPTT's, and the cosine of each parameter array by its
     path in the model.
     """
-    train = dataset.train
-    index = first_batch(config, len(train.y))
-    x, y = train.x[index], train.y[index]
+    _, x, y = first_batch(config, dataset.train)
     model = build_model(
         config.model,
         dataset.n_channels,
@@ -309,8 +311,9 @@ def compare(
         "config": shared,
         "dataset": _dataset_info(dataset),
         "gradient_batch": {
-            "what": "the first batch fit trains on (epoch 1, step 1), at the initial weights",
-            "indices": [int(i) for i in first_batch(config, len(dataset.train.y))],
+            "what": "the first batch fit trains on (epoch 1, step 1, channel-shifted as fit "
+            "shifts it), at the initial weights",
+            "indices": [int(i) for i in first_batch(config, dataset.train)[0]],
         },
         "runs": results,
         "files": [COMPARE_MD, COMPARE_JSON, COMPARE_PNG],
@@ -408,7 +411,8 @@ def markdown(report: dict) -> str:
             "**grad cosine vs BPTT**: cosine similarity of the method's gradient with BPTT's, all "
             f"parameters flattened into one vector, at the initial weights (seed {c['seed']}) on "
             f"the first batch `fit` trains on ({n_batch} samples: the first batch of epoch 1's "
-            "shuffle). 1 means the same direction as the exact gradient."
+            "shuffle, channel-shifted as `fit` shifts it). 1 means the same direction as the "
+            "exact gradient."
         ),
     )
     lines += ["", *(f"- {note}" for note in notes)]

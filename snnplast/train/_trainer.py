@@ -13,8 +13,7 @@ import jax.numpy as jnp
 import numpy as np
 from tqdm.auto import tqdm
 
-from ._augment import random_channel_shift
-from ._batches import padded_batches, shuffled_batches
+from ._batches import padded_batches, training_batches
 from ._checkpoint import MODEL_FILE, MODEL_SPEC_FILE, save_model, write_json, write_jsonl
 from ._config import TrainConfig
 from ._method import parse_method
@@ -186,9 +185,8 @@ def fit(config: TrainConfig, dataset, out_dir: str | os.PathLike, progress: bool
             dynamic_ncols=True,
         )
         with bar:
-            for index in shuffled_batches(len(train.y), batch, rng):
-                x = random_channel_shift(train.x[index], config.channel_shift, rng)
-                model, opt_state, loss, n_correct = step(model, opt_state, x, train.y[index])
+            for index, x, y in training_batches(train, batch, config.channel_shift, rng):
+                model, opt_state, loss, n_correct = step(model, opt_state, x, y)
                 loss = float(loss)
                 if not math.isfinite(loss):
                     raise FloatingPointError(
