@@ -18,6 +18,7 @@ import time
 from collections.abc import Callable, Sequence
 from pathlib import Path
 
+import equinox as eqx
 import jax
 import jax.numpy as jnp
 import numpy as np
@@ -120,7 +121,7 @@ def online_run(model, policy, inputs, targets, *, lr: float = 3e-3, optimizer: s
 
     **Returns:** the per-step losses ``[T]`` (NaN from the step a run diverges).
     """
-    learner = sp.OnlineLearner(policy, loss, OPTIMIZERS[optimizer](lr))
+    learner = _learner(model, policy, loss, optimizer, lr)
     key = jax.random.PRNGKey(0) if key is None else key
     state = learner.init(model, inputs[0], key=key)
     if freeze_at is None:
@@ -132,6 +133,26 @@ def online_run(model, policy, inputs, targets, *, lr: float = 3e-3, optimizer: s
                            inputs[freeze_at:])
     rest = jax.vmap(loss)(outs, targets[freeze_at:])
     return np.concatenate([np.asarray(first), np.asarray(rest)])
+
+
+_LEARNERS: dict = {}
+
+
+def _learner(model, policy, loss, optimizer, lr) -> sp.OnlineLearner:
+    """One learner (so one compilation) per policy, optimizer and model structure, reused across
+    seeds. Reuse is sound because the trace engine derives a step's structure from the model's
+    shapes and static fields only, which the jit cache keys on; a model with integer or boolean
+    arrays (constant masks, whose values shape the structure) gets a fresh learner every time.
+    """
+    leaves = jax.tree_util.tree_leaves(model)
+    if any(eqx.is_array(a) and not eqx.is_inexact_array(a) for a in leaves):
+        return sp.OnlineLearner(policy, loss, OPTIMIZERS[optimizer](lr))
+    shapes = tuple((a.shape, str(a.dtype)) for a in leaves if eqx.is_array(a))
+    struct = jax.tree_util.tree_structure(eqx.partition(model, eqx.is_array)[1])
+    k = (repr(policy), loss, optimizer, lr, shapes, str(struct))
+    if k not in _LEARNERS:
+        _LEARNERS[k] = sp.OnlineLearner(policy, loss, OPTIMIZERS[optimizer](lr))
+    return _LEARNERS[k]
 
 
 def _state_of(model, state):
@@ -277,3 +298,65 @@ def markdown_table(header: Sequence[str], rows: Sequence[Sequence[object]]) -> s
     lines = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
     lines += ["| " + " | ".join(str(c) for c in row) + " |" for row in rows]
     return "\n".join(lines)
+
+
+# ----------------------------------------------------------------------------------------------
+# The recovery experiment: several methods on one shifted stream, several seeds.
+
+
+def run_methods(make_model: Callable, methods: dict[str, Callable], stream: Callable, *,
+                seeds: int, shift: int, optimizer: str = "adam", lr: float = 3e-3,
+                desc: str = "runs") -> dict[str, dict[str, list]]:
+    """Every method on every seed: the same initial model and stream per seed for all methods.
+
+    **Arguments:**
+
+    - `make_model(key)`: the model of a seed; `stream(seed)`: ``(inputs, targets)``;
+    - `methods`: name -> a callable returning a policy, or ``None`` for "no learning after the
+      shift" (the parameters are frozen at the shift);
+    - `optimizer`, `lr`: as in :func:`online_run`.
+
+    **Returns:** ``{name: {"post_shift_mse": [per seed], "curve": [per seed losses]}}``.
+    """
+    out = {m: {"post_shift_mse": [], "curve": []} for m in methods}
+    jobs = [(s, m) for s in range(seeds) for m in methods]
+    for seed, name in progress(jobs, desc):
+        key = jax.random.PRNGKey(seed)
+        model = make_model(key)
+        xs, ys = stream(seed)
+        make = methods[name]
+        if make is None:
+            losses = online_run(model, sp.Diagonal(), xs, ys, freeze_at=shift, lr=lr,
+                                optimizer=optimizer)
+        else:
+            losses = online_run(model, make(), xs, ys, key=jax.random.fold_in(key, 1), lr=lr,
+                                optimizer=optimizer)
+        out[name]["post_shift_mse"].append(post_shift_mse(losses, shift))
+        out[name]["curve"].append(losses.tolist())
+    return out
+
+
+def recoveries(res: dict, baseline: str, reference: str, log: bool = False) -> dict[str, list]:
+    """Per method, the per-seed recovery against `baseline` and `reference` of the same seed
+    (on ``log(MSE)`` when `log`)."""
+    f = np.log if log else (lambda v: v)
+    b = f(np.asarray(res[baseline]["post_shift_mse"]))
+    r = f(np.asarray(res[reference]["post_shift_mse"]))
+    return {m: [recovery(v, bb, rr) for v, bb, rr in
+                zip(f(np.asarray(d["post_shift_mse"])), b, r)] for m, d in res.items()}
+
+
+def plot_curves(ax, res: dict, shift: int, names=None, smooth: int | None = None):
+    """Mean-over-seeds loss curves (running mean), log scale, with the shift marked."""
+    names = list(res) if names is None else names
+    for name in names:
+        curve = np.asarray(res[name]["curve"], dtype=float)
+        with np.errstate(all="ignore"):
+            mean = np.mean(curve, axis=0)
+        w = smooth or max(1, mean.size // 100)
+        y = np.convolve(mean, np.ones(w) / w, mode="valid")
+        ax.semilogy(np.arange(y.size) + w // 2, y, label=name)
+    ax.axvline(shift, ls=":", c="k")
+    ax.set_xlabel("step")
+    ax.set_ylabel("MSE (seed mean, running mean)")
+    ax.legend(fontsize=7)

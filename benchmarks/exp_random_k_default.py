@@ -14,13 +14,12 @@ Jacobians is what grows without bound.
 
 from __future__ import annotations
 
+import _experiments as ex
 import jax
 import numpy as np
 
 import snnplast as sp
 from snnplast import diagnostics
-
-import _experiments as ex
 
 METHODS = {
     "RandomK(4, scale=True)": lambda: sp.RandomK(4, scale=True),
