@@ -12,6 +12,7 @@ from ._cell import Sequential as Sequential
 from ._gradients import gradients as gradients
 from ._rollout import sequence_loss as sequence_loss
 from ._rollout import unroll as unroll
+from ._truncated import TruncatedBPTT as TruncatedBPTT
 from .cells import ALIF as ALIF
 from .cells import GRU as GRU
 from .cells import LI as LI
