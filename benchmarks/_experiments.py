@@ -233,6 +233,11 @@ def _commit() -> str:
     return head + ("+uncommitted changes" if dirty else "")
 
 
+# Taken when the experiment starts, so that it names the code that ran even if the tree changes
+# while a long run is under way.
+_COMMIT = _commit()
+
+
 def _atomic(path: Path, data: bytes) -> None:
     fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.")
     try:
@@ -258,7 +263,7 @@ def write_results(name: str, out: Path, *, command: str, title: str, table: str,
     out.mkdir(parents=True, exist_ok=True)
     meta = {
         "command": command,
-        "commit": _commit(),
+        "commit": _COMMIT,
         "date_utc": time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime()),
         "jax": jax.__version__,
         "python": platform.python_version(),
@@ -302,6 +307,15 @@ def markdown_table(header: Sequence[str], rows: Sequence[Sequence[object]]) -> s
 
 # ----------------------------------------------------------------------------------------------
 # The recovery experiment: several methods on one shifted stream, several seeds.
+
+
+def random_k_methods(ks, select: str = "random", exact: bool = True) -> dict[str, Callable]:
+    """``{"k=K": RandomK(K, select=select)}`` for each K, and ``"exact": Exact`` (unscaled
+    RandomK, its default: see ``exp_random_k_default.py``)."""
+    out = {f"k={k}": (lambda k=k: sp.RandomK(k, select=select)) for k in ks}
+    if exact:
+        out["exact"] = sp.Exact
+    return out
 
 
 def run_methods(make_model: Callable, methods: dict[str, Callable], stream: Callable, *,

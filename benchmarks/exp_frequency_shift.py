@@ -25,15 +25,7 @@ from __future__ import annotations
 
 import _experiments as ex
 
-import snnplast as sp
-
 PAPER = {0: "0 (baseline)", 4: "84 +- 6", 64: "100 (= exact)"}
-
-
-def methods_for(ks, select="random"):
-    out = {f"k={k}": (lambda k=k: sp.RandomK(k, select=select)) for k in ks}
-    out["exact"] = sp.Exact
-    return out
 
 
 def main(argv=None):
@@ -41,14 +33,15 @@ def main(argv=None):
     p.add_argument("--n", type=int, default=64)
     p.add_argument("--ks", default="0,1,2,4,8,16,32,64")
     p.add_argument("--steps", type=int, default=None)
+    p.add_argument("--lr", type=float, default=3e-3)
     args = p.parse_args(argv)
     steps = args.steps or (4000 if args.full else 2000)
     seeds = args.seeds or 5
     shift = steps // 2
     ks = [int(k) for k in args.ks.split(",")]
     stream = lambda seed: ex.sine_shift(steps, shift)
-    res = ex.run_methods(lambda key: ex.elman(args.n, key), methods_for(ks), stream,
-                         seeds=seeds, shift=shift, desc="frequency shift")
+    res = ex.run_methods(lambda key: ex.elman(args.n, key), ex.random_k_methods(ks), stream,
+                         seeds=seeds, shift=shift, lr=args.lr, desc="frequency shift")
     rec = ex.recoveries(res, "k=0", "exact")
     rec_log = ex.recoveries(res, "k=0", "exact", log=True)
     rows = [[name, ex.fmt_sci(r["post_shift_mse"]), ex.fmt_mean_sd(rec[name], 100, unit="%"),
@@ -58,7 +51,7 @@ def main(argv=None):
     table = ex.markdown_table(["method", "post-shift MSE", "recovery", "recovery on log(MSE)",
                                "paper recovery %"], rows)
     notes = (f"Elman RNN n={args.n} + linear readout; sine one step ahead, angular frequency "
-             f"2pi/25 -> 2pi/12 at step {shift} of {steps}; OnlineLearner, Adam lr 3e-3, one "
+             f"2pi/25 -> 2pi/12 at step {shift} of {steps}; OnlineLearner, Adam lr {args.lr:g}, one "
              f"update per step; {seeds} seeds (seed s: model initialisation and RandomK's "
              "selections; every method of a seed starts from the same model). k=0 is RandomK(0) "
              "= Diagonal (see the script's docstring); recovery per seed, then mean +- sd.")
@@ -73,10 +66,11 @@ def main(argv=None):
     a2.set_ylabel("recovery of exact RTRL's gain (%)")
     a2.axhline(100, c="gray", ls=":")
     a2.legend(fontsize=7)
-    ex.write_results(f"frequency_shift_n{args.n}", args.out, command=ex.command_line(argv, __file__),
-                     title=f"Frequency-shift online regression: recovery(k), n={args.n}",
+    suffix = "" if args.lr == 3e-3 else f"_lr{args.lr:g}"
+    ex.write_results(f"frequency_shift_n{args.n}{suffix}", args.out, command=ex.command_line(argv, __file__),
+                     title=f"Frequency-shift online regression: recovery(k), n={args.n}, lr {args.lr:g}",
                      table=table, notes=notes, figure=fig,
-                     data={"n": args.n, "steps": steps, "shift": shift, "seeds": seeds,
+                     data={"n": args.n, "lr": args.lr, "steps": steps, "shift": shift, "seeds": seeds,
                            "recovery": rec, "recovery_log": rec_log, "results": res})
     print(table)
     return res, rec
