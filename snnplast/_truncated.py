@@ -56,7 +56,7 @@ class TruncatedBPTT(eqx.Module):
         """
         params, static = eqx.partition(model, eqx.is_inexact_array)
         n_steps = jax.tree_util.tree_leaves(inputs)[0].shape[0]
-        at = lambda tree, i: jax.tree_util.tree_map(lambda a: a[i], tree)  # noqa: E731
+        at = lambda tree, i: jax.tree_util.tree_map(lambda a: a[i], tree)
 
         def forward(s, x):
             s, out = model(s, x)

@@ -5,9 +5,9 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 import pytest
+from cell_zoo import BUILTIN, N_IN
 
 import snnplast as sp
-from cell_zoo import BUILTIN, N_IN
 
 T = 7
 

@@ -66,7 +66,7 @@ def gradient_alignment(model: Cell, inputs, targets, policy: Policy, loss, *,
     runners = [OnlineStep(model, x0, pol, loss) for pol in (policy, reference)]
     p = runners[0].graph.split(model)
     carries = [r.init(model, 1, key) for r in runners]
-    flat = lambda leaves: jnp.concatenate([jnp.ravel(g) for g in leaves])  # noqa: E731
+    flat = lambda leaves: jnp.concatenate([jnp.ravel(g) for g in leaves])
     prev = [flat(r.gradients(p, c)) for r, c in zip(runners, carries)]
     seq = jax.tree_util.tree_map(lambda a: jnp.asarray(a)[:, None], (inputs, targets))
 

@@ -18,8 +18,8 @@ from jaxtyping import Array, Float, Int
 
 from .._cell import Cell
 from .._rollout import unroll
-from ..online import online_loss_and_grad
 from .._truncated import TruncatedBPTT
+from ..online import online_loss_and_grad
 from ..policies import Policy
 from ._method import METHODS
 
