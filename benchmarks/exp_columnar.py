@@ -175,6 +175,16 @@ def _run(args, seeds, windows, meta_windows, ratios, argv):
                   ["Master-User + TW (meta)", "Master-User, TW = 0", *meta]}
     agree_ff = {m: {r: [] for r in ratios} for m in agree_meta}
     realised = {r: [] for r in ratios}
+
+    def meta_round(col, xs, ys, w0, ratio, into):
+        """Every meta-gradient method against BPTT through the LMS updates, on one problem."""
+        cell = ColumnarLMS(col, w0, args.alpha)
+        xy = jnp.concatenate([xs, ys], axis=1)
+        true = meta_bptt(cell, xy, ys)
+        for m, f in meta.items():
+            into[m][ratio].append(agreement(true, f(cell, xy, ys)))
+        for m, with_tw in (("Master-User + TW (meta)", True), ("Master-User, TW = 0", False)):
+            into[m][ratio].append(agreement(true, mu(col, xs, ys, w0, with_tw)))
     for ratio in ex.progress(ratios, "lateral ratios"):
         for seed in range(seeds):
             col, readout, xs, ys, w0 = problem(seed, ratio)
@@ -183,25 +193,9 @@ def _run(args, seeds, windows, meta_windows, ratios, argv):
             true = bptt(model, xs, ys)
             for m, f in rec.items():
                 agree[m][ratio].append(agreement(true, f(model, xs, ys)))
-            cell = ColumnarLMS(col, w0, args.alpha)
-            xy = jnp.concatenate([xs, ys], axis=1)
-            true = meta_bptt(cell, xy, ys)
-            for m, f in meta.items():
-                agree_meta[m][ratio].append(agreement(true, f(cell, xy, ys)))
-            agree_meta["Master-User + TW (meta)"][ratio].append(
-                agreement(true, mu(col, xs, ys, w0, True)))
-            agree_meta["Master-User, TW = 0"][ratio].append(
-                agreement(true, mu(col, xs, ys, w0, False)))
+            meta_round(col, xs, ys, w0, ratio, agree_meta)
             col, _, xs, ys, w0 = problem(seed, ratio, FeedForwardColumnar)
-            cell = ColumnarLMS(col, w0, args.alpha)
-            xy = jnp.concatenate([xs, ys], axis=1)
-            true = meta_bptt(cell, xy, ys)
-            for m, f in meta.items():
-                agree_ff[m][ratio].append(agreement(true, f(cell, xy, ys)))
-            agree_ff["Master-User + TW (meta)"][ratio].append(
-                agreement(true, mu(col, xs, ys, w0, True)))
-            agree_ff["Master-User, TW = 0"][ratio].append(
-                agreement(true, mu(col, xs, ys, w0, False)))
+            meta_round(col, xs, ys, w0, ratio, agree_ff)
 
     def table_of(d):
         header = ["method"] + [f"ratio {np.mean(realised[r]):.2g}" for r in ratios]

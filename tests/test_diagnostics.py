@@ -7,6 +7,7 @@ import numpy as np
 import pytest
 from cell_zoo import BUILTIN, N_IN
 from jax.flatten_util import ravel_pytree
+from numerics import f64, problem, sq
 
 import snnplast as sp
 from snnplast import diagnostics
@@ -14,29 +15,13 @@ from snnplast import diagnostics
 T = 6
 
 
-def _f64(tree):
-    return jax.tree_util.tree_map(
-        lambda a: a.astype(jnp.float64) if eqx.is_inexact_array(a) else a, tree)
-
-
-def _sq(out, y):
-    return jnp.sum((out - y) ** 2)
-
-
-def _problem(cell, key):
-    k1, k2 = jax.random.split(key)
-    xs = jax.random.normal(k1, (T, N_IN), jnp.float64) * 1.5
-    _, outs = sp.unroll(cell, xs)
-    return xs, jax.random.normal(k2, outs.shape, jnp.float64)
-
-
 def _flat(tree):
     return np.concatenate([np.ravel(a) for a in jax.tree_util.tree_leaves(tree)])
 
 
 def test_gradient_alignment_matches_explicit_per_step_gradients(x64, getkey):
-    cell = _f64(BUILTIN["rnn"](getkey()))
-    xs, ys = _problem(cell, getkey())
+    cell = f64(BUILTIN["rnn"](getkey()))
+    xs, ys = problem(cell, getkey(), T)
     params, static = eqx.partition(cell, eqx.is_inexact_array)
 
     def loss_at(p, t):  # BPTT of the loss of step t alone
@@ -44,12 +29,12 @@ def test_gradient_alignment_matches_explicit_per_step_gradients(x64, getkey):
         s = c.initial_state()
         for i in range(t + 1):
             s, out = c(s, xs[i])
-        return _sq(out, ys[t])
+        return sq(out, ys[t])
 
     exact = [_flat(jax.grad(loss_at)(params, t)) for t in range(T)]
     # Diagonal's per-step gradient: the growth of its whole-prefix gradient over one step.
     prefix = [np.zeros_like(exact[0])] + [
-        _flat(sp.gradients(cell, xs[: t + 1], ys[: t + 1], loss=_sq, method=sp.Diagonal()))
+        _flat(sp.gradients(cell, xs[: t + 1], ys[: t + 1], loss=sq, method=sp.Diagonal()))
         for t in range(T)]
     diag = [prefix[t + 1] - prefix[t] for t in range(T)]
     cos = [a @ b / np.linalg.norm(a) / np.linalg.norm(b) for a, b in zip(diag, exact)]
@@ -57,7 +42,7 @@ def test_gradient_alignment_matches_explicit_per_step_gradients(x64, getkey):
     cum_d, cum_e = np.cumsum(diag, axis=0), np.cumsum(exact, axis=0)
     cum = [a @ b / np.linalg.norm(a) / np.linalg.norm(b) for a, b in zip(cum_d, cum_e)]
 
-    al = diagnostics.gradient_alignment(cell, xs, ys, sp.Diagonal(), _sq)
+    al = diagnostics.gradient_alignment(cell, xs, ys, sp.Diagonal(), sq)
     np.testing.assert_allclose(al.cosine, cos, atol=1e-10)
     np.testing.assert_allclose(al.norm_ratio, ratio, rtol=1e-10)
     np.testing.assert_allclose(al.cumulative_cosine, cum, atol=1e-10)
@@ -65,8 +50,8 @@ def test_gradient_alignment_matches_explicit_per_step_gradients(x64, getkey):
 
 
 def test_jacobian_spectrum_matches_jacfwd(x64, getkey):
-    cell = _f64(BUILTIN["lstm"](getkey()))  # a tuple state: flattened into one vector
-    xs, _ = _problem(cell, getkey())
+    cell = f64(BUILTIN["lstm"](getkey()))  # a tuple state: flattened into one vector
+    xs, _ = problem(cell, getkey(), T)
     spec = diagnostics.jacobian_spectrum(cell, xs)
     s = cell.initial_state()
     for t in range(T):
@@ -84,8 +69,8 @@ def test_jacobian_spectrum_matches_jacfwd(x64, getkey):
 
 
 def test_influence_spectrum_matches_forward_mode(x64, getkey):
-    cell = _f64(BUILTIN["rnn"](getkey()))
-    xs, _ = _problem(cell, getkey())
+    cell = f64(BUILTIN["rnn"](getkey()))
+    xs, _ = problem(cell, getkey(), T)
 
     def final(w):
         c = eqx.tree_at(lambda m: m.w_rec, cell, w)
@@ -111,14 +96,14 @@ def test_diagnostics_bad_input_and_plots(getkey, tmp_path):
     xs = jnp.ones((T, N_IN))
     ys = jnp.zeros((T, 4))
     with pytest.raises(TypeError, match="snnplast.Cell"):
-        diagnostics.gradient_alignment(lambda s, x: (s, x), xs, ys, sp.Diagonal(), _sq)
+        diagnostics.gradient_alignment(lambda s, x: (s, x), xs, ys, sp.Diagonal(), sq)
     with pytest.raises(TypeError, match="transport policy"):
-        diagnostics.gradient_alignment(cell, xs, ys, "diagonal", _sq)
+        diagnostics.gradient_alignment(cell, xs, ys, "diagonal", sq)
     with pytest.raises(ValueError, match="same number of time steps"):
-        diagnostics.gradient_alignment(cell, xs, ys[:3], sp.Diagonal(), _sq)
+        diagnostics.gradient_alignment(cell, xs, ys[:3], sp.Diagonal(), sq)
     with pytest.raises(TypeError, match="snnplast.Cell"):
         diagnostics.jacobian_spectrum("rnn", xs)
-    al = diagnostics.gradient_alignment(cell, xs, ys, sp.Immediate(), _sq)
+    al = diagnostics.gradient_alignment(cell, xs, ys, sp.Immediate(), sq)
     ax = diagnostics.plot_alignment(al, label="immediate", smooth=2)
     diagnostics.plot_spectrum(diagnostics.jacobian_spectrum(cell, xs), ax=None, label="H")
     ax.figure.savefig(tmp_path / "a.png")

@@ -5,34 +5,12 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 import pytest
-from cell_zoo import BUILTIN, N_IN
+from cell_zoo import BUILTIN
+from numerics import f64, problem, rel, sq
 
 import snnplast as sp
 
 T = 7
-
-
-def _f64(tree):
-    return jax.tree_util.tree_map(
-        lambda a: a.astype(jnp.float64) if eqx.is_inexact_array(a) else a, tree)
-
-
-def _sq(out, y):
-    return jnp.sum((out - y) ** 2)
-
-
-def _problem(cell, key):
-    k1, k2 = jax.random.split(key)
-    xs = jax.random.normal(k1, (T, N_IN), jnp.float64) * 1.5
-    _, outs = sp.unroll(cell, xs)
-    return xs, jax.random.normal(k2, outs.shape, jnp.float64)
-
-
-def _rel(a, b):
-    la, lb = jax.tree_util.tree_leaves(a), jax.tree_util.tree_leaves(b)
-    assert len(la) == len(lb)
-    num = sum(float(jnp.sum((x - y) ** 2)) for x, y in zip(la, lb))
-    return (num / sum(float(jnp.sum(y**2)) for y in lb)) ** 0.5
 
 
 def _reference(cell, xs, ys, window):
@@ -50,7 +28,7 @@ def _reference(cell, xs, ys, window):
             s = jax.lax.stop_gradient(states[start])
             for i in range(start, t + 1):
                 s, out = c(s, xs[i])
-            loss = loss + _sq(out, ys[t])
+            loss = loss + sq(out, ys[t])
         return loss
 
     return jax.grad(total)(params)
@@ -58,38 +36,38 @@ def _reference(cell, xs, ys, window):
 
 @pytest.mark.parametrize(("name", "window"), [("rnn", 1), ("lstm", 3), ("rlif", 3)])
 def test_truncated_bptt_equals_explicit_reference(name, window, x64, getkey):
-    cell = _f64(BUILTIN[name](getkey()))
-    xs, ys = _problem(cell, getkey())
-    got = sp.gradients(cell, xs, ys, loss=_sq, method=sp.TruncatedBPTT(window, chunk=3))
+    cell = f64(BUILTIN[name](getkey()))
+    xs, ys = problem(cell, getkey(), T)
+    got = sp.gradients(cell, xs, ys, loss=sq, method=sp.TruncatedBPTT(window, chunk=3))
     ref = _reference(cell, xs, ys, window)
-    assert _rel(got, ref) <= 1e-10
+    assert rel(got, ref) <= 1e-10
     # a window is an approximation: with recurrence it differs from BPTT
-    assert _rel(got, sp.gradients(cell, xs, ys, loss=_sq)) > 1e-6
+    assert rel(got, sp.gradients(cell, xs, ys, loss=sq)) > 1e-6
 
 
 @pytest.mark.parametrize("name", ["gru"])
 def test_truncated_bptt_limits(name, x64, getkey):
-    cell = _f64(BUILTIN[name](getkey()))
-    xs, ys = _problem(cell, getkey())
-    bptt = sp.gradients(cell, xs, ys, loss=_sq)
-    assert _rel(sp.gradients(cell, xs, ys, loss=_sq, method=sp.TruncatedBPTT(T)), bptt) <= 1e-10
-    imm = sp.gradients(cell, xs, ys, loss=_sq, method=sp.Immediate())
-    assert _rel(sp.gradients(cell, xs, ys, loss=_sq, method=sp.TruncatedBPTT(2)), imm) <= 1e-10
+    cell = f64(BUILTIN[name](getkey()))
+    xs, ys = problem(cell, getkey(), T)
+    bptt = sp.gradients(cell, xs, ys, loss=sq)
+    assert rel(sp.gradients(cell, xs, ys, loss=sq, method=sp.TruncatedBPTT(T)), bptt) <= 1e-10
+    imm = sp.gradients(cell, xs, ys, loss=sq, method=sp.Immediate())
+    assert rel(sp.gradients(cell, xs, ys, loss=sq, method=sp.TruncatedBPTT(2)), imm) <= 1e-10
 
 
 def test_truncated_bptt_batched_and_parsed(x64, getkey):
     from snnplast.train._method import parse_method
 
-    cell = _f64(BUILTIN["rnn"](getkey()))
-    xs = jnp.stack([_problem(cell, getkey())[0] for _ in range(3)])
+    cell = f64(BUILTIN["rnn"](getkey()))
+    xs = jnp.stack([problem(cell, getkey(), T)[0] for _ in range(3)])
     ys = jax.random.normal(getkey(), xs.shape[:2] + (cell.w_rec.shape[0],), jnp.float64)
     method = parse_method("tbptt:3")
     assert method == sp.TruncatedBPTT(3)
-    loss, grads = method.loss_and_grad(cell, xs, ys, _sq)
-    per = [sp.gradients(cell, xs[b], ys[b], loss=_sq, method=method) for b in range(3)]
+    loss, grads = method.loss_and_grad(cell, xs, ys, sq)
+    per = [sp.gradients(cell, xs[b], ys[b], loss=sq, method=method) for b in range(3)]
     mean = jax.tree_util.tree_map(lambda *g: sum(g) / 3, *per)
-    assert _rel(grads, mean) <= 1e-12
-    ref_loss = np.mean([float(sp.sequence_loss(cell, xs[b], ys[b], _sq)) for b in range(3)])
+    assert rel(grads, mean) <= 1e-12
+    ref_loss = np.mean([float(sp.sequence_loss(cell, xs[b], ys[b], sq)) for b in range(3)])
     np.testing.assert_allclose(float(loss), ref_loss, rtol=1e-12)
 
 
