@@ -227,8 +227,8 @@ def _plot_benchmarks(axes, benchmarks) -> None:
                     ax.plot(*zip(*points, strict=True), marker="os^Dv"[i % 5],
                             label=prefix + s.label)  # fmt: skip
     names = {"time": sorted(time_keys - {None}), "memory": sorted(memory_keys - {None})}
-    time_ax.set(title="time", ylabel=f"ms ({', '.join(names['time'])})")
-    memory_ax.set(title="memory", ylabel=f"MiB ({', '.join(names['memory'])})")
+    time_ax.set(title="time", ylabel=f"ms (from {', '.join(names['time'])})")
+    memory_ax.set(title="memory", ylabel=f"MiB (from {', '.join(names['memory'])})")
     for ax in axes:
         ax.set(xlabel="sequence length (steps)", xscale="log", yscale="log")
         ax.grid(alpha=0.3, which="both")
