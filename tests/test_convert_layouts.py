@@ -5,31 +5,17 @@ Every WAV file is synthesised here (a short harmonic tone); nothing reads real d
 """
 
 import os
-import wave
 
 import h5py
 import numpy as np
 import pytest
+from wav_files import write_tone as write_wav
 
 from snnplast._cli import main
 from snnplast.data import check_shd_file
 from snnplast.data._audio_layouts import UNKNOWN_SPEAKER, speaker_ids
 from snnplast.data._convert_audio import SPEAKER_NAMES, find_recordings, read_names
 from snnplast.data._speech import SHD_KEYS
-
-RATE = 16000
-
-
-def write_wav(path, seconds=0.05, f0=150.0, seed=0):
-    path.parent.mkdir(parents=True, exist_ok=True)
-    t = np.arange(int(seconds * RATE)) / RATE
-    x = sum(np.sin(2 * np.pi * k * f0 * t) / k for k in range(1, 8))
-    x = 0.3 * x / np.abs(x).max() + 0.003 * np.random.default_rng(seed).standard_normal(t.size)
-    with wave.open(str(path), "wb") as f:
-        f.setnchannels(1)
-        f.setsampwidth(2)
-        f.setframerate(RATE)
-        f.writeframes(np.round(x * 32767).astype("<i2").tobytes())
 
 
 def found(folder, labels=None):

@@ -9,13 +9,12 @@ stand-in (``--data synth``) in a cache of the test session's own, and WAV files 
 import ast
 import importlib.util
 import json
-import math
 import sys
-import wave
 from pathlib import Path
 
 import numpy as np
 import pytest
+from wav_files import write_tone
 
 EXAMPLES = Path(__file__).resolve().parents[1] / "examples"
 
@@ -86,17 +85,6 @@ def test_shd_online_vs_bptt(own_cache, tmp_path):
     assert json.loads((out / "compare.json").read_text())["methods"] == ["bptt", "diagonal"]
 
 
-def write_tone(path, f0, seed, rate=16000, seconds=0.12):
-    t = np.arange(int(seconds * rate)) / rate
-    x = sum(np.sin(2 * math.pi * k * f0 * t) / k for k in range(1, 6))
-    x = 0.3 * x / np.abs(x).max() + 0.003 * np.random.default_rng(seed).standard_normal(t.size)
-    with wave.open(str(path), "wb") as f:
-        f.setnchannels(1)
-        f.setsampwidth(2)
-        f.setframerate(rate)
-        f.writeframes(np.round(x * 32767).astype("<i2").tobytes())
-
-
 @pytest.mark.slow
 def test_own_recordings(tmp_path, capsys):
     """A Free Spoken Digit-style folder: 3 'digits' (tones) by 5 named speakers."""
@@ -104,7 +92,7 @@ def test_own_recordings(tmp_path, capsys):
     src.mkdir()
     for s, speaker in enumerate(["ana", "ben", "carla", "dev", "eli"]):
         for label, f0 in enumerate((120.0, 200.0, 320.0)):
-            write_tone(src / f"{label}_{speaker}_0.wav", f0 * (1 + 0.03 * s), seed=10 * s + label)
+            write_tone(src / f"{label}_{speaker}_0.wav", 0.12, f0 * (1 + 0.03 * s), 10 * s + label)
     summary = load("own_recordings").main(
         [str(src), "--out", str(tmp_path / "out"), "--epochs", "2", "--hidden", "16",
          "--batch", "4"]
