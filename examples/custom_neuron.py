@@ -97,13 +97,17 @@ def compare_gradients(model, x, label) -> dict[str, dict[str, float]]:
     return out
 
 
+@eqx.filter_jit
+def scores(model, x, y):
+    return batch_objective(model, x, y)[1]
+
+
 def accuracy(model, split, batch: int) -> float:
-    step = eqx.filter_jit(lambda m, x, y: batch_objective(m, x, y)[1])
     correct = 0
     for start in range(0, len(split.y), batch):
         x = jnp.asarray(split.x[start : start + batch], jnp.float32)
-        scores = step(model, x, jnp.asarray(split.y[start : start + batch]))
-        correct += int(jnp.sum(jnp.argmax(scores, -1) == split.y[start : start + batch]))
+        predicted = scores(model, x, jnp.asarray(split.y[start : start + batch]))
+        correct += int(jnp.sum(jnp.argmax(predicted, -1) == split.y[start : start + batch]))
     return correct / len(split.y)
 
 

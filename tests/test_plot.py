@@ -150,13 +150,14 @@ def test_committed_benchmark_is_read_in_milliseconds():
 def test_cli_plots_runs_and_benchmarks(runs, tmp_path, capsys):
     out = tmp_path / "fig.png"
     bench = REPO / "benchmarks" / "results" / "online_vs_bptt.json"
-    assert (
-        main(["plot", str(runs / "cmp"), str(runs / "seed1"), str(bench), "--out", str(out)]) == 0
-    )
+    # A run's own metrics file stands for its folder.
+    paths = [str(runs / "cmp"), str(runs / "seed1" / "metrics.jsonl"), str(bench)]
+    assert main(["plot", *paths, "--out", str(out)]) == 0
     assert capsys.readouterr().out.strip() == f"wrote {out}"
     assert out.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
     fig = figure([runs / "seed1", bench])
     try:
+        assert len(fig.axes) == 5  # three per-epoch panels, then time and memory
         time_ax = fig.axes[3]
         assert time_ax.get_xscale() == "log" and "bptt" in _lines(time_ax)
     finally:

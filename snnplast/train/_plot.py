@@ -25,6 +25,8 @@ LENGTH_KEYS = ("T", "steps", "n_steps", "seq_len", "sequence_length", "length")
 TIME_KEYS = ("ms_per_step", "median_ms", "time_ms", "median_s", "time_s", "seconds")
 MEMORY_KEYS = ("temp_bytes", "memory_bytes", "peak_bytes", "trace_bytes", "bytes")
 GROUP_KEYS = ("suite", "cell", "model", "method", "policy")
+# Files that name the run folder they are in when given instead of it.
+_RUN_FILES = (METRICS_FILE, SUMMARY_FILE, "compare.json")
 # The per-epoch curves, one panel each: (metrics.jsonl key, title, y label, percent?).
 _CURVES = (
     ("train_loss", "training loss", "loss", False),
@@ -253,6 +255,8 @@ def figure(paths: Sequence[str | os.PathLike]):
     """
     runs, benchmarks = [], []
     for path in _check_paths(paths):
+        if path.name in _RUN_FILES and path.is_file():
+            path = path.parent  # a run's own file stands for its folder
         if path.suffix.lower() == ".json" and not path.is_dir():
             benchmarks.append((path, read_benchmark(path)))
         else:
