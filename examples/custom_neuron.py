@@ -8,9 +8,10 @@ about its Jacobians is declared: ``snnplast.derive`` finds them.
     python examples/custom_neuron.py                 # spoken digits (made on first use)
     python examples/custom_neuron.py --data synth    # a procedural stand-in, seconds to make
 
-About 4 minutes on 2 CPU cores with the defaults (3 epochs of e-prop on the spoken digits,
-64 neurons), plus about 2.5 minutes the very first time while the spoken digits are made;
-``--data synth --epochs 1 --hidden 16 --limit 64`` runs in well under a minute.
+About 1-2 minutes on 2 CPU cores with the defaults (3 epochs of e-prop, 64 neurons; measured
+on the stand-in, which has the spoken digits' size, 1800 training samples of 100 x 140: 71 s
+of CPU time, 68% test accuracy), plus about 2.5 minutes the very first time while the spoken
+digits are made. ``--data synth --epochs 1 --hidden 16 --limit 64`` is a quick first try.
 """
 
 from __future__ import annotations

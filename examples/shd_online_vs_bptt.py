@@ -9,10 +9,11 @@ README), otherwise the default spoken digits snnplast makes on first use.
     python examples/shd_online_vs_bptt.py --out runs/online-vs-bptt
     python examples/shd_online_vs_bptt.py --data ~/data/shd --epochs 30
 
-About 12 minutes on 2 CPU cores with the defaults (recurrent LIF, 128 neurons, 10 epochs per
-method on the spoken digits; the first run makes the digits in about 2.5 more minutes); about
-3 minutes with ``--data synth``. Writes compare.md, compare.json, compare.png and curves.png
-(made by the same code as ``snnplast plot``).
+About 2-3 minutes on 2 CPU cores with the defaults (recurrent LIF, 128 neurons, 10 epochs per
+method; measured on the stand-in, which has the spoken digits' size: 104 s of CPU time), plus
+about 2.5 minutes the first time while the spoken digits are made; the real SHD is 4.5 times
+larger. Writes compare.md, compare.json, compare.png and curves.png (made by the same code as
+``snnplast plot``).
 """
 
 from __future__ import annotations

@@ -9,8 +9,8 @@ running loss and the process's memory per chunk and plots the running loss.
 
     python examples/streaming.py --out streaming.png
 
-About 1 minute on 2 CPU cores with the defaults (40 chunks of 500 steps);
-``--chunks 4 --chunk 100`` runs in seconds.
+About 15 seconds on 2 CPU cores with the defaults (40 chunks of 500 steps: 11 s of CPU time
+measured); ``--chunks 4 --chunk 200`` runs in a few seconds.
 """
 
 from __future__ import annotations
