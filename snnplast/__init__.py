@@ -30,5 +30,6 @@ from .policies import HeadSparse as HeadSparse
 from .policies import Immediate as Immediate
 from .policies import Policy as Policy
 from .policies import RandomK as RandomK
+from . import diagnostics as diagnostics
 
 __version__ = "0.1.0"

@@ -8,9 +8,9 @@ import equinox as eqx
 
 from ._cell import Cell
 from ._rollout import check_sequence, sequence_loss
+from ._truncated import TruncatedBPTT
 from .online import online_sequence_gradients
 from .policies import Policy
-from ._truncated import TruncatedBPTT
 
 _METHODS = ("bptt",)
 
