@@ -194,9 +194,9 @@ def load_shd_split(
     desc = f"reading {file.name}"
     try:
         dataset = _shd_class()(save_to=str(tonic_root(file, cache_dir)), train=train)
-        staged = Path(dataset.location_on_system) / dataset.data_filename
-        # Every sample is checked here (lengths, times, channels), whichever path reads them.
-        times, units, labels, n_channels = read_shd_events(staged, progress, desc)
+        # Every sample is checked here (lengths, times, channels), whichever path reads them;
+        # from the user's own file (tonic's staged one links to it), so errors name that.
+        times, units, labels, n_channels = read_shd_events(file, progress, desc)
         if via_tonic:
             times, units = _read_via_tonic(dataset, len(labels), progress, desc)
         speakers = np.asarray(dataset.speaker).astype(np.int32)
