@@ -147,10 +147,9 @@ DAMAGES = [truncate, flip, delete, rename, retype, ragged, bad_value]
 
 
 def main(folder: Path, n: int, seed: int) -> None:
+    import snnplast.data as data
     from snnplast.data import load_dataset
     from snnplast.data._shd_file import SHDFormatError, SHDMissingError
-
-    import snnplast.data as data
 
     base = folder / "base"
     base.mkdir(parents=True)

@@ -10,8 +10,7 @@ import numpy as np
 import pytest
 
 from snnplast.data import SpikeDataset, Split
-from snnplast.train import TrainConfig, fit, load_model
-from snnplast.train import _trainer
+from snnplast.train import TrainConfig, _trainer, fit, load_model
 from snnplast.train._checkpoint import read_checkpoint_header
 from snnplast.train._guard import DivergenceError
 
@@ -42,7 +41,9 @@ def _poison(monkeypatch):
     def loss_and_grad(model, x, y, method):
         (loss, scores), grads = real(model, x, y, method)
         hit = jnp.any(x[:, 0, 0] == 255)
-        where = lambda g: g.layers[1].weight
+        def where(g):
+            return g.layers[1].weight
+
         poisoned = jnp.where(hit, jnp.nan, where(grads))
         return (loss, scores), eqx.tree_at(where, grads, poisoned)
 

@@ -294,7 +294,9 @@ def check_same_channels(paths: Sequence[str | os.PathLike]) -> int:
     counts = {str(p): channels_of(p) for p in paths}
     if len(set(counts.values())) > 1:
         listed = ", ".join(f"{p} has {n}" for p, n in counts.items())
-        raise SHDFormatError(f"the files differ in their channel counts ({listed}); they must match")
+        raise SHDFormatError(
+            f"the files differ in their channel counts ({listed}); they must match"
+        )
     return next(iter(counts.values()))
 
 

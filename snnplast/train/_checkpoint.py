@@ -70,7 +70,7 @@ def _leaves_bytes(tree) -> bytes:
 
 
 def save_model(out_dir: str | os.PathLike, model, spec: dict) -> None:
-    """Save `model`'s leaves and the `spec` (``build_model``'s arguments) that rebuilds its shape."""
+    """Save `model`'s leaves and the `spec` (``build_model``'s arguments) that rebuilds it."""
     atomic_write_bytes(Path(out_dir) / MODEL_FILE, _leaves_bytes(model))
     write_json(Path(out_dir) / MODEL_SPEC_FILE, spec)
 

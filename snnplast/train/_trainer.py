@@ -155,13 +155,15 @@ def _resume_state(out_dir: Path, config: TrainConfig, data_info: dict, skeleton)
     header, tree = load_checkpoint(out_dir, skeleton)
     check_header(header, out_dir / CHECKPOINT_FILE)
     saved = header["config"]
-    differ = sorted(k for k in set(saved) | set(config.to_dict()) if saved.get(k) != getattr(config, k, None))
+    now = config.to_dict()
+    differ = sorted(k for k in set(saved) | set(now) if saved.get(k) != now.get(k))
     if differ:
         raise CheckpointError(
             f"{out_dir}: the run was started with other settings ({', '.join(differ)} differ); "
             "continue it with its own config"
         )
-    mismatch = sorted(k for k in data_info if k != "source" and header["dataset"].get(k) != data_info[k])
+    before = header["dataset"]
+    mismatch = sorted(k for k in data_info if k != "source" and before.get(k) != data_info[k])
     if mismatch:
         raise CheckpointError(
             f"{out_dir}: the run was started on other data ({', '.join(mismatch)} differ); "
@@ -256,7 +258,8 @@ def fit(
     opt_state = optimizer.init(eqx.filter(model, eqx.is_inexact_array))
     data_info = {**_dataset_info(dataset), "train_digest": _training_digest(train)}
 
-    state = RunState(epoch=1, step=0, epoch_rng=np.random.default_rng(config.seed).bit_generator.state)
+    first_rng = np.random.default_rng(config.seed).bit_generator.state
+    state = RunState(epoch=1, step=0, epoch_rng=first_rng)
     if resume:
         state, (model, opt_state) = _resume_state(out_dir, config, data_info, (model, opt_state))
         if state.epoch > config.epochs and (out_dir / SUMMARY_FILE).is_file():
@@ -351,7 +354,8 @@ def fit(
                         acc=f"{state.correct / state.seen:.3f}",
                     )
                 global_step = (epoch - 1) * n_steps + state.step
-                if checkpoint_every and global_step % checkpoint_every == 0 and state.step < n_steps:
+                due = checkpoint_every and global_step % checkpoint_every == 0
+                if due and state.step < n_steps:  # the epoch's end checkpoints anyway
                     state.train_seconds = time.perf_counter() - epoch_start
                     checkpoint()
             train_seconds = time.perf_counter() - epoch_start
