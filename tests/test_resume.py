@@ -112,8 +112,9 @@ def test_killed_run_resumes_bit_for_bit(setting, monkeypatch, capsys):
     later = read_checkpoint_header(run)["state"]
     assert (later["epoch"], later["step"]) > (state["epoch"], state["step"])
 
-    # Continued to the end.
+    # Continued to the end; the torn file is cleared away.
     assert main(["train", "--resume", str(run), "--no-progress"]) == 0
+    assert not [p.name for p in run.iterdir() if ".tmp" in p.name]
     for a, b in zip(jax.tree_util.tree_leaves(load_model(reference)),
                     jax.tree_util.tree_leaves(load_model(run)), strict=True):
         assert a.dtype == b.dtype and np.array_equal(np.asarray(a), np.asarray(b))

@@ -74,18 +74,12 @@ def _pair(folder, n_channels=700):
                           ["a", "b"], n_channels=n_channels)
 
 
-def _set_unit(path, value):
+def _set_spike(path, name, sample, position, value):
+    """Overwrite one spike's time or unit in place (h5py rewrites the variable-length row)."""
     with h5py.File(path, "r+") as f:
-        u = f["spikes/units"][1]
-        u[0] = value
-        f["spikes/units"][1] = u
-
-
-def _set_time(path, value):
-    with h5py.File(path, "r+") as f:
-        t = f["spikes/times"][2]
-        t[-1] = value
-        f["spikes/times"][2] = t
+        row = f[name][sample]
+        row[position] = value
+        f[name][sample] = row
 
 
 def _set_label(path, value):
@@ -96,9 +90,9 @@ def _set_label(path, value):
 @pytest.mark.parametrize(
     "damage, file, named",
     [
-        (lambda p: _set_unit(p, 700), "shd_train.h5", "spike unit 700"),
-        (lambda p: _set_time(p, np.nan), "shd_test.h5", "spike time nan"),
-        (lambda p: _set_time(p, -0.5), "shd_train.h5", "spike time -0.5"),
+        (lambda p: _set_spike(p, "spikes/units", 1, 0, 700), "shd_train.h5", "spike unit 700"),
+        (lambda p: _set_spike(p, "spikes/times", 2, -1, np.nan), "shd_test.h5", "spike time nan"),
+        (lambda p: _set_spike(p, "spikes/times", 2, -1, -0.5), "shd_train.h5", "spike time -0.5"),
         (lambda p: _set_label(p, 2), "shd_train.h5", "labels reach 2"),
     ],
 )

@@ -16,6 +16,7 @@ which have 700 channels); readers take 700 when it is missing.
 
 from __future__ import annotations
 
+import contextlib
 import os
 import re
 from collections.abc import Sequence
@@ -23,6 +24,7 @@ from pathlib import Path
 
 import h5py
 import numpy as np
+from tqdm.auto import tqdm
 
 from .._atomic import atomic_write
 
@@ -210,62 +212,69 @@ def check_shd_file(path: str | os.PathLike) -> Path:
             f"{path}: not an HDF5 file (size {path.stat().st_size} bytes); "
             "a truncated or failed download? replace it with the unzipped SHD file"
         )
-    try:
-        with h5py.File(path, "r") as f:
-            missing = [name for name in _REQUIRED if not isinstance(f.get(name), h5py.Dataset)]
-            if missing:
+    with named_errors(path), h5py.File(path, "r") as f:
+        missing = [name for name in _REQUIRED if not isinstance(f.get(name), h5py.Dataset)]
+        if missing:
+            raise SHDFormatError(
+                f"{path}: not in SHD layout, missing dataset(s) {', '.join(missing)}; "
+                f"required: {', '.join(_REQUIRED)}"
+            )
+        sizes = {name: f[name].shape for name in _REQUIRED if name != "extra/keys"}
+        if len(set(sizes.values())) != 1 or len(sizes["labels"]) != 1:
+            raise SHDFormatError(
+                f"{path}: spikes/times, spikes/units, labels and extra/speaker must be 1-D "
+                f"and of equal length, got shapes {sizes}"
+            )
+        for name, kind in (("spikes/times", "f"), ("spikes/units", "ui")):
+            base = h5py.check_vlen_dtype(f[name].dtype)
+            if base is None or base.kind not in kind:
+                wanted = "float" if kind == "f" else "integer"
                 raise SHDFormatError(
-                    f"{path}: not in SHD layout, missing dataset(s) {', '.join(missing)}; "
-                    f"required: {', '.join(_REQUIRED)}"
+                    f"{path}: {name} must be variable-length {wanted}, "
+                    f"got dtype {base or f[name].dtype}"
                 )
-            sizes = {name: f[name].shape for name in _REQUIRED if name != "extra/keys"}
-            if len(set(sizes.values())) != 1 or len(sizes["labels"]) != 1:
+        file_channels(f, path)
+        for name in ("labels", "extra/speaker"):
+            if f[name].dtype.kind not in "ui":
                 raise SHDFormatError(
-                    f"{path}: spikes/times, spikes/units, labels and extra/speaker must be 1-D "
-                    f"and of equal length, got shapes {sizes}"
+                    f"{path}: {name} must hold integers, got dtype {f[name].dtype}"
                 )
-            for name, kind in (("spikes/times", "f"), ("spikes/units", "ui")):
-                base = h5py.check_vlen_dtype(f[name].dtype)
-                if base is None or base.kind not in kind:
-                    wanted = "float" if kind == "f" else "integer"
-                    raise SHDFormatError(
-                        f"{path}: {name} must be variable-length {wanted}, "
-                        f"got dtype {base or f[name].dtype}"
-                    )
-            file_channels(f, path)
-            for name in ("labels", "extra/speaker"):
-                if f[name].dtype.kind not in "ui":
-                    raise SHDFormatError(
-                        f"{path}: {name} must hold integers, got dtype {f[name].dtype}"
-                    )
-            keys = f["extra/keys"][()]
-            if np.ndim(keys) != 1 or len(keys) == 0:
-                raise SHDFormatError(
-                    f"{path}: extra/keys must list the class names, got shape {np.shape(keys)}"
-                )
-            labels = f["labels"][()]
-            if labels.size and (labels.min() < 0 or labels.max() >= len(keys)):
-                raise SHDFormatError(
-                    f"{path}: labels reach {labels.max()} but extra/keys names only {len(keys)} "
-                    "classes"
-                )
-            n = sizes["labels"][0]
-            if n:
-                # Reading the last sample touches the end of the file: a cheap truncation probe.
-                f["spikes/times"][n - 1]
-                f["spikes/units"][n - 1]
-    except SHDFormatError:
-        raise
-    except _H5_ERRORS as e:
-        raise SHDFormatError(
-            f"{path}: truncated or damaged HDF5 ({_one_line(e)}); replace the file"
-        ) from e
+        keys = f["extra/keys"][()]
+        if np.ndim(keys) != 1 or len(keys) == 0:
+            raise SHDFormatError(
+                f"{path}: extra/keys must list the class names, got shape {np.shape(keys)}"
+            )
+        labels = f["labels"][()]
+        if labels.size and (labels.min() < 0 or labels.max() >= len(keys)):
+            raise SHDFormatError(
+                f"{path}: labels reach {labels.max()} but extra/keys names only {len(keys)} "
+                "classes"
+            )
+        n = sizes["labels"][0]
+        if n:
+            # Reading the last sample touches the end of the file: a cheap truncation probe.
+            f["spikes/times"][n - 1]
+            f["spikes/units"][n - 1]
     return path
 
 
 # What h5py and NumPy raise on a damaged file; caught at the boundary and reported as one line
 # naming the file, never as a traceback from inside them.
 _H5_ERRORS = (OSError, KeyError, ValueError, TypeError, RuntimeError, IndexError, AttributeError)
+
+
+@contextlib.contextmanager
+def named_errors(path):
+    """Turn what h5py and NumPy raise on a damaged file into one :class:`SHDFormatError` line
+    naming `path`."""
+    try:
+        yield
+    except SHDFormatError:
+        raise
+    except _H5_ERRORS as e:
+        raise SHDFormatError(
+            f"{path}: truncated or damaged HDF5 ({_one_line(e)}); replace the file"
+        ) from e
 
 
 def file_channels(f: h5py.File, path) -> int:
@@ -280,13 +289,8 @@ def file_channels(f: h5py.File, path) -> int:
 
 def channels_of(path: str | os.PathLike) -> int:
     """The channel count of the SHD file at `path` (see :func:`file_channels`)."""
-    try:
-        with h5py.File(path, "r") as f:
-            return file_channels(f, path)
-    except SHDFormatError:
-        raise
-    except _H5_ERRORS as e:
-        raise SHDFormatError(f"{path}: truncated or damaged HDF5 ({_one_line(e)})") from e
+    with named_errors(path), h5py.File(path, "r") as f:
+        return file_channels(f, path)
 
 
 def check_same_channels(paths: Sequence[str | os.PathLike]) -> int:
@@ -334,33 +338,24 @@ def read_shd_events(path: str | os.PathLike, progress: bool = False, desc: str |
     damaged file, times and units of different lengths, a NaN or negative time, or a unit
     outside the file's channels.
     """
-    from tqdm.auto import tqdm
-
     path = check_shd_file(path)
     times: list[np.ndarray] = []
     units: list[np.ndarray] = []
-    try:
-        with h5py.File(path, "r") as f:
-            n_channels = file_channels(f, path)
-            labels = f["labels"][()].astype(np.int32)
-            n = len(labels)
-            bar = tqdm(total=n, desc=desc or f"reading {path.name}", unit="sample",
-                       disable=not progress)
-            with bar:
-                for start in range(0, n, _CHUNK):
-                    stop = min(n, start + _CHUNK)
-                    chunk_t = f["spikes/times"][start:stop]
-                    chunk_u = f["spikes/units"][start:stop]
-                    for i, (t, u) in enumerate(zip(chunk_t, chunk_u, strict=True), start):
-                        t, u = np.asarray(t, np.float32), np.asarray(u)
-                        _check_events(path, i, t, u, n_channels)
-                        times.append(t)
-                        units.append(u.astype(np.int32))
-                    bar.update(stop - start)
-    except SHDFormatError:
-        raise
-    except _H5_ERRORS as e:
-        raise SHDFormatError(
-            f"{path}: truncated or damaged HDF5 ({_one_line(e)}); replace the file"
-        ) from e
+    with named_errors(path), h5py.File(path, "r") as f:
+        n_channels = file_channels(f, path)
+        labels = f["labels"][()].astype(np.int32)
+        n = len(labels)
+        bar = tqdm(total=n, desc=desc or f"reading {path.name}", unit="sample",
+                   disable=not progress)
+        with bar:
+            for start in range(0, n, _CHUNK):
+                stop = min(n, start + _CHUNK)
+                chunk_t = f["spikes/times"][start:stop]
+                chunk_u = f["spikes/units"][start:stop]
+                for i, (t, u) in enumerate(zip(chunk_t, chunk_u, strict=True), start):
+                    t, u = np.asarray(t, np.float32), np.asarray(u)
+                    _check_events(path, i, t, u, n_channels)
+                    times.append(t)
+                    units.append(u.astype(np.int32))
+                bar.update(stop - start)
     return times, units, labels, n_channels

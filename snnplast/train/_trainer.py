@@ -303,6 +303,10 @@ def fit(
     session = [start]
     if writer:
         out_dir.mkdir(parents=True, exist_ok=True)
+        # Temporary files of writes a kill interrupted (never renamed into place).
+        for name in (CHECKPOINT_FILE, MODEL_FILE, METRICS_FILE, SUMMARY_FILE, MODEL_SPEC_FILE):
+            for torn in out_dir.glob(f".{name}.*.tmp*"):
+                torn.unlink(missing_ok=True)
         # The metrics on disk are the checkpoint's: an epoch finished after the last
         # checkpoint (its files written, the kill before the commit) is trained again.
         write_jsonl(out_dir / METRICS_FILE, state.records)
