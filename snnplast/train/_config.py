@@ -77,7 +77,7 @@ class TrainConfig:
             raise ValueError(f"seed must be an integer >= 0, got {self.seed!r}")
         check_schedule(self.schedule)
         check_channel_shift(self.channel_shift)
-        check_method_fits(parse_method(self.method, self.lam), self.hidden)
+        check_method_fits(parse_method(self.method, self.lam), self.hidden, self.method)
         check_on_nan(self.on_nan)
 
     def to_dict(self) -> dict:

@@ -33,19 +33,20 @@ _FIELD_CHECKS: dict[str, Callable[[object, int, str], None]] = {
 }
 
 
-def check_method_fits(method, hidden: int):
+def check_method_fits(method, hidden: int, text: str | None = None):
     """Raise a one-line `ValueError` if the parsed `method` cannot train a layer of `hidden` units.
 
     **Arguments:**
 
     - `method`: what :func:`parse_method` returned (``"bptt"`` or a policy).
     - `hidden`: neurons in the hidden layer.
+    - `text`: the method as the user wrote it, for the message (default: the policy's name).
 
     **Returns:** `method`.
     """
     if isinstance(method, str):
         return method
-    name = getattr(method, "name", type(method).__name__)
+    name = text if text is not None else getattr(method, "name", type(method).__name__)
     for field, check in _FIELD_CHECKS.items():
         value = getattr(method, field, None)
         if isinstance(value, int | float) and not isinstance(value, bool):
