@@ -27,6 +27,7 @@ import numpy as np
 from tqdm.auto import tqdm
 
 from .._atomic import atomic_write
+from ._hdf5_heap import HeapDamage, check_vlen_storage
 
 SHD_CHANNELS = 700
 # Where the real files come from; named in every "file missing" message.
@@ -250,6 +251,11 @@ def check_shd_file(path: str | os.PathLike) -> Path:
                 f"{path}: labels reach {labels.max()} but extra/keys names only {len(keys)} "
                 "classes"
             )
+        for name in ("spikes/times", "spikes/units"):
+            try:
+                check_vlen_storage(path, f, name)
+            except HeapDamage as e:
+                raise SHDFormatError(f"{path}: {e}; replace the file") from None
         n = sizes["labels"][0]
         if n:
             # Reading the last sample touches the end of the file: a cheap truncation probe.
@@ -260,7 +266,10 @@ def check_shd_file(path: str | os.PathLike) -> Path:
 
 # What h5py and NumPy raise on a damaged file; caught at the boundary and reported as one line
 # naming the file, never as a traceback from inside them.
-_H5_ERRORS = (OSError, KeyError, ValueError, TypeError, RuntimeError, IndexError, AttributeError)
+_H5_ERRORS = (
+    OSError, KeyError, ValueError, TypeError, RuntimeError, IndexError, AttributeError,
+    MemoryError, OverflowError,
+)
 
 
 @contextlib.contextmanager
