@@ -128,6 +128,12 @@ def register(subparsers) -> None:
         help="split each batch over N devices, parameters replicated (default: all; the batch "
         "must be a multiple of N); across hosts see the README",
     )
+    p.add_argument(
+        "--tensorboard",
+        action="store_true",
+        help="also write TensorBoard event files into the output folder (needs tensorboardX: "
+        "pip install 'snnplast[tensorboard]')",
+    )
     p.set_defaults(func=run)
 
 
@@ -207,7 +213,7 @@ def _check_out(out: Path) -> None:
 def run(args: argparse.Namespace) -> int:
     from ..data import load_dataset
     from ..data._loader import check_data_source
-    from ..train import fit
+    from ..train import TensorBoardSink, fit
     from ..train._sharding import DataParallel, initialize_distributed
 
     # Every value is checked here, before data is generated or read and before a folder is
@@ -233,16 +239,23 @@ def run(args: argparse.Namespace) -> int:
     DataParallel(args.devices).check_batch(config.batch, "--batch")
     check_data_source(config.data)
     progress = not args.no_progress
+    if args.tensorboard:
+        # Checked before minutes of data loading; the writer itself is opened with the run.
+        TensorBoardSink.check_available()
     # The validation speakers stay fixed across seeds: the seed varies weights and order only.
     dataset = load_dataset(config.data, n_bins=config.n_bins, progress=progress)
+    sinks = [TensorBoardSink(out)] if args.tensorboard else []
     try:
         summary = fit(
             config, dataset, out, progress=progress, resume=args.resume is not None,
-            checkpoint_every=args.checkpoint_every, devices=args.devices,
+            checkpoint_every=args.checkpoint_every, devices=args.devices, sinks=sinks,
         )  # fmt: skip
     except FloatingPointError as e:
         print(f"snnplast train: error: {e}", file=sys.stderr)
         return 1
+    finally:
+        for sink in sinks:
+            sink.close()
     d = summary["dataset"]
     rows = [
         ("val accuracy", _pct(summary["val_accuracy"])),

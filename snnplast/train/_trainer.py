@@ -6,6 +6,7 @@ import hashlib
 import json
 import os
 import time
+from collections.abc import Sequence
 from pathlib import Path
 
 import equinox as eqx
@@ -36,6 +37,7 @@ from ._objective import evaluate_batch, loss_and_grad
 from ._optimizer import make_optimizer
 from ._resume import RunState, check_header
 from ._sharding import DataParallel, initialize_distributed, is_writer
+from ._sinks import MetricsSink
 
 METRICS_FILE = "metrics.jsonl"
 SUMMARY_FILE = "summary.json"
@@ -181,6 +183,7 @@ def fit(
     resume: bool = False,
     checkpoint_every: int | None = None,
     devices: int | None = None,
+    sinks: Sequence[MetricsSink] = (),
 ) -> dict:
     """Train ``build_model(config.model, ...)`` on `dataset`, saving everything under `out_dir`.
 
@@ -223,6 +226,9 @@ def fit(
     - `checkpoint_every`: also checkpoint every this many optimiser steps (None: per epoch).
     - `devices`: how many devices to split each batch over (None: all; the batch must be a
       multiple of it).
+    - `sinks`: :class:`MetricsSink` objects that also get each epoch's record (such as
+      :class:`TensorBoardSink`), right after ``metrics.jsonl`` is written; closing them is the
+      caller's (one sink may follow several runs).
 
     **Returns:** the summary, as written to ``summary.json``.
 
@@ -418,6 +424,8 @@ def fit(
             # followed by it are rewritten when the run continues.
             save_model(out_dir, model, spec)
             write_jsonl(out_dir / METRICS_FILE, records)
+            for sink in sinks:
+                sink.write(records[-1])
             write_json(out_dir / SUMMARY_FILE, summary)
         checkpoint()
     return summary
