@@ -249,6 +249,18 @@ def _atomic(path: Path, data: bytes) -> None:
         raise
 
 
+def _compact(obj):
+    """Loss curves (lists of more than 100 numbers) to 4 significant digits: the files stay small
+    and every number in a table comes from summaries computed before this rounding."""
+    if isinstance(obj, dict):
+        return {k: _compact(v) for k, v in obj.items()}
+    if isinstance(obj, (list, tuple)):
+        if len(obj) > 100 and all(isinstance(v, float) for v in obj):
+            return [float(f"{v:.4g}") for v in obj]
+        return [_compact(v) for v in obj]
+    return obj
+
+
 def command_line(argv: Sequence[str] | None, script: str) -> str:
     args = list(sys.argv[1:] if argv is None else argv)
     return " ".join(["python", f"benchmarks/{Path(script).name}", *args])
@@ -274,7 +286,7 @@ def write_results(name: str, out: Path, *, command: str, title: str, table: str,
           f"{meta['date_utc']}; jax {meta['jax']}, Python {meta['python']}, {meta['machine']}\n\n"
           f"{table.strip()}\n\n{notes.strip()}\n\nPlot: `{name}.png`; raw numbers: `{name}.json`.\n")
     _atomic(paths["md"], md.encode())
-    _atomic(paths["json"], json.dumps({"meta": meta, **data}, indent=1, default=float).encode())
+    _atomic(paths["json"], json.dumps(_compact({"meta": meta, **data}), default=float).encode())
     fd, tmp = tempfile.mkstemp(dir=out, prefix=f".{name}.", suffix=".png")
     os.close(fd)
     try:
