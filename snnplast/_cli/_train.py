@@ -75,6 +75,14 @@ def add_run_options(p, *, lam_help: str, out_help: str) -> None:
         default=_default("n_bins"),
         help="time bins per sample (default %(default)s)",
     )
+    p.add_argument(
+        "--block",
+        type=int,
+        default=_default("block"),
+        metavar="K",
+        help="online methods with a per-unit trace: accumulate traces K steps at a time, "
+        "1 for step by step (same gradient; default: a fixed block)",
+    )
     p.add_argument("--out", default=None, help=out_help)
     p.add_argument("--no-progress", action="store_true", help="no progress bars")
 
@@ -129,6 +137,7 @@ def config_from_args(args: argparse.Namespace, method: str):
         seed=args.seed,
         data=str(args.data),
         n_bins=args.bins,
+        block=args.block,
     )
 
 

@@ -37,6 +37,9 @@ class TrainConfig:
     - `eval_batch`: samples per evaluation batch (memory only; results do not depend on it).
     - `data`: the data set's name or path, recorded for provenance (``fit`` is given the data).
     - `n_bins`: time bins the data was binned into, recorded likewise.
+    - `block`: steps per block of trace accumulation for an online method whose carried
+      Jacobian is per unit (``None``: the default block; ``1``: step by step). The gradient is
+      the same for every value; only time and memory change.
     """
 
     # The defaults are those of the bare `snnplast train`: a recurrent adaptive LIF network on the
@@ -56,6 +59,7 @@ class TrainConfig:
     eval_batch: int = 250
     data: str = "speech"
     n_bins: int = 100
+    block: int | None = None
 
     def __post_init__(self):
         check_model(self.model)
@@ -73,6 +77,8 @@ class TrainConfig:
         check_schedule(self.schedule)
         check_channel_shift(self.channel_shift)
         parse_method(self.method, self.lam)
+        if self.block is not None:
+            _positive_int("block", self.block)
 
     def to_dict(self) -> dict:
         return dataclasses.asdict(self)

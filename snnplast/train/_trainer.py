@@ -26,11 +26,11 @@ METRICS_FILE = "metrics.jsonl"
 SUMMARY_FILE = "summary.json"
 
 
-def _make_train_step(optimizer, method):
+def _make_train_step(optimizer, method, block=None):
     @eqx.filter_jit
     def step(model, opt_state, x, y):
         # Data stays uint8 on the host and in transfer; the cast happens inside the step.
-        (loss, scores), grads = loss_and_grad(model, x.astype(jnp.float32), y, method)
+        (loss, scores), grads = loss_and_grad(model, x.astype(jnp.float32), y, method, block)
         params = eqx.filter(model, eqx.is_inexact_array)
         # Optax's bias correction raises a Python float to an int32 step count, which strict
         # dtype promotion (a user's or the tests' setting) rejects; the model stays strict.
@@ -164,7 +164,7 @@ def fit(config: TrainConfig, dataset, out_dir: str | os.PathLike, progress: bool
     # executable reports its scratch memory.
     compile_start = time.perf_counter()
     step = (
-        _make_train_step(optimizer, method)
+        _make_train_step(optimizer, method, config.block)
         .lower(model, opt_state, train.x[:batch], train.y[:batch])
         .compile()
     )
