@@ -147,8 +147,8 @@ class OnlineLearner:
 
 
     def _update_blocks_impl(self, model, state: LearnerState, inputs, targets, key, plan):
-        """:meth:`_update_impl` a block at a time: ``plan = (head, period, repeats, tail)``,
-        lists of ``(steps, update_after)`` pieces, ``period`` repeated ``repeats`` times."""
+        """:meth:`_update_impl` a block at a time: ``plan = (head, period, repeats, tail)``
+        (see :func:`_plan`), ``period`` repeated ``repeats`` times."""
         runner, blocked = self._runner, self._blocked
         params, static = eqx.partition(model, eqx.is_inexact_array)
         offset = state.steps
@@ -167,40 +167,52 @@ class OnlineLearner:
             return params, LearnerState(runner.reset_gradients(carry), opt_state, steps,
                                         st.updates + 1), losses
 
-        head, period, repeats, tail = plan
-        losses = []
-        for size, update in head:
-            params, state, l_ = piece(params, state, size, update)
-            losses.append(l_)
-        if repeats:
-            def body(c, _):
-                params, st = c
-                out = []
-                for size, update in period:
+        def run(params, st, runs):
+            """Pieces ``(steps, update_after, count)``; a repeated piece is a scan."""
+            out = []
+            for size, update, count in runs:
+                if count == 1:
                     params, st, l_ = piece(params, st, size, update)
-                    out.append(l_)
-                return (params, st), jnp.concatenate(out)
+                else:
+                    def body(c, _, size=size, update=update):
+                        p, s, l_ = piece(*c, size, update)
+                        return (p, s), l_
 
-            (params, state), l_ = jax.lax.scan(body, (params, state), None, length=repeats)
+                    (params, st), l_ = jax.lax.scan(body, (params, st), None, length=count)
+                out.append(l_.reshape(-1))
+            return params, st, out
+
+        head, period, repeats, tail = plan
+        params, state, losses = run(params, state, head)
+        if repeats:
+            def one_period(c, _):
+                p, s, out = run(*c, period)
+                return (p, s), jnp.concatenate(out)
+
+            (params, state), l_ = jax.lax.scan(one_period, (params, state), None,
+                                               length=repeats)
             losses.append(l_.reshape(-1))
-        for size, update in tail:
-            params, state, l_ = piece(params, state, size, update)
-            losses.append(l_)
-        return eqx.combine(params, static), state, jnp.concatenate(losses)
+        params, state, more = run(params, state, tail)
+        return eqx.combine(params, static), state, jnp.concatenate(losses + more)
 
 
-def _pieces(start: int, end: int, every: int, block: int) -> list:
+def _pieces(start: int, end: int, every: int, block: int) -> tuple:
     """Cut steps ``[start, end)`` at every update (multiples of `every`) and into blocks of at
-    most `block` counted from the last update: ``[(steps, update_after), ...]``."""
+    most `block` counted from the last update: ``((steps, update_after, count), ...)`` with
+    equal neighbours counted together."""
     out, t = [], start
     while t < end:
         next_update = (t // every + 1) * every
         last_update = next_update - every
         next_block = last_update + ((t - last_update) // block + 1) * block
         stop = min(next_block, next_update, end)
-        out.append((stop - t, stop == next_update))
+        piece = (stop - t, stop == next_update)
+        if out and out[-1][:2] == piece:
+            out[-1] = (*piece, out[-1][2] + 1)
+        else:
+            out.append((*piece, 1))
         t = stop
-    return out
+    return tuple(out)
 
 
 def _plan(start: int, n: int, every: int, block: int):
@@ -212,4 +224,4 @@ def _plan(start: int, n: int, every: int, block: int):
     repeats = (end - aligned) // every
     period = _pieces(0, every, every, block)
     tail = _pieces(aligned + repeats * every, end, every, block)
-    return tuple(head), tuple(period), repeats, tuple(tail)
+    return head, period, repeats, tail
