@@ -27,11 +27,12 @@ from pathlib import Path
 
 import equinox as eqx
 import jax
+
 import snnplast
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from online_suite import compile_method, package_method, problem  # noqa: E402
-from online_vs_bptt import cosine, git_revision  # noqa: E402
+from online_suite import compile_method, package_method, problem
+from online_vs_bptt import cosine, git_revision
 
 
 def main(argv=None) -> int:
@@ -75,9 +76,10 @@ def main(argv=None) -> int:
     command = "python " + " ".join([sys.argv[0].replace(os.getcwd() + os.sep, "")]
                                    + (sys.argv[1:] if argv is None else list(argv)))
     lines = [f"Command: `{command}`", "",
-             f"jax {jax.__version__} ({jax.default_backend()}), commit {git_revision()}, "
-             f"os.cpu_count() = {os.cpu_count()}, load average {os.getloadavg()[0]:.1f}; "
-             f"{args.model} H={args.hidden}, batch {args.batch}, T={args.steps}, Diagonal.", "",
+             (f"jax {jax.__version__} ({jax.default_backend()}), commit {git_revision()}, "
+              f"os.cpu_count() = {os.cpu_count()}, load average {os.getloadavg()[0]:.1f}; "
+              f"{args.model} H={args.hidden}, batch {args.batch}, T={args.steps}, Diagonal."),
+             "",
              "| run | median ms | x BPTT | compile s | temp MiB |", "|---|--:|--:|--:|--:|"]
     for r in rows:
         lines.append(f"| {r['run']} | {r['median_ms']:.1f} | {r['ratio_bptt']:.2f} | "

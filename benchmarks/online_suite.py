@@ -255,7 +255,7 @@ def _mib(n):
 
 def markdown(meta, rows) -> str:
     lines = [
-        f"Command: `{meta['command']}`",
+        f"Command: `{meta['command']}`" + (f" ({meta['note']})" if "note" in meta else ""),
         "",
         (f"jax {meta['jax']} ({meta['backend']}), commit {meta['commit']}, Python "
          f"{meta['python']}, os.cpu_count() = {meta['cpu_count']}, {meta['date']}; batch "
@@ -337,7 +337,19 @@ def main(argv=None) -> int:
                         help="METHOD:T,... do not run METHOD above sequence length T")
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--out", default="benchmarks/results/online_suite")
+    parser.add_argument("--render", action="store_true",
+                        help="only write the markdown and the plot from --out's JSON (what an "
+                             "interrupted run measured)")
     args = parser.parse_args(argv)
+    out = Path(args.out)
+    if args.render:
+        saved = json.loads(out.with_suffix(".json").read_text())
+        meta, rows = saved["meta"], saved["rows"]
+        meta.setdefault("note", "rendered from the JSON of a run stopped before its end")
+        out.with_suffix(".md").write_text(markdown(meta, rows))
+        plot(rows, out.with_suffix(".png"))
+        print(markdown(meta, rows))
+        return 0
     models = [m for m in args.models.split(",") if m]
     hidden = [int(h) for h in args.hidden.split(",")]
     steps = [int(t) for t in args.steps.split(",")]
@@ -360,7 +372,6 @@ def main(argv=None) -> int:
         "load_average": os.getloadavg(),
     }
     rows = []
-    out = Path(args.out)
     out.parent.mkdir(parents=True, exist_ok=True)
     for model in models:
         for h in hidden:
