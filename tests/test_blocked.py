@@ -155,3 +155,19 @@ def test_blocked_memory_grows_with_the_block_not_the_sequence(getkey):
     assert long <= 1.1 * short, (short, long)
     bigger = _blocked_temp_bytes(cell, 1024, 128)
     assert bigger > short, (short, bigger)
+
+
+def test_bench_prints_one_json_object(capsys):
+    import json
+
+    from snnplast._cli import main
+
+    assert main(["bench", "--model", "rlif", "--hidden", "8", "--inputs", "4", "--batch", "2",
+                 "--steps", "5", "--block", "2", "--json"]) == 0
+    row = json.loads(capsys.readouterr().out)
+    assert row["mode"] == "blocked" and row["block"] == 2 and row["steps"] == 5
+    assert len(row["ms_per_step_all"]) == 5 and row["ms_per_step"] > 0
+    assert row["compile_seconds"] > 0 and row["temp_bytes"] > 0 and row["peak_rss_bytes"] > 0
+    assert 0.5 < row["cosine_vs_bptt"] <= 1.0 + 1e-9
+    assert main(["bench", "--model", "rlif", "--method", "bptt", "--block", "3"]) == 2
+    assert "block has no meaning for method 'bptt'" in capsys.readouterr().err
