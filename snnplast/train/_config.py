@@ -6,9 +6,11 @@ import dataclasses
 import math
 
 from ._augment import check_channel_shift
+from ._guard import check_on_nan
 from ._method import parse_method
 from ._models import check_model
 from ._optimizer import check_schedule
+from ._validate import check_method_fits
 
 
 def _positive_int(name: str, value) -> None:
@@ -40,6 +42,8 @@ class TrainConfig:
     - `block`: steps per block of trace accumulation for an online method whose carried
       Jacobian is per unit (``None``: the default block; ``1``: step by step). The gradient is
       the same for every value; only time and memory change.
+    - `on_nan`: what a batch with a non-finite loss or gradient does: ``"stop"`` the run
+      (the last good checkpoint is kept) or ``"skip"`` the batch (counted in the summary).
     """
 
     # The defaults are those of the bare `snnplast train`: a recurrent adaptive LIF network on the
@@ -60,6 +64,7 @@ class TrainConfig:
     data: str = "speech"
     n_bins: int = 100
     block: int | None = None
+    on_nan: str = "stop"
 
     def __post_init__(self):
         check_model(self.model)
@@ -76,7 +81,8 @@ class TrainConfig:
             raise ValueError(f"seed must be an integer >= 0, got {self.seed!r}")
         check_schedule(self.schedule)
         check_channel_shift(self.channel_shift)
-        parse_method(self.method, self.lam)
+        check_method_fits(parse_method(self.method, self.lam), self.hidden, self.method)
+        check_on_nan(self.on_nan)
         if self.block is not None:
             _positive_int("block", self.block)
 
