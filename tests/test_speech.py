@@ -346,6 +346,23 @@ def test_speech_shd_is_reproducible(speech_set, tmp_path):
                     np.testing.assert_array_equal(x, y)
 
 
+def test_speech_shd_records_training_speech_and_keeps_the_test_split_dry(speech_set, tmp_path):
+    """The default recording chain changes the training clips only; the manifest names it."""
+    from snnplast.data._acoustics import CLEAN, RECORDED
+
+    out, _ = speech_set
+    dry = make_speech_shd(tmp_path / "dry", per_class=1, seed=11, acoustics=CLEAN, progress=False)
+    manifest = json.loads((out / "speech_shd.json").read_text())
+    assert manifest["settings"]["acoustics"] == repr(RECORDED)
+    assert manifest["settings"]["version"] == 3
+    with np.load(out / "shd_test_audio.npz") as a, np.load(dry / "shd_test_audio.npz") as b:
+        np.testing.assert_array_equal(a["audio"], b["audio"])
+    with np.load(out / "shd_train_audio.npz") as a, np.load(dry / "shd_train_audio.npz") as b:
+        assert a["audio"].shape != b["audio"].shape or not np.array_equal(a["audio"], b["audio"])
+    with pytest.raises(TypeError, match="acoustics"):
+        make_speech_shd(tmp_path / "bad", per_class=1, acoustics="noisy")
+
+
 # ---------------------------------------------------------------------------------------------
 # The public API
 
