@@ -1,7 +1,8 @@
 """A Spiking Heidelberg Digits look-alike made from synthetic speech, on this machine.
 
-eSpeak NG speaks SHD's 20 words (:mod:`._speech`); each clip is resampled to 16 kHz, padded with
-silence and passed through the Lauscher cochlea (:mod:`._cochlea`), and the spikes are written in
+eSpeak NG speaks SHD's 20 words (:mod:`._speech`); each clip is resampled to 16 kHz and padded with
+silence, each training clip is recorded through a random room and channel (:mod:`._acoustics`),
+every clip passes through the Lauscher cochlea (:mod:`._cochlea`), and the spikes are written in
 SHD's exact file layout: ``shd_train.h5`` and ``shd_test.h5``, whose speakers never meet (the test
 speakers even use voice variants no training speaker uses). Beside them,
 ``shd_{train,test}_audio.npz`` keep the padded clips the cochlea heard, and ``speech_shd.json``
