@@ -1,8 +1,9 @@
 r"""The room and the recording channel, simulated: what makes synthetic speech sound recorded.
 
 eSpeak NG's speech is clean, full-band and dry; people are recorded in rooms, through
-microphones, often over a telephone band or at 8 kHz. Each training utterance of the default data
-set passes through a random draw of this chain, in this order:
+microphones, often over a telephone band or at 8 kHz. With ``make_speech_shd(...,
+acoustics=RECORDED)`` each training utterance passes through a random draw of this chain, in
+this order:
 
 1. **speed** (resampling by a factor near 1): tempo, pitch and formants move together, as between a
    shorter and a longer vocal tract;
@@ -207,7 +208,9 @@ class Acoustics:
 
 # No change at all: eSpeak NG's dry, full-band speech.
 CLEAN = Acoustics()
-# The default set's training utterances: every ingredient, each on part of the utterances.
+# Every ingredient, each on part of the utterances: ``make_speech_shd(..., acoustics=RECORDED)``.
+# Not the default: trained on it, a network did no better on real voices than on dry speech
+# (benchmarks/sim_to_real.py; README).
 RECORDED = Acoustics(
     speed=(0.9, 1.1), p_room=0.5, p_colour=0.8, channels=(0.4, 0.2, 0.4), p_noise=0.7,
 )  # fmt: skip
