@@ -94,6 +94,7 @@ def test_cli_evaluates_a_folder_of_recordings_at_any_rate(trained, tmp_path, cap
     try:
         assert main(argv) == 0
         result = json.loads(capsys.readouterr().out)
+        # Speakers by their names in the files (speaker_0, speaker_1 number as 0, 1).
         assert result["n"] == 4 and set(result["per_speaker"]) == {"0", "1"}
         assert set(result["per_class"]) <= set(result["class_names"])
         assert {"3", "7"} == {str(result["class_names"].index(k)) for k in result["per_class"]}

@@ -13,8 +13,9 @@ def register(subparsers) -> None:
         help="test a trained run on another data set or a folder of WAV recordings",
         description="Evaluate the model of RUN_DIR (a folder written by snnplast train) on the "
         "test split of a data set, or on a folder of mono WAV files at any sample rate "
-        "(converted through the same cochlea on first use, then cached; labels from names "
-        "such as 7_speaker_12.wav or from --labels). Prints accuracy overall, per class and per "
+        "(converted through the same cochlea on first use, then cached; labelled as "
+        "'snnplast data convert-audio' reads them, e.g. 7_speaker_12.wav or 7_jackson_32.wav, "
+        "or by --labels). Prints accuracy overall, per class and per "
         "speaker; writes evaluation.json and confusion.png.",
     )
     p.add_argument("run_dir", type=Path, metavar="RUN_DIR", help="a training run's folder")

@@ -13,7 +13,7 @@ from pathlib import Path
 
 from ._cache import cache_key, cache_root, file_fingerprint
 from ._cochlea import Cochlea
-from ._convert_audio import convert_audio, find_recordings
+from ._convert_audio import convert_audio, find_recordings, read_names
 from ._dataset import Split
 from ._loader import binned_split
 
@@ -22,9 +22,12 @@ _RECORDINGS_VERSION = 1
 
 
 def is_recordings_folder(path: str | os.PathLike) -> bool:
-    """True when `path` is a folder holding ``.wav`` files (directly)."""
+    """True when `path` is a folder of ``.wav`` files (directly, or one folder per label) and
+    not a folder of SHD files."""
     path = Path(path).expanduser()
-    return path.is_dir() and any(p.suffix.lower() == ".wav" for p in path.iterdir())
+    if not path.is_dir() or any(path.glob("shd_t*.h5")) or (path / "SHD").is_dir():
+        return False
+    return any(p.suffix.lower() == ".wav" for p in [*path.glob("*"), *path.glob("*/*")])
 
 
 def load_recordings(
@@ -38,7 +41,7 @@ def load_recordings(
     model: Cochlea | None = None,
     cache_dir: str | os.PathLike | None = None,
     progress: bool = True,
-) -> tuple[Split, tuple[str, ...]]:
+) -> tuple[Split, tuple[str, ...], tuple[str, ...]]:
     """The labelled recordings of `in_dir`, converted to spikes (once) and binned.
 
     **Arguments:**
@@ -52,7 +55,8 @@ def load_recordings(
     - `cache_dir`: the cache root (default ``$SNNPLAST_CACHE`` or ``~/.cache/snnplast``).
     - `progress`: show progress bars.
 
-    **Returns:** ``(split, class_names)``.
+    **Returns:** ``(split, class_names, speaker_names)``: `speaker_names` gives the name of each
+    speaker id (``split.speakers`` indexes it).
     """
     model = Cochlea() if model is None else model
     in_dir = Path(in_dir).expanduser()
@@ -71,5 +75,7 @@ def load_recordings(
     if not target.is_file():
         folder.mkdir(parents=True, exist_ok=True)
         convert_audio(in_dir, target, labels=labels, seed=seed, model=model, progress=progress)
-    return binned_split(folder, False, n_bins=n_bins, duration=duration, pool=pool,
-                        cache_dir=cache, progress=progress)  # fmt: skip
+    split, classes = binned_split(folder, False, n_bins=n_bins, duration=duration, pool=pool,
+                                  cache_dir=cache, progress=progress)  # fmt: skip
+    _, speakers = read_names(target)
+    return split, classes, tuple(speakers or ())

@@ -55,12 +55,14 @@ def _accuracy_by(groups: np.ndarray, correct: np.ndarray, names=None) -> dict:
     table = {}
     for g in np.unique(groups):
         mine = groups == g
-        name = str(names[g]) if names is not None and g < len(names) else str(int(g))
+        name = str(names[g]) if names and 0 <= g < len(names) else str(int(g))
         table[name] = {"n": int(mine.sum()), "accuracy": float(correct[mine].mean())}
     return table
 
 
-def scores_of(y: np.ndarray, scores: np.ndarray, speakers: np.ndarray, class_names) -> dict:
+def scores_of(
+    y: np.ndarray, scores: np.ndarray, speakers: np.ndarray, class_names, speaker_names=None
+) -> dict:
     """Accuracy overall, per class and per speaker, and the confusion matrix.
 
     A prediction is the argmax over all the model's classes. ``accuracy_present_classes`` is the
@@ -70,7 +72,7 @@ def scores_of(y: np.ndarray, scores: np.ndarray, speakers: np.ndarray, class_nam
     **Arguments:**
 
     - `y`: ``[N]`` true classes; `scores`: ``[N, K]``; `speakers`: ``[N]`` speaker ids.
-    - `class_names`: ``K`` names.
+    - `class_names`: ``K`` names; `speaker_names`: the name of each speaker id, if known.
 
     **Returns:** a JSON-ready dict.
     """
@@ -81,7 +83,7 @@ def scores_of(y: np.ndarray, scores: np.ndarray, speakers: np.ndarray, class_nam
     n_classes = len(class_names)
     confusion = np.zeros((n_classes, n_classes), np.int64)
     np.add.at(confusion, (y, predicted), 1)
-    per_speaker = _accuracy_by(speakers, correct)
+    per_speaker = _accuracy_by(speakers, correct, speaker_names)
     return {
         "n": len(y),
         "accuracy": float(correct.mean()),
@@ -111,21 +113,21 @@ def _run_binning(run_dir: Path) -> tuple[int, int]:
 
 
 def _load(data, labels, n_bins, pool, cache_dir, progress):
-    """``(split, class_names, source)`` of `data`: a folder of WAV files, or any data set
-    :func:`load_dataset` knows (its test split)."""
+    """``(split, class_names, speaker_names or None, source)`` of `data`: a folder of WAV files,
+    or any data set :func:`load_dataset` knows (its test split)."""
     from ..data import load_dataset
     from ..data._recordings import is_recordings_folder, load_recordings
 
     if isinstance(data, str | os.PathLike) and is_recordings_folder(data):
-        split, names = load_recordings(
+        split, names, speakers = load_recordings(
             data, labels=labels, n_bins=n_bins, pool=pool, cache_dir=cache_dir,
             progress=progress,
         )  # fmt: skip
-        return split, names, f"recordings:{Path(data).expanduser().resolve()}"
+        return split, names, speakers, f"recordings:{Path(data).expanduser().resolve()}"
     if labels is not None:
         raise ValueError(f"--labels applies to a folder of WAV files; {data} is not one")
     dataset = load_dataset(data, n_bins=n_bins, pool=pool, cache_dir=cache_dir, progress=progress)
-    return dataset.test, dataset.class_names, dataset.source
+    return dataset.test, dataset.class_names, None, dataset.source
 
 
 def _slug(data) -> str:
@@ -211,7 +213,7 @@ def evaluate(
     run_dir = Path(run_dir).expanduser()
     model = load_model(run_dir)
     n_bins, pool = _run_binning(run_dir)
-    split, names, source = _load(data, labels, n_bins, pool, cache_dir, progress)
+    split, names, speakers, source = _load(data, labels, n_bins, pool, cache_dir, progress)
     n_classes = int(json.loads((run_dir / "model.json").read_text())["n_classes"])
     if len(split.y) == 0:
         raise ValueError(f"{data}: holds no samples to evaluate")
@@ -222,7 +224,7 @@ def evaluate(
         )
     names = tuple(names[:n_classes]) + tuple(str(i) for i in range(len(names), n_classes))
     scores = class_scores(model, split.x, batch)
-    result = scores_of(split.y, scores, split.speakers, names)
+    result = scores_of(split.y, scores, split.speakers, names, speakers)
     out = run_dir / f"evaluate-{_slug(data)}" if out is None else Path(out).expanduser()
     out.mkdir(parents=True, exist_ok=True)
     result = {**result, "data": source, "run": str(run_dir.resolve()), "out": str(out),
