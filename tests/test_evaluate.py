@@ -1,10 +1,10 @@
 """``snnplast evaluate``: a trained run's model on another data set, or on a folder of WAV files."""
 
 import json
-import wave
 
 import numpy as np
 import pytest
+from wav_files import write_tone
 
 from snnplast import data
 from snnplast._cli import main
@@ -69,23 +69,12 @@ def test_evaluate_reproduces_the_trainers_test_accuracy(trained, tmp_path):
     assert (tmp_path / "confusion.png").read_bytes()[:4] == b"\x89PNG"
 
 
-def write_wav(path, x, rate):
-    with wave.open(str(path), "wb") as f:
-        f.setnchannels(1)
-        f.setsampwidth(2)
-        f.setframerate(rate)
-        f.writeframes(np.round(x * 20000).astype("<i2").tobytes())
-
-
 def test_cli_evaluates_a_folder_of_recordings_at_any_rate(trained, tmp_path, capsys):
     run, _, cache, _ = trained
     folder = tmp_path / "wav"
     folder.mkdir()
-    rng = np.random.default_rng(0)
     for i, (label, rate) in enumerate([(3, 8000), (3, 22050), (7, 8000), (7, 44100)]):
-        t = np.arange(int(0.2 * rate)) / rate
-        x = np.sin(2 * np.pi * (200 + 300 * label) * t) + 0.05 * rng.standard_normal(t.size)
-        write_wav(folder / f"{label}_speaker_{i % 2}.wav", 0.5 * x, rate)
+        write_tone(folder / f"{label}_speaker_{i % 2}.wav", 0.2, 100 + 40 * label, i, rate)
     out = tmp_path / "out"
     argv = ["evaluate", str(run), "--data", str(folder), "--out", str(out), "--json"]
     argv += ["--no-progress"]
