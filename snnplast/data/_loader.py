@@ -174,7 +174,7 @@ def binned_split(
 
     **Returns:** ``(split, class_names)``, every sample of the file.
     """
-    check_binning(n_bins, duration, SHD_CHANNELS, pool)
+    check_binning(n_bins, duration, pool, pool)
     folder = Path(folder).expanduser()
     check_shd_file(find_split_file(folder, train))
     binning = {"n_bins": int(n_bins), "duration": float(duration), "pool": int(pool)}
