@@ -180,7 +180,36 @@ class EqxGRU(sp.Cell):
         return h, h
 
 
+class ReshapeClash(sp.Cell):
+    """Views of one vector that admit no common refinement: ``(2, 6)`` and ``(3, 4)``."""
+
+    w: jax.Array
+
+    def __init__(self, n_in, n, key):
+        self.w = jax.random.normal(key, (12, n_in)) * 0.5
+
+    def initial_state(self):
+        return jnp.zeros(12)
+
+    def __call__(self, h, x):
+        y = self.w @ x
+        m = jnp.tanh(y.reshape(2, 6))
+        k = jax.nn.sigmoid(y.reshape(3, 4))
+        h = 0.5 * h + m.reshape(-1) * k.reshape(-1)
+        return h, h
+
+
+def make_multi_head(n_in, hidden, *, key):
+    """A factory as ``snnplast inspect --cell tests/user_cells.py:make_multi_head`` calls it."""
+    return MultiHead(n_in, hidden, key, heads=4)
+
+
+def make_sliced_gate(n_in, hidden, *, key):
+    return SlicedGate(n_in, hidden, key)
+
+
 USER_CELLS.update({
+    "reshape_clash": lambda key, n_in, n: ReshapeClash(n_in, n, key),
     "sliced_gate": lambda key, n_in, n: SlicedGate(n_in, n, key),
     "multi_head": lambda key, n_in, n: MultiHead(n_in, n, key),
     "eqx_lstm": lambda key, n_in, n: EqxLSTM(n_in, n, key),
