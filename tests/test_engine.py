@@ -302,6 +302,14 @@ def test_multi_head_user_cell_blocks_per_head(getkey):
     assert int(np.prod(sizes)) == 2 * 2 * 2 * N_IN  # heads x d x d x n_in, dense: 4 x 4 x n_in
 
 
+def test_concatenated_gates_tie_units(getkey):
+    cell = ALL["concat_gates"](getkey())
+    ts = derive(cell, jnp.zeros(N_IN))
+    assert ts.phi_shapes == [(4, N_IN), (4, N_IN), (2, 4, 4)]
+    assert [ts.F[(0, q)].stored for q in range(3)] == [(4, N_IN), (4, N_IN), (4, 2, 4)]
+    assert ts.graph.view_report == []
+
+
 def test_reshape_without_common_refinement_stays_dense_and_says_so(getkey):
     cell = ALL["reshape_clash"](getkey())
     ts = derive(cell, jnp.zeros(N_IN))

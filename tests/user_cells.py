@@ -199,6 +199,30 @@ class ReshapeClash(sp.Cell):
         return h, h
 
 
+class ConcatGates(sp.Cell):
+    """Two gates from separate input weights, concatenated, added to a stacked recurrent
+    product, and split again."""
+
+    wa: jax.Array
+    wb: jax.Array
+    u: jax.Array
+
+    def __init__(self, n_in, n, key):
+        k1, k2, k3 = jax.random.split(key, 3)
+        self.wa = jax.random.normal(k1, (n, n_in)) * 0.5
+        self.wb = jax.random.normal(k2, (n, n_in)) * 0.5
+        self.u = jax.random.normal(k3, (2 * n, n)) * 0.5
+
+    def initial_state(self):
+        return jnp.zeros(self.u.shape[1])
+
+    def __call__(self, h, x):
+        pre = jnp.concatenate([self.wa @ x, self.wb @ x]) + self.u @ h
+        keep, cand = jnp.split(pre, 2)
+        h = jax.nn.sigmoid(keep) * h + jnp.tanh(cand)
+        return h, h
+
+
 def make_multi_head(n_in, hidden, *, key):
     """A factory as ``snnplast inspect --cell tests/user_cells.py:make_multi_head`` calls it."""
     return MultiHead(n_in, hidden, key, heads=4)
@@ -210,6 +234,7 @@ def make_sliced_gate(n_in, hidden, *, key):
 
 USER_CELLS.update({
     "reshape_clash": lambda key, n_in, n: ReshapeClash(n_in, n, key),
+    "concat_gates": lambda key, n_in, n: ConcatGates(n_in, n, key),
     "sliced_gate": lambda key, n_in, n: SlicedGate(n_in, n, key),
     "multi_head": lambda key, n_in, n: MultiHead(n_in, n, key),
     "eqx_lstm": lambda key, n_in, n: EqxLSTM(n_in, n, key),

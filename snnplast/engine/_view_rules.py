@@ -79,25 +79,25 @@ def _pieces(sizes):
     return offsets, s
 
 
-def _split_constraint(params, in_shapes, out_shapes, in_ids, out_ids):
-    axis = params["axis"]
-    sizes = [o[axis] for o in out_shapes]
+def _pieces_constraint(axis, sizes, big_id, piece_ids, n):
+    """Pieces of sizes ``sizes`` laid end to end along ``axis`` of a value of extent ``n``."""
     _, s = _pieces(sizes)
     if s <= 1:
         return None
-    n = in_shapes[0][axis]
-    return Select(tuple(((in_ids[0], axis), (o, axis), n, m, s) for o, m in zip(out_ids, sizes)))
+    return Select(tuple(((big_id, axis), (p, axis), n, m, s) for p, m in zip(piece_ids, sizes)))
+
+
+def _split_constraint(params, in_shapes, out_shapes, in_ids, out_ids):
+    axis = params["axis"]
+    return _pieces_constraint(axis, [o[axis] for o in out_shapes], in_ids[0], out_ids,
+                              in_shapes[0][axis])
 
 
 def _concatenate_constraint(params, in_shapes, out_shapes, in_ids, out_ids):
-    axis = params["dimension"]
-    sizes = [i[axis] for i in in_shapes]
-    _, s = _pieces(sizes)
-    if s <= 1:
-        return None
     # The concatenation is the bigger side: each piece is a selection of it.
-    n = out_shapes[0][axis]
-    return Select(tuple(((out_ids[0], axis), (i, axis), n, m, s) for i, m in zip(in_ids, sizes)))
+    axis = params["dimension"]
+    return _pieces_constraint(axis, [i[axis] for i in in_shapes], out_ids[0], in_ids,
+                              out_shapes[0][axis])
 
 
 def _reshape_constraint(params, in_shapes, out_shapes, in_ids, out_ids):
