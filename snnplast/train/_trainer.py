@@ -5,6 +5,7 @@ from __future__ import annotations
 import math
 import os
 import time
+from collections.abc import Sequence
 from pathlib import Path
 
 import equinox as eqx
@@ -21,6 +22,7 @@ from ._metrics import peak_memory_bytes, temp_bytes
 from ._models import build_model
 from ._objective import evaluate_batch, loss_and_grad
 from ._optimizer import make_optimizer
+from ._sinks import MetricsSink
 
 METRICS_FILE = "metrics.jsonl"
 SUMMARY_FILE = "summary.json"
@@ -102,7 +104,14 @@ def _best(records: list[dict]) -> dict:
     }
 
 
-def fit(config: TrainConfig, dataset, out_dir: str | os.PathLike, progress: bool = True) -> dict:
+def fit(
+    config: TrainConfig,
+    dataset,
+    out_dir: str | os.PathLike,
+    progress: bool = True,
+    *,
+    sinks: Sequence[MetricsSink] = (),
+) -> dict:
     """Train ``build_model(config.model, ...)`` on `dataset`, saving everything under `out_dir`.
 
     Each epoch shuffles the training split (deterministically from ``config.seed``), takes one
@@ -127,6 +136,9 @@ def fit(config: TrainConfig, dataset, out_dir: str | os.PathLike, progress: bool
     - `dataset`: a ``snnplast.data.SpikeDataset`` (or any object with its fields).
     - `out_dir`: folder for the files; created if missing, files in it overwritten.
     - `progress`: show a progress bar per epoch with the running loss and accuracy.
+    - `sinks`: :class:`MetricsSink` objects that also get each epoch's record (such as
+      :class:`TensorBoardSink`), right after ``metrics.jsonl`` is written; closing them is the
+      caller's (one sink may follow several runs).
 
     **Returns:** the summary, as written to ``summary.json``.
 
@@ -221,6 +233,8 @@ def fit(config: TrainConfig, dataset, out_dir: str | os.PathLike, progress: bool
         )
         save_model(out_dir, model, spec)
         write_jsonl(out_dir / METRICS_FILE, records)
+        for sink in sinks:
+            sink.write(records[-1])
         summary = {
             "complete": epoch == config.epochs,
             "epochs_completed": epoch,
