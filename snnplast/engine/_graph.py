@@ -431,10 +431,7 @@ class StepGraph:
             if con is None:
                 self.view_report.append((what, "its offsets and sizes share no factor"))
                 continue
-            for dims in (con.dims if hasattr(con, "dims") else ()):
-                solver.add(dims[0], dims[2])
-                solver.add(dims[1], dims[3])
-            for key, _, size in getattr(con, "ins", ()) + getattr(con, "outs", ()):
+            for key, size in con.keys():
                 solver.add(key, size)
             reason = solver.offer(con)
             if reason is None:

@@ -35,6 +35,12 @@ class Select:
 
     dims: tuple
 
+    def keys(self):
+        """``(key, size)`` of every dim the constraint touches."""
+        for k_in, k_out, n, m, _ in self.dims:
+            yield k_in, n
+            yield k_out, m
+
 
 @dataclasses.dataclass(frozen=True)
 class Segment:
@@ -42,6 +48,10 @@ class Segment:
 
     ins: tuple
     outs: tuple
+
+    def keys(self):
+        for key, _, size in self.ins + self.outs:
+            yield key, size
 
 
 class _Conflict(Exception):
