@@ -12,6 +12,7 @@ from ._cell import Sequential as Sequential
 from ._gradients import gradients as gradients
 from ._rollout import sequence_loss as sequence_loss
 from ._rollout import unroll as unroll
+from ._truncated import TruncatedBPTT as TruncatedBPTT
 from .cells import ALIF as ALIF
 from .cells import GRU as GRU
 from .cells import LI as LI
@@ -29,5 +30,6 @@ from .policies import HeadSparse as HeadSparse
 from .policies import Immediate as Immediate
 from .policies import Policy as Policy
 from .policies import RandomK as RandomK
+from . import diagnostics as diagnostics
 
 __version__ = "0.1.0"

@@ -8,7 +8,7 @@ import importlib
 import sys
 
 # Sub-command modules, in the order `snnplast --help` lists them.
-_COMMANDS = ("train", "data", "inspect", "compare", "plot")
+_COMMANDS = ("train", "data", "inspect", "compare", "plot", "bench")
 
 
 def build_parser() -> argparse.ArgumentParser:

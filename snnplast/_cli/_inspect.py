@@ -173,4 +173,9 @@ def run(args) -> int:
             print(f"    {s:>{ws}} <- {p:<{wp}} {cls:<18} stores {shape!s:<16} "
                   f"{_bytes(nbytes):>10} of {_bytes(dense)} dense: "
                   f"{dense / max(nbytes, 1):.0f}x smaller")
+        from ..online import OnlineStep, accumulation_mode
+
+        mode, why = accumulation_mode(OnlineStep(model, x, policy, lambda o, y: jnp.sum(o)))
+        print(f"    accumulated {'in blocks of steps' if mode == 'blocked' else 'step by step'}"
+              f": {why}")
     return 0

@@ -5,9 +5,12 @@
 >>> summary = fit(TrainConfig(model="rlif", epochs=2), load_dataset("synth"), "runs/demo")
 """
 
+from ._checkpoint import CheckpointError as CheckpointError
 from ._checkpoint import load_model as load_model
 from ._compare import compare as compare
 from ._config import TrainConfig as TrainConfig
+from ._guard import ON_NAN as ON_NAN
+from ._guard import DivergenceError as DivergenceError
 from ._method import METHODS as METHODS
 from ._method import parse_method as parse_method
 from ._models import MODELS as MODELS

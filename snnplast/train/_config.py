@@ -6,9 +6,11 @@ import dataclasses
 import math
 
 from ._augment import check_channel_shift
+from ._guard import check_on_nan
 from ._method import parse_method
 from ._models import check_model
 from ._optimizer import check_schedule
+from ._validate import check_method_fits
 
 
 def _positive_int(name: str, value) -> None:
@@ -37,6 +39,11 @@ class TrainConfig:
     - `eval_batch`: samples per evaluation batch (memory only; results do not depend on it).
     - `data`: the data set's name or path, recorded for provenance (``fit`` is given the data).
     - `n_bins`: time bins the data was binned into, recorded likewise.
+    - `block`: steps per block of trace accumulation for an online method whose carried
+      Jacobian is per unit (``None``: the default block; ``1``: step by step). The gradient is
+      the same for every value; only time and memory change.
+    - `on_nan`: what a batch with a non-finite loss or gradient does: ``"stop"`` the run
+      (the last good checkpoint is kept) or ``"skip"`` the batch (counted in the summary).
     """
 
     # The defaults are those of the bare `snnplast train`: a recurrent adaptive LIF network on the
@@ -56,6 +63,8 @@ class TrainConfig:
     eval_batch: int = 250
     data: str = "speech"
     n_bins: int = 100
+    block: int | None = None
+    on_nan: str = "stop"
 
     def __post_init__(self):
         check_model(self.model)
@@ -72,7 +81,10 @@ class TrainConfig:
             raise ValueError(f"seed must be an integer >= 0, got {self.seed!r}")
         check_schedule(self.schedule)
         check_channel_shift(self.channel_shift)
-        parse_method(self.method, self.lam)
+        check_method_fits(parse_method(self.method, self.lam), self.hidden, self.method)
+        check_on_nan(self.on_nan)
+        if self.block is not None:
+            _positive_int("block", self.block)
 
     def to_dict(self) -> dict:
         return dataclasses.asdict(self)

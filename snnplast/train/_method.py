@@ -12,6 +12,7 @@ transport policy object for an online method.
 | ``immediate`` | :class:`snnplast.Immediate` (d = 0) |
 | ``head-sparse:F`` | :class:`snnplast.HeadSparse` with ``fraction=F`` |
 | ``columnar`` | :class:`snnplast.ColumnarPolicy` (Master-User) |
+| ``tbptt:K`` | :class:`snnplast.TruncatedBPTT` with ``window=K`` (not online: reverse mode) |
 """
 
 from __future__ import annotations
@@ -19,8 +20,10 @@ from __future__ import annotations
 import math
 
 from .. import policies
+from .._truncated import TruncatedBPTT
 
-METHODS = ("bptt", "exact", "diagonal", "random-k:K", "immediate", "head-sparse:F", "columnar")
+METHODS = ("bptt", "exact", "diagonal", "random-k:K", "immediate", "head-sparse:F", "columnar",
+           "tbptt:K")
 
 
 def _argument(name, arg, text, kind):
@@ -40,7 +43,7 @@ def parse_method(text: str, lam: float = 1.0):
     - `text`: the method as written on the command line or stored in a config (table above).
     - `lam`: the trace decay of an online method (must be 1.0 for ``bptt``).
 
-    **Returns:** ``"bptt"`` or a :class:`snnplast.Policy`.
+    **Returns:** ``"bptt"``, a :class:`snnplast.Policy` or a :class:`snnplast.TruncatedBPTT`.
 
     **Raises:** `ValueError` naming `text` and the methods allowed (`TypeError` for a non-string).
     """
@@ -57,6 +60,13 @@ def parse_method(text: str, lam: float = 1.0):
         return cls(lam=lam)
     if name == "random-k":
         return policies.RandomK(k=_argument(name, arg, text, int), lam=lam)
+    if name == "tbptt":
+        if lam != 1.0:
+            raise ValueError(f"lam={lam!r} has no meaning for method {text!r} (no trace); use 1.0")
+        window = _argument(name, arg, text, int)
+        if window < 1:
+            raise ValueError(f"method {text!r}: the window must be a positive integer")
+        return TruncatedBPTT(window)
     if name == "head-sparse":
         return policies.HeadSparse(fraction=_argument(name, arg, text, float), lam=lam)
     raise ValueError(f"unknown method {text!r}; allowed: {', '.join(METHODS)}")
