@@ -100,7 +100,7 @@ def test_recurrent_lif_classes(getkey):
     assert ts.h_class(0, 0) == "constant-diagonal"
     assert ts.h_class(0, 1) == "dense"  # W_rec through the spikes
     # the masked recurrent weight is traced as a factored parameter: z_{t-1} is its pre factor
-    masked = [k for k, name in enumerate(ts.param_names) if "computed" in name]
+    masked = [k for k, name in enumerate(ts.param_names) if name == "f(w_rec)"]
     assert len(masked) == 1 and ts.F[(0, masked[0])].kind == "factored"
     assert ts.F[(0, masked[0])].stored == (4,)
 
@@ -126,16 +126,27 @@ def test_li_rnn_lstm_gru_classes(getkey):
     ts = _derive("lstm", getkey())
     h, c = 0, 1
     assert ts.h_class(c, c) == "diagonal" and ts.h_class(h, h) == "dense"
-    # the gates come through one split: a block over the stacked gate axis, as documented
-    assert ts.F[(c, 0)].stored == (4, 16, N_IN)
+    # the stacked gate axis 4n is seen as (4, n): unit j meets row (g, j) through a tie, so the
+    # immediate influence is one number per unit, gate and input (not [n, 4n, n_in])
+    assert ts.state_names == ["h", "c"]
+    assert ts.phi_shapes == [(4, 4, N_IN), (4, 4, 4), (4, 4)]
+    for leaf in (h, c):
+        assert ts.F[(leaf, 0)].stored == (4, 4, N_IN)
+        assert ts.F[(leaf, 1)].stored == (4, 4, 4)
+        assert ts.F[(leaf, 2)].stored == (4, 4)
     ts = _derive("gru", getkey())
     assert ts.h_class(0, 0) == "dense"
+    assert ts.F[(0, 0)].stored == (4, 3, N_IN) and ts.F[(0, 1)].stored == (4, 3, 4)
 
 
 def test_linear_attention_and_columnar_classes(getkey):
     ts = _derive("linear_attention", getkey())
     assert ts.h_class(0, 0) == "constant-diagonal" and ts.h_class(1, 1) == "constant-diagonal"
     assert ts.h_class(0, 1) == "zero" and ts.h_class(1, 0) == "zero"
+    # d_model seen as (heads, d_head): S [2, 4, 4] depends on w_k's rows of its own head only
+    big_s, w_k = ts.state_names.index("big_s"), ts.param_names.index("w_k")
+    assert ts.phi_shapes[w_k] == (2, 4, 8)
+    assert ts.F[(big_s, w_k)].stored == (2, 4, 4, 8)  # dense would be (2, 4, 4, 2, 4, 8)
     ts = _derive("columnar", getkey())
     assert ts.h_class(0, 0) == "diagonal"  # no lateral connections: each column its own
     assert ts.f_class(0, "r") == "diagonal" and ts.f_class(0, "b") == "diagonal"
@@ -236,8 +247,120 @@ def test_factored_trace_memory_grows_linearly(getkey):
     assert large <= 2.1 * small, (small, large)
 
 
-def test_inspect_repr_and_rtrl_size(getkey):
+def test_inspect_repr_names_leaves_by_field(getkey):
     ts = _derive("ralif", getkey())
+    assert ts.state_names == ["v", "a", "z"]
+    assert ts.h_class("v", "v") == "constant-diagonal" and ts.h_class("a", "z") == ts.h_class(1, 2)
     text = repr(ts)
-    assert "constant-diagonal" in text and "derived" in text
-    assert ts.rtrl_bytes == ts.n_state * ts.n_params * 4
+    assert "constant-diagonal" in text and "derived (no trace of their own): z" in text
+    assert "[0]" not in text and "phi" not in text
+    seq = derive(BUILTIN["sequential"](getkey()))
+    assert seq.state_names == ["layers[0].v", "layers[0].z", "layers[1].state"]
+    assert "f(layers[0].w_rec)" in seq.param_names and "layers[1].weight" in seq.param_names
+
+
+# ----- view refinement: gated and multi-head blocks, as users write them ---------------------------
+GATED = {"lstm": 4, "gru": 3, "eqx_lstm": 4, "eqx_gru": 3, "sliced_gate": 3}
+
+
+@pytest.mark.parametrize("name", sorted(GATED))
+def test_gated_cells_per_unit_and_gate(name, getkey):
+    """Every stacked weight's immediate influence and its Diagonal trace are kept per unit and
+    gate: one number per weight entry for each state leaf, never [n, gates * n, k]."""
+    from snnplast.online import OnlineStep
+
+    cell = ALL[name](getkey())
+    ts = derive(cell, jnp.zeros(N_IN))
+    n, gates = 4, GATED[name]
+    stacked = [q for q, shape in enumerate(ts.phi_shapes) if shape[:2] == (gates, n)]
+    assert len(stacked) >= 2, ts.phi_shapes  # the input and recurrent weights at least
+    for (a, q), blk in ts.F.items():
+        assert blk.stored_size <= int(np.prod(ts.phi_shapes[q])), (ts.param_names[q], blk)
+    runner = OnlineStep(cell, jnp.zeros(N_IN), sp.Diagonal(), lambda o, y: jnp.sum(o))
+    n_leaves = len(ts.state_names)
+    ideal = n_leaves * sum(int(np.prod(s)) for s in ts.phi_shapes)
+    assert runner.traces.stored_size() <= 2 * ideal
+    exact = OnlineStep(cell, jnp.zeros(N_IN), sp.Exact(), lambda o, y: jnp.sum(o))
+    assert exact.traces.stored_size() >= n * runner.traces.stored_size() // 2
+
+
+def test_multi_head_user_cell_blocks_per_head(getkey):
+    from snnplast.online import OnlineStep
+
+    cell = ALL["multi_head"](getkey())  # 2 heads of 2 units, state [2, 2]
+    ts = derive(cell, jnp.zeros(N_IN))
+    assert ts.h_class("h", "h") == "block-diagonal" and ts.H[(0, 0)].stored == (2, 2, 2)
+    assert ts.phi_shapes[ts.param_names.index("w")] == (2, 2, N_IN)
+    assert ts.F[(0, ts.param_names.index("w"))].stored == (2, 2, N_IN)
+    exact = OnlineStep(cell, jnp.zeros(N_IN), sp.Exact(), lambda o, y: jnp.sum(o))
+    w = ts.param_names.index("w")
+    # Exact's trace of w: per head a (d x d x n_in) block, never across heads
+    ties, keys = exact.traces.structure[(0, w)]
+    assert (0, 0) in ties  # the head dim of the state tied to the head dim of w
+    out_shape, in_shape = exact.traces.shapes[(0, w)]
+    sizes = [out_shape[o] if o is not None else in_shape[i] for o, i in keys]
+    assert int(np.prod(sizes)) == 2 * 2 * 2 * N_IN  # heads x d x d x n_in, dense: 4 x 4 x n_in
+
+
+def test_concatenated_gates_tie_units(getkey):
+    cell = ALL["concat_gates"](getkey())
+    ts = derive(cell, jnp.zeros(N_IN))
+    assert ts.phi_shapes == [(4, N_IN), (4, N_IN), (2, 4, 4)]
+    assert [ts.F[(0, q)].stored for q in range(3)] == [(4, N_IN), (4, N_IN), (4, 2, 4)]
+    assert ts.graph.view_report == []
+
+
+def test_reshape_without_common_refinement_stays_dense_and_says_so(getkey):
+    cell = ALL["reshape_clash"](getkey())
+    ts = derive(cell, jnp.zeros(N_IN))
+    reasons = [why for _, why in ts.graph.view_report]
+    assert any("no common refinement" in why for why in reasons), reasons
+    assert "kept dense-with-pattern: reshape (12) -> (3, 4)" in repr(ts)
+
+
+# ----- compiled memory of the online gradient: Diagonal against Exact -----------------------------
+def _gradient_temp_bytes(cell, method, n_in, steps):
+    xs = jax.random.normal(jax.random.PRNGKey(0), (steps, n_in))
+    _, outs = sp.unroll(cell, xs)
+    ys = jnp.zeros_like(outs)
+    params, static = eqx.partition(cell, eqx.is_inexact_array)
+    loss = lambda o, y: jnp.sum((o - y) ** 2)
+    f = lambda p: sp.gradients(eqx.combine(p, static), xs, ys, method=method, loss=loss)
+    return jax.jit(f).lower(params).compile().memory_analysis().temp_size_in_bytes
+
+
+@pytest.mark.parametrize("name", [
+    "lstm", "eqx_gru", pytest.param("gru", marks=pytest.mark.slow),
+    pytest.param("eqx_lstm", marks=pytest.mark.slow)])
+def test_gated_diagonal_memory_an_eighth_of_exact(name, getkey):
+    from user_cells import USER_CELLS
+
+    n, n_in, steps = 48, 24, 12
+    if name in USER_CELLS:
+        cell = USER_CELLS[name](getkey(), n_in, n)
+    else:
+        cell = {"lstm": sp.LSTM, "gru": sp.GRU}[name](n_in, n, key=getkey())
+    exact = _gradient_temp_bytes(cell, sp.Exact(), n_in, steps)
+    diagonal = _gradient_temp_bytes(cell, sp.Diagonal(), n_in, steps)
+    assert diagonal * 8 <= exact, (diagonal, exact)
+
+
+# ----- the command line -----------------------------------------------------------------------
+def test_cli_inspect_attention_columnar_and_user_cell(capsys):
+    from snnplast._cli import main
+
+    assert main(["inspect", "--model", "attention", "--hidden", "8", "--heads", "2",
+                 "--inputs", "5", "--classes", "3", "--policies", "exact,head-sparse:0.5"]) == 0
+    out = capsys.readouterr().out
+    assert "views finer than dims" in out and "layers[0].w_k (8, 8) as (2, 4, 8)" in out
+    assert "traces under head-sparse:0.5" in out and "x smaller" in out
+    assert main(["inspect", "--model", "columnar", "--hidden", "4", "--inputs", "5",
+                 "--classes", "3", "--policies", "columnar"]) == 0
+    assert "traces under columnar" in capsys.readouterr().out
+    path = __file__.replace("test_engine.py", "user_cells.py")
+    assert main(["inspect", "--cell", f"{path}:make_sliced_gate", "--hidden", "4",
+                 "--inputs", "5"]) == 0
+    out = capsys.readouterr().out
+    assert "TraceStructure(SlicedGate" in out and "w (12, 5) as (3, 4, 5)" in out
+    assert main(["inspect", "--cell", f"{path}:no_such_factory"]) == 2
+    assert "no callable 'no_such_factory'" in capsys.readouterr().err

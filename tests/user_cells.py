@@ -93,3 +93,150 @@ USER_CELLS = {
     "resonate_and_fire": lambda key, n_in, n: ResonateAndFire(n_in, n, key),
     "scratch_gru": lambda key, n_in, n: ScratchGRU(n_in, n, key),
 }
+
+
+class SlicedGate(sp.Cell):
+    """A gated cell that slices one stacked matmul by hand: ``x[:n]``, ``x[n:2n]``, ``x[2n:]``."""
+
+    w: jax.Array
+    u: jax.Array
+    b: jax.Array
+
+    def __init__(self, n_in, n, key):
+        k1, k2 = jax.random.split(key)
+        self.w = jax.random.normal(k1, (3 * n, n_in)) * 0.5
+        self.u = jax.random.normal(k2, (3 * n, n)) * 0.5
+        self.b = jnp.zeros(3 * n)
+
+    def initial_state(self):
+        return jnp.zeros(self.u.shape[1])
+
+    def __call__(self, h, x):
+        n = self.u.shape[1]
+        pre = self.w @ x + self.u @ h + self.b
+        keep = jax.nn.sigmoid(pre[:n])
+        write = jax.nn.sigmoid(pre[n : 2 * n])
+        cand = jnp.tanh(pre[2 * n :])
+        h = keep * h + write * cand
+        return h, h
+
+
+class MultiHead(sp.Cell):
+    """A recurrent cell with per-head state ``[heads, d]``: one input projection reshaped into
+    heads, a recurrent matrix per head, and an output that mixes the heads."""
+
+    w: jax.Array
+    r: jax.Array
+    w_out: jax.Array
+    heads: int = eqx.field(static=True)
+
+    def __init__(self, n_in, n, key, heads=2):
+        k1, k2, k3 = jax.random.split(key, 3)
+        d = n // heads
+        self.w = jax.random.normal(k1, (heads * d, n_in)) * 0.5
+        self.r = jax.random.normal(k2, (heads, d, d)) * 0.5
+        self.w_out = jax.random.normal(k3, (n, heads * d)) * 0.5
+        self.heads = heads
+
+    def initial_state(self):
+        return jnp.zeros(self.r.shape[:2])
+
+    def __call__(self, h, x):
+        q = (self.w @ x).reshape(self.heads, -1)
+        h = jnp.tanh(jnp.einsum("hij,hj->hi", self.r, h) + q)
+        return h, self.w_out @ h.reshape(-1)
+
+
+class EqxLSTM(sp.Cell):
+    """Equinox's own LSTMCell wrapped as a user would: a field holding it."""
+
+    lstm: eqx.nn.LSTMCell
+
+    def __init__(self, n_in, n, key):
+        self.lstm = eqx.nn.LSTMCell(n_in, n, key=key)
+
+    def initial_state(self):
+        n = self.lstm.hidden_size
+        return (jnp.zeros(n), jnp.zeros(n))
+
+    def __call__(self, state, x):
+        h, c = self.lstm(x, state)
+        return (h, c), h
+
+
+class EqxGRU(sp.Cell):
+    """Equinox's own GRUCell wrapped as a user would."""
+
+    gru: eqx.nn.GRUCell
+
+    def __init__(self, n_in, n, key):
+        self.gru = eqx.nn.GRUCell(n_in, n, key=key)
+
+    def initial_state(self):
+        return jnp.zeros(self.gru.hidden_size)
+
+    def __call__(self, h, x):
+        h = self.gru(x, h)
+        return h, h
+
+
+class ReshapeClash(sp.Cell):
+    """Views of one vector that admit no common refinement: ``(2, 6)`` and ``(3, 4)``."""
+
+    w: jax.Array
+
+    def __init__(self, n_in, n, key):
+        self.w = jax.random.normal(key, (12, n_in)) * 0.5
+
+    def initial_state(self):
+        return jnp.zeros(12)
+
+    def __call__(self, h, x):
+        y = self.w @ x
+        m = jnp.tanh(y.reshape(2, 6))
+        k = jax.nn.sigmoid(y.reshape(3, 4))
+        h = 0.5 * h + m.reshape(-1) * k.reshape(-1)
+        return h, h
+
+
+class ConcatGates(sp.Cell):
+    """Two gates from separate input weights, concatenated, added to a stacked recurrent
+    product, and split again."""
+
+    wa: jax.Array
+    wb: jax.Array
+    u: jax.Array
+
+    def __init__(self, n_in, n, key):
+        k1, k2, k3 = jax.random.split(key, 3)
+        self.wa = jax.random.normal(k1, (n, n_in)) * 0.5
+        self.wb = jax.random.normal(k2, (n, n_in)) * 0.5
+        self.u = jax.random.normal(k3, (2 * n, n)) * 0.5
+
+    def initial_state(self):
+        return jnp.zeros(self.u.shape[1])
+
+    def __call__(self, h, x):
+        pre = jnp.concatenate([self.wa @ x, self.wb @ x]) + self.u @ h
+        keep, cand = jnp.split(pre, 2)
+        h = jax.nn.sigmoid(keep) * h + jnp.tanh(cand)
+        return h, h
+
+
+def make_multi_head(n_in, hidden, *, key):
+    """A factory as ``snnplast inspect --cell tests/user_cells.py:make_multi_head`` calls it."""
+    return MultiHead(n_in, hidden, key, heads=4)
+
+
+def make_sliced_gate(n_in, hidden, *, key):
+    return SlicedGate(n_in, hidden, key)
+
+
+USER_CELLS.update({
+    "reshape_clash": lambda key, n_in, n: ReshapeClash(n_in, n, key),
+    "concat_gates": lambda key, n_in, n: ConcatGates(n_in, n, key),
+    "sliced_gate": lambda key, n_in, n: SlicedGate(n_in, n, key),
+    "multi_head": lambda key, n_in, n: MultiHead(n_in, n, key),
+    "eqx_lstm": lambda key, n_in, n: EqxLSTM(n_in, n, key),
+    "eqx_gru": lambda key, n_in, n: EqxGRU(n_in, n, key),
+})

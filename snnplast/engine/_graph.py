@@ -30,7 +30,9 @@ from . import _jaxcompat as jc
 from ._eliminate import Graph, eliminate
 from ._flatten import Const, Flat, Node, flatten
 from ._rules import RuleContext, has_zero_derivative, rule_for
-from ._sjac import diagonal, sharpen
+from ._sjac import diagonal, refine, sharpen
+from ._view_rules import VIEW_RULES
+from ._views import ViewSolver
 
 
 def _is_float(dtype) -> bool:
@@ -98,6 +100,9 @@ class StepGraph:
         self.state_out = outs[: len(s_leaves)]
         self.out = outs[len(s_leaves) :]
         self._classify()
+        self.views: dict = {}
+        self.view_rules: dict = {}
+        self._refine_views(p_leaves, s_leaves, x_leaves)
 
     # ----- classification (trace time) --------------------------------------------------------
     def _classify(self):
@@ -244,39 +249,10 @@ class StepGraph:
             env = self.values(p_leaves, s_leaves, x_leaves)
         read = lambda a: a.value if isinstance(a, Const) else env[a.id]
         graph = Graph()
-        vd, dyn = self.vd, self.dyn
+        vd = self.vd
         topo = []
-        for e in self.flat.eqns:
-            outs_v = [o for o in e.outputs if o.id in vd]
-            if not outs_v:
-                continue
-            if e.kind == "alias":
-                src = e.inputs[0]
-                if isinstance(src, Node) and src.id in vd:
-                    o = e.outputs[0]
-                    graph.add_edge(o.id, src.id, diagonal(o.shape, jnp.ones((), o.dtype),
-                                                          const=True))
-                topo.extend(o.id for o in outs_v)
-                continue
-            if e.kind != "op":
-                continue
-            wrt = [isinstance(a, Node) and a.id in vd and a.id not in self.flat.nondiff
-                   for a in e.inputs]
-            if not any(wrt):
-                continue
-            ctx = RuleContext(
-                e.primitive, e.params, [read(a) for a in e.inputs], [env[o.id] for o in e.outputs],
-                wrt, [isinstance(a, Const) or a.id not in dyn for a in e.inputs],
-                [self.patterns.get(a.id) if isinstance(a, Node) else None for a in e.inputs],
-            )
-            rows = rule_for(e.primitive, self.owner)(ctx)
-            for o, row in zip(e.outputs, rows):
-                if o.id not in vd:
-                    continue
-                for k, (a, jac) in enumerate(zip(e.inputs, row)):
-                    if jac is not None and wrt[k]:
-                        graph.add_edge(o.id, a.id, jac)
-            topo.extend(o.id for o in outs_v)
+        for succ, pred, jac in self._edges(env, topo):
+            graph.add_edge(succ, pred, jac)
 
         # Outputs get vertices of their own, so that one value feeding two outputs (or an
         # output feeding the next step's computation) is never eliminated away.
@@ -285,14 +261,14 @@ class StepGraph:
             if isinstance(node, Node) and node.id in vd:
                 state_v[a] = ("state_out", a)
                 sources[a] = node.id
-                graph.add_edge(state_v[a], node.id, diagonal(node.shape, jnp.ones((), node.dtype),
-                                                             const=True))
+                graph.add_edge(state_v[a], node.id, diagonal(self.rshape(node),
+                                                             jnp.ones((), node.dtype), const=True))
         out_v = {}
         if output_map:
             for k, node in enumerate(self.out):
                 if isinstance(node, Node) and node.id in vd:
                     out_v[k] = ("out", k)
-                    graph.add_edge(out_v[k], node.id, diagonal(node.shape,
+                    graph.add_edge(out_v[k], node.id, diagonal(self.rshape(node),
                                                                jnp.ones((), node.dtype),
                                                                const=True))
         inputs = {n.id for n in self.s_nodes} | {n.id for n in self.phi_nodes}
@@ -342,9 +318,134 @@ class StepGraph:
         return StepJacobians(
             new_state=[read(n) for n in self.state_out],
             output=[read(n) for n in self.out],
-            phi=[env[n.id] for n in self.phi_nodes],
+            phi=[jnp.reshape(env[n.id], n.shape) for n in self.phi_nodes],
             H=H, F=F, K=K, derived=tuple(sorted(derived)), out_H=out_H, out_F=out_F, cost=cost,
         )
+
+    # ----- the edges of the step graph ------------------------------------------------------------
+    def rshape(self, node) -> tuple[int, ...]:
+        """The refined shape of ``node`` (its dims split into their sub-dims, row-major)."""
+        view = self.views.get(node.id)
+        return tuple(node.shape) if view is None else tuple(s for v in view for s in v)
+
+    def view(self, a) -> tuple:
+        if isinstance(a, Node) and a.id in self.views:
+            return self.views[a.id]
+        return tuple((s,) for s in jnp.shape(a.value if isinstance(a, Const) else a))
+
+    def _edges(self, env, topo, *, refined=True, seen_eqns=None):
+        """Yield ``(succ, pred, SJac)`` for every differentiable edge of the step, in refined
+        views (``refined=False``: in the cell's own shapes, to find the views)."""
+        read = lambda a: a.value if isinstance(a, Const) else env[a.id]
+        vd, dyn = self.vd, self.dyn
+        for n_eqn, e in enumerate(self.flat.eqns):
+            outs_v = [o for o in e.outputs if o.id in vd]
+            if not outs_v:
+                continue
+            if e.kind == "alias":
+                src = e.inputs[0]
+                if isinstance(src, Node) and src.id in vd:
+                    o = e.outputs[0]
+                    shape = self.rshape(o) if refined else o.shape
+                    yield o.id, src.id, diagonal(shape, jnp.ones((), o.dtype), const=True)
+                topo.extend(o.id for o in outs_v)
+                continue
+            if e.kind != "op":
+                continue
+            wrt = [isinstance(a, Node) and a.id in vd and a.id not in self.flat.nondiff
+                   for a in e.inputs]
+            if not any(wrt):
+                continue
+            if seen_eqns is not None:
+                seen_eqns.append(n_eqn)
+            ctx = RuleContext(
+                e.primitive, e.params, [read(a) for a in e.inputs], [env[o.id] for o in e.outputs],
+                wrt, [isinstance(a, Const) or a.id not in dyn for a in e.inputs],
+                [self.patterns.get(a.id) if isinstance(a, Node) else None for a in e.inputs],
+            )
+            in_views = [self.view(a) for a in e.inputs]
+            out_views = [self.view(o) for o in e.outputs]
+            if refined and n_eqn in self.view_rules:
+                rows = self.view_rules[n_eqn](ctx, in_views, out_views)
+            else:
+                rows = rule_for(e.primitive, self.owner)(ctx)
+                if refined:
+                    rows = [[None if j is None else refine(j, ov, iv)
+                             for j, iv in zip(row, in_views)]
+                            for row, ov in zip(rows, out_views)]
+            for o, row in zip(e.outputs, rows):
+                if o.id not in vd:
+                    continue
+                for k, (a, jac) in enumerate(zip(e.inputs, row)):
+                    if jac is not None and wrt[k]:
+                        yield o.id, a.id, jac
+            topo.extend(o.id for o in outs_v)
+
+    # ----- view refinement (trace time) ---------------------------------------------------------
+    def _refine_views(self, p_leaves, s_leaves, x_leaves):
+        """Split dims into the finest sub-dims that every reshape, split, slice and
+        concatenation agrees with (see :mod:`._views`), and record which of those ops keep a
+        dense block because no common refinement exists."""
+        structure, eqns = [], []
+
+        def probe(p, s, xx):
+            env = self.values(p, s, xx)
+            for succ, pred, jac in self._edges(env, [], refined=False, seen_eqns=eqns):
+                structure.append((succ, pred, jac.ties, jac.out_shape, jac.in_shape))
+            return 0
+
+        jax.eval_shape(probe, p_leaves, s_leaves, x_leaves)
+        solver = ViewSolver()
+        for succ, pred, ties, out_shape, in_shape in structure:
+            for d, size in enumerate(out_shape):
+                solver.add((succ, d), size)
+            for d, size in enumerate(in_shape):
+                solver.add((pred, d), size)
+            for o, i in ties:
+                solver.union((succ, o), (pred, i))
+        # A state leaf is one value across steps: its old and new views are one, and they stay
+        # the cell's own shape (the online learner holds states as the cell returns them).
+        for node, new in zip(self.s_nodes, self.state_out):
+            for d, size in enumerate(node.shape):
+                solver.add((node.id, d), size)
+                if isinstance(new, Node):
+                    solver.add((new.id, d), size)
+                    solver.union((node.id, d), (new.id, d))
+                solver.freeze((node.id, d))
+        self.view_report = []
+        for n_eqn in dict.fromkeys(eqns):
+            e = self.flat.eqns[n_eqn]
+            name = e.primitive.name
+            if name not in VIEW_RULES:
+                continue
+            in_shapes = [tuple(a.shape) for a in e.inputs]
+            out_shapes = [tuple(o.shape) for o in e.outputs]
+            if name == "reshape" and _only_size_one(in_shapes[0], out_shapes[0]):
+                continue  # already ties
+            constraint_of, rule = VIEW_RULES[name]
+            in_ids = [a.id if isinstance(a, Node) else ("const", n_eqn, k)
+                      for k, a in enumerate(e.inputs)]
+            con = constraint_of(e.params, in_shapes, out_shapes, in_ids,
+                                [o.id for o in e.outputs])
+            what = f"{name} {_shapes(in_shapes)} -> {_shapes(out_shapes)}"
+            if con is None:
+                self.view_report.append((what, "its offsets and sizes share no factor"))
+                continue
+            for key, size in con.keys():
+                solver.add(key, size)
+            reason = solver.offer(con)
+            if reason is None:
+                self.view_rules[n_eqn] = rule
+            else:
+                self.view_report.append((what, reason))
+        nodes = {n.id: n for n in self._all_nodes()}
+        for node_id, node in nodes.items():
+            view = tuple(solver.view((node_id, d), size) for d, size in enumerate(node.shape))
+            if any(len(v) > 1 for v in view):
+                self.views[node_id] = view
+        self.phi_shapes_orig = [n.shape for n in self.phi_nodes]
+        self.phi_nodes = [Node(self.rshape(n), n.dtype, n.name, id=n.id)
+                          for n in self.phi_nodes]
 
     # ----- traced parameters back to the cell's parameters ------------------------------------
     def phi_of(self, p_leaves):
@@ -365,4 +466,12 @@ class StepGraph:
                 outs = ins if e.kind == "nondiff" else jc.bind(e.primitive, e.params, *ins)
                 for o, v in zip(e.outputs, outs):
                     env[o.id] = v
-        return [env[n.id] for n in self.phi_nodes]
+        return [jnp.reshape(env[n.id], n.shape) for n in self.phi_nodes]
+
+
+def _only_size_one(in_shape, out_shape) -> bool:
+    return [d for d in in_shape if d != 1] == [d for d in out_shape if d != 1]
+
+
+def _shapes(shapes) -> str:
+    return ", ".join("(" + ", ".join(map(str, s)) + ")" for s in shapes)

@@ -458,3 +458,49 @@ def sharpen(j: SJac) -> SJac:
                 diag = np.diagonal(p, axis1=-2, axis2=-1)
                 return sharpen(dataclasses.replace(tie_part(j, o, i), pattern=diag))
     return j
+
+
+def refine(j: SJac, out_view, in_view) -> SJac:
+    """``j`` with each dim seen as its sub-dims: ``out_view[o]`` (``in_view[i]``) are the sizes,
+    outermost first, that output dim ``o`` (input dim ``i``) is split into, row-major.
+
+    A tie ``(o, i)`` becomes one tie per sub-dim, so both dims must be split alike; ``val`` and
+    ``pattern`` are reshaped (free: row-major), never copied into a larger array.
+    """
+    out_view = [tuple(v) for v in out_view]
+    in_view = [tuple(v) for v in in_view]
+    if all(len(v) == 1 for v in out_view + in_view):
+        return j
+    o_start = [sum(len(v) for v in out_view[:o]) for o in range(len(out_view))]
+    i_start = [sum(len(v) for v in in_view[:i]) for i in range(len(in_view))]
+    ties = set()
+    for o, i in j.ties:
+        if out_view[o] != in_view[i]:
+            raise ValueError(f"cannot refine a tie between dims split as {out_view[o]} and "
+                             f"{in_view[i]}")
+        ties.update((o_start[o] + k, i_start[i] + k) for k in range(len(out_view[o])))
+
+    def sub(key):
+        o, i = key
+        if o is not None and i is not None:
+            return [(o_start[o] + k, i_start[i] + k) for k in range(len(out_view[o]))]
+        if o is not None:
+            return [(o_start[o] + k, None) for k in range(len(out_view[o]))]
+        return [(None, i_start[i] + k) for k in range(len(in_view[i]))]
+
+    def sizes(key):
+        o, i = key
+        return out_view[o] if o is not None else in_view[i]
+
+    keys = tuple(k for key in j.val_keys for k in sub(key))
+    shape = tuple(s for key in j.val_keys for s in sizes(key))
+    if _is_abstract(j.val):
+        val = Abstract(shape, j.val.dtype)
+    elif isinstance(j.val, np.ndarray):
+        val = np.reshape(j.val, shape)  # a trace-time constant stays one
+    else:
+        val = jnp.reshape(j.val, shape)
+    pattern = None if j.pattern is None else np.reshape(j.pattern, shape)
+    out_shape = tuple(s for v in out_view for s in v)
+    in_shape = tuple(s for v in in_view for s in v)
+    return SJac(out_shape, in_shape, frozenset(ties), val, keys, j.const, pattern)
