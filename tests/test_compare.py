@@ -14,7 +14,7 @@ from snnplast._cli import main
 from snnplast.data import SpikeDataset, Split, write_shd_h5
 from snnplast.train import TrainConfig, build_model, compare, loss_and_grad, parse_method
 from snnplast.train._augment import shift_channels
-from snnplast.train._compare import first_batch, gradient_agreement, parse_methods
+from snnplast.train import first_batch, gradient_agreement, parse_methods
 
 KEYS = ("zero", "one", "two")
 METHODS = ("bptt", "diagonal", "immediate")
@@ -226,7 +226,7 @@ def test_parse_methods_canonical_forms():
 def test_a_diverged_run_is_reported_and_the_rest_go_on(tmp_path, monkeypatch, capsys):
     import snnplast.train._compare as compare_module
 
-    def diverging_fit(config, dataset, out_dir, progress=True):
+    def diverging_fit(config, dataset, out_dir, progress=True, model=None):
         raise FloatingPointError("training diverged in epoch 1: batch loss nan")
 
     monkeypatch.setattr(compare_module, "fit", diverging_fit)

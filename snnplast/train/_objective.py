@@ -16,11 +16,12 @@ import jax
 import jax.numpy as jnp
 from jaxtyping import Array, Float, Int
 
+from .._errors import ValidationError
 from .._cell import Cell
 from .._rollout import unroll
 from ..online import online_loss_and_grad
 from ..policies import Policy
-from ._method import METHODS
+from ._method import method_usages
 
 
 def cross_entropy(logits: Float[Array, " K"], label: Int[Array, ""]) -> Float[Array, ""]:
@@ -85,4 +86,4 @@ def loss_and_grad(model: Cell, x: Float[Array, "B T C"], y: Int[Array, " B"], me
         loss, grads, scores = online_loss_and_grad(model, x, targets, method, cross_entropy,
                                                    with_scores=True)
         return (loss, scores), grads
-    raise ValueError(f"loss_and_grad supports methods {', '.join(METHODS)}; got {method!r}")
+    raise ValidationError(f"loss_and_grad supports methods {', '.join(method_usages())}; got {method!r}")

@@ -13,13 +13,15 @@ import jax.numpy as jnp
 import numpy as np
 from tqdm.auto import tqdm
 
-from ._batches import padded_batches, training_batches
+from .._errors import ValidationError, ValidationTypeError
+from ._batches import training_batches
 from ._checkpoint import MODEL_FILE, MODEL_SPEC_FILE, save_model, write_json, write_jsonl
 from ._config import TrainConfig
 from ._method import parse_method
 from ._metrics import peak_memory_bytes, temp_bytes
-from ._models import build_model
-from ._objective import evaluate_batch, loss_and_grad
+from ._evaluate import evaluate_padded
+from ._models import network
+from ._objective import loss_and_grad
 from ._optimizer import make_optimizer
 
 METRICS_FILE = "metrics.jsonl"
@@ -43,38 +45,20 @@ def _make_train_step(optimizer, method):
     return step
 
 
-@eqx.filter_jit
-def _eval_step(model, x, y, weight):
-    return evaluate_batch(model, x.astype(jnp.float32), y, weight)
-
-
-def _evaluate(model, split, size: int) -> tuple[float | None, float | None]:
-    """Mean loss and accuracy over a split, in padded batches of `size`; None if it is empty."""
-    n = len(split.y)
-    if n == 0:
-        return None, None
-    loss_sum, correct = 0.0, 0.0
-    for xb, yb, weight in padded_batches(split.x, split.y, size):
-        loss_b, correct_b = _eval_step(model, xb, yb, weight)
-        loss_sum += float(loss_b)
-        correct += float(correct_b)
-    return loss_sum / n, correct / n
-
-
 def _check_dataset(dataset) -> None:
     for name in ("train", "val", "test"):
         split = getattr(dataset, name)
         if split.x.ndim != 3 or split.x.shape[2] != dataset.n_channels:
-            raise ValueError(
+            raise ValidationError(
                 f"{name} inputs must be [N, T, {dataset.n_channels}], got shape {split.x.shape}"
             )
         if len(split.y) and not (0 <= split.y.min() and split.y.max() < dataset.n_classes):
-            raise ValueError(
+            raise ValidationError(
                 f"{name} labels must lie in [0, {dataset.n_classes}), got "
                 f"[{split.y.min()}, {split.y.max()}]"
             )
     if len(dataset.train.y) == 0:
-        raise ValueError("the training split is empty")
+        raise ValidationError("the training split is empty")
 
 
 def _dataset_info(dataset) -> dict:
@@ -102,8 +86,21 @@ def _best(records: list[dict]) -> dict:
     }
 
 
-def fit(config: TrainConfig, dataset, out_dir: str | os.PathLike, progress: bool = True) -> dict:
-    """Train ``build_model(config.model, ...)`` on `dataset`, saving everything under `out_dir`.
+def fit(
+    config: TrainConfig,
+    dataset,
+    out_dir: str | os.PathLike,
+    progress: bool = True,
+    *,
+    model=None,
+) -> dict:
+    """Train a network on `dataset` with ``config``'s method, saving everything under `out_dir`.
+
+    The network is ``build_model(config.model, ...)``, a registered model or ``module:factory``
+    completed with the leaky-integrator readout, unless `model` is given: then `model` is
+    trained from its own weights (a :class:`snnplast.Sequential` ending in an
+    :class:`snnplast.LI` as it is, any other cell as a hidden layer under the standard readout;
+    see :func:`complete_model`), and ``config.model`` and ``config.hidden`` are not used.
 
     Each epoch shuffles the training split (deterministically from ``config.seed``), takes one
     Adam step per batch, then evaluates on the validation and test splits. At the end of every
@@ -127,6 +124,7 @@ def fit(config: TrainConfig, dataset, out_dir: str | os.PathLike, progress: bool
     - `dataset`: a ``snnplast.data.SpikeDataset`` (or any object with its fields).
     - `out_dir`: folder for the files; created if missing, files in it overwritten.
     - `progress`: show a progress bar per epoch with the running loss and accuracy.
+    - `model`: a :class:`snnplast.Cell` to train instead of ``config.model``.
 
     **Returns:** the summary, as written to ``summary.json``.
 
@@ -134,23 +132,21 @@ def fit(config: TrainConfig, dataset, out_dir: str | os.PathLike, progress: bool
     becomes non-finite (the files keep the last complete epoch).
     """
     if not isinstance(config, TrainConfig):
-        raise TypeError(f"config must be a TrainConfig, got {type(config).__name__}")
+        raise ValidationTypeError(f"config must be a TrainConfig, got {type(config).__name__}")
     _check_dataset(dataset)
     start = time.perf_counter()
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
 
     method = parse_method(config.method, config.lam)
-    spec = {
-        "model": config.model,
-        "n_in": dataset.n_channels,
-        "hidden": config.hidden,
-        "n_classes": dataset.n_classes,
-    }
-    model_key = jax.random.PRNGKey(config.seed)
-    model = build_model(
-        config.model, dataset.n_channels, config.hidden, dataset.n_classes, key=model_key
-    )
+    model, spec = network(
+        config.model if model is None else model,
+        config.seed, config.hidden, dataset.n_channels, dataset.n_classes,
+    )  # fmt: skip
+    recorded = config.to_dict()
+    if spec["model"] is None:
+        # What was trained is the object, not config.model: the record must not claim otherwise.
+        recorded.update(model=f"object:{spec['class']}", hidden=None)
     rng = np.random.default_rng(config.seed)
     train = dataset.train
     batch = min(config.batch, len(train.y))
@@ -199,8 +195,8 @@ def fit(config: TrainConfig, dataset, out_dir: str | os.PathLike, progress: bool
                 bar.update(1)
                 bar.set_postfix(loss=f"{loss_sum / seen:.3f}", acc=f"{correct / seen:.3f}")
             train_seconds = time.perf_counter() - epoch_start
-            val_loss, val_accuracy = _evaluate(model, dataset.val, eval_size)
-            test_loss, test_accuracy = _evaluate(model, dataset.test, eval_size)
+            val_loss, val_accuracy = evaluate_padded(model, dataset.val, eval_size)
+            test_loss, test_accuracy = evaluate_padded(model, dataset.test, eval_size)
             if val_accuracy is not None:
                 bar.set_postfix(
                     loss=f"{loss_sum / seen:.3f}", acc=f"{correct / seen:.3f}",
@@ -238,7 +234,7 @@ def fit(config: TrainConfig, dataset, out_dir: str | os.PathLike, progress: bool
             "n_parameters": int(n_parameters),
             "model": spec,
             "dataset": _dataset_info(dataset),
-            "config": config.to_dict(),
+            "config": recorded,
             "files": [METRICS_FILE, SUMMARY_FILE, MODEL_FILE, MODEL_SPEC_FILE],
             "jax_version": jax.__version__,
             "device": str(jax.devices()[0].device_kind),
