@@ -127,7 +127,6 @@ def test_json_has_every_method_with_finite_numbers(compared):
         assert all(math.isfinite(c) for c in r["cosine_by_parameter"].values())
         assert [p["epoch"] for p in r["curves"]] == [1, 2]
         assert all(math.isfinite(p["train_loss"]) for p in r["curves"])
-    assert abs(runs["bptt"]["cosine"] - 1.0) < 1e-6
     assert report["config"]["hidden"] == 8 and "method" not in report["config"]
     assert report["dataset"]["n_classes"] == 3
     assert len(report["gradient_batch"]["indices"]) == 11
@@ -175,7 +174,6 @@ def test_cosine_is_that_of_the_first_batch_fit_trains_on(getkey):
         flat.append(np.concatenate([np.asarray(g, np.float64).ravel() for g in leaves]))
     want = flat[0] @ flat[1] / (np.linalg.norm(flat[0]) * np.linalg.norm(flat[1]))
     np.testing.assert_allclose(agreement["diagonal"]["cosine"], want, rtol=1e-5)
-    assert agreement["bptt"]["cosine"] == pytest.approx(1.0, abs=1e-12)
 
 
 def test_reference_is_computed_but_not_trained_when_absent(tmp_path):
@@ -183,7 +181,6 @@ def test_reference_is_computed_but_not_trained_when_absent(tmp_path):
     report = compare(["immediate"], config, _fake_dataset(), tmp_path, progress=False)
     runs = {r["method"]: r for r in report["runs"]}
     assert runs["immediate"]["trained"] and not runs["bptt"]["trained"]
-    assert runs["bptt"]["cosine"] == pytest.approx(1.0, abs=1e-12)
     assert not (tmp_path / "bptt").exists()
     assert "bptt (reference, not trained)" in (tmp_path / "compare.md").read_text()
 

@@ -69,7 +69,6 @@ def test_custom_neuron_trains_and_compares(tmp_path, monkeypatch):
     report, data, cell = namespace["report"], namespace["data"], namespace["cell"]
     runs = {r["method"]: r for r in report["runs"]}
     assert list(runs) == ["bptt", "diagonal"] and len(printed.splitlines()) == 2
-    assert runs["bptt"]["cosine"] == pytest.approx(1.0, abs=1e-9)
     assert -1.0 <= runs["diagonal"]["cosine"] <= 1.0
     assert report["config"]["model"] == "object:readme.QuadraticIF"
     # The trained network is the user's cell under the standard readout, and it reloads.
