@@ -12,9 +12,17 @@ import pytest
 
 from snnplast._cli import main
 from snnplast.data import SpikeDataset, Split, write_shd_h5
-from snnplast.train import TrainConfig, build_model, compare, loss_and_grad, parse_method
+from snnplast.train import (
+    TrainConfig,
+    build_model,
+    compare,
+    first_batch,
+    gradient_agreement,
+    loss_and_grad,
+    parse_method,
+    parse_methods,
+)
 from snnplast.train._augment import shift_channels
-from snnplast.train import first_batch, gradient_agreement, parse_methods
 
 KEYS = ("zero", "one", "two")
 METHODS = ("bptt", "diagonal", "immediate")

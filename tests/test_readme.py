@@ -21,7 +21,7 @@ README = (ROOT / "README.md").read_text()
 
 
 def _python_blocks():
-    return re.findall(r"```python\n(.*?)```", README, flags=re.S)
+    return re.findall(r"```python\n(.*?)```", README, flags=re.DOTALL)
 
 
 def _block(marker):
@@ -128,7 +128,7 @@ def test_readme_tables_list_the_registries():
     table = README[README.index("| method | `--method` |"):]
     table = table[: table.index("\n\n")]
     rows = "\n".join(table.splitlines()[2:])  # below the header and its rule
-    listed = re.findall(r"^\| [^|]+ \| `([^`]+)` \|", rows, flags=re.M)
+    listed = re.findall(r"^\| [^|]+ \| `([^`]+)` \|", rows, flags=re.MULTILINE)
     assert listed == list(sp.train.method_usages())
     usage = re.search(r"`snnplast train .*?\[--model ([^\]]+)\].*?\[--method ([^\]]+)\]", README)
     models, methods = (group.replace("\\|", "|").split("|") for group in usage.groups())

@@ -49,7 +49,7 @@ def main(argv=None) -> int:
         return 2
     try:
         return int(args.func(args) or 0)
-    except Exception as e:
+    except Exception as e:  # noqa: BLE001 - sorted into bad input and bugs right here
         if not is_validation_error(e):
             traceback.print_exc()
             print(
@@ -96,7 +96,7 @@ def _report_to() -> str:
             label, _, address = url.partition(",")
             if "issue" in label.lower() or "bug" in label.lower():
                 return address.strip()
-    except Exception:  # metadata is a nicety here: never let it hide the real error
+    except Exception:  # noqa: BLE001, S110 - a nicety: never let it hide the real error
         pass
     return "the snnplast maintainers (the project's issue tracker)"
 

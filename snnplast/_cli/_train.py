@@ -101,8 +101,8 @@ def registry_epilog() -> str:
         return [f"{title}:"] + [f"  {name:<{width}}  {text}" for name, text in rows]
 
     models = [(name, entry.help) for name, entry in MODELS.items()]
-    models.append(("module:factory", "your own: factory(n_in, hidden, *, key) -> Cell, completed "
-                   "with the LI readout"))
+    own = "your own: factory(n_in, hidden, *, key) -> Cell, completed with the LI readout"
+    models.append(("module:factory", own))
     return "\n".join(table("methods", method_help()) + [""] + table("models", models))
 
 

@@ -1,3 +1,4 @@
+# ruff: noqa: I001 - the policies are imported in the order `--help` lists their methods.
 """Transport policies: how much of the recurrent Jacobian a trace carries.
 
 A policy is a small :class:`Policy` subclass (one file each); it receives each block of the

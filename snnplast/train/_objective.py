@@ -16,8 +16,8 @@ import jax
 import jax.numpy as jnp
 from jaxtyping import Array, Float, Int
 
-from .._errors import ValidationError
 from .._cell import Cell
+from .._errors import ValidationError
 from .._rollout import unroll
 from ..online import online_loss_and_grad
 from ..policies import Policy
@@ -64,9 +64,9 @@ def evaluate_batch(model: Cell, x: Float[Array, "B T C"], y: Int[Array, " B"], w
 def loss_and_grad(model: Cell, x: Float[Array, "B T C"], y: Int[Array, " B"], method="bptt"):
     """The batch loss, the class scores and the gradient of the loss, by `method`.
 
-    Every gradient method of the trainer passes through here, so adding one (an online
-    transport policy supplying its own batched loss and gradient) is a change in this function
-    and in :func:`parse_method` only.
+    Every gradient method of the trainer passes through here: ``"bptt"``, or any
+    :class:`snnplast.Policy` (a registered method's, or a user's own), whose traces the online
+    learner runs.
 
     **Arguments:**
 
@@ -86,4 +86,7 @@ def loss_and_grad(model: Cell, x: Float[Array, "B T C"], y: Int[Array, " B"], me
         loss, grads, scores = online_loss_and_grad(model, x, targets, method, cross_entropy,
                                                    with_scores=True)
         return (loss, scores), grads
-    raise ValidationError(f"loss_and_grad supports methods {', '.join(method_usages())}; got {method!r}")
+    raise ValidationError(
+        f"loss_and_grad takes 'bptt' or a Policy (parse_method makes one of "
+        f"{', '.join(method_usages())}); got {method!r}"
+    )
