@@ -166,7 +166,7 @@ USER_MODULE = '''
 
 def test_cli_trains_a_module_factory_and_load_model_rebuilds_it(tmp_path, monkeypatch, capsys):
     from snnplast import data
-    from snnplast.train import evaluate, load_model, resolve_model
+    from snnplast.train import evaluate_model, load_model, resolve_model
 
     (tmp_path / "usercells.py").write_text(textwrap.dedent(USER_MODULE))
     monkeypatch.setenv("SNNPLAST_CACHE", str(tmp_path / "cache"))
@@ -183,7 +183,7 @@ def test_cli_trains_a_module_factory_and_load_model_rebuilds_it(tmp_path, monkey
     trained = load_model(out)  # from model.json alone
     assert type(trained.layers[0]).__name__ == "LeakyTanh"
     test = data.load_dataset(folder, n_bins=20, progress=False).test
-    _, accuracy = evaluate(trained, test)
+    _, accuracy = evaluate_model(trained, test)
     assert accuracy == pytest.approx(summary["test_accuracy"], abs=1e-6)
     # the same module by its import name, as `python -m` finds modules in the current folder
     monkeypatch.chdir(tmp_path)

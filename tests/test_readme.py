@@ -75,7 +75,7 @@ def test_custom_neuron_trains_and_compares(tmp_path, monkeypatch):
     trained = namespace["trained"]
     assert isinstance(trained, sp.Sequential) and isinstance(trained.layers[0], type(cell))
     assert isinstance(trained.layers[1], sp.LI) and trained.layers[1].weight.shape == (20, 8)
-    loss, accuracy = sp.train.evaluate(trained, data.test)
+    loss, accuracy = sp.train.evaluate_model(trained, data.test)
     assert accuracy == pytest.approx(runs["diagonal"]["test_accuracy"], abs=1e-6)
     assert math.isfinite(loss)
 

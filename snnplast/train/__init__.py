@@ -11,7 +11,7 @@ from ._agreement import gradient_agreement as gradient_agreement
 from ._checkpoint import load_model as load_model
 from ._compare import compare as compare
 from ._config import TrainConfig as TrainConfig
-from ._evaluate import evaluate as evaluate
+from ._evaluate_model import evaluate_model as evaluate_model
 from ._method import method_help as method_help
 from ._method import method_usages as method_usages
 from ._method import parse_method as parse_method

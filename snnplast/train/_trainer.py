@@ -17,7 +17,7 @@ from .._errors import ValidationError, ValidationTypeError
 from ._batches import training_batches
 from ._checkpoint import MODEL_FILE, MODEL_SPEC_FILE, save_model, write_json, write_jsonl
 from ._config import TrainConfig
-from ._evaluate import evaluate_padded
+from ._evaluate_model import evaluate_padded
 from ._method import parse_method
 from ._metrics import peak_memory_bytes, temp_bytes
 from ._models import network

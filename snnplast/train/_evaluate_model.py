@@ -1,4 +1,4 @@
-"""``evaluate``: a trained network's loss and accuracy on a split, in padded batches."""
+"""``evaluate_model``: a trained network's loss and accuracy on a split, in padded batches."""
 
 from __future__ import annotations
 
@@ -14,7 +14,7 @@ def _eval_step(model, x, y, weight):
     return evaluate_batch(model, x.astype(jnp.float32), y, weight)
 
 
-def evaluate(model, split, batch: int = 250) -> tuple[float | None, float | None]:
+def evaluate_model(model, split, batch: int = 250) -> tuple[float | None, float | None]:
     """Mean loss and accuracy of `model` over `split`, as ``fit`` reports them every epoch.
 
     **Arguments:**
@@ -30,7 +30,7 @@ def evaluate(model, split, batch: int = 250) -> tuple[float | None, float | None
 
 
 def evaluate_padded(model, split, size: int) -> tuple[float | None, float | None]:
-    """:func:`evaluate` in batches of exactly `size` (padded), so that splits of different
+    """:func:`evaluate_model` in batches of exactly `size` (padded), so that splits of different
     lengths share one compiled evaluation."""
     n = len(split.y)
     if n == 0:
