@@ -283,6 +283,13 @@ def test_head_sparse_limits(x64, getkey):
     assert 1e-8 < _rel(half, ref) < _rel(imm, ref) + 1e-12
 
 
+def test_head_sparse_refuses_a_cell_without_heads(getkey):
+    cell = BUILTIN["rlif"](getkey())
+    xs = jnp.zeros((3, N_IN))
+    with pytest.raises(sp.ValidationError, match=r"head axis.*\(4,\)"):
+        sp.gradients(cell, xs, jnp.zeros((3, 4)), loss=_sq, method=sp.HeadSparse(0.5))
+
+
 def test_bad_method_is_one_line(getkey):
     cell = BUILTIN["lif"](getkey())
     xs = jnp.zeros((3, N_IN))

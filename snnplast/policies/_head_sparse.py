@@ -48,6 +48,13 @@ class HeadSparse(Policy):
         return masks
 
     def init_state(self, context, key):
+        # A cell without a head axis would have every neuron taken for a head: refuse it.
+        if not any(len(shape) >= 2 for shape in context.s_shapes):
+            raise ValidationError(
+                f"HeadSparse needs state leaves with a leading head axis ([heads, ...], as "
+                f"LinearAttention's); this cell's state leaves are shaped "
+                f"{', '.join(str(tuple(s)) for s in context.s_shapes)}"
+            )
         return self._sample(context, key)
 
     def next_state(self, state, context, step, key):
