@@ -23,7 +23,9 @@ class TrainConfig:
 
     **Fields:**
 
-    - `model`: a name of :func:`build_model` (``lif, alif, rlif, ralif, rnn, lstm, gru``).
+    - `model`: a registered model (``lif, alif, rlif, ralif, rnn, lstm, gru, attention,
+      columnar``) or ``module:factory`` (see :func:`resolve_model`); ``fit(..., model=cell)``
+      trains a Cell object instead.
     - `hidden`: hidden neurons.
     - `method`: the gradient method's text form (see :func:`parse_method`).
     - `lam`: factor on the carried part of an online trace; 1.0 for ``bptt``.
