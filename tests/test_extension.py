@@ -173,14 +173,17 @@ def test_cli_trains_a_module_factory_and_load_model_rebuilds_it(tmp_path, monkey
     folder = tmp_path / "shd"
     data.make_synth_shd(folder, n_per_class_train=3, n_per_class_test=1)
     out = tmp_path / "run"
-    model = f"{tmp_path / 'usercells.py'}:make"
-    argv = ["train", "--data", str(folder), "--model", model, "--hidden", "8", "--epochs", "1",
-            "--batch", "16", "--bins", "20", "--no-progress", "--out", str(out)]
+    monkeypatch.chdir(tmp_path)
+    argv = ["train", "--data", str(folder), "--model", "usercells.py:make", "--hidden", "8",
+            "--epochs", "1", "--batch", "16", "--bins", "20", "--no-progress", "--out", str(out)]
     assert main(argv) == 0
     spec = json.loads((out / "model.json").read_text())
-    assert spec["model"] == model and spec["hidden"] == 8
+    # a file named relative to the folder of the run is kept by its absolute path
+    assert spec["model"] == f"{(tmp_path / 'usercells.py').resolve()}:make" and spec["hidden"] == 8
     summary = json.loads((out / "summary.json").read_text())
-    trained = load_model(out)  # from model.json alone
+    (tmp_path / "elsewhere").mkdir()
+    monkeypatch.chdir(tmp_path / "elsewhere")
+    trained = load_model(out)  # from model.json alone, in another folder
     assert type(trained.layers[0]).__name__ == "LeakyTanh"
     test = data.load_dataset(folder, n_bins=20, progress=False).test
     _, accuracy = evaluate_model(trained, test)

@@ -118,8 +118,9 @@ def _load_module(module: str, text: str):
         sys.modules[name] = loaded
         spec.loader.exec_module(loaded)
         return loaded
-    # As `python -m` does: a module in the current folder is importable.
-    if os.getcwd() not in sys.path and "" not in sys.path:
+    # As `python -m` does, a module in the current folder is importable (while importing it).
+    added = os.getcwd() not in sys.path and "" not in sys.path
+    if added:
         sys.path.append(os.getcwd())
     try:
         return importlib.import_module(module)
@@ -127,6 +128,9 @@ def _load_module(module: str, text: str):
         if e.name and module.startswith(e.name):
             raise ValidationError(f"model {text!r}: no module named {e.name!r}") from None
         raise
+    finally:
+        if added:
+            sys.path.remove(os.getcwd())
 
 
 def resolve_model(model: str) -> ModelFactory:
@@ -246,6 +250,14 @@ def readout_key(seed: int):
     return jax.random.split(model_key(seed))[1]
 
 
+def _lasting(model: str) -> str:
+    """`model` as it still resolves from another folder: a ``.py`` file by its absolute path."""
+    module, colon, attr = model.rpartition(":")
+    if model in MODELS or not colon or not module.endswith(".py"):
+        return model
+    return f"{Path(module).expanduser().resolve()}:{attr}"
+
+
 def describe(model: Cell) -> str:
     """``module.Class`` of a model object, as runs record it."""
     cls = type(model)
@@ -268,7 +280,7 @@ def network(model, seed: int, hidden: int, n_in: int, n_classes: int) -> tuple[S
     """
     if isinstance(model, str):
         net = build_model(model, n_in, hidden, n_classes, key=model_key(seed))
-        spec = {"model": model, "n_in": n_in, "hidden": hidden, "n_classes": n_classes}
+        spec = {"model": _lasting(model), "n_in": n_in, "hidden": hidden, "n_classes": n_classes}
         return net, spec
     net = complete_model(model, n_in, n_classes, key=readout_key(seed))
     spec = {"model": None, "class": describe(model), "n_in": n_in, "hidden": None,
