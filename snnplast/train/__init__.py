@@ -17,10 +17,10 @@ from ._method import method_usages as method_usages
 from ._method import parse_method as parse_method
 from ._method_list import parse_methods as parse_methods
 from ._models import MODELS as MODELS
-from ._models import build_model as build_model
-from ._models import complete_model as complete_model
 from ._models import register_model as register_model
 from ._models import resolve_model as resolve_model
+from ._network import build_model as build_model
+from ._network import complete_model as complete_model
 from ._objective import batch_objective as batch_objective
 from ._objective import cross_entropy as cross_entropy
 from ._objective import loss_and_grad as loss_and_grad

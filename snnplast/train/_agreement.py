@@ -15,7 +15,7 @@ from ._batches import training_batches
 from ._config import TrainConfig
 from ._method import REFERENCE, parse_method
 from ._method_list import run_config
-from ._models import network
+from ._network import network
 from ._objective import loss_and_grad
 
 

@@ -10,7 +10,7 @@ from pathlib import Path
 import equinox as eqx
 
 from .._atomic import atomic_write_bytes
-from ._models import skeleton
+from ._network import skeleton
 
 MODEL_FILE = "model.eqx"
 MODEL_SPEC_FILE = "model.json"

@@ -17,7 +17,7 @@ from ._checkpoint import write_json
 from ._config import TrainConfig
 from ._method import REFERENCE
 from ._method_list import folder_name, parse_methods, run_config
-from ._models import describe
+from ._network import describe
 from ._report import markdown, one_line, plot
 from ._trainer import METRICS_FILE, SUMMARY_FILE, _check_dataset, _dataset_info, fit
 

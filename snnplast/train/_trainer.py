@@ -20,7 +20,7 @@ from ._config import TrainConfig
 from ._evaluate_model import evaluate_padded
 from ._method import parse_method
 from ._metrics import peak_memory_bytes, temp_bytes
-from ._models import network
+from ._network import network
 from ._objective import loss_and_grad
 from ._optimizer import make_optimizer
 
