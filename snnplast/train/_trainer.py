@@ -14,14 +14,13 @@ import numpy as np
 from tqdm.auto import tqdm
 
 from .._errors import ValidationError, ValidationTypeError
-from ._batches import training_batches
+from ._batches import padded_batches, training_batches
 from ._checkpoint import MODEL_FILE, MODEL_SPEC_FILE, save_model, write_json, write_jsonl
 from ._config import TrainConfig
-from ._evaluate_model import evaluate_padded
 from ._method import parse_method
 from ._metrics import peak_memory_bytes, temp_bytes
 from ._network import network
-from ._objective import loss_and_grad
+from ._objective import evaluate_batch, loss_and_grad
 from ._optimizer import make_optimizer
 
 METRICS_FILE = "metrics.jsonl"
@@ -43,6 +42,24 @@ def _make_train_step(optimizer, method):
         return model, opt_state, loss, correct
 
     return step
+
+
+@eqx.filter_jit
+def _eval_step(model, x, y, weight):
+    return evaluate_batch(model, x.astype(jnp.float32), y, weight)
+
+
+def _evaluate(model, split, size: int) -> tuple[float | None, float | None]:
+    """Mean loss and accuracy over a split, in padded batches of `size`; None if it is empty."""
+    n = len(split.y)
+    if n == 0:
+        return None, None
+    loss_sum, correct = 0.0, 0.0
+    for xb, yb, weight in padded_batches(split.x, split.y, size):
+        loss_b, correct_b = _eval_step(model, xb, yb, weight)
+        loss_sum += float(loss_b)
+        correct += float(correct_b)
+    return loss_sum / n, correct / n
 
 
 def _check_dataset(dataset) -> None:
@@ -195,8 +212,8 @@ def fit(
                 bar.update(1)
                 bar.set_postfix(loss=f"{loss_sum / seen:.3f}", acc=f"{correct / seen:.3f}")
             train_seconds = time.perf_counter() - epoch_start
-            val_loss, val_accuracy = evaluate_padded(model, dataset.val, eval_size)
-            test_loss, test_accuracy = evaluate_padded(model, dataset.test, eval_size)
+            val_loss, val_accuracy = _evaluate(model, dataset.val, eval_size)
+            test_loss, test_accuracy = _evaluate(model, dataset.test, eval_size)
             if val_accuracy is not None:
                 bar.set_postfix(
                     loss=f"{loss_sum / seen:.3f}", acc=f"{correct / seen:.3f}",
