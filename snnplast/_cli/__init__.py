@@ -67,9 +67,11 @@ def main(argv=None) -> int:
 def is_validation_error(e: BaseException) -> bool:
     """Whether `e` reports bad input (one line for the user) rather than a bug (a traceback).
 
-    A :class:`ValidationError` always does. So does a `ValueError`, `TypeError` or
-    `FileNotFoundError` raised by a ``raise`` statement of snnplast's own code outside the engine
-    and the online learner: the data and cell modules validate their arguments with these.
+    A :class:`ValidationError` always does, and so does any `ValueError`, `TypeError` or
+    `FileNotFoundError` of a class snnplast defines (the data package's ``SHDMissingError``,
+    ``SHDFormatError``, ``SpeechUnavailableError``). So does one of these built-in classes
+    raised by a ``raise`` statement of snnplast's own code outside the engine and the online
+    learner: the data and cell modules validate their arguments with them.
     The same classes raised inside JAX, NumPy or the engine (or by a failing builtin call in
     snnplast) are bugs.
     """
@@ -77,6 +79,8 @@ def is_validation_error(e: BaseException) -> bool:
         return True
     if not isinstance(e, ValueError | TypeError | FileNotFoundError) or e.__traceback__ is None:
         return False
+    if type(e).__module__.startswith(f"{__package__.split('.')[0]}."):
+        return True  # the project's own error types (SHDMissingError, SpeechUnavailableError, ...)
     tb = e.__traceback__
     while tb.tb_next is not None:
         tb = tb.tb_next
