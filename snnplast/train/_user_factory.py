@@ -40,10 +40,11 @@ def _load_module(module: str, text: str):
 
 
 def load_factory(model: str):
-    """The callable ``module:factory`` names (dots in ``factory`` for nested attributes).
+    """The callable ``module:factory`` names (dots in ``factory`` for nested attributes), or
+    ``None`` for a text that is not of that form.
 
-    **Raises:** `ValidationError` naming a text without ``module:``, a missing module, file or
-    attribute, or something that is not callable.
+    **Raises:** `ValidationError` naming a missing module, file or attribute, or something that
+    is not callable.
     """
     module, colon, attr = model.rpartition(":")
     if not colon or not module or not attr:
