@@ -39,14 +39,35 @@ def _synth_shd(args) -> int:
     return 0
 
 
+def _mapping(ids: list[int], names: list[str], limit: int = 30) -> str:
+    """``0=alice 1=bob ...``, cut after `limit` entries (the file holds them all)."""
+    pairs = [f"{i}={names[i]}" for i in ids]
+    more = f" ... ({len(pairs)} in all)" if len(pairs) > limit else ""
+    return " ".join(pairs[:limit]) + more
+
+
 def _convert_audio(args) -> int:
-    from ..data._convert_audio import convert_audio
+    import h5py
+    import numpy as np
+
+    from ..data._convert_audio import SPEAKER_NAMES, convert_audio, read_names
 
     out = convert_audio(
         args.in_dir, args.out, labels=args.labels, seed=args.seed,
         exact_length=args.exact_length, workers=args.workers, progress=not args.quiet,
     )  # fmt: skip
-    print(f"wrote {out}")
+    # Printed from the file just written, so what is shown is what is stored.
+    classes, speakers = read_names(out)
+    with h5py.File(out, "r") as f:
+        labels, speaker_ids = f["labels"][()], f["extra/speaker"][()]
+    used_classes = [int(i) for i in np.unique(labels)]
+    used_speakers = [int(i) for i in np.unique(speaker_ids)]
+    print(
+        f"wrote {out}: {len(labels)} recordings, {len(used_classes)} of {len(classes)} classes, "
+        f"{len(used_speakers)} speakers"
+    )
+    print(f"classes (extra/keys): {_mapping(used_classes, classes)}")
+    print(f"speakers ({SPEAKER_NAMES}): {_mapping(used_speakers, speakers)}")
     return 0
 
 
@@ -100,12 +121,19 @@ def register(subparsers) -> None:
         help="convert a folder of labelled mono WAV files to one SHD-layout file",
         description=(
             "Convert mono WAV files to spikes with the Lauscher cochlea and write one .h5 file in "
-            "SHD's layout. Labels and speakers come from --labels CSV (header file,label[,speaker]) "
-            "or from file names LABEL_speaker_ID.wav such as 7_speaker_12.wav. Labels that are "
-            "SHD classes (0-19, or names like seven / sieben) keep SHD's class list."
+            "SHD's layout. Labels and speakers come from the folder's layout: file names "
+            "LABEL_speaker_ID.wav (7_speaker_12.wav) or LABEL_SPEAKER_INDEX.wav (the Free Spoken "
+            "Digit Dataset's 7_jackson_32.wav); or one folder per label (yes/0a7c2a8d_nohash_0.wav, "
+            "as in Speech Commands; the speaker is read from names SPEAKER_nohash_N, "
+            "LABEL_speaker_ID or LABEL_SPEAKER_INDEX, else unknown; folders starting with _ are "
+            "skipped); or from --labels CSV (header file,label[,speaker]). Labels that are SHD "
+            "classes (0-19, or names like seven / sieben) keep SHD's class list; other labels "
+            "become classes in sorted order. Speaker names get integer ids; the file keeps the "
+            "name of each id in extra/speaker_names, and both mappings are printed."
         ),
     )
-    convert.add_argument("in_dir", type=Path, metavar="IN_DIR", help="folder of .wav files")
+    convert.add_argument("in_dir", type=Path, metavar="IN_DIR",
+                         help="folder of .wav files, or of one folder of them per label")  # fmt: skip
     convert.add_argument("--out", required=True, type=Path, metavar="FILE.h5", help="output file")
     convert.add_argument("--labels", type=Path, default=None, metavar="CSV",
                          help="CSV with columns file,label[,speaker]")  # fmt: skip

@@ -130,6 +130,12 @@ def register(subparsers) -> None:
         lam_help="factor on an online trace's carried part",
         out_help="output folder (default runs/<model>-<method>-<time>)",
     )
+    p.add_argument(
+        "--tensorboard",
+        action="store_true",
+        help="also write TensorBoard event files into the output folder (needs tensorboardX: "
+        "pip install 'snnplast[tensorboard]')",
+    )
     p.set_defaults(func=run)
 
 
@@ -165,19 +171,26 @@ def config_from_args(args: argparse.Namespace, method: str):
 
 def run(args: argparse.Namespace) -> int:
     from ..data import load_dataset
-    from ..train import fit, format_bytes
+    from ..train import TensorBoardSink, fit, format_bytes
 
     config = config_from_args(args, args.method)
     out = Path(args.out or f"runs/{_slug(config.model)}-{_slug(config.method)}-"
                f"{time.strftime('%Y%m%d-%H%M%S')}")
     progress = not args.no_progress
+    if args.tensorboard:
+        # Checked before minutes of data loading; the writer itself is opened with the run.
+        TensorBoardSink.check_available()
     # The validation speakers stay fixed across seeds: the seed varies weights and order only.
     dataset = load_dataset(args.data, n_bins=args.bins, progress=progress)
+    sinks = [TensorBoardSink(out)] if args.tensorboard else []
     try:
-        summary = fit(config, dataset, out, progress=progress)
+        summary = fit(config, dataset, out, progress=progress, sinks=sinks)
     except FloatingPointError as e:
         print(f"snnplast train: error: {e} (last complete epoch kept in {out})", file=sys.stderr)
         return 1
+    finally:
+        for sink in sinks:
+            sink.close()
     d = summary["dataset"]
     rows = [
         ("val accuracy", _pct(summary["val_accuracy"])),

@@ -1,94 +1,40 @@
 """A folder of the user's own labelled WAV recordings, converted to one SHD-layout spike file.
 
-Labels and speakers come from a CSV (columns ``file,label[,speaker]``, with that header) or from
-file names ``LABEL_speaker_ID.wav`` (anything after a further ``_`` is ignored:
-``7_speaker_12_take3.wav``). A label is a class index or a class name. When every label is one of
-SHD's (an index 0-19 or a name such as ``seven``/``sieben``), SHD's class list is used, so the
-file lines up with SHD; otherwise the classes are the distinct labels, sorted.
+Labels and speakers come from the folder's layout (see :mod:`._audio_layouts`): file names
+``LABEL_speaker_ID.wav`` or ``LABEL_SPEAKER_INDEX.wav`` (the Free Spoken Digit Dataset), one
+folder per label (Speech Commands), or a CSV. A label is a class index or a class name. When
+every label is one of SHD's (an index 0-19 or a name such as ``seven``/``sieben``), SHD's class
+list is used, so the file lines up with SHD; otherwise the classes are the distinct labels,
+sorted. Speakers of any name get integer ids; the name of each id is stored in the file.
 """
 
 from __future__ import annotations
 
-import csv
 import os
-import re
-from dataclasses import dataclass
 from pathlib import Path
 
+import h5py
 import numpy as np
 
+from .._atomic import atomic_write
 from ._audio import read_wav, save_sidecar
+from ._audio_layouts import Recording, find_layout, from_csv, speaker_ids
 from ._basilar_membrane import fast_length
 from ._cochlea import Cochlea, cochlea_batch
 from ._shd_file import write_shd_h5
 from ._speech import SHD_KEYS
 
-_NAME = re.compile(r"^(?P<label>[^_]+)_speaker_(?P<speaker>\d+)(?:_.*)?$", re.IGNORECASE)
 # Recordings are padded (centred, with silence) to lengths on this grid, so that clips share the
 # basilar membrane's transfer matrix; the spike times are then shifted back to the recording's
 # own clock and cut to its duration.
 _LENGTH_STEP_S = 0.1
-
-
-@dataclass(frozen=True)
-class Recording:
-    path: Path
-    label: str
-    speaker: int
-
-
-def _from_names(in_dir: Path) -> list[Recording]:
-    files = sorted(p for p in in_dir.iterdir() if p.is_file() and not p.name.startswith("."))
-    found = []
-    for path in files:
-        if path.suffix.lower() == ".csv":
-            continue
-        if path.suffix.lower() != ".wav":
-            raise ValueError(f"{path}: not a .wav file; only WAV audio is supported")
-        match = _NAME.match(path.stem)
-        if match is None:
-            raise ValueError(
-                f"{path}: no label; name it LABEL_speaker_ID.wav (e.g. 7_speaker_12.wav) "
-                "or list it in a CSV given with --labels"
-            )
-        found.append(Recording(path, match["label"], int(match["speaker"])))
-    return found
-
-
-def _from_csv(in_dir: Path, table: Path) -> list[Recording]:
-    if not table.is_file():
-        raise FileNotFoundError(f"{table}: no such labels file")
-    with open(table, newline="") as f:
-        reader = csv.DictReader(f)
-        columns = [c.strip().lower() for c in (reader.fieldnames or [])]
-        if "file" not in columns or "label" not in columns:
-            raise ValueError(
-                f"{table}: needs a header with columns file,label[,speaker]; got {columns}"
-            )
-        rows = [
-            {k.strip().lower(): (v or "").strip() for k, v in row.items() if k} for row in reader
-        ]
-    listed = {}
-    for line, row in enumerate(rows, start=2):
-        path = in_dir / row["file"]
-        if not row["label"]:
-            raise ValueError(f"{path}: no label ({table.name}, line {line})")
-        speaker = row.get("speaker") or "0"
-        if not speaker.isdigit():
-            raise ValueError(
-                f"{table}: line {line}: speaker must be a non-negative integer, got {speaker!r}"
-            )
-        if path.suffix.lower() != ".wav":
-            raise ValueError(f"{path}: not a .wav file; only WAV audio is supported")
-        listed[path.name] = Recording(path, row["label"], int(speaker))
-    for path in sorted(in_dir.glob("*")):
-        if path.suffix.lower() == ".wav" and path.name not in listed:
-            raise ValueError(f"{path}: no label; add a row for it to {table}")
-    return [listed[name] for name in sorted(listed)]
+# Where the speaker of each id is named (beside SHD's own extra/speaker, which holds the ids).
+SPEAKER_NAMES = "extra/speaker_names"
 
 
 def _file_seed(seed: int, name: str) -> int:
-    # From the file's name, not its position: adding a file leaves the others' spikes unchanged.
+    # From the file's name (its path within the input folder), not its position: adding a file
+    # leaves the others' spikes unchanged.
     state = np.random.SeedSequence([seed, *name.encode()]).generate_state(1)
     return int(state[0])
 
@@ -107,23 +53,25 @@ def _classes(labels: list[str]) -> tuple[list[int], list[str]]:
     return [names.index(label) for label in labels], names
 
 
-def find_recordings(in_dir: str | os.PathLike, labels: str | os.PathLike | None = None):
+def find_recordings(
+    in_dir: str | os.PathLike, labels: str | os.PathLike | None = None
+) -> list[Recording]:
     """The labelled recordings of `in_dir`.
 
     **Arguments:**
 
-    - `in_dir`: folder of ``.wav`` files.
-    - `labels`: a CSV (``file,label[,speaker]``); None reads labels from the file names.
+    - `in_dir`: a folder of labelled ``.wav`` files, or of one folder per label.
+    - `labels`: a CSV (``file,label[,speaker]``); None reads the folder's layout.
 
-    **Returns:** a list of :class:`Recording`, sorted by file name.
+    **Returns:** a list of :class:`Recording`, sorted by path within `in_dir`.
 
     **Raises:** `ValueError` naming the file (one line) for a non-WAV file, a file with no label,
-    or an empty folder; `FileNotFoundError` when `in_dir` or `labels` is absent.
+    mixed layouts or an empty folder; `FileNotFoundError` when `in_dir` or `labels` is absent.
     """
     in_dir = Path(in_dir)
     if not in_dir.is_dir():
         raise FileNotFoundError(f"{in_dir}: no such folder")
-    found = _from_names(in_dir) if labels is None else _from_csv(in_dir, Path(labels))
+    found = find_layout(in_dir) if labels is None else from_csv(in_dir, Path(labels))
     if not found:
         raise ValueError(f"{in_dir}: no .wav files to convert")
     return found
@@ -147,9 +95,11 @@ def convert_audio(
 
     **Arguments:**
 
-    - `in_dir`: folder of mono ``.wav`` files.
-    - `out`: the ``.h5`` file to write (replaced if present).
-    - `labels`: CSV with ``file,label[,speaker]``; None takes them from the file names.
+    - `in_dir`: folder of mono ``.wav`` files named ``LABEL_speaker_ID.wav`` or
+      ``LABEL_SPEAKER_INDEX.wav``, or of one folder per label (see :func:`find_recordings`).
+    - `out`: the ``.h5`` file to write (replaced if present). Besides SHD's datasets it holds
+      ``extra/speaker_names``: the speaker name of each id in ``extra/speaker``.
+    - `labels`: CSV with ``file,label[,speaker]``; None reads the folder's layout.
     - `seed`: the cochlea's randomness (file ``i`` uses a seed derived from `seed` and its name).
     - `exact_length`: run each recording at its own length, exactly as Lauscher does. Otherwise
       recordings are centred in silence padded to a 0.1 s grid, so that many share the basilar
@@ -198,7 +148,7 @@ def convert_audio(
     times, units = [None] * len(clips), [None] * len(clips)
     for rate in sorted({r for _, r in audio}):
         idx = [i for i, (_, r) in enumerate(audio) if r == rate]
-        seeds = [_file_seed(seed, recordings[i].path.name) for i in idx]
+        seeds = [_file_seed(seed, recordings[i].name) for i in idx]
         spikes = cochlea_batch(
             [clips[i] for i in idx], rate, seeds=seeds, model=model, workers=workers,
             progress=f"cochlea {rate} Hz" if progress else False,
@@ -210,7 +160,26 @@ def convert_audio(
             keep = (t >= 0) & (t < audio[i][0].size / rate)
             times[i] = np.round(t[keep] * out_rate) / out_rate
             units[i] = s.units[keep]
-    write_shd_h5(out, times, units, classes, [rec.speaker for rec in recordings], keys,
-                 n_channels=model.n_channels)  # fmt: skip
+    speakers, names = speaker_ids([rec.speaker for rec in recordings])
+
+    def write(tmp: Path) -> None:
+        write_shd_h5(tmp, times, units, classes, speakers, keys, n_channels=model.n_channels)
+        with h5py.File(tmp, "a") as f:
+            f.create_dataset(SPEAKER_NAMES, data=np.array([n.encode() for n in names]))
+
+    atomic_write(out, write)
     save_sidecar(out, [x for x, _ in audio], [r for _, r in audio])
     return out
+
+
+def read_names(path: str | os.PathLike) -> tuple[list[str], list[str] | None]:
+    """The class names and the speaker names of a converted file, each indexed by its id.
+
+    **Returns:** ``(classes, speakers)``; `speakers` is None for a file without
+    ``extra/speaker_names`` (SHD's own, for one).
+    """
+    with h5py.File(path, "r") as f:
+        classes = [k.decode() for k in f["extra/keys"][()]]
+        names = f.get(SPEAKER_NAMES)
+        speakers = None if names is None else [n.decode() for n in names[()]]
+    return classes, speakers

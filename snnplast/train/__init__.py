@@ -27,5 +27,8 @@ from ._objective import loss_and_grad as loss_and_grad
 from ._objective import sample_objective as sample_objective
 from ._optimizer import SCHEDULES as SCHEDULES
 from ._optimizer import make_optimizer as make_optimizer
+from ._plot import plot_runs as plot_runs
 from ._report import format_bytes as format_bytes
+from ._sinks import MetricsSink as MetricsSink
+from ._sinks import TensorBoardSink as TensorBoardSink
 from ._trainer import fit as fit

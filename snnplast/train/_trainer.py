@@ -5,6 +5,7 @@ from __future__ import annotations
 import math
 import os
 import time
+from collections.abc import Sequence
 from pathlib import Path
 
 import equinox as eqx
@@ -22,6 +23,7 @@ from ._metrics import peak_memory_bytes, temp_bytes
 from ._network import network
 from ._objective import evaluate_batch, loss_and_grad
 from ._optimizer import make_optimizer
+from ._sinks import MetricsSink
 
 METRICS_FILE = "metrics.jsonl"
 SUMMARY_FILE = "summary.json"
@@ -110,6 +112,7 @@ def fit(
     progress: bool = True,
     *,
     model=None,
+    sinks: Sequence[MetricsSink] = (),
 ) -> dict:
     """Train a network on `dataset` with ``config``'s method, saving everything under `out_dir`.
 
@@ -142,6 +145,9 @@ def fit(
     - `out_dir`: folder for the files; created if missing, files in it overwritten.
     - `progress`: show a progress bar per epoch with the running loss and accuracy.
     - `model`: a :class:`snnplast.Cell` to train instead of ``config.model``.
+    - `sinks`: :class:`MetricsSink` objects that also get each epoch's record (such as
+      :class:`TensorBoardSink`), right after ``metrics.jsonl`` is written; closing them is the
+      caller's (one sink may follow several runs).
 
     **Returns:** the summary, as written to ``summary.json``.
 
@@ -234,6 +240,8 @@ def fit(
         )
         save_model(out_dir, model, spec)
         write_jsonl(out_dir / METRICS_FILE, records)
+        for sink in sinks:
+            sink.write(records[-1])
         summary = {
             "complete": epoch == config.epochs,
             "epochs_completed": epoch,

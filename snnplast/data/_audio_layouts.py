@@ -1,0 +1,180 @@
+"""Where a folder of recordings keeps its labels and speakers: the layouts ``convert-audio`` reads.
+
+- **Names** (a flat folder): ``LABEL_speaker_ID.wav`` (``7_speaker_12.wav``; anything after a
+  further ``_`` is ignored) or ``LABEL_SPEAKER_INDEX.wav``, the Free Spoken Digit Dataset's
+  ``DIGIT_SPEAKERNAME_INDEX.wav`` (``7_jackson_32.wav``).
+- **One folder per label** (``yes/0a7c2a8d_nohash_0.wav``, as in Speech Commands): the label is
+  the folder's name; the speaker comes from the file name where it carries one
+  (``SPEAKER_nohash_N``, ``LABEL_speaker_ID``, ``LABEL_SPEAKER_INDEX``), otherwise it is unknown.
+  Folders whose names start with ``_`` or ``.`` (``_background_noise_``) and files beside the
+  label folders (``README.md``, ``testing_list.txt``) are left out.
+- **A CSV** with the header ``file,label[,speaker]``, ``file`` relative to the folder.
+
+Speakers are names of any kind; :func:`speaker_ids` turns them into the integer ids of the SHD
+layout.
+"""
+
+from __future__ import annotations
+
+import csv
+import re
+from dataclasses import dataclass
+from pathlib import Path
+
+# The speaker of a recording whose layout names none. All such recordings count as one speaker.
+UNKNOWN_SPEAKER = "unknown"
+_MAX_ID = 65535  # speaker ids are stored as uint16
+
+
+@dataclass(frozen=True)
+class Recording:
+    """One labelled recording.
+
+    **Fields:** `path`; `name`, its path relative to the input folder (``yes/a.wav``), which
+    seeds its cochlea; `label` (text: a class index or name); `speaker` (text: an id or a name).
+    """
+
+    path: Path
+    name: str
+    label: str
+    speaker: str
+
+
+# Names that carry both label and speaker, tried in this order (the first match wins):
+# ``7_speaker_12`` would also read as LABEL_SPEAKER_INDEX with a speaker called "speaker".
+_LABELLED_NAMES = (
+    re.compile(r"^(?P<label>[^_]+)_speaker_(?P<speaker>[^_]+)(?:_.*)?$", re.IGNORECASE),
+    re.compile(r"^(?P<label>[^_]+)_(?P<speaker>[^_]+)_\d+$"),
+)
+# Names inside a label folder that carry the speaker; ``SPEAKER_nohash_N`` is Speech Commands'.
+_SPEAKER_NAMES = (
+    re.compile(r"^(?P<speaker>[^_]+)_nohash_\d+$", re.IGNORECASE),
+    *_LABELLED_NAMES,
+)
+
+
+def _visible(path: Path) -> bool:
+    return not path.name.startswith(".")
+
+
+def _wav_files(folder: Path) -> list[Path]:
+    """The files of `folder` (not its sub-folders), each checked to be a ``.wav``."""
+    files = sorted(p for p in folder.iterdir() if p.is_file() and _visible(p))
+    for path in files:
+        if path.suffix.lower() != ".wav":
+            raise ValueError(f"{path}: not a .wav file; only WAV audio is supported")
+    return files
+
+
+def _label_folders(in_dir: Path) -> list[Path]:
+    return sorted(
+        p
+        for p in in_dir.iterdir()
+        if p.is_dir() and _visible(p) and not p.name.startswith("_")
+        and any(f.suffix.lower() == ".wav" for f in p.iterdir())
+    )  # fmt: skip
+
+
+def from_names(in_dir: Path) -> list[Recording]:
+    """A flat folder whose file names carry label and speaker (CSV files are skipped)."""
+    files = [p for p in sorted(in_dir.iterdir()) if p.is_file() and _visible(p)]
+    found = []
+    for path in files:
+        if path.suffix.lower() == ".csv":
+            continue
+        if path.suffix.lower() != ".wav":
+            raise ValueError(f"{path}: not a .wav file; only WAV audio is supported")
+        match = next((m for p in _LABELLED_NAMES if (m := p.match(path.stem))), None)
+        if match is None:
+            raise ValueError(
+                f"{path}: no label; name it LABEL_speaker_ID.wav (7_speaker_12.wav) or "
+                "LABEL_SPEAKER_INDEX.wav (7_jackson_0.wav), put it in a folder named after its "
+                "label, or list it in a CSV given with --labels"
+            )
+        found.append(Recording(path, path.name, match["label"], match["speaker"]))
+    return found
+
+
+def from_folders(in_dir: Path, folders: list[Path]) -> list[Recording]:
+    """One folder per label; the speaker from each file name where it has one."""
+    found = []
+    for folder in folders:
+        for path in _wav_files(folder):
+            match = next((m for p in _SPEAKER_NAMES if (m := p.match(path.stem))), None)
+            speaker = UNKNOWN_SPEAKER if match is None else match["speaker"]
+            name = path.relative_to(in_dir).as_posix()
+            found.append(Recording(path, name, folder.name, speaker))
+    return found
+
+
+def from_csv(in_dir: Path, table: Path) -> list[Recording]:
+    """The rows of `table` (``file,label[,speaker]``); every ``.wav`` of `in_dir` must be listed."""
+    if not table.is_file():
+        raise FileNotFoundError(f"{table}: no such labels file")
+    with open(table, newline="") as f:
+        reader = csv.DictReader(f)
+        columns = [c.strip().lower() for c in (reader.fieldnames or [])]
+        if "file" not in columns or "label" not in columns:
+            raise ValueError(
+                f"{table}: needs a header with columns file,label[,speaker]; got {columns}"
+            )
+        rows = [
+            {k.strip().lower(): (v or "").strip() for k, v in row.items() if k} for row in reader
+        ]
+    listed = {}
+    for line, row in enumerate(rows, start=2):
+        path = in_dir / row["file"]
+        if not row["label"]:
+            raise ValueError(f"{path}: no label ({table.name}, line {line})")
+        if path.suffix.lower() != ".wav":
+            raise ValueError(f"{path}: not a .wav file; only WAV audio is supported")
+        name = Path(row["file"]).as_posix()
+        listed[name] = Recording(path, name, row["label"], row.get("speaker") or UNKNOWN_SPEAKER)
+    for path in sorted(in_dir.glob("*")):
+        if path.suffix.lower() == ".wav" and path.name not in listed:
+            raise ValueError(f"{path}: no label; add a row for it to {table}")
+    return [listed[name] for name in sorted(listed)]
+
+
+def find_layout(in_dir: Path) -> list[Recording]:
+    """The recordings of `in_dir` in whichever layout it has: label folders, or labelled names."""
+    folders = _label_folders(in_dir)
+    if not folders:
+        return from_names(in_dir)
+    loose = sorted(p for p in in_dir.glob("*") if p.is_file() and p.suffix.lower() == ".wav")
+    if loose:
+        raise ValueError(
+            f"{loose[0]}: lies beside label folders ({folders[0].name}/ ...); use one layout, "
+            "one folder per label or labelled file names, not both"
+        )
+    return from_folders(in_dir, folders)
+
+
+def _is_id(name: str) -> bool:
+    return name.isdigit() and str(int(name)) == name and int(name) <= _MAX_ID
+
+
+def speaker_ids(names: list[str]) -> tuple[list[int], list[str]]:
+    """Integer ids for speaker names, and the name of each id.
+
+    Names that are all plain integers (``12``) keep them as ids, so numbered speakers stay as
+    numbered; otherwise the distinct names, sorted, get ids 0, 1, ...
+
+    **Arguments:**
+
+    - `names`: one speaker name per recording.
+
+    **Returns:** ``(ids, table)``: one id per name, and ``table[id]`` the speaker's name (ids no
+    recording uses, possible with numbered speakers, name ``""``).
+    """
+    if names and all(_is_id(name) for name in names):
+        ids = [int(name) for name in names]
+        table = [""] * (max(ids) + 1)
+        for i, name in zip(ids, names):
+            table[i] = name
+        return ids, table
+    table = sorted(set(names))
+    if len(table) > _MAX_ID + 1:
+        raise ValueError(f"{len(table)} speakers; the SHD layout stores at most {_MAX_ID + 1}")
+    index = {name: i for i, name in enumerate(table)}
+    return [index[name] for name in names], table

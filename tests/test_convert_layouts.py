@@ -1,0 +1,144 @@
+"""The folder layouts ``convert-audio`` reads: labelled names (ours, the Free Spoken Digit
+Dataset's), one folder per label (Speech Commands), a CSV; speaker names mapped to ids.
+
+Every WAV file is synthesised here (a short harmonic tone); nothing reads real data sets.
+"""
+
+import os
+
+import h5py
+import numpy as np
+import pytest
+from wav_files import write_tone as write_wav
+
+from snnplast._cli import main
+from snnplast.data import check_shd_file
+from snnplast.data._audio_layouts import UNKNOWN_SPEAKER, speaker_ids
+from snnplast.data._convert_audio import SPEAKER_NAMES, find_recordings, read_names
+from snnplast.data._speech import SHD_KEYS
+
+
+def found(folder, labels=None):
+    return [(r.name, r.label, r.speaker) for r in find_recordings(folder, labels)]
+
+
+def test_free_spoken_digit_names(tmp_path):
+    for name in ("7_jackson_32.wav", "0_george_0.wav", "7_speaker_12.wav", "3_yweweler_10.wav"):
+        write_wav(tmp_path / name)
+    assert found(tmp_path) == [
+        ("0_george_0.wav", "0", "george"),
+        # The 'speaker' keyword wins over reading "speaker" as a speaker's name.
+        ("3_yweweler_10.wav", "3", "yweweler"),
+        ("7_jackson_32.wav", "7", "jackson"),
+        ("7_speaker_12.wav", "7", "12"),
+    ]
+
+
+def test_speech_commands_folders(tmp_path):
+    write_wav(tmp_path / "yes" / "0a7c2a8d_nohash_0.wav")
+    write_wav(tmp_path / "yes" / "b5fd26ca_nohash_1.wav")
+    write_wav(tmp_path / "no" / "0a7c2a8d_nohash_0.wav")
+    write_wav(tmp_path / "no" / "just_a_take.wav")
+    write_wav(tmp_path / "no" / "7_speaker_3.wav")
+    write_wav(tmp_path / "_background_noise_" / "white_noise.wav", seconds=0.2)
+    (tmp_path / "README.md").write_text("not audio, beside the label folders\n")
+    (tmp_path / "testing_list.txt").write_text("yes/b5fd26ca_nohash_1.wav\n")
+    (tmp_path / "empty").mkdir()
+    assert found(tmp_path) == [
+        ("no/0a7c2a8d_nohash_0.wav", "no", "0a7c2a8d"),
+        ("no/7_speaker_3.wav", "no", "3"),
+        ("no/just_a_take.wav", "no", UNKNOWN_SPEAKER),
+        ("yes/0a7c2a8d_nohash_0.wav", "yes", "0a7c2a8d"),
+        ("yes/b5fd26ca_nohash_1.wav", "yes", "b5fd26ca"),
+    ]
+
+
+def test_csv_speakers_may_be_names(tmp_path):
+    write_wav(tmp_path / "a.wav")
+    write_wav(tmp_path / "b.wav")
+    write_wav(tmp_path / "c.wav")
+    table = tmp_path / "labels.csv"
+    table.write_text("file,label,speaker\na.wav,yes,Ann Lee\nb.wav,no,\nc.wav,no,bob\n")
+    assert found(tmp_path, table) == [
+        ("a.wav", "yes", "Ann Lee"),
+        ("b.wav", "no", UNKNOWN_SPEAKER),
+        ("c.wav", "no", "bob"),
+    ]
+
+
+def test_speaker_ids():
+    # Numbered speakers keep their numbers; the gaps name no one.
+    ids, table = speaker_ids(["12", "3", "12"])
+    assert ids == [12, 3, 12]
+    assert len(table) == 13 and table[3] == "3" and table[12] == "12"
+    assert set(table) - {"3", "12"} == {""}
+    # Any other names: sorted, numbered from 0. A leading zero makes a name, not a number.
+    assert speaker_ids(["jackson", "george", "07", "jackson"]) == (
+        [2, 1, 0, 2],
+        ["07", "george", "jackson"],
+    )
+    assert speaker_ids(["70000", "1"]) == ([1, 0], ["1", "70000"])  # beyond uint16: names
+
+
+def test_folders_convert_with_names_and_ids(tmp_path, capsys):
+    """End to end: label names become classes (sorted), speaker names ids, both stored and
+    printed; a file name shared by two label folders still gets its own cochlea seed."""
+    src = tmp_path / "in"
+    write_wav(src / "yes" / "aa11_nohash_0.wav", f0=150)
+    write_wav(src / "no" / "aa11_nohash_0.wav", f0=150)  # the same sound and name as yes/'s
+    write_wav(src / "no" / "bb22_nohash_0.wav", f0=220, seed=1)
+    out = tmp_path / "mine.h5"
+    assert main(["data", "convert-audio", str(src), "--out", str(out), "--quiet"]) == 0
+    printed = capsys.readouterr().out
+    assert "classes (extra/keys): 0=no 1=yes" in printed
+    assert f"speakers ({SPEAKER_NAMES}): 0=aa11 1=bb22" in printed
+    check_shd_file(out)
+    classes, speakers = read_names(out)
+    assert classes == ["no", "yes"] and speakers == ["aa11", "bb22"]
+    with h5py.File(out) as f:
+        # Sorted by path: no/aa11, no/bb22, yes/aa11.
+        assert list(f["labels"][()]) == [0, 0, 1]
+        assert list(f["extra/speaker"][()]) == [0, 1, 0]
+        first, last = f["spikes/units"][0], f["spikes/units"][2]
+        assert first.size > 20 and last.size > 20
+        assert first.size != last.size or np.any(first != last)
+
+
+def test_free_spoken_digits_convert_to_shd_classes(tmp_path, capsys):
+    src = tmp_path / "recordings"
+    write_wav(src / "3_theo_0.wav")
+    write_wav(src / "9_nicolas_12.wav", f0=200)
+    out = tmp_path / "fsdd.h5"
+    assert main(["data", "convert-audio", str(src), "--out", str(out), "--quiet"]) == 0
+    assert "speakers (extra/speaker_names): 0=nicolas 1=theo" in capsys.readouterr().out
+    classes, speakers = read_names(out)
+    assert classes == list(SHD_KEYS)  # digits line up with SHD's English digits
+    assert speakers == ["nicolas", "theo"]
+    with h5py.File(out) as f:
+        assert list(f["labels"][()]) == [3, 9]
+        assert list(f["extra/speaker"][()]) == [1, 0]
+
+
+def bad_layout(src, case):
+    if case == "mixed":
+        write_wav(src / "yes" / "a_nohash_0.wav")
+        write_wav(src / "3_speaker_1.wav")
+        return "3_speaker_1.wav"
+    if case == "not wav in a label folder":
+        write_wav(src / "yes" / "a_nohash_0.wav")
+        (src / "yes" / "b.mp3").write_bytes(b"ID3")
+        return "b.mp3"
+    write_wav(src / "hello.wav")  # "no label"
+    return "hello.wav"
+
+
+@pytest.mark.parametrize("case", ["mixed", "not wav in a label folder", "no label"])
+def test_bad_layouts_are_one_line_and_leave_nothing(tmp_path, capsys, case):
+    src = tmp_path / "in"
+    src.mkdir()
+    culprit = bad_layout(src, case)
+    code = main(["data", "convert-audio", str(src), "--out", str(tmp_path / "o.h5"), "--quiet"])
+    err = capsys.readouterr().err.strip()
+    assert code == 2 and err.startswith("snnplast data: error:") and "\n" not in err
+    assert culprit in err
+    assert sorted(os.listdir(tmp_path)) == ["in"]
