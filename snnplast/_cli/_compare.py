@@ -62,6 +62,8 @@ def run(args: argparse.Namespace) -> int:
     # The shared config carries lam for the online methods; with only bptt it must be 1.0.
     online = [m for m in methods if m != "bptt"]
     config = config_from_args(args, online[0] if online else "bptt")
+    for method in online[1:]:
+        config_from_args(args, method)  # each method against the network (random-k's k)
     out = Path(args.out or f"runs/compare-{time.strftime('%Y%m%d-%H%M%S')}")
     progress = not args.no_progress
     dataset = load_dataset(args.data, n_bins=args.bins, progress=progress)

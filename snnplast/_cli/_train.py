@@ -79,6 +79,12 @@ def add_run_options(p, *, lam_help: str, out_help: str) -> None:
         default=_default("n_bins"),
         help="time bins per sample (default %(default)s)",
     )
+    p.add_argument(
+        "--on-nan",
+        default=_default("on_nan"),
+        help="a batch with a NaN or Inf loss or gradient: 'stop' the run (the last good "
+        "checkpoint is kept) or 'skip' the batch, counted in summary.json (default %(default)s)",
+    )
     p.add_argument("--out", default=None, help=out_help)
     p.add_argument("--no-progress", action="store_true", help="no progress bars")
 
@@ -131,6 +137,28 @@ def register(subparsers) -> None:
         out_help="output folder (default runs/<model>-<method>-<time>)",
     )
     p.add_argument(
+        "--resume",
+        default=None,
+        metavar="RUN_DIR",
+        help="continue the interrupted run in RUN_DIR with its own settings, exactly where its "
+        "last checkpoint left it (a finished run is reported and left alone)",
+    )
+    p.add_argument(
+        "--checkpoint-every",
+        type=int,
+        default=None,
+        metavar="N",
+        help="also checkpoint every N optimiser steps (default: at the end of every epoch)",
+    )
+    p.add_argument(
+        "--devices",
+        type=int,
+        default=None,
+        metavar="N",
+        help="split each batch over N devices, parameters replicated (default: all; the batch "
+        "must be a multiple of N); across hosts see the README",
+    )
+    p.add_argument(
         "--tensorboard",
         action="store_true",
         help="also write TensorBoard event files into the output folder (needs tensorboardX: "
@@ -166,27 +194,94 @@ def config_from_args(args: argparse.Namespace, method: str):
         seed=args.seed,
         data=str(args.data),
         n_bins=args.bins,
+        on_nan=getattr(args, "on_nan", _default("on_nan")),
     )
+
+
+def _resume_config(args: argparse.Namespace):
+    """The config of the run to continue, read from its checkpoint; no other run option may be
+    given with ``--resume`` (the run continues with its own)."""
+    from ..train import TrainConfig
+    from ..train._resume import run_status
+
+    header = run_status(args.resume)
+    names = {"data": "data", "model": "model", "hidden": "hidden", "lam": "lam",
+             "epochs": "epochs", "batch": "batch", "lr": "lr", "schedule": "schedule",
+             "channel_shift": "channel_shift", "seed": "seed", "bins": "n_bins",
+             "method": "method", "on_nan": "on_nan", "out": None}  # fmt: skip
+    for option, field in names.items():
+        default = None if field is None else _default(field)
+        if getattr(args, option) != default:
+            flag = "--" + option.replace("_", "-")
+            raise ValueError(
+                f"{flag} cannot be combined with --resume: the run continues with its own "
+                f"settings (from {args.resume})"
+            )
+    return TrainConfig.from_dict(header["config"]), header
+
+
+def _check_out(out: Path) -> None:
+    """A fresh run must not silently replace an unfinished one."""
+    from ..train._checkpoint import CHECKPOINT_FILE, CheckpointError
+    from ..train._resume import run_status
+
+    if out.exists() and not out.is_dir():
+        raise ValueError(f"--out {out} exists and is not a folder")
+    if (out / CHECKPOINT_FILE).is_file():
+        try:
+            status = run_status(out)
+        except CheckpointError:
+            return
+        if not status["complete"]:
+            state = status["state"]
+            raise ValueError(
+                f"--out {out} holds an unfinished run (epoch {state['epoch']}, step "
+                f"{state['step']} of {status['config']['epochs']} epochs); continue it with "
+                f"--resume {out}, or choose another --out"
+            )
 
 
 def run(args: argparse.Namespace) -> int:
     from ..data import load_dataset
+    from ..data._loader import check_data_source
     from ..train import TensorBoardSink, fit, format_bytes
+    from ..train._sharding import DataParallel, initialize_distributed
 
-    config = config_from_args(args, args.method)
-    out = Path(args.out or f"runs/{_slug(config.model)}-{_slug(config.method)}-"
-               f"{time.strftime('%Y%m%d-%H%M%S')}")
+    # Every value is checked here, before data is generated or read and before a folder is
+    # made: a typo costs a second, not the minutes of making the default data set.
+    if args.checkpoint_every is not None and args.checkpoint_every < 1:
+        raise ValueError(f"--checkpoint-every must be >= 1, got {args.checkpoint_every}")
+    if args.resume is not None:
+        config, header = _resume_config(args)
+        out = Path(args.resume)
+        if header["complete"]:
+            print(
+                f"{out} is already complete ({config.epochs} of {config.epochs} epochs); "
+                "nothing to resume"
+            )
+            return 0
+    else:
+        config = config_from_args(args, args.method)
+        out = Path(args.out or f"runs/{_slug(config.model)}-{_slug(config.method)}-"
+                   f"{time.strftime('%Y%m%d-%H%M%S')}")
+        _check_out(out)
+    initialize_distributed()
+    DataParallel(args.devices).check_batch(config.batch, "--batch")
+    check_data_source(config.data)
     progress = not args.no_progress
     if args.tensorboard:
         # Checked before minutes of data loading; the writer itself is opened with the run.
         TensorBoardSink.check_available()
     # The validation speakers stay fixed across seeds: the seed varies weights and order only.
-    dataset = load_dataset(args.data, n_bins=args.bins, progress=progress)
+    dataset = load_dataset(config.data, n_bins=config.n_bins, progress=progress)
     sinks = [TensorBoardSink(out)] if args.tensorboard else []
     try:
-        summary = fit(config, dataset, out, progress=progress, sinks=sinks)
+        summary = fit(
+            config, dataset, out, progress=progress, resume=args.resume is not None,
+            checkpoint_every=args.checkpoint_every, devices=args.devices, sinks=sinks,
+        )  # fmt: skip
     except FloatingPointError as e:
-        print(f"snnplast train: error: {e} (last complete epoch kept in {out})", file=sys.stderr)
+        print(f"snnplast train: error: {e}", file=sys.stderr)
         return 1
     finally:
         for sink in sinks:
@@ -219,7 +314,7 @@ def run(args: argparse.Namespace) -> int:
     ]
     print(
         f"{config.model} / {config.method}, hidden {config.hidden}, {config.epochs} epochs on "
-        f"{args.data} ({d['n_train']} train / {d['n_val']} val / {d['n_test']} test, "
+        f"{config.data} ({d['n_train']} train / {d['n_val']} val / {d['n_test']} test, "
         f"{d['n_classes']} classes)"
     )
     width = max(len(name) for name, _ in rows)

@@ -10,7 +10,12 @@ import numpy as np
 from ._binning import bin_samples, check_binning
 from ._cache import cache_key, cache_root, file_fingerprint, load_npz, save_npz_atomic, shd_data_dir
 from ._dataset import SpikeDataset, Split
-from ._shd_file import SHD_CHANNELS, SHDFormatError, SHDMissingError, check_shd_file
+from ._shd_file import (
+    SHDFormatError,
+    SHDMissingError,
+    check_same_channels,
+    check_shd_file,
+)
 from ._speakers import n_val_speakers, split_by_speaker
 from ._synth import SYNTH_VERSION, make_synth_shd
 from ._tonic_split import find_split_file, load_shd_split, split_filename
@@ -83,20 +88,58 @@ def _resolve(name_or_path, cache: Path, progress: bool) -> tuple[str, Path]:
     return "shd", folder
 
 
+def check_data_source(name_or_path, cache_dir: str | os.PathLike | None = None) -> None:
+    """Check, without generating, reading or binning anything, that `name_or_path` can be loaded.
+
+    ``"synth"`` can always be made; ``"speech"`` needs its cached set or the ``speech`` extra to
+    make it; ``"shd"`` and a folder need both files in place, each passing
+    :func:`check_shd_file` (a look at the layout, not at the spikes), with the same number of
+    channels. :func:`load_dataset` checks everything else as it reads.
+
+    **Raises:** `ValueError` (or :class:`SHDMissingError`, a `FileNotFoundError`): one line,
+    naming the value or the file and what is allowed.
+    """
+    if not isinstance(name_or_path, str | os.PathLike):
+        raise ValueError(f"data: got {name_or_path!r}; allowed: {_allowed()}")
+    if name_or_path == "synth":
+        return
+    if name_or_path == "speech":
+        from ._espeak import SpeechUnavailableError, espeak_paths
+        from ._speech_shd import speech_shd_dir
+
+        folder = speech_shd_dir(cache_root(cache_dir))
+        if not all((folder / split_filename(t)).is_file() for t in (True, False)):
+            try:
+                espeak_paths()
+            except SpeechUnavailableError as e:
+                raise SpeechUnavailableError(
+                    f"{e}; or train on another data set: 'synth' (no speech), 'shd' or a folder "
+                    "of SHD files"
+                ) from None
+        return
+    _, folder = _resolve(name_or_path, cache_root(cache_dir), progress=False)
+    files = [check_shd_file(find_split_file(folder, train)) for train in (True, False)]
+    check_same_channels(files)
+
+
 def _binned(folder: Path, train: bool, cache: Path, binning: dict, progress: bool) -> dict:
     file = find_split_file(folder, train)
     key = cache_key(version=_BINNED_VERSION, source=file_fingerprint(file), **binning)
     path = cache / "binned" / f"{file.stem}-{key}.npz"
     cached = load_npz(path)
-    if cached is not None and {"x", "y", "speakers", "class_names"} <= cached.keys():
+    if cached is not None and {"x", "y", "speakers", "class_names", "n_channels"} <= cached.keys():
         return cached
     events = load_shd_split(folder, train, cache_dir=cache, progress=progress)
+    try:
+        check_binning(binning["n_bins"], binning["duration"], events.n_channels, binning["pool"])
+    except ValueError as e:
+        raise ValueError(f"{file}: {e}") from None
     x = bin_samples(
         events.times,
         events.units,
         binning["n_bins"],
         binning["duration"],
-        SHD_CHANNELS,
+        events.n_channels,
         binning["pool"],
         progress=progress,
     )
@@ -105,6 +148,7 @@ def _binned(folder: Path, train: bool, cache: Path, binning: dict, progress: boo
         "y": events.labels.astype(np.int32),
         "speakers": events.speakers.astype(np.int32),
         "class_names": np.array(events.class_names, dtype=str),
+        "n_channels": np.array(events.n_channels),
     }
     save_npz_atomic(path, **arrays)
     return arrays
@@ -158,11 +202,17 @@ def load_dataset(
     """
     cache = cache_root(cache_dir)
     # Check the cheap things first, so a typo fails before minutes of reading.
-    check_binning(n_bins, duration, SHD_CHANNELS, pool)
+    # Signs and types only (pool against itself): whether pool divides the channels is checked
+    # once the files' channel count is known, still before anything is read.
+    check_binning(n_bins, duration, pool, pool)
     n_val_speakers(val_speakers, 1 << 30)
     kind, folder = _resolve(name_or_path, cache, progress)
-    for train in (True, False):
-        check_shd_file(find_split_file(folder, train))
+    files = [check_shd_file(find_split_file(folder, train)) for train in (True, False)]
+    n_channels = check_same_channels(files)
+    try:
+        check_binning(n_bins, duration, n_channels, pool)
+    except ValueError as e:
+        raise ValueError(f"{files[0]}: {e}") from None
     binning = {"n_bins": int(n_bins), "duration": float(duration), "pool": int(pool)}
     train_arrays = _binned(folder, True, cache, binning, progress)
     test_arrays = _binned(folder, False, cache, binning, progress)
@@ -179,7 +229,7 @@ def load_dataset(
         val=_take(train_arrays, val_index),
         test=Split(x=test_arrays["x"], y=test_arrays["y"], speakers=test_arrays["speakers"]),
         n_classes=len(class_names),
-        n_channels=SHD_CHANNELS // pool,
+        n_channels=n_channels // pool,
         n_bins=n_bins,
         class_names=class_names,
         source=f"{kind}:{folder.resolve()}",

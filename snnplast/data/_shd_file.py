@@ -9,10 +9,14 @@ it:
 - ``extra/keys``: ``[n_classes]`` class names as byte strings;
 - ``extra/speaker``: ``[N]`` uint16 speaker ids;
 - ``extra/meta_info/{age,gender,body_height}``: per-speaker metadata (placeholders here).
+
+Files written here also carry the root attribute ``n_channels`` (absent from the real files,
+which have 700 channels); readers take 700 when it is missing.
 """
 
 from __future__ import annotations
 
+import contextlib
 import os
 import re
 from collections.abc import Sequence
@@ -20,14 +24,20 @@ from pathlib import Path
 
 import h5py
 import numpy as np
+from tqdm.auto import tqdm
 
 from .._atomic import atomic_write
+from ._hdf5_heap import HeapDamage, check_vlen_storage
 
 SHD_CHANNELS = 700
 # Where the real files come from; named in every "file missing" message.
 SHD_URL = "https://zenkelab.org/datasets/"
 _FLOAT16_MAX = float(np.finfo(np.float16).max)
 _REQUIRED = ("spikes/times", "spikes/units", "labels", "extra/keys", "extra/speaker")
+# A root attribute giving the channel count of files that do not have SHD's 700.
+CHANNELS_ATTR = "n_channels"
+# Samples read per h5py call: big enough to amortise the call, small enough for a progress bar.
+_CHUNK = 512
 
 
 class SHDFormatError(ValueError):
@@ -157,6 +167,8 @@ def write_shd_h5(
 
     def write(tmp: Path) -> None:
         with h5py.File(tmp, "w") as f:
+            # Not in the original files (always 700 channels); read back by `file_channels`.
+            f.attrs[CHANNELS_ATTR] = np.int64(n_channels)
             f.create_dataset(
                 "spikes/times", data=_vlen(times, np.float16), dtype=h5py.vlen_dtype(np.float16)
             )
@@ -201,44 +213,158 @@ def check_shd_file(path: str | os.PathLike) -> Path:
             f"{path}: not an HDF5 file (size {path.stat().st_size} bytes); "
             "a truncated or failed download? replace it with the unzipped SHD file"
         )
+    with named_errors(path), h5py.File(path, "r") as f:
+        missing = [name for name in _REQUIRED if not isinstance(f.get(name), h5py.Dataset)]
+        if missing:
+            raise SHDFormatError(
+                f"{path}: not in SHD layout, missing dataset(s) {', '.join(missing)}; "
+                f"required: {', '.join(_REQUIRED)}"
+            )
+        sizes = {name: f[name].shape for name in _REQUIRED if name != "extra/keys"}
+        if len(set(sizes.values())) != 1 or len(sizes["labels"]) != 1:
+            raise SHDFormatError(
+                f"{path}: spikes/times, spikes/units, labels and extra/speaker must be 1-D "
+                f"and of equal length, got shapes {sizes}"
+            )
+        for name, kind in (("spikes/times", "f"), ("spikes/units", "ui")):
+            base = h5py.check_vlen_dtype(f[name].dtype)
+            if base is None or base.kind not in kind:
+                wanted = "float" if kind == "f" else "integer"
+                raise SHDFormatError(
+                    f"{path}: {name} must be variable-length {wanted}, "
+                    f"got dtype {base or f[name].dtype}"
+                )
+        file_channels(f, path)
+        for name in ("labels", "extra/speaker"):
+            if f[name].dtype.kind not in "ui":
+                raise SHDFormatError(
+                    f"{path}: {name} must hold integers, got dtype {f[name].dtype}"
+                )
+        keys = f["extra/keys"][()]
+        if np.ndim(keys) != 1 or len(keys) == 0:
+            raise SHDFormatError(
+                f"{path}: extra/keys must list the class names, got shape {np.shape(keys)}"
+            )
+        labels = f["labels"][()]
+        if labels.size and (labels.min() < 0 or labels.max() >= len(keys)):
+            raise SHDFormatError(
+                f"{path}: labels reach {labels.max()} but extra/keys names only {len(keys)} "
+                "classes"
+            )
+        for name in ("spikes/times", "spikes/units"):
+            try:
+                check_vlen_storage(path, f, name)
+            except HeapDamage as e:
+                raise SHDFormatError(f"{path}: {e}; replace the file") from None
+        n = sizes["labels"][0]
+        if n:
+            # Reading the last sample touches the end of the file: a cheap truncation probe.
+            f["spikes/times"][n - 1]
+            f["spikes/units"][n - 1]
+    return path
+
+
+# What h5py and NumPy raise on a damaged file; caught at the boundary and reported as one line
+# naming the file, never as a traceback from inside them.
+_H5_ERRORS = (
+    OSError, KeyError, ValueError, TypeError, RuntimeError, IndexError, AttributeError,
+    MemoryError, OverflowError,
+)
+
+
+@contextlib.contextmanager
+def named_errors(path):
+    """Turn what h5py and NumPy raise on a damaged file into one :class:`SHDFormatError` line
+    naming `path`."""
     try:
-        with h5py.File(path, "r") as f:
-            missing = [name for name in _REQUIRED if not isinstance(f.get(name), h5py.Dataset)]
-            if missing:
-                raise SHDFormatError(
-                    f"{path}: not in SHD layout, missing dataset(s) {', '.join(missing)}; "
-                    f"required: {', '.join(_REQUIRED)}"
-                )
-            sizes = {name: f[name].shape for name in _REQUIRED if name != "extra/keys"}
-            if len(set(sizes.values())) != 1 or len(sizes["labels"]) != 1:
-                raise SHDFormatError(
-                    f"{path}: spikes/times, spikes/units, labels and extra/speaker must be 1-D "
-                    f"and of equal length, got shapes {sizes}"
-                )
-            for name, kind in (("spikes/times", "f"), ("spikes/units", "ui")):
-                base = h5py.check_vlen_dtype(f[name].dtype)
-                if base is None or base.kind not in kind:
-                    wanted = "float" if kind == "f" else "integer"
-                    raise SHDFormatError(
-                        f"{path}: {name} must be variable-length {wanted}, "
-                        f"got dtype {base or f[name].dtype}"
-                    )
-            keys = f["extra/keys"][()]
-            labels = f["labels"][()]
-            if labels.size and (labels.min() < 0 or labels.max() >= len(keys)):
-                raise SHDFormatError(
-                    f"{path}: labels reach {labels.max()} but extra/keys names only {len(keys)} "
-                    "classes"
-                )
-            n = sizes["labels"][0]
-            if n:
-                # Reading the last sample touches the end of the file: a cheap truncation probe.
-                f["spikes/times"][n - 1]
-                f["spikes/units"][n - 1]
+        yield
     except SHDFormatError:
         raise
-    except (OSError, KeyError, ValueError, TypeError, RuntimeError) as e:
+    except _H5_ERRORS as e:
         raise SHDFormatError(
             f"{path}: truncated or damaged HDF5 ({_one_line(e)}); replace the file"
         ) from e
-    return path
+
+
+def file_channels(f: h5py.File, path) -> int:
+    """The channel count of the open SHD file `f`: its ``n_channels`` attribute, else 700."""
+    value = f.attrs.get(CHANNELS_ATTR, SHD_CHANNELS)
+    if np.ndim(value) != 0 or not np.issubdtype(np.asarray(value).dtype, np.integer):
+        raise SHDFormatError(f"{path}: attribute {CHANNELS_ATTR}={value!r}; allowed: an integer")
+    if not 0 < int(value) <= 65536:
+        raise SHDFormatError(f"{path}: attribute {CHANNELS_ATTR}={value}; allowed 1..65536")
+    return int(value)
+
+
+def channels_of(path: str | os.PathLike) -> int:
+    """The channel count of the SHD file at `path` (see :func:`file_channels`)."""
+    with named_errors(path), h5py.File(path, "r") as f:
+        return file_channels(f, path)
+
+
+def check_same_channels(paths: Sequence[str | os.PathLike]) -> int:
+    """The channel count shared by the files at `paths`; a one-line error naming them if not."""
+    counts = {str(p): channels_of(p) for p in paths}
+    if len(set(counts.values())) > 1:
+        listed = ", ".join(f"{p} has {n}" for p, n in counts.items())
+        raise SHDFormatError(
+            f"the files differ in their channel counts ({listed}); they must match"
+        )
+    return next(iter(counts.values()))
+
+
+def _check_events(path, i: int, t: np.ndarray, u: np.ndarray, n_channels: int) -> None:
+    if t.shape != u.shape:
+        raise SHDFormatError(
+            f"{path}: sample {i} has {t.size} spike times but {u.size} units; they must match"
+        )
+    if t.size and not (np.all(np.isfinite(t)) and t.min() >= 0):
+        bad = t[~(np.isfinite(t) & (t >= 0))][0]
+        raise SHDFormatError(
+            f"{path}: sample {i} has spike time {bad}; allowed: finite seconds >= 0"
+        )
+    if u.size and u.min() < 0:
+        raise SHDFormatError(f"{path}: sample {i} has spike unit {u.min()}; allowed >= 0")
+    if u.size and u.max() >= n_channels:
+        raise SHDFormatError(
+            f"{path}: sample {i} has spike unit {u.max()}, but the file has {n_channels} "
+            f"channels; allowed 0..{n_channels - 1}"
+        )
+
+
+def read_shd_events(path: str | os.PathLike, progress: bool = False, desc: str | None = None):
+    """Read every sample's spikes from an SHD file, checking each one.
+
+    **Arguments:**
+
+    - `path`: the file (checked first by :func:`check_shd_file`).
+    - `progress`: show a progress bar; `desc` labels it.
+
+    **Returns:** ``(times, units, labels, n_channels)``: ``N`` float32 arrays of seconds, ``N``
+    int32 arrays of channels, ``[N]`` int32 labels and the file's channel count.
+
+    **Raises:** :class:`SHDFormatError`, one line naming the file (and the sample), for a
+    damaged file, times and units of different lengths, a NaN or negative time, or a unit
+    outside the file's channels.
+    """
+    path = check_shd_file(path)
+    times: list[np.ndarray] = []
+    units: list[np.ndarray] = []
+    with named_errors(path), h5py.File(path, "r") as f:
+        n_channels = file_channels(f, path)
+        labels = f["labels"][()].astype(np.int32)
+        n = len(labels)
+        bar = tqdm(total=n, desc=desc or f"reading {path.name}", unit="sample",
+                   disable=not progress)
+        with bar:
+            for start in range(0, n, _CHUNK):
+                stop = min(n, start + _CHUNK)
+                chunk_t = f["spikes/times"][start:stop]
+                chunk_u = f["spikes/units"][start:stop]
+                for i, (t, u) in enumerate(zip(chunk_t, chunk_u, strict=True), start):
+                    t, u = np.asarray(t, np.float32), np.asarray(u)
+                    _check_events(path, i, t, u, n_channels)
+                    times.append(t)
+                    units.append(u.astype(np.int32))
+                bar.update(stop - start)
+    return times, units, labels, n_channels

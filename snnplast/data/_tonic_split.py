@@ -16,16 +16,20 @@ import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 
-import h5py
 import numpy as np
 from tqdm.auto import tqdm
 
 from ._cache import cache_root
-from ._shd_file import SHDMissingError, check_shd_file, missing_message
-
-# Samples read per h5py call in the bulk path: big enough to amortise the call, small enough that
-# the progress bar moves.
-_CHUNK = 512
+from ._shd_file import (
+    _H5_ERRORS,
+    SHD_CHANNELS,
+    SHDFormatError,
+    SHDMissingError,
+    _one_line,
+    check_shd_file,
+    missing_message,
+    read_shd_events,
+)
 
 
 def split_filename(train: bool) -> str:
@@ -132,6 +136,7 @@ class EventSplit:
     - `speakers`: ``[N]`` int32 speaker ids.
     - `class_names`: one name per class.
     - `path`: the file the events came from.
+    - `n_channels`: the file's channel count (700 for SHD).
     """
 
     times: list[np.ndarray]
@@ -140,23 +145,11 @@ class EventSplit:
     speakers: np.ndarray
     class_names: tuple[str, ...]
     path: Path
+    n_channels: int = SHD_CHANNELS
 
 
 def _decode(name) -> str:
     return name.decode() if isinstance(name, bytes) else str(name)
-
-
-def _read_bulk(file: Path, n: int, progress: bool, desc: str):
-    times: list[np.ndarray] = []
-    units: list[np.ndarray] = []
-    bar = tqdm(total=n, desc=desc, unit="sample", disable=not progress)
-    with h5py.File(file, "r") as f, bar:
-        for start in range(0, n, _CHUNK):
-            stop = min(n, start + _CHUNK)
-            times.extend(t.astype(np.float32) for t in f["spikes/times"][start:stop])
-            units.extend(u.astype(np.int32) for u in f["spikes/units"][start:stop])
-            bar.update(stop - start)
-    return times, units
 
 
 def _read_via_tonic(dataset, n: int, progress: bool, desc: str):
@@ -198,21 +191,27 @@ def load_shd_split(
     **Raises:** :class:`SHDMissingError` / :class:`SHDFormatError` (one line, naming the file).
     """
     file = check_shd_file(find_split_file(root, train))
-    dataset = _shd_class()(save_to=str(tonic_root(file, cache_dir)), train=train)
-    n = len(dataset)
     desc = f"reading {file.name}"
-    if via_tonic:
-        times, units = _read_via_tonic(dataset, n, progress, desc)
-    else:
-        staged = Path(dataset.location_on_system) / dataset.data_filename
-        times, units = _read_bulk(staged, n, progress, desc)
-    with h5py.File(Path(dataset.location_on_system) / dataset.data_filename, "r") as f:
-        labels = f["labels"][()].astype(np.int32)
+    try:
+        dataset = _shd_class()(save_to=str(tonic_root(file, cache_dir)), train=train)
+        # Every sample is checked here (lengths, times, channels), whichever path reads them;
+        # from the user's own file (tonic's staged one links to it), so errors name that.
+        times, units, labels, n_channels = read_shd_events(file, progress, desc)
+        if via_tonic:
+            times, units = _read_via_tonic(dataset, len(labels), progress, desc)
+        speakers = np.asarray(dataset.speaker).astype(np.int32)
+        class_names = tuple(_decode(k) for k in dataset.classes)
+    except (SHDFormatError, SHDMissingError):
+        raise
+    except _H5_ERRORS as e:
+        # tonic reads the file its own way; a damage it trips on is still named by file.
+        raise SHDFormatError(f"{file}: damaged SHD file ({_one_line(e)}); replace it") from e
     return EventSplit(
         times=times,
         units=units,
         labels=labels,
-        speakers=np.asarray(dataset.speaker).astype(np.int32),
-        class_names=tuple(_decode(k) for k in dataset.classes),
+        speakers=speakers,
+        class_names=class_names,
         path=file,
+        n_channels=n_channels,
     )

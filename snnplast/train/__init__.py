@@ -8,10 +8,13 @@ the gradient dispatch, the loop and the comparison of methods.
 
 from ._agreement import first_batch as first_batch
 from ._agreement import gradient_agreement as gradient_agreement
+from ._checkpoint import CheckpointError as CheckpointError
 from ._checkpoint import load_model as load_model
 from ._compare import compare as compare
 from ._config import TrainConfig as TrainConfig
 from ._evaluate_model import evaluate_model as evaluate_model
+from ._guard import ON_NAN as ON_NAN
+from ._guard import DivergenceError as DivergenceError
 from ._method import method_help as method_help
 from ._method import method_usages as method_usages
 from ._method import parse_method as parse_method

@@ -7,9 +7,11 @@ import math
 
 from .._errors import ValidationError
 from ._augment import check_channel_shift
+from ._guard import check_on_nan
 from ._method import parse_method
 from ._models import check_model
 from ._optimizer import check_schedule
+from ._validate import check_method_fits
 
 
 def _positive_int(name: str, value) -> None:
@@ -40,6 +42,8 @@ class TrainConfig:
     - `eval_batch`: samples per evaluation batch (memory only; results do not depend on it).
     - `data`: the data set's name or path, recorded for provenance (``fit`` is given the data).
     - `n_bins`: time bins the data was binned into, recorded likewise.
+    - `on_nan`: what a batch with a non-finite loss or gradient does: ``"stop"`` the run
+      (the last good checkpoint is kept) or ``"skip"`` the batch (counted in the summary).
     """
 
     # The defaults are those of the bare `snnplast train`: a recurrent adaptive LIF network on the
@@ -59,6 +63,7 @@ class TrainConfig:
     eval_batch: int = 250
     data: str = "speech"
     n_bins: int = 100
+    on_nan: str = "stop"
 
     def __post_init__(self):
         check_model(self.model)
@@ -75,7 +80,8 @@ class TrainConfig:
             raise ValidationError(f"seed must be an integer >= 0, got {self.seed!r}")
         check_schedule(self.schedule)
         check_channel_shift(self.channel_shift)
-        parse_method(self.method, self.lam)
+        check_method_fits(parse_method(self.method, self.lam), self.hidden, self.method)
+        check_on_nan(self.on_nan)
 
     def to_dict(self) -> dict:
         return dataclasses.asdict(self)

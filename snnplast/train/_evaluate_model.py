@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from ._sharding import DataParallel
 from ._trainer import _evaluate
 
 
@@ -17,4 +18,5 @@ def evaluate_model(model, split, batch: int = 250) -> tuple[float | None, float 
     **Returns:** ``(loss, accuracy)``: the per-sample loss (cross-entropy summed over time) and
     the fraction of correct predictions; ``(None, None)`` for an empty split.
     """
-    return _evaluate(model, split, max(1, min(batch, len(split.y))))
+    # One device: the evaluation of a model in hand, whatever the batch size.
+    return _evaluate(model, split, max(1, min(batch, len(split.y))), DataParallel(1))
