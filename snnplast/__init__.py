@@ -13,6 +13,7 @@ from ._cell import Sequential as Sequential
 from ._gradients import gradients as gradients
 from ._rollout import sequence_loss as sequence_loss
 from ._rollout import unroll as unroll
+from ._truncated import TruncatedBPTT as TruncatedBPTT
 from .cells import ALIF as ALIF
 from .cells import GRU as GRU
 from .cells import LI as LI
@@ -31,5 +32,6 @@ from .policies import Immediate as Immediate
 from .policies import Policy as Policy
 from .policies import PolicyContext as PolicyContext
 from .policies import RandomK as RandomK
+from . import diagnostics as diagnostics
 
 __version__ = "0.1.0"

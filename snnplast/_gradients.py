@@ -8,6 +8,7 @@ import equinox as eqx
 
 from ._cell import Cell
 from ._rollout import check_sequence, sequence_loss
+from ._truncated import TruncatedBPTT
 from .online import online_sequence_gradients
 from .policies import Policy
 
@@ -26,9 +27,10 @@ def gradients(model: Cell, inputs, targets, *, method="bptt", loss: Callable, ke
     - `model`: a :class:`snnplast.Cell`.
     - `inputs`: ``[T, ...]``, one input per time step.
     - `targets`: ``[T, ...]``, one target per time step.
-    - `method`: ``"bptt"`` (reverse mode through ``lax.scan``, the reference) or a transport
+    - `method`: ``"bptt"`` (reverse mode through ``lax.scan``, the reference), a transport
       policy (:class:`snnplast.Exact`, :class:`snnplast.Diagonal`, ...): the online gradient
-      accumulated step by step from eligibility traces, with no backward pass through time.
+      accumulated step by step from eligibility traces, with no backward pass through time, or
+      :class:`snnplast.TruncatedBPTT` (each step's loss through its last ``window`` steps).
     - `key`: PRNG key for random policies (``RandomK``, ``HeadSparse``).
     - `loss`: ``loss(output_t, target_t) -> scalar``; summed over time.
 
@@ -49,6 +51,9 @@ def gradients(model: Cell, inputs, targets, *, method="bptt", loss: Callable, ke
         return _bptt(model, inputs, targets, loss)
     if isinstance(method, Policy):
         return online_sequence_gradients(model, inputs, targets, method, loss, key=key)
+    if isinstance(method, TruncatedBPTT):
+        return method.sequence_loss_and_grad(model, inputs, targets, loss)[1]
     raise TypeError(
-        f"method must be 'bptt' or a transport policy such as snnplast.Diagonal(), got {method!r}"
+        f"method must be 'bptt', a transport policy such as snnplast.Diagonal() or "
+        f"snnplast.TruncatedBPTT(window), got {method!r}"
     )

@@ -65,7 +65,10 @@ class MethodEntry:
             raise ValidationError(
                 f"method {text!r}: {arg!r} is not a valid {self.kind.__name__}"
             ) from None
-        return self.policy(**{self.arg: value}, **extra)
+        try:
+            return self.policy(**{self.arg: value}, **extra)
+        except ValueError as e:  # the method's own check of its argument, named by its text
+            raise ValidationError(f"method {text!r}: {e}") from None
 
 
 METHODS: dict[str, MethodEntry] = {}
@@ -96,7 +99,7 @@ def register_method(
         raise ValidationTypeError(f"policy must be a Policy subclass or callable, got {policy!r}")
     if not name or name != name.strip().lower() or ":" in name or "," in name:
         raise ValidationError(f"method name must be lower-case without ':' or ',', got {name!r}")
-    METHODS[name] = MethodEntry(name, policy, help, arg, kind)
+    METHODS[name] = MethodEntry(name, policy, help, arg, kind, takes_lam)
 
 
 def policy_from_text(text: str, lam: float = 1.0) -> Policy:

@@ -9,11 +9,22 @@ method here, on the command line and in its help at once.
 from __future__ import annotations
 
 from .._errors import ValidationError, ValidationTypeError
+from .._truncated import TruncatedBPTT
 from ..policies import METHODS as POLICY_METHODS
-from ..policies import check_lam, policy_from_text
+from ..policies import check_lam, policy_from_text, register_method
 
 REFERENCE = "bptt"
 _REFERENCE_HELP = "backpropagation through time, the reference"
+
+# Not a trace policy (loss_and_grad differentiates it in reverse mode): registered all the same.
+register_method(
+    "tbptt",
+    TruncatedBPTT,
+    "each step's loss through its last K steps only (sliding-window T-BPTT, not online)",
+    arg="window",
+    kind=int,
+    takes_lam=False,
+)
 
 
 def method_usages() -> tuple[str, ...]:
@@ -38,7 +49,7 @@ def parse_method(text: str, lam: float = 1.0):
       :func:`method_help`), as written on the command line or stored in a config.
     - `lam`: the trace decay of an online method (must be 1.0 for ``bptt``).
 
-    **Returns:** ``"bptt"`` or a :class:`snnplast.Policy`.
+    **Returns:** ``"bptt"``, a :class:`snnplast.Policy` or a :class:`snnplast.TruncatedBPTT`.
 
     **Raises:** `ValidationError` (a `ValueError`) naming `text` and the methods allowed; a
     `TypeError` one for a non-string.

@@ -19,6 +19,7 @@ from jaxtyping import Array, Float, Int
 from .._cell import Cell
 from .._errors import ValidationError
 from .._rollout import unroll
+from .._truncated import TruncatedBPTT
 from ..online import online_loss_and_grad
 from ..policies import Policy
 from ._method import method_usages
@@ -84,6 +85,11 @@ def loss_and_grad(model: Cell, x: Float[Array, "B T C"], y: Int[Array, " B"], me
     if isinstance(method, Policy):
         targets = jnp.broadcast_to(y[:, None], x.shape[:2])
         loss, grads, scores = online_loss_and_grad(model, x, targets, method, cross_entropy,
+                                                   with_scores=True)
+        return (loss, scores), grads
+    if isinstance(method, TruncatedBPTT):
+        targets = jnp.broadcast_to(y[:, None], x.shape[:2])
+        loss, grads, scores = method.loss_and_grad(model, x, targets, cross_entropy,
                                                    with_scores=True)
         return (loss, scores), grads
     raise ValidationError(

@@ -1,0 +1,32 @@
+"""Helpers shared by tests that compare gradients in float64 on the cell zoo's problems."""
+
+import equinox as eqx
+import jax
+import jax.numpy as jnp
+from cell_zoo import N_IN
+
+
+def f64(tree):
+    """Every floating-point array of `tree` in float64."""
+    return jax.tree_util.tree_map(
+        lambda a: a.astype(jnp.float64) if eqx.is_inexact_array(a) else a, tree)
+
+
+def sq(out, y):
+    return jnp.sum((out - y) ** 2)
+
+
+def problem(cell, key, steps):
+    """Inputs ``[steps, N_IN]`` and random targets shaped like the cell's outputs."""
+    k1, k2 = jax.random.split(key)
+    xs = jax.random.normal(k1, (steps, N_IN), jnp.float64) * 1.5
+    _, outs = jax.lax.scan(lambda s, x: cell(s, x), cell.initial_state(), xs)
+    return xs, jax.random.normal(k2, outs.shape, jnp.float64)
+
+
+def rel(a, b):
+    """Relative L2 distance of two pytrees of arrays, over all leaves."""
+    la, lb = jax.tree_util.tree_leaves(a), jax.tree_util.tree_leaves(b)
+    assert len(la) == len(lb)
+    num = sum(float(jnp.sum((x - y) ** 2)) for x, y in zip(la, lb))
+    return (num / max(sum(float(jnp.sum(y**2)) for y in lb), 1e-300)) ** 0.5

@@ -1,0 +1,70 @@
+"""Every paper experiment in benchmarks/ runs end to end in a tiny configuration (slow)."""
+
+import importlib
+import json
+import sys
+from pathlib import Path
+
+import pytest
+
+BENCH = Path(__file__).resolve().parent.parent / "benchmarks"
+
+TINY = {
+    "exp_random_k_default": ["--n", "4", "--steps", "40", "--seeds", "1"],
+    "exp_frequency_shift": ["--n", "4", "--ks", "0,2,4", "--steps", "40", "--seeds", "2"],
+    "exp_scaling": ["--ns", "4,6", "--steps", "40", "--seeds", "2"],
+    "exp_selection": ["--n", "6", "--steps", "40", "--seeds", "2"],
+    "exp_lorenz": ["--n", "4", "--steps", "40", "--seeds", "2"],
+    "exp_immediate": ["--n", "4", "--steps", "40", "--seeds", "2", "--memory-ns", "4,8",
+                      "--measure-up-to", "4"],
+    "exp_columnar": ["--seeds", "2", "--ratios", "0,1", "--windows", "1,3",
+                     "--meta-windows", "2"],
+    "exp_diagnostics": ["--n", "6", "--steps", "60", "--window", "25", "--seeds", "1",
+                        "--ks", "2"],
+    "exp_lstm_heads": ["--n", "4", "--heads", "2", "--d-model", "4", "--fractions", "0.5,1",
+                       "--steps", "40", "--seeds", "2"],
+    "exp_speech": ["--data", "synth", "--epochs", "1", "--hidden", "8", "--seeds", "1",
+                   "--methods", "bptt,tbptt:3"],
+}
+
+
+@pytest.fixture
+def bench_path(monkeypatch):
+    monkeypatch.syspath_prepend(str(BENCH))
+    yield
+    for name in [*TINY, "_experiments"]:
+        sys.modules.pop(name, None)
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("script", sorted(TINY))
+def test_experiment_runs_tiny(script, bench_path, tmp_path, monkeypatch):
+    monkeypatch.setenv("MPLBACKEND", "Agg")
+    mod = importlib.import_module(script)
+    argv = [*TINY[script], "--out", str(tmp_path / "out")]
+    if script == "exp_speech":
+        argv += ["--runs", str(tmp_path / "runs")]
+    mod.main(argv)
+    files = sorted((tmp_path / "out").iterdir())
+    stems = {f.stem for f in files}
+    assert len(stems) == 1, files
+    (stem,) = stems
+    md = (tmp_path / "out" / f"{stem}.md").read_text()
+    data = json.loads((tmp_path / "out" / f"{stem}.json").read_text())
+    assert (tmp_path / "out" / f"{stem}.png").stat().st_size > 1000
+    assert data["meta"]["command"].startswith(f"python benchmarks/{script}.py")
+    assert data["meta"]["commit"] and data["meta"]["commit"] in md
+    assert md.count("\n|") >= 3  # a table: header, rule, at least one row
+
+
+def test_recovery_definition(bench_path):
+    ex = importlib.import_module("_experiments")
+    assert ex.recovery(1.0, 3.0, 1.0) == 1.0  # as good as the reference
+    assert ex.recovery(3.0, 3.0, 1.0) == 0.0  # no better than the baseline
+    assert ex.recovery(2.0, 3.0, 1.0) == 0.5
+    res = {"a": {"post_shift_mse": [3.0, 4.0]}, "b": {"post_shift_mse": [1.0, 2.0]},
+           "c": {"post_shift_mse": [2.0, 2.0]}}
+    rec = ex.recoveries(res, "a", "b")
+    assert rec["c"] == [0.5, 1.0]
+    m, s, bad = ex.mean_sd([1.0, float("nan"), 3.0])
+    assert (m, bad) == (2.0, 1) and s == pytest.approx(2**0.5)
