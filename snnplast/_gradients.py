@@ -19,7 +19,8 @@ def _bptt(model, inputs, targets, loss):
     return eqx.filter_grad(sequence_loss)(model, inputs, targets, loss)
 
 
-def gradients(model: Cell, inputs, targets, *, method="bptt", loss: Callable, key=None):
+def gradients(model: Cell, inputs, targets, *, method="bptt", loss: Callable, key=None,
+              block=None):
     """Gradient of ``sum_t loss(model output at t, targets[t])`` for one unbatched sequence.
 
     **Arguments:**
@@ -33,6 +34,13 @@ def gradients(model: Cell, inputs, targets, *, method="bptt", loss: Callable, ke
       :class:`snnplast.TruncatedBPTT` (each step's loss through its last ``window`` steps).
     - `key`: PRNG key for random policies (``RandomK``, ``HeadSparse``).
     - `loss`: ``loss(output_t, target_t) -> scalar``; summed over time.
+    - `block`: for a policy whose carried Jacobian is per unit (``Diagonal``, ``Immediate``,
+      ``ColumnarPolicy``, ``HeadSparse`` on per-head state), the traces are accumulated this
+      many steps at a time: the same numbers, with per-synapse work once per block and the
+      rest as matmuls. ``1`` is the step-by-step recursion; ``None`` a fixed default
+      (:data:`snnplast.online.DEFAULT_BLOCK`); any size above ``T`` is one block. Other
+      policies (``Exact`` and ``RandomK`` on recurrent cells) always run step by step;
+      :func:`snnplast.online.accumulation_mode` says which a policy gets and why.
 
     **Returns:** a pytree with the structure of `model`: gradients where the model has trainable
     (inexact) arrays, ``None`` elsewhere.
@@ -48,10 +56,15 @@ def gradients(model: Cell, inputs, targets, *, method="bptt", loss: Callable, ke
                 f"method must be 'bptt' or a transport policy such as snnplast.Diagonal(), "
                 f"got {method!r}"
             )
+        if block is not None:
+            raise ValueError(f"block has no meaning for method 'bptt', got block={block!r}")
         return _bptt(model, inputs, targets, loss)
     if isinstance(method, Policy):
-        return online_sequence_gradients(model, inputs, targets, method, loss, key=key)
+        return online_sequence_gradients(model, inputs, targets, method, loss, key=key,
+                                         block=block)
     if isinstance(method, TruncatedBPTT):
+        if block is not None:
+            raise ValueError(f"block has no meaning for TruncatedBPTT, got block={block!r}")
         return method.sequence_loss_and_grad(model, inputs, targets, loss)[1]
     raise TypeError(
         f"method must be 'bptt', a transport policy such as snnplast.Diagonal() or "

@@ -309,12 +309,14 @@ def _temp_bytes(cell, policy, n_steps):
     _, outs = sp.unroll(cell, xs[0])
     ys = jnp.zeros((2, n_steps) + outs.shape[1:])
 
-    def f(params):
+    def f(params, xs, ys):
         c = eqx.combine(params, eqx.filter(cell, eqx.is_inexact_array, inverse=True))
         return online_loss_and_grad(c, xs, ys, policy, _sq)
 
+    # The sequence is an argument, as in training: closed over, it would be a compile-time
+    # constant that XLA may place in the scratch (it does inside the nested scans of blocks).
     params = eqx.filter(cell, eqx.is_inexact_array)
-    compiled = jax.jit(f).lower(params).compile()
+    compiled = jax.jit(f).lower(params, xs, ys).compile()
     return compiled.memory_analysis().temp_size_in_bytes
 
 

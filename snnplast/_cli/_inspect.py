@@ -108,4 +108,9 @@ def run(args) -> int:
               f"{ts.rtrl_bytes / max(total, 1):.0f}x less than dense RTRL):")
         for s, p, cls, shape, nbytes in rows:
             print(f"    {s:>12} <- {p:<24} {cls:<18} stores {shape!s:<16} {_bytes(nbytes)}")
+        from ..online import OnlineStep, accumulation_mode
+
+        mode, why = accumulation_mode(OnlineStep(model, x, policy, lambda o, y: jnp.sum(o)))
+        print(f"    accumulated {'in blocks of steps' if mode == 'blocked' else 'step by step'}"
+              f": {why}")
     return 0

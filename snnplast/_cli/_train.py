@@ -80,6 +80,14 @@ def add_run_options(p, *, lam_help: str, out_help: str) -> None:
         help="time bins per sample (default %(default)s)",
     )
     p.add_argument(
+        "--block",
+        type=int,
+        default=_default("block"),
+        metavar="K",
+        help="online methods with a per-unit trace: accumulate traces K steps at a time, "
+        "1 for step by step (same gradient; default: a fixed block)",
+    )
+    p.add_argument(
         "--on-nan",
         default=_default("on_nan"),
         help="a batch with a NaN or Inf loss or gradient: 'stop' the run (the last good "
@@ -194,6 +202,7 @@ def config_from_args(args: argparse.Namespace, method: str):
         seed=args.seed,
         data=str(args.data),
         n_bins=args.bins,
+        block=getattr(args, "block", None),
         on_nan=getattr(args, "on_nan", _default("on_nan")),
     )
 

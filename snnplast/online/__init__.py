@@ -1,9 +1,12 @@
 """Online learning: eligibility traces under a transport policy, combined with the per-step
 learning signal; memory independent of sequence length."""
 
-from ._engine import OnlineStep as OnlineStep
+from ._blocked import DEFAULT_BLOCK as DEFAULT_BLOCK
+from ._blocked import BlockedStep as BlockedStep
+from ._blocked import accumulation_mode as accumulation_mode
 from ._learner import LearnerState as LearnerState
 from ._learner import OnlineLearner as OnlineLearner
 from ._master_user import master_user_lms as master_user_lms
+from ._online_step import OnlineStep as OnlineStep
 from ._sequence import online_loss_and_grad as online_loss_and_grad
 from ._sequence import online_sequence_gradients as online_sequence_gradients

@@ -10,8 +10,9 @@ import jax.numpy as jnp
 import optax
 
 from ..policies._base import Policy
-from ._engine import Carry, OnlineStep
-from ._sequence import at_time
+from ._blocked import BlockedStep, accumulation_mode
+from ._online_step import Carry, OnlineStep
+from ._sequence import at_time, check_block
 
 
 class LearnerState(NamedTuple):
@@ -35,6 +36,10 @@ class OnlineLearner:
     - `loss`: ``loss(output_t, target_t) -> scalar``.
     - `optimizer`: an ``optax.GradientTransformation`` (default ``optax.adam(1e-3)``).
     - `every`: apply an update every this many steps (gradients are summed in between).
+    - `block`: the most steps whose traces are accumulated at once when the policy's carried
+      Jacobian is per unit (``None``: :data:`snnplast.online.DEFAULT_BLOCK`); blocks end at
+      every update, so the block is ``every`` when that is smaller. ``1`` is the step-by-step
+      recursion. The numbers do not depend on it.
 
     ```python
     learner = OnlineLearner(snnplast.Diagonal(), loss, optax.adam(1e-3), every=10)
@@ -44,7 +49,7 @@ class OnlineLearner:
     ```
     """
 
-    def __init__(self, policy: Policy, loss, optimizer=None, *, every: int = 1):
+    def __init__(self, policy: Policy, loss, optimizer=None, *, every: int = 1, block=None):
         if not isinstance(policy, Policy):
             raise TypeError(f"policy must be a transport policy such as snnplast.Diagonal(), "
                             f"got {policy!r}")
@@ -54,14 +59,20 @@ class OnlineLearner:
         self.loss = loss
         self.optimizer = optimizer if optimizer is not None else optax.adam(1e-3)
         self.every = every
+        self.block = min(check_block(block), every)
         self._runner: OnlineStep | None = None
+        self._blocked: BlockedStep | None = None
         self._batched = False
         self._update = eqx.filter_jit(self._update_impl)
+        self._update_blocks = eqx.filter_jit(self._update_blocks_impl)
 
     def init(self, model, x_example, *, batch: int | None = None, key=None) -> LearnerState:
         """Start a stream (or ``batch`` parallel streams) from the model's initial state."""
         key = jax.random.PRNGKey(0) if key is None else key
         self._runner = OnlineStep(model, x_example, self.policy, self.loss)
+        self._blocked = None
+        if self.block > 1 and accumulation_mode(self._runner)[0] == "blocked":
+            self._blocked = BlockedStep(self._runner)
         self._batched = batch is not None
         carry = self._runner.init(model, batch or 1, key)
         params = eqx.filter(model, eqx.is_inexact_array)
@@ -85,6 +96,15 @@ class OnlineLearner:
         if not self._batched:
             inputs = jax.tree_util.tree_map(lambda a: jnp.asarray(a)[None], inputs)
             targets = jax.tree_util.tree_map(lambda a: jnp.asarray(a)[None], targets)
+        if self._blocked is not None:
+            try:
+                start = int(state.steps)
+            except (jax.errors.ConcretizationTypeError, jax.errors.TracerIntegerConversionError):
+                start = None  # inside the caller's jit: blocks cannot be planned
+            if start is not None:
+                n = jax.tree_util.tree_leaves(inputs)[0].shape[1]
+                plan = _plan(start, n, self.every, self.block)
+                return self._update_blocks(model, state, inputs, targets, key, plan)
         return self._update(model, state, inputs, targets, key)
 
     def pending_gradients(self, model, state: LearnerState):
@@ -125,3 +145,83 @@ class OnlineLearner:
         (params, state), losses = jax.lax.scan(body, (params, state), jnp.arange(n_steps))
         return eqx.combine(params, static), state, losses
 
+
+    def _update_blocks_impl(self, model, state: LearnerState, inputs, targets, key, plan):
+        """:meth:`_update_impl` a block at a time: ``plan = (head, period, repeats, tail)``
+        (see :func:`_plan`), ``period`` repeated ``repeats`` times."""
+        runner, blocked = self._runner, self._blocked
+        params, static = eqx.partition(model, eqx.is_inexact_array)
+        offset = state.steps
+
+        def piece(params, st, size, update):
+            p_leaves = jax.tree_util.tree_leaves(params)
+            carry, losses = blocked.block(p_leaves, st.carry, inputs, targets, key, size,
+                                          offset=offset)
+            steps = st.steps + size
+            if not update:
+                return params, LearnerState(carry, st.opt_state, steps, st.updates), losses
+            grads = runner.as_tree(runner.gradients(p_leaves, carry))
+            with jax.numpy_dtype_promotion("standard"):
+                upd, opt_state = self.optimizer.update(grads, st.opt_state, params)
+            params = optax.apply_updates(params, upd)
+            return params, LearnerState(runner.reset_gradients(carry), opt_state, steps,
+                                        st.updates + 1), losses
+
+        def run(params, st, runs):
+            """Pieces ``(steps, update_after, count)``; a repeated piece is a scan."""
+            out = []
+            for size, update, count in runs:
+                if count == 1:
+                    params, st, l_ = piece(params, st, size, update)
+                else:
+                    def body(c, _, size=size, update=update):
+                        p, s, l_ = piece(*c, size, update)
+                        return (p, s), l_
+
+                    (params, st), l_ = jax.lax.scan(body, (params, st), None, length=count)
+                out.append(l_.reshape(-1))
+            return params, st, out
+
+        head, period, repeats, tail = plan
+        params, state, losses = run(params, state, head)
+        if repeats:
+            def one_period(c, _):
+                p, s, out = run(*c, period)
+                return (p, s), jnp.concatenate(out)
+
+            (params, state), l_ = jax.lax.scan(one_period, (params, state), None,
+                                               length=repeats)
+            losses.append(l_.reshape(-1))
+        params, state, more = run(params, state, tail)
+        return eqx.combine(params, static), state, jnp.concatenate(losses + more)
+
+
+def _pieces(start: int, end: int, every: int, block: int) -> tuple:
+    """Cut steps ``[start, end)`` at every update (multiples of `every`) and into blocks of at
+    most `block` counted from the last update: ``((steps, update_after, count), ...)`` with
+    equal neighbours counted together."""
+    out, t = [], start
+    while t < end:
+        next_update = (t // every + 1) * every
+        last_update = next_update - every
+        next_block = last_update + ((t - last_update) // block + 1) * block
+        stop = min(next_block, next_update, end)
+        piece = (stop - t, stop == next_update)
+        if out and out[-1][:2] == piece:
+            out[-1] = (*piece, out[-1][2] + 1)
+        else:
+            out.append((*piece, 1))
+        t = stop
+    return tuple(out)
+
+
+def _plan(start: int, n: int, every: int, block: int):
+    """The pieces of a chunk as ``(head, period, repeats, tail)``, so that a long chunk is a
+    scan over whole update periods (static: the learner compiles once per distinct plan)."""
+    end = start + n
+    aligned = min(end, -(-start // every) * every)
+    head = _pieces(start, aligned, every, block)
+    repeats = (end - aligned) // every
+    period = _pieces(0, every, every, block)
+    tail = _pieces(aligned + repeats * every, end, every, block)
+    return head, period, repeats, tail

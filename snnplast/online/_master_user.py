@@ -7,7 +7,7 @@ import jax.numpy as jnp
 
 from ..engine._sjac import SJac, compose, materialize
 from ..policies._columnar import Columnar
-from ._engine import OnlineStep
+from ._online_step import OnlineStep
 
 
 def _per_parameter(trace: SJac, weights) -> jax.Array:

@@ -5,10 +5,22 @@ from __future__ import annotations
 import jax
 import jax.numpy as jnp
 
-from ._engine import OnlineStep
+from ._blocked import DEFAULT_BLOCK, BlockedStep, accumulation_mode
+from ._online_step import OnlineStep
 
 
-def online_loss_and_grad(model, inputs, targets, policy, loss, *, key=None, with_scores=False):
+def check_block(block) -> int:
+    """``block`` as a number of steps: ``None`` is :data:`DEFAULT_BLOCK`."""
+    if block is None:
+        return DEFAULT_BLOCK
+    if isinstance(block, bool) or not isinstance(block, int) or block < 1:
+        raise ValueError(f"block must be a positive integer (steps per block) or None, "
+                         f"got {block!r}")
+    return block
+
+
+def online_loss_and_grad(model, inputs, targets, policy, loss, *, key=None, with_scores=False,
+                         block=None):
     """Mean over the batch of ``sum_t loss(out_t, y_t)`` and its online gradient.
 
     **Arguments:**
@@ -16,17 +28,37 @@ def online_loss_and_grad(model, inputs, targets, policy, loss, *, key=None, with
     - `inputs`: ``[B, T, ...]``; `targets`: ``[B, T, ...]``.
     - `policy`: a transport policy; `key`: PRNG key for random policies (default key 0).
     - `with_scores`: also return the outputs summed over time ``[B, ...]``.
+    - `block`: steps per block of trace accumulation when the policy's carried Jacobian is per
+      unit (:func:`snnplast.online.accumulation_mode`); ``1`` is the step-by-step recursion,
+      ``None`` :data:`DEFAULT_BLOCK`; a block longer than the sequence is the whole sequence.
+      The numbers are the same for every block size (up to float rounding).
 
     **Returns:** ``(loss, grads)`` (and the summed outputs) with ``grads`` shaped like the model
     (``None`` where the model has no trainable array).
     """
     key = jax.random.PRNGKey(0) if key is None else key
+    block = check_block(block)
     batch = jax.tree_util.tree_leaves(inputs)[0].shape[0]
     x0 = jax.tree_util.tree_map(lambda a: a[0, 0], inputs)
     runner = OnlineStep(model, x0, policy, loss)
     p = runner.graph.split(model)
     carry = runner.init(model, batch, key)
     n_steps = jax.tree_util.tree_leaves(inputs)[0].shape[1]
+
+    if block > 1 and accumulation_mode(runner)[0] == "blocked":
+        carry = run_blocks(BlockedStep(runner), p, carry, inputs, targets, key, n_steps, block,
+                           trace_out=False)
+    else:
+        carry = run_steps(runner, p, carry, inputs, targets, key, n_steps)
+    grads = [g / batch for g in runner.gradients(p, carry)]
+    if with_scores:
+        return carry.loss / batch, runner.as_tree(grads), carry.out_sum
+    return carry.loss / batch, runner.as_tree(grads)
+
+
+def run_steps(runner: OnlineStep, p, carry, inputs, targets, key, n_steps: int):
+    """``n_steps`` steps of the step-by-step recursion, reading ``inputs [B, T, ...]`` at
+    ``carry.t``."""
 
     def body(c, _):
         # Step t is read in place along the time axis (a time-major copy of the inputs would
@@ -35,10 +67,27 @@ def online_loss_and_grad(model, inputs, targets, policy, loss, *, key=None, with
         return runner.step(p, c, x_t, y_t, jax.random.fold_in(key, c.t)), None
 
     carry, _ = jax.lax.scan(body, carry, None, length=n_steps)
-    grads = [g / batch for g in runner.gradients(p, carry)]
-    if with_scores:
-        return carry.loss / batch, runner.as_tree(grads), carry.out_sum
-    return carry.loss / batch, runner.as_tree(grads)
+    return carry
+
+
+def run_blocks(blocked: BlockedStep, p, carry, inputs, targets, key, n_steps: int, block: int,
+               *, trace_out: bool = True):
+    """``n_steps`` steps in blocks of ``block`` (the last one shorter if it must).
+
+    `trace_out`: whether the traces after the last block are wanted (a learner carries them
+    on; a sequence's gradient does not need them).
+    """
+    k = min(block, n_steps)
+    full, rest = divmod(n_steps, k)
+    last = rest if rest else k
+    n_scanned = full if rest else full - 1
+
+    def body(c, _):
+        return blocked.block(p, c, inputs, targets, key, k)[0], None
+
+    if n_scanned:
+        carry, _ = jax.lax.scan(body, carry, None, length=n_scanned)
+    return blocked.block(p, carry, inputs, targets, key, last, trace_out=trace_out)[0]
 
 
 def at_time(a, t):
@@ -46,11 +95,11 @@ def at_time(a, t):
     return jax.lax.dynamic_index_in_dim(a, t, axis=1, keepdims=False)
 
 
-def online_sequence_gradients(model, inputs, targets, policy, loss, *, key=None):
+def online_sequence_gradients(model, inputs, targets, policy, loss, *, key=None, block=None):
     """Online gradient of one unbatched sequence (``inputs [T, ...]``)."""
     add_batch = lambda a: jnp.asarray(a)[None]
     _, grads = online_loss_and_grad(
         model, jax.tree_util.tree_map(add_batch, inputs),
-        jax.tree_util.tree_map(add_batch, targets), policy, loss, key=key)
+        jax.tree_util.tree_map(add_batch, targets), policy, loss, key=key, block=block)
     return grads
 

@@ -42,6 +42,9 @@ class TrainConfig:
     - `eval_batch`: samples per evaluation batch (memory only; results do not depend on it).
     - `data`: the data set's name or path, recorded for provenance (``fit`` is given the data).
     - `n_bins`: time bins the data was binned into, recorded likewise.
+    - `block`: steps per block of trace accumulation for an online method whose carried
+      Jacobian is per unit (``None``: the default block; ``1``: step by step). The gradient is
+      the same for every value; only time and memory change.
     - `on_nan`: what a batch with a non-finite loss or gradient does: ``"stop"`` the run
       (the last good checkpoint is kept) or ``"skip"`` the batch (counted in the summary).
     """
@@ -63,6 +66,7 @@ class TrainConfig:
     eval_batch: int = 250
     data: str = "speech"
     n_bins: int = 100
+    block: int | None = None
     on_nan: str = "stop"
 
     def __post_init__(self):
@@ -82,6 +86,8 @@ class TrainConfig:
         check_channel_shift(self.channel_shift)
         check_method_fits(parse_method(self.method, self.lam), self.hidden, self.method)
         check_on_nan(self.on_nan)
+        if self.block is not None:
+            _positive_int("block", self.block)
 
     def to_dict(self) -> dict:
         return dataclasses.asdict(self)

@@ -62,7 +62,8 @@ def evaluate_batch(model: Cell, x: Float[Array, "B T C"], y: Int[Array, " B"], w
     return jnp.sum(weight * losses), jnp.sum(weight * correct)
 
 
-def loss_and_grad(model: Cell, x: Float[Array, "B T C"], y: Int[Array, " B"], method="bptt"):
+def loss_and_grad(model: Cell, x: Float[Array, "B T C"], y: Int[Array, " B"], method="bptt",
+                  block=None):
     """The batch loss, the class scores and the gradient of the loss, by `method`.
 
     Every gradient method of the trainer passes through here: ``"bptt"``, or any
@@ -76,6 +77,8 @@ def loss_and_grad(model: Cell, x: Float[Array, "B T C"], y: Int[Array, " B"], me
     - `y`: labels ``[B]`` (int32).
     - `method`: what :func:`parse_method` returns; ``"bptt"`` differentiates the batch mean
       through the unrolled scan.
+    - `block`: steps per block of an online method's trace accumulation (see
+      :func:`snnplast.gradients`); ``None`` is the default block.
 
     **Returns:** ``((loss, scores), grads)``: the batch-mean loss, the scores ``[B, K]`` and a
     pytree shaped like `model` (``None`` where it has no trainable array).
@@ -85,7 +88,7 @@ def loss_and_grad(model: Cell, x: Float[Array, "B T C"], y: Int[Array, " B"], me
     if isinstance(method, Policy):
         targets = jnp.broadcast_to(y[:, None], x.shape[:2])
         loss, grads, scores = online_loss_and_grad(model, x, targets, method, cross_entropy,
-                                                   with_scores=True)
+                                                   with_scores=True, block=block)
         return (loss, scores), grads
     if isinstance(method, TruncatedBPTT):
         targets = jnp.broadcast_to(y[:, None], x.shape[:2])

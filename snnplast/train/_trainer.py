@@ -44,7 +44,7 @@ METRICS_FILE = "metrics.jsonl"
 SUMMARY_FILE = "summary.json"
 
 
-def _make_train_step(optimizer, method, replicated):
+def _make_train_step(optimizer, method, replicated, block=None):
     def constrain(tree):
         # Parameters and optimiser state stay whole on every device: the gradient is summed
         # over the batch shards before the update, so every device applies the same one.
@@ -57,7 +57,7 @@ def _make_train_step(optimizer, method, replicated):
     @eqx.filter_jit
     def step(model, opt_state, x, y):
         # Data stays uint8 on the host and in transfer; the cast happens inside the step.
-        (loss, scores), grads = loss_and_grad(model, x.astype(jnp.float32), y, method)
+        (loss, scores), grads = loss_and_grad(model, x.astype(jnp.float32), y, method, block)
         params = eqx.filter(model, eqx.is_inexact_array)
         # Optax's bias correction raises a Python float to an int32 step count, which strict
         # dtype promotion (a user's or the tests' setting) rejects; the model stays strict.
@@ -291,7 +291,7 @@ def fit(
     # executable reports its scratch memory.
     compile_start = time.perf_counter()
     step = (
-        _make_train_step(optimizer, method, parallel.replicated)
+        _make_train_step(optimizer, method, parallel.replicated, config.block)
         .lower(model, opt_state, parallel.shard(train.x[:batch]), parallel.shard(train.y[:batch]))
         .compile()
     )

@@ -14,7 +14,7 @@ import jax
 import jax.numpy as jnp
 
 from ..engine._derive import step_graph
-from ..engine._sjac import SJac, compose, contract_batch, materialize
+from ..engine._sjac import SJac, add, compose, contract_batch, materialize, scale
 from ..policies._base import Policy
 from ._traces import TraceStep, policy_context
 
@@ -51,6 +51,7 @@ class OnlineStep:
             return res.new_state
 
         jax.eval_shape(probe, p, s, xx)
+        self._p_example, self._s_example, self._x_example = p, s, xx
         res = captured["res"]
         self.derived = res.derived
         self.k_struct = {k: (j.out_shape, j.in_shape, j.ties, tuple(j.val_keys),
@@ -94,7 +95,9 @@ class OnlineStep:
         )
 
     # ----- one step ------------------------------------------------------------------------------
-    def step(self, p_leaves, carry: Carry, x_t, y_t, key) -> Carry:
+    def _learning_signal(self, p_leaves, carry: Carry, x_t, y_t):
+        """The batch's loss at this step and its reverse-mode products (this step only):
+        ``d loss / d theta`` (direct) and ``d loss / d state_{t-1}``, with the step's values."""
         g = self.graph
         x_leaves = jax.tree_util.tree_leaves(x_t)
 
@@ -111,6 +114,11 @@ class OnlineStep:
 
         lval, vjp, (outs, env) = jax.vjp(batch_loss, p_leaves, carry.state, has_aux=True)
         d_p, d_s = vjp(jnp.ones((), lval.dtype))
+        return lval, d_p, outs, d_s, env
+
+    def step(self, p_leaves, carry: Carry, x_t, y_t, key) -> Carry:
+        x_leaves = jax.tree_util.tree_leaves(x_t)
+        lval, d_p, outs, d_s, env = self._learning_signal(p_leaves, carry, x_t, y_t)
         ctx = self.context.with_state(carry.policy_state)
 
         def per_sample(s, tr, kp, xx, ds, env):
@@ -133,6 +141,79 @@ class OnlineStep:
             loss=carry.loss + lval,
             out_sum=jax.tree_util.tree_map(jnp.add, carry.out_sum, outs), t=t,
         )
+
+    def record(self, p_leaves, carry: Carry, x_t, y_t, key):
+        """One step of a block (:class:`BlockedStep`): everything :meth:`step` does except the
+        trace update and its contraction, which the block does at once.
+
+        **Returns:** ``(carry, (L, A, F))``: the carry with state, direct gradients, loss and
+        outputs advanced (traces untouched), and the step's records, each ``[B, ...]``: the
+        learning signal ``L[a]`` of the primary leaves (``d loss_t / d state_{t-1}``), the
+        carried per-unit blocks ``A[(a, b)]`` (``lam * H~``, one SJac per pair) and the
+        immediate influences ``F[(a, p)]`` of the traced pairs.
+        """
+        lval, d_p, outs, d_s, env = self._learning_signal(p_leaves, carry, x_t, y_t)
+        x_leaves = jax.tree_util.tree_leaves(x_t)
+        ctx = self.context.with_state(carry.policy_state)
+        pairs = self.traces.structure
+
+        def per_sample(s, kp, xx, ds, env):
+            ls = self._fold_derived(ds, kp)
+            new_s, H, F, K = self.traces.blocks(p_leaves, s, xx, env=env)
+            A = self.per_unit(self.traces.carried(H, kp, ctx))
+            L = {a: ls[a] for a in self.traces.primary}
+            return new_s, K, (L, A, {k: v for k, v in F.items() if k in pairs})
+
+        new_s, new_k, rec = jax.vmap(per_sample)(carry.state, carry.k_prev, x_leaves, d_s, env)
+        t = carry.t + 1
+        return carry._replace(
+            state=list(new_s), k_prev=new_k,
+            policy_state=self.policy.next_state(carry.policy_state, self.context, t, key),
+            grad_direct=[a + b for a, b in zip(carry.grad_direct, d_p)],
+            loss=carry.loss + lval,
+            out_sum=jax.tree_util.tree_map(jnp.add, carry.out_sum, outs), t=t,
+        ), rec
+
+    def per_unit(self, Ht) -> dict:
+        """The carried products multiplied out and summed, times ``lam``: one SJac per pair of
+        leaves. Meant for per-unit (elementwise) factors, whose products stay elementwise."""
+        lam = self.policy.lam
+        out = {}
+        if lam == 0.0:
+            return out
+        for key, products in Ht.items():
+            total = None
+            for product in products:
+                j = product[0]
+                for factor in product[1:]:
+                    j = compose(j, factor)
+                total = j if total is None else add(total, j)
+            if total is not None:
+                out[key] = total if lam == 1.0 else scale(total, lam)
+        return out
+
+    def carried_structure(self) -> dict:
+        """The carried products ``H~[(a, b)]`` of one sample, as shapes (trace time)."""
+        p = self._p_example
+        s = self._s_example
+        xx = self._x_example
+        pstate = self.policy.init_state(self.context, jax.random.PRNGKey(0))
+        kp = {k: SJac(o, i, ties, jnp.zeros(shape, self.dtype), keys, False)
+              for k, (o, i, ties, keys, shape) in self.k_struct.items()}
+        captured = {}
+
+        def probe(p, s, xx, kp):
+            _, H, _, _ = self.traces.blocks(p, s, xx)
+            captured["Ht"] = self.traces.carried(H, kp, self.context.with_state(pstate))
+            return 0.0
+
+        jax.eval_shape(probe, p, s, xx, kp)
+        return captured["Ht"]
+
+    def carried_example(self) -> dict:
+        """:meth:`per_unit` of :meth:`carried_structure`, as shapes."""
+        Ht = self.carried_structure()
+        return jax.eval_shape(self.per_unit, Ht)
 
     def _fold_derived(self, ds, kp):
         """Learning signal of the primary leaves: a derived leaf's signal flows back through its

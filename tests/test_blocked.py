@@ -1,0 +1,173 @@
+"""Traces a block of steps at a time: the same numbers as the step recursion, memory flat in T."""
+
+import equinox as eqx
+import jax
+import jax.numpy as jnp
+import numpy as np
+import optax
+import pytest
+from cell_zoo import ALL, BUILTIN, N_IN
+
+import snnplast as sp
+from snnplast.online import OnlineStep, accumulation_mode, online_loss_and_grad
+
+T = 10  # blocks of 3 leave a remainder of 1
+B = 2
+
+
+def _f64(tree):
+    return jax.tree_util.tree_map(
+        lambda a: a.astype(jnp.float64) if eqx.is_inexact_array(a) else a, tree)
+
+
+def _sq(out, y):
+    return jnp.sum((out - y) ** 2)
+
+
+def _problem(cell, key, steps=T):
+    k1, k2 = jax.random.split(key)
+    xs = jax.random.normal(k1, (B, steps, N_IN), jnp.float64) * 1.5
+    _, outs = jax.vmap(lambda x: sp.unroll(cell, x))(xs)
+    ys = jax.random.normal(k2, outs.shape, jnp.float64)
+    return xs, ys
+
+
+def _rel(a, b):
+    la, lb = jax.tree_util.tree_leaves(a), jax.tree_util.tree_leaves(b)
+    assert len(la) == len(lb)
+    num = sum(float(jnp.sum((x - y) ** 2)) for x, y in zip(la, lb))
+    den = sum(float(jnp.sum(y**2)) for y in lb)
+    return (num / max(den, 1e-300)) ** 0.5
+
+
+def _mode(cell, policy):
+    return accumulation_mode(OnlineStep(cell, jnp.zeros(N_IN), policy, _sq))[0]
+
+
+def _check_blocks(cell, policy, blocks, key):
+    xs, ys = _problem(cell, key)
+    l1, g1 = online_loss_and_grad(cell, xs, ys, policy, _sq, block=1)
+    assert _rel(g1, jax.tree_util.tree_map(jnp.zeros_like, g1)) > 0  # something to compare
+    for k in blocks:
+        lk, gk = online_loss_and_grad(cell, xs, ys, policy, _sq, block=k)
+        assert _rel(gk, g1) <= 1e-10, (k, _rel(gk, g1))
+        assert abs(float(lk - l1)) <= 1e-10 * abs(float(l1))
+
+
+# The default run takes a cell of each kind; the slow test below takes every cell and policy.
+@pytest.mark.parametrize("name", ["ralif", "sequential", "linear_attention", "izhikevich"])
+def test_blocked_equals_steps(name, x64, getkey):
+    """Diagonal in blocks of 3 (with a remainder) == step by step."""
+    cell = _f64(ALL[name](getkey()))
+    assert _mode(cell, sp.Diagonal()) == "blocked"
+    _check_blocks(cell, sp.Diagonal(), [3], getkey())
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("policy", [sp.Diagonal(), sp.Diagonal(lam=0.7), sp.Immediate(),
+                                    sp.ColumnarPolicy(), sp.HeadSparse(0.5)],
+                         ids=lambda p: f"{p.name}-{p.lam}")
+@pytest.mark.parametrize("name", sorted(ALL))
+def test_blocked_equals_steps_all_policies_and_sizes(name, policy, x64, getkey):
+    cell = _f64(ALL[name](getkey()))
+    if _mode(cell, policy) != "blocked":
+        pytest.skip(f"{policy.name} is not per unit on {name}")
+    _check_blocks(cell, policy, [3, T, T + 5], getkey())
+
+
+@pytest.mark.parametrize("name", ["alif", "lif_reset_grad"])
+def test_blocked_diagonal_equals_bptt_without_recurrence(name, x64, getkey):
+    """An independent reference: without recurrence e-prop is exact, blocked or not."""
+    cell = _f64(BUILTIN[name](getkey()))
+    xs, ys = _problem(cell, getkey())
+    ref = jax.vmap(lambda x, y: sp.gradients(cell, x, y, loss=_sq))(xs, ys)
+    ref = jax.tree_util.tree_map(lambda g: jnp.mean(g, axis=0), ref)
+    for k in (4, T):
+        _, got = online_loss_and_grad(cell, xs, ys, sp.Diagonal(), _sq, block=k)
+        assert _rel(got, ref) <= 1e-10
+
+
+def test_modes_and_entry_point(x64, getkey):
+    rlif = _f64(BUILTIN["rlif"](getkey()))
+    assert _mode(rlif, sp.Diagonal()) == "blocked"
+    assert _mode(rlif, sp.Immediate()) == "blocked"
+    assert _mode(rlif, sp.Exact()) == "step"  # W_rec is dense
+    assert _mode(rlif, sp.RandomK(2)) == "step"
+    _, why = accumulation_mode(OnlineStep(rlif, jnp.zeros(N_IN), sp.Exact(), _sq))
+    assert "not per unit" in why
+    xs, ys = _problem(rlif, getkey())
+    step = sp.gradients(rlif, xs[0], ys[0], loss=_sq, method=sp.Diagonal(), block=1)
+    for k in (3, None):
+        got = sp.gradients(rlif, xs[0], ys[0], loss=_sq, method=sp.Diagonal(), block=k)
+        assert _rel(got, step) <= 1e-10
+    with pytest.raises(ValueError, match="block must be a positive integer"):
+        sp.gradients(rlif, xs[0], ys[0], loss=_sq, method=sp.Diagonal(), block=0)
+    with pytest.raises(ValueError, match="block has no meaning for method 'bptt'"):
+        sp.gradients(rlif, xs[0], ys[0], loss=_sq, block=4)
+
+
+def _learn(cell, policy, every, block, chunks, key):
+    xs, ys = _problem(cell, key, steps=sum(chunks))
+    learner = sp.OnlineLearner(policy, _sq, optax.sgd(0.05), every=every, block=block)
+    state = learner.init(cell, jnp.zeros(N_IN, jnp.float64), batch=B)
+    losses, start = [], 0
+    for n in chunks:
+        cell, state, l_ = learner.update(cell, state, xs[:, start:start + n],
+                                         ys[:, start:start + n])
+        losses.append(l_)
+        start += n
+    return cell, state, jnp.concatenate(losses), learner.pending_gradients(cell, state)
+
+
+@pytest.mark.parametrize("every, block, chunks", [
+    (3, None, [7, 11]),
+    pytest.param(10, 4, [7, 25, 4], marks=pytest.mark.slow),
+])
+def test_learner_in_blocks_equals_steps(every, block, chunks, x64, getkey):
+    """Updates every K steps, chunks that do not line up with them: the same parameters."""
+    cell = _f64(BUILTIN["ralif"](getkey()))
+    key = getkey()
+    ref = _learn(cell, sp.Diagonal(), every, 1, chunks, key)
+    got = _learn(cell, sp.Diagonal(), every, block, chunks, key)
+    assert int(got[1].updates) == int(ref[1].updates) == sum(chunks) // every
+    assert _rel(got[0], ref[0]) <= 1e-10
+    np.testing.assert_allclose(got[2], ref[2], rtol=1e-10)
+    assert _rel(got[3], ref[3]) <= 1e-10
+    assert _rel(ref[0], cell) > 1e-6  # the parameters did move
+
+
+def _blocked_temp_bytes(cell, steps, block):
+    xs = jnp.zeros((4, steps, N_IN))
+    ys = jnp.zeros((4, steps, cell.n))
+
+    def f(params, xs, ys):
+        c = eqx.combine(params, eqx.filter(cell, eqx.is_inexact_array, inverse=True))
+        return online_loss_and_grad(c, xs, ys, sp.Diagonal(), _sq, block=block)
+
+    # The sequence is an argument: a closed-over one would be a constant in the scratch.
+    params = eqx.filter(cell, eqx.is_inexact_array)
+    return jax.jit(f).lower(params, xs, ys).compile().memory_analysis().temp_size_in_bytes
+
+
+def test_blocked_memory_grows_with_the_block_not_the_sequence(getkey):
+    cell = sp.ALIF(N_IN, 32, key=getkey(), recurrent=True)
+    short, long = _blocked_temp_bytes(cell, 64, 16), _blocked_temp_bytes(cell, 1024, 16)
+    assert long <= 1.1 * short, (short, long)
+    bigger = _blocked_temp_bytes(cell, 1024, 128)
+    assert bigger > short, (short, bigger)
+
+
+def test_bench_prints_one_json_object(capsys):
+    import json
+
+    from snnplast._cli import main
+
+    assert main(["bench", "--model", "rlif", "--hidden", "8", "--inputs", "4", "--batch", "2",
+                 "--steps", "5", "--block", "2", "--json"]) == 0
+    row = json.loads(capsys.readouterr().out)
+    assert row["mode"] == "blocked" and row["block"] == 2 and row["steps"] == 5
+    assert len(row["ms_per_step_all"]) == 5 and row["ms_per_step"] > 0
+    assert row["compile_seconds"] > 0 and row["temp_bytes"] > 0 and row["peak_rss_bytes"] > 0
+    assert 0.5 < row["cosine_vs_bptt"] <= 1.0 + 1e-9
+    assert main(["bench", "--model", "rlif", "--method", "bptt", "--block", "3"]) == 2
+    assert "block has no meaning for method 'bptt'" in capsys.readouterr().err
