@@ -87,6 +87,21 @@ def test_blocked_diagonal_equals_bptt_without_recurrence(name, x64, getkey):
         assert _rel(got, ref) <= 1e-10
 
 
+def test_default_block_only_where_traces_are_per_synapse(getkey):
+    """block=None blocks ALIF's per-synapse adaptation traces, not LIF's factorised ones."""
+    from snnplast.online import DEFAULT_BLOCK, resolve_block
+
+    def default(name, policy):
+        return resolve_block(OnlineStep(BUILTIN[name](getkey()), jnp.zeros(N_IN), policy, _sq),
+                             None)
+
+    assert default("ralif", sp.Diagonal()) == DEFAULT_BLOCK
+    assert default("rlif", sp.Diagonal()) == 1
+    assert default("ralif", sp.Exact()) == 1  # not per unit: always step by step
+    runner = OnlineStep(BUILTIN["rlif"](getkey()), jnp.zeros(N_IN), sp.Diagonal(), _sq)
+    assert resolve_block(runner, 7) == 7  # an explicit block is kept
+
+
 def test_modes_and_entry_point(x64, getkey):
     rlif = _f64(BUILTIN["rlif"](getkey()))
     assert _mode(rlif, sp.Diagonal()) == "blocked"

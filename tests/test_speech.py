@@ -346,6 +346,25 @@ def test_speech_shd_is_reproducible(speech_set, tmp_path):
                     np.testing.assert_array_equal(x, y)
 
 
+def test_speech_shd_records_training_speech_and_keeps_the_test_split_dry(speech_set, tmp_path):
+    """A recording chain changes the training clips only; the manifest names it."""
+    from snnplast.data._acoustics import CLEAN, RECORDED
+
+    out, _ = speech_set
+    kept = make_speech_shd(tmp_path / "rec", per_class=1, seed=11, acoustics=RECORDED,
+                           progress=False)  # fmt: skip
+    assert json.loads((out / "speech_shd.json").read_text())["settings"]["acoustics"] == repr(CLEAN)
+    manifest = json.loads((kept / "speech_shd.json").read_text())
+    assert manifest["settings"]["acoustics"] == repr(RECORDED)
+    assert manifest["settings"]["version"] == 3
+    with np.load(out / "shd_test_audio.npz") as a, np.load(kept / "shd_test_audio.npz") as b:
+        np.testing.assert_array_equal(a["audio"], b["audio"])
+    with np.load(out / "shd_train_audio.npz") as a, np.load(kept / "shd_train_audio.npz") as b:
+        assert a["audio"].shape != b["audio"].shape or not np.array_equal(a["audio"], b["audio"])
+    with pytest.raises(TypeError, match="acoustics"):
+        make_speech_shd(tmp_path / "bad", per_class=1, acoustics="noisy")
+
+
 # ---------------------------------------------------------------------------------------------
 # The public API
 
@@ -358,9 +377,7 @@ def test_speech_namespace_example_runs():
     import snnplast.data.speech as speech
 
     doc = speech.__doc__
-    code = "\n".join(
-        line[4:] for line in doc[doc.index("::") + 2 :].strip("\n").splitlines()
-    )
+    code = "\n".join(line[4:] for line in doc[doc.index("::") + 2 :].strip("\n").splitlines())
     scope = {"snnplast": snnplast}
     exec(code, scope)
     clips, spikes = scope["clips"], scope["spikes"]

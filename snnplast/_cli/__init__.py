@@ -21,7 +21,7 @@ _PACKAGE = Path(__file__).resolve().parents[1]
 _INTERNAL = (_PACKAGE / "engine", _PACKAGE / "online")
 
 # Sub-command modules, in the order `snnplast --help` lists them.
-_COMMANDS = ("train", "data", "inspect", "compare", "plot", "bench")
+_COMMANDS = ("train", "evaluate", "data", "inspect", "compare", "plot", "bench")
 
 
 def build_parser() -> argparse.ArgumentParser:

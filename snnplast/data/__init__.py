@@ -7,13 +7,20 @@ tonic, binning, and a procedural stand-in.
   :class:`BasilarMembrane`, :class:`HairCell`, :class:`BushyCell` gathered in :class:`Cochlea`;
 - spoken digits from eSpeak NG (:mod:`snnplast.data.speech`) and the SHD look-alike made from
   them (:func:`make_speech_shd`, :func:`ensure_speech_shd`), the default data set;
-- :func:`convert_audio` for a folder of your own labelled WAV files, :func:`plot_sample` to look
-  at one sample;
+- :func:`convert_audio` for a folder of your own labelled WAV files (any sample rate: each is
+  resampled to the cochlea's working rate, :func:`resample`), :func:`load_recordings` to bin
+  them for a trained model, :func:`plot_sample` to look at one sample;
+- :class:`Acoustics`: the simulated rooms, microphones, channels and noise the default set's
+  training speech is recorded through (:data:`RECORDED`; :data:`CLEAN` for none);
 - the SHD layout (:func:`write_shd_h5`, :func:`check_shd_file`) and its loading through tonic.
 """
 
 from . import speech as speech
+from ._acoustics import CLEAN as CLEAN
+from ._acoustics import RECORDED as RECORDED
+from ._acoustics import Acoustics as Acoustics
 from ._audio import read_wav as read_wav
+from ._audio import resample as resample
 from ._basilar_membrane import BasilarMembrane as BasilarMembrane
 from ._binning import bin_events as bin_events
 from ._binning import bin_samples as bin_samples
@@ -31,6 +38,7 @@ from ._espeak import SpeechUnavailableError as SpeechUnavailableError
 from ._hair_cell import HairCell as HairCell
 from ._loader import DEFAULT_DATA as DEFAULT_DATA
 from ._loader import load_dataset as load_dataset
+from ._recordings import load_recordings as load_recordings
 from ._shd_file import SHDFormatError as SHDFormatError
 from ._shd_file import SHDMissingError as SHDMissingError
 from ._shd_file import check_shd_file as check_shd_file

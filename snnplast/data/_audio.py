@@ -1,4 +1,5 @@
-"""Audio files: reading mono WAV, and the clips kept beside a spike file for plotting.
+"""Audio files: reading mono WAV, changing a clip's sample rate, and the clips kept beside a
+spike file for plotting.
 
 Beside ``<stem>.h5`` the data commands keep ``<stem>_audio.npz``: every clip the cochlea heard, as
 int16 (``audio``, concatenated; clip ``i`` is ``audio[offsets[i]:offsets[i+1]]``) with its rate
@@ -7,6 +8,7 @@ int16 (``audio``, concatenated; clip ``i`` is ``audio[offsets[i]:offsets[i+1]]``
 
 from __future__ import annotations
 
+import math
 import os
 import warnings
 from collections.abc import Sequence
@@ -56,6 +58,34 @@ def read_wav(path: str | os.PathLike) -> tuple[np.ndarray, int]:
     else:
         x = data.astype(np.float64) / float(-np.iinfo(data.dtype).min)
     return x, int(rate)
+
+
+def resample(audio: np.ndarray, rate: int, target: int) -> np.ndarray:
+    """`audio` at `rate` Hz, resampled to `target` Hz by polyphase filtering.
+
+    ``scipy.signal.resample_poly`` with the ratio reduced to lowest terms (22050 -> 16000 Hz is
+    up 320, down 441); its anti-aliasing filter removes what lies above the lower Nyquist
+    frequency, so a band-limited recording stays band-limited. The result has
+    ``ceil(N * target / rate)`` samples.
+
+    **Arguments:**
+
+    - `audio`: ``[N]`` samples.
+    - `rate`, `target`: the rates in Hz (positive ints).
+
+    **Returns:** ``[ceil(N * target / rate)]`` float64 (`audio` itself as float64 when the rates
+    are equal).
+    """
+    from scipy.signal import resample_poly
+
+    for name, value in (("rate", rate), ("target", target)):
+        if isinstance(value, bool) or not isinstance(value, int | np.integer) or value < 1:
+            raise ValueError(f"{name} must be a positive int of Hz, got {value!r}")
+    x = np.asarray(audio, dtype=np.float64)
+    if int(rate) == int(target):
+        return x
+    g = math.gcd(int(rate), int(target))
+    return resample_poly(x, int(target) // g, int(rate) // g)
 
 
 def sidecar_path(spike_file: str | os.PathLike) -> Path:

@@ -17,7 +17,7 @@ import h5py
 import numpy as np
 
 from .._atomic import atomic_write
-from ._audio import read_wav, save_sidecar
+from ._audio import read_wav, resample, save_sidecar
 from ._audio_layouts import Recording, find_layout, from_csv, speaker_ids
 from ._basilar_membrane import fast_length
 from ._cochlea import Cochlea, cochlea_batch
@@ -131,8 +131,11 @@ def convert_audio(
     if workers is None:
         workers = max(1, min(os.cpu_count() or 1, 8))
 
+    # At the cochlea's working rate from here on: padding lengths are chosen there.
+    rates = [model.working_rate(r) for _, r in audio]
     clips, offsets = [], []
-    for x, rate in audio:
+    for (x, own_rate), rate in zip(audio, rates):
+        x = resample(x, own_rate, rate)
         if exact_length:
             clips.append(x)
             offsets.append(0)
@@ -146,8 +149,8 @@ def convert_audio(
         clips.append(clip)
         offsets.append(start)
     times, units = [None] * len(clips), [None] * len(clips)
-    for rate in sorted({r for _, r in audio}):
-        idx = [i for i, (_, r) in enumerate(audio) if r == rate]
+    for rate in sorted(set(rates)):
+        idx = [i for i, r in enumerate(rates) if r == rate]
         seeds = [_file_seed(seed, recordings[i].name) for i in idx]
         spikes = cochlea_batch(
             [clips[i] for i in idx], rate, seeds=seeds, model=model, workers=workers,
@@ -157,7 +160,8 @@ def convert_audio(
         for i, s in zip(idx, spikes):
             # Back to the recording's clock: drop what fell in the padding.
             t = s.times - offsets[i] / rate
-            keep = (t >= 0) & (t < audio[i][0].size / rate)
+            x, own_rate = audio[i]
+            keep = (t >= 0) & (t < x.size / own_rate)
             times[i] = np.round(t[keep] * out_rate) / out_rate
             units[i] = s.units[keep]
     speakers, names = speaker_ids([rec.speaker for rec in recordings])

@@ -60,6 +60,15 @@ class HairCell:
     h: float = 50000.0
     m: float = 1.0
 
+    def lowest_stable_rate(self) -> float:
+        r"""The step rate (Hz) below which the Euler recursion is unstable: $(l + r)/2$.
+
+        The cleft obeys $c_{t+1} = (1 - (l + r)\Delta t)\,c_t + \dots$; once $(l+r)\Delta t > 2$
+        (Lauscher's rates: a step rate under 4540 Hz, audio under 9080 Hz) every perturbation
+        grows, and the cochlea's output is noise.
+        """
+        return (self.l + self.r) / 2.0
+
     def rest(self, shape: tuple[int, ...], dtype=jnp.float32) -> HairCellState:
         """The resting state (the fixed point with no stimulus), broadcast to `shape`."""
         k0 = self.g * self.a / (self.a + self.b)

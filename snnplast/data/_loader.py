@@ -154,6 +154,35 @@ def _binned(folder: Path, train: bool, cache: Path, binning: dict, progress: boo
     return arrays
 
 
+def binned_split(
+    folder: str | os.PathLike,
+    train: bool,
+    *,
+    n_bins: int = 100,
+    duration: float = 1.4,
+    pool: int = 5,
+    cache_dir: str | os.PathLike | None = None,
+    progress: bool = True,
+) -> tuple[Split, tuple[str, ...]]:
+    """One file of an SHD-layout folder as a binned split (cached as :func:`load_dataset` does).
+
+    **Arguments:**
+
+    - `folder`: holds ``shd_train.h5`` / ``shd_test.h5`` (directly or in ``SHD/``).
+    - `train`: which of the two files.
+    - `n_bins`, `duration`, `pool`, `cache_dir`, `progress`: as :func:`load_dataset`.
+
+    **Returns:** ``(split, class_names)``, every sample of the file.
+    """
+    check_binning(n_bins, duration, pool, pool)
+    folder = Path(folder).expanduser()
+    check_shd_file(find_split_file(folder, train))
+    binning = {"n_bins": int(n_bins), "duration": float(duration), "pool": int(pool)}
+    arrays = _binned(folder, train, cache_root(cache_dir), binning, progress)
+    split = Split(x=arrays["x"], y=arrays["y"], speakers=arrays["speakers"])
+    return split, tuple(str(name) for name in arrays["class_names"])
+
+
 def _take(arrays: dict, index: np.ndarray) -> Split:
     return Split(x=arrays["x"][index], y=arrays["y"][index], speakers=arrays["speakers"][index])
 

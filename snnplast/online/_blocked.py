@@ -26,6 +26,7 @@ import jax.numpy as jnp
 
 from ..engine._sjac import SJac, add, coerce, compose, contract_batch, join_structure, materialize
 from ._online_step import Carry, OnlineStep
+from ._traces import stored_numbers
 
 # Steps per block unless the caller says otherwise, chosen by measurement
 # (benchmarks/results/block_size.md: ralif, 256 neurons, batch 32, T=400 on the shared 2-core
@@ -59,6 +60,36 @@ def accumulation_mode(runner: OnlineStep) -> tuple[str, str]:
                 if not _elementwise(j):
                     return "step", f"{_describe(a, b, j)} is not per unit"
     return "blocked", "every carried block of H is per unit (elementwise)"
+
+
+def resolve_block(runner: OnlineStep, block: int | None) -> int:
+    """The number of steps per block to run ``runner`` with; ``1`` is the step recursion.
+
+    A policy whose carried ``H~`` is not per unit always runs step by step. With
+    ``block=None`` the default is :data:`DEFAULT_BLOCK` only where some trace is stored per
+    synapse (at least as many numbers as its parameter, e.g. ALIF's adaptation trace): there
+    blocks turn per-synapse work at every step into matmuls. Traces that factorise (LIF's
+    pre-synaptic trace) already cost little per step, and blocks would only add their records
+    (benchmarks/results/online_suite_rlif.md: ~10x the scratch memory, no faster).
+    """
+    if accumulation_mode(runner)[0] != "blocked":
+        return 1
+    if block is not None:
+        return block
+    return DEFAULT_BLOCK if _per_synapse(runner) else 1
+
+
+def _per_synapse(runner: OnlineStep) -> bool:
+    traces = runner.traces
+    for key, structure in traces.structure.items():
+        _, p = key
+        n_param = 1
+        for d in runner.graph.phi_nodes[p].shape:
+            n_param *= d
+        stored = stored_numbers(structure, traces.shapes[key])
+        if len(runner.graph.phi_nodes[p].shape) >= 2 and stored >= n_param:
+            return True
+    return False
 
 
 def _rows_times(rows: dict, A: dict, leaves) -> dict:

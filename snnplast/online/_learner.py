@@ -10,7 +10,7 @@ import jax.numpy as jnp
 import optax
 
 from ..policies._base import Policy
-from ._blocked import BlockedStep, accumulation_mode
+from ._blocked import BlockedStep, resolve_block
 from ._online_step import Carry, OnlineStep
 from ._sequence import at_time, check_block
 
@@ -37,7 +37,7 @@ class OnlineLearner:
     - `optimizer`: an ``optax.GradientTransformation`` (default ``optax.adam(1e-3)``).
     - `every`: apply an update every this many steps (gradients are summed in between).
     - `block`: the most steps whose traces are accumulated at once when the policy's carried
-      Jacobian is per unit (``None``: :data:`snnplast.online.DEFAULT_BLOCK`); blocks end at
+      Jacobian is per unit (``None``: :func:`snnplast.online.resolve_block` chooses); blocks end at
       every update, so the block is ``every`` when that is smaller. ``1`` is the step-by-step
       recursion. The numbers do not depend on it.
 
@@ -59,7 +59,7 @@ class OnlineLearner:
         self.loss = loss
         self.optimizer = optimizer if optimizer is not None else optax.adam(1e-3)
         self.every = every
-        self.block = min(check_block(block), every)
+        self.block = check_block(block)
         self._runner: OnlineStep | None = None
         self._blocked: BlockedStep | None = None
         self._batched = False
@@ -71,7 +71,8 @@ class OnlineLearner:
         key = jax.random.PRNGKey(0) if key is None else key
         self._runner = OnlineStep(model, x_example, self.policy, self.loss)
         self._blocked = None
-        if self.block > 1 and accumulation_mode(self._runner)[0] == "blocked":
+        self._block = min(resolve_block(self._runner, self.block), self.every)
+        if self._block > 1:
             self._blocked = BlockedStep(self._runner)
         self._batched = batch is not None
         carry = self._runner.init(model, batch or 1, key)
@@ -103,7 +104,7 @@ class OnlineLearner:
                 start = None  # inside the caller's jit: blocks cannot be planned
             if start is not None:
                 n = jax.tree_util.tree_leaves(inputs)[0].shape[1]
-                plan = _plan(start, n, self.every, self.block)
+                plan = _plan(start, n, self.every, self._block)
                 return self._update_blocks(model, state, inputs, targets, key, plan)
         return self._update(model, state, inputs, targets, key)
 

@@ -5,14 +5,15 @@ from __future__ import annotations
 import jax
 import jax.numpy as jnp
 
-from ._blocked import DEFAULT_BLOCK, BlockedStep, accumulation_mode
+from ._blocked import BlockedStep, resolve_block
 from ._online_step import OnlineStep
 
 
 def check_block(block) -> int:
-    """``block`` as a number of steps: ``None`` is :data:`DEFAULT_BLOCK`."""
+    """``block`` checked: a number of steps, or ``None`` for the default choice
+    (:func:`resolve_block`)."""
     if block is None:
-        return DEFAULT_BLOCK
+        return None
     if isinstance(block, bool) or not isinstance(block, int) or block < 1:
         raise ValueError(f"block must be a positive integer (steps per block) or None, "
                          f"got {block!r}")
@@ -30,7 +31,8 @@ def online_loss_and_grad(model, inputs, targets, policy, loss, *, key=None, with
     - `with_scores`: also return the outputs summed over time ``[B, ...]``.
     - `block`: steps per block of trace accumulation when the policy's carried Jacobian is per
       unit (:func:`snnplast.online.accumulation_mode`); ``1`` is the step-by-step recursion,
-      ``None`` :data:`DEFAULT_BLOCK`; a block longer than the sequence is the whole sequence.
+      ``None`` :data:`DEFAULT_BLOCK` where some trace is stored per synapse and the step
+      recursion elsewhere (:func:`snnplast.online.resolve_block`); a block longer than the sequence is the whole sequence.
       The numbers are the same for every block size (up to float rounding).
 
     **Returns:** ``(loss, grads)`` (and the summed outputs) with ``grads`` shaped like the model
@@ -45,7 +47,8 @@ def online_loss_and_grad(model, inputs, targets, policy, loss, *, key=None, with
     carry = runner.init(model, batch, key)
     n_steps = jax.tree_util.tree_leaves(inputs)[0].shape[1]
 
-    if block > 1 and accumulation_mode(runner)[0] == "blocked":
+    block = resolve_block(runner, block)
+    if block > 1:
         carry = run_blocks(BlockedStep(runner), p, carry, inputs, targets, key, n_steps, block,
                            trace_out=False)
     else:

@@ -151,11 +151,12 @@ class TraceStep:
         return {k: _zeros_struct(v, self.shapes[k], dtype) for k, v in self.structure.items()}
 
     def stored_size(self) -> int:
-        total = 0
-        for k, (ties, keys) in self.structure.items():
-            j = _struct_sjac((ties, keys), self.shapes[k])
-            total += j.stored_size
-        return total
+        return sum(stored_numbers(v, self.shapes[k]) for k, v in self.structure.items())
+
+
+def stored_numbers(structure, shapes) -> int:
+    """Numbers per sample that a trace of this structure stores."""
+    return _struct_sjac(structure, shapes).stored_size
 
 
 def _as_products(kept) -> list:

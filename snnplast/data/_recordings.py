@@ -1,0 +1,81 @@
+"""A folder of WAV recordings as a binned split, converted once through the cochlea and cached.
+
+This is how a trained model meets a user's own recordings: the folder is converted with
+:func:`convert_audio` (every file resampled to the cochlea's working rate, whatever rate it was
+stored at) into ``<cache>/recordings/<key>/shd_test.h5``, keyed by every file's name, size and
+modification time, the labels' content, the seed and the cochlea; later calls reuse it.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+from ._cache import cache_key, cache_root, file_fingerprint
+from ._cochlea import Cochlea
+from ._convert_audio import convert_audio, find_recordings, read_names
+from ._dataset import Split
+from ._loader import binned_split
+
+# Bump when the conversion changes meaning, so that old cached conversions are not reused.
+_RECORDINGS_VERSION = 1
+
+
+def is_recordings_folder(path: str | os.PathLike) -> bool:
+    """True when `path` is a folder of ``.wav`` files (directly, or one folder per label) and
+    not a folder of SHD files."""
+    path = Path(path).expanduser()
+    if not path.is_dir() or any(path.glob("shd_t*.h5")) or (path / "SHD").is_dir():
+        return False
+    return any(p.suffix.lower() == ".wav" for p in [*path.glob("*"), *path.glob("*/*")])
+
+
+def load_recordings(
+    in_dir: str | os.PathLike,
+    *,
+    labels: str | os.PathLike | None = None,
+    n_bins: int = 100,
+    duration: float = 1.4,
+    pool: int = 5,
+    seed: int = 0,
+    model: Cochlea | None = None,
+    cache_dir: str | os.PathLike | None = None,
+    progress: bool = True,
+) -> tuple[Split, tuple[str, ...], tuple[str, ...]]:
+    """The labelled recordings of `in_dir`, converted to spikes (once) and binned.
+
+    **Arguments:**
+
+    - `in_dir`: a folder of mono ``.wav`` files at any sample rate, labelled by their names or
+      by `labels` (see :func:`convert_audio`).
+    - `labels`: a CSV ``file,label[,speaker]``; None reads labels from the file names.
+    - `n_bins`, `duration`, `pool`: binning, as :func:`load_dataset`.
+    - `seed`: the cochlea's randomness.
+    - `model`: the cochlea (default: Lauscher's at the working rate).
+    - `cache_dir`: the cache root (default ``$SNNPLAST_CACHE`` or ``~/.cache/snnplast``).
+    - `progress`: show progress bars.
+
+    **Returns:** ``(split, class_names, speaker_names)``: `speaker_names` gives the name of each
+    speaker id (``split.speakers`` indexes it).
+    """
+    model = Cochlea() if model is None else model
+    in_dir = Path(in_dir).expanduser()
+    recordings = find_recordings(in_dir, labels)
+    key = cache_key(
+        version=_RECORDINGS_VERSION,
+        files=[file_fingerprint(rec.path) for rec in recordings],
+        # The labels' content, not their file's date: a rewritten identical table is the same.
+        labels=None if labels is None else Path(labels).read_text(),
+        seed=seed,
+        cochlea=repr(model),
+    )
+    cache = cache_root(cache_dir)
+    folder = cache / "recordings" / key
+    target = folder / "shd_test.h5"
+    if not target.is_file():
+        folder.mkdir(parents=True, exist_ok=True)
+        convert_audio(in_dir, target, labels=labels, seed=seed, model=model, progress=progress)
+    split, classes = binned_split(folder, False, n_bins=n_bins, duration=duration, pool=pool,
+                                  cache_dir=cache, progress=progress)  # fmt: skip
+    _, speakers = read_names(target)
+    return split, classes, tuple(speakers or ())
