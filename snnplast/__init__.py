@@ -5,6 +5,7 @@ framework batches, unrolls and differentiates them.
 """
 
 from . import surrogates as surrogates
+from ._errors import ValidationError as ValidationError
 from .engine import TraceStructure as TraceStructure
 from .engine import derive as derive
 from ._cell import Cell as Cell
@@ -29,6 +30,7 @@ from .policies import Exact as Exact
 from .policies import HeadSparse as HeadSparse
 from .policies import Immediate as Immediate
 from .policies import Policy as Policy
+from .policies import PolicyContext as PolicyContext
 from .policies import RandomK as RandomK
 from . import diagnostics as diagnostics
 

@@ -57,12 +57,71 @@ def test_diagonal_equals_bptt_without_recurrence(name, x64, getkey):
     assert _rel(got, ref) <= 1e-8
 
 
-def test_diagonal_is_an_approximation_with_recurrence(x64, getkey):
-    cell = _f64(BUILTIN["rlif"](getkey()))
+def _step_jacobians(cell, xs, ys):
+    """Per step, densely from jax.jacfwd / jax.grad over the flattened state and parameters:
+    ``dl_t/dtheta``, ``dl_t/ds_{t-1}`` (the loss of step t through that step only), ``H_t`` and
+    ``F_t``; and the state leaves' (offset, shape). None of them depends on a policy."""
+    from jax.flatten_util import ravel_pytree
+
+    params, static = eqx.partition(cell, eqx.is_inexact_array)
+    p, unravel_p = ravel_pytree(params)
+    s, unravel_s = ravel_pytree(cell.initial_state())
+    leaves, offset = [], 0
+    for leaf in jax.tree_util.tree_leaves(cell.initial_state()):
+        leaves.append((offset, jnp.shape(leaf)))
+        offset += int(np.prod(jnp.shape(leaf)))
+
+    def step(p, s, x):
+        new, out = eqx.combine(unravel_p(p), static)(unravel_s(s), x)
+        return ravel_pytree(new)[0], out
+
+    @jax.jit
+    def one(s, x, y):
+        dl_dp, dl_ds = jax.grad(lambda p_, s_: _sq(step(p_, s_, x)[1], y), argnums=(0, 1))(p, s)
+        h = jax.jacfwd(lambda s_: step(p, s_, x)[0])(s)
+        f = jax.jacfwd(lambda p_: step(p_, s, x)[0])(p)
+        return step(p, s, x)[0], (dl_dp, dl_ds, h, f)
+
+    steps = []
+    for t in range(xs.shape[0]):
+        s, parts = one(s, xs[t], ys[t])
+        steps.append(parts)
+    return steps, leaves, unravel_p
+
+
+def _transport_reference(jacobians, carry):
+    """The online gradient by its definition: ``G_t = carry(H_t, t, leaves) G_{t-1} + F_t`` and
+    ``dL/dtheta = sum_t dl_t/dtheta + dl_t/ds_{t-1} G_{t-1}``."""
+    steps, leaves, unravel_p = jacobians
+    g = grad = None
+    for t, (dl_dp, dl_ds, h, f) in enumerate(steps):
+        grad = dl_dp if grad is None else grad + dl_dp + dl_ds @ g
+        g = f if g is None else carry(h, t, leaves) @ g + f
+    return unravel_p(grad)
+
+
+def _own_part(h, leaves):
+    """Entries of H between a neuron's own leaves: equal index in two leaves of one shape."""
+    mask = np.zeros(h.shape, bool)
+    for oa, sa in leaves:
+        for ob, sb in leaves:
+            if sa == sb:
+                n = int(np.prod(sa))
+                mask[oa + np.arange(n), ob + np.arange(n)] = True
+    return jnp.where(mask, h, 0.0)
+
+
+@pytest.mark.parametrize("name", ["rlif", "ralif", "rnn", "lstm", "gru"])
+def test_diagonal_is_the_neuron_local_recursion(name, x64, getkey):
+    """With recurrence Diagonal is not BPTT, but exactly the recursion it defines: the trace
+    carries each neuron's own part of H_t (computed here densely from jax.jacfwd)."""
+    cell = _f64(BUILTIN[name](getkey()))
     xs, ys = _problem(cell, getkey())
-    ref = sp.gradients(cell, xs, ys, loss=_sq)
     got = sp.gradients(cell, xs, ys, loss=_sq, method=sp.Diagonal())
-    assert 1e-6 < _rel(got, ref) < 1.0
+    want = _transport_reference(_step_jacobians(cell, xs, ys),
+                                lambda h, t, leaves: _own_part(h, leaves))
+    assert _rel(got, want) <= 1e-9
+    assert _rel(got, sp.gradients(cell, xs, ys, loss=_sq)) > 1e-4  # an approximation here
 
 
 def test_columnar_policy_exact_without_lateral_connections(x64, getkey):
@@ -120,16 +179,66 @@ def test_random_k_limits(name, x64, getkey):
     assert _rel(some, exact) > 1e-8 and np.isfinite(_rel(some, exact))
 
 
-def test_random_k_selections(x64, getkey):
+def _through(units, n, k, scale):
+    """RandomK's carried block for the columns `units` (a single state leaf of n units)."""
+    def carry(h, t, leaves):
+        d = jnp.diag(jnp.diag(h))
+        cols = np.zeros(n)
+        cols[list(units(h - d, t))] = 1.0
+        return d + (h - d) * cols[None, :] * (n / k if scale else 1.0)
+
+    return carry
+
+
+def test_random_k_selections_select_what_they_say(x64, getkey):
+    """RNN (one state leaf of n = 4 units), k = 2: `adversarial` carries, at every step, the k
+    columns of H - D with the smallest norm; `fixed` one k-subset for the whole sequence,
+    `random` a fresh one each step, so no single subset reproduces it."""
     cell = _f64(BUILTIN["rnn"](getkey()))
     xs, ys = _problem(cell, getkey())
-    for select in ("fixed", "adversarial"):
-        g = sp.gradients(cell, xs, ys, loss=_sq, method=sp.RandomK(k=2, select=select))
-        assert all(np.all(np.isfinite(x)) for x in jax.tree_util.tree_leaves(g))
+    n, k = 4, 2
+
+    def weakest(off, t):
+        return np.argsort(np.asarray(jnp.sum(off**2, axis=0)))[:k]
+
+    jacobians = _step_jacobians(cell, xs, ys)
+    adversarial = sp.gradients(cell, xs, ys, loss=_sq,
+                               method=sp.RandomK(k, select="adversarial", scale=True))
+    assert _rel(adversarial, _transport_reference(jacobians, _through(weakest, n, k, True))) <= 1e-9
+
+    import itertools
+
+    subsets = list(itertools.combinations(range(n), k))
+    per_subset = [_transport_reference(jacobians, _through(lambda off, t, c=c: c, n, k, False))
+                  for c in subsets]
+    fixed = sp.gradients(cell, xs, ys, loss=_sq, method=sp.RandomK(k, select="fixed", scale=False),
+                         key=getkey())
+    matches = [c for c, want in zip(subsets, per_subset) if _rel(fixed, want) <= 1e-9]
+    assert len(matches) == 1, matches
+    resampled = sp.gradients(cell, xs, ys, loss=_sq, method=sp.RandomK(k, scale=False),
+                             key=getkey())
+    assert min(_rel(resampled, want) for want in per_subset) > 1e-6
     with pytest.raises(ValueError, match="select must be"):
         sp.RandomK(k=2, select="best")
     with pytest.raises(ValueError, match="k must be a non-negative integer"):
         sp.RandomK(k=-1)
+
+
+def test_sequential_is_exact_for_one_layer_under_a_memoryless_readout(x64, getkey):
+    """Each layer keeps traces for its own parameters only; the lower layer's learning signal is
+    the same-step backward pass through the readout. That is exact when the readout has no
+    memory (kappa = 0) and the layer's own H is carried in full, and not otherwise."""
+    k1, k2 = getkey(), getkey()
+    hidden = sp.LIF(N_IN, 4, key=k1, gain=3.0, recurrent=True)
+    full = sp.RandomK(k=4, scale=False)  # carries all of H, but keeps traces per layer
+    for kappa, exact in ((0.0, True), (0.9, False)):
+        model = _f64(sp.Sequential([hidden, sp.LI(4, 3, key=k2, kappa=kappa)]))
+        xs, ys = _problem(model, getkey())
+        ref = sp.gradients(model, xs, ys, loss=_sq)
+        rel = _rel(sp.gradients(model, xs, ys, loss=_sq, method=full), ref)
+        assert (rel <= 1e-8) if exact else (rel > 1e-4), (kappa, rel)
+        # Exact keeps the cross-layer traces as well, so it is exact either way
+        assert _rel(sp.gradients(model, xs, ys, loss=_sq, method=sp.Exact()), ref) <= 1e-8
 
 
 def _truncated_bptt(cell, xs, ys):
@@ -176,12 +285,19 @@ def test_head_sparse_limits(x64, getkey):
     assert 1e-8 < _rel(half, ref) < _rel(imm, ref) + 1e-12
 
 
+def test_head_sparse_refuses_a_cell_without_heads(getkey):
+    cell = BUILTIN["rlif"](getkey())
+    xs = jnp.zeros((3, N_IN))
+    with pytest.raises(sp.ValidationError, match=r"head axis.*\(4,\)"):
+        sp.gradients(cell, xs, jnp.zeros((3, 4)), loss=_sq, method=sp.HeadSparse(0.5))
+
+
 def test_bad_method_is_one_line(getkey):
     cell = BUILTIN["lif"](getkey())
     xs = jnp.zeros((3, N_IN))
     with pytest.raises(ValueError, match="transport policy.*'diag'"):
         sp.gradients(cell, xs, jnp.zeros((3, 4)), loss=_sq, method="diag")
-    with pytest.raises(ValueError, match="lam must be a number in"):
+    with pytest.raises(sp.ValidationError, match="lam must be a number in"):
         sp.Diagonal(lam=2.0)
 
 

@@ -144,7 +144,7 @@ def test_parse_method():
         parse_method("random-k")
     with pytest.raises(ValueError, match="'x' is not a valid int"):
         parse_method("random-k:x")
-    with pytest.raises(ValueError, match=r"lam must lie in \[0, 1\]"):
+    with pytest.raises(ValueError, match=r"lam must be a number in \[0, 1\]"):
         parse_method("diagonal", 1.5)
 
 

@@ -1,11 +1,24 @@
 """The ``snnplast`` command line. Each sub-command lives in its own module with a
-``register(subparsers)`` function that adds its parser and sets ``func``."""
+``register(subparsers)`` function that adds its parser and sets ``func``.
+
+Errors: bad input (the project's :class:`~snnplast._errors.ValidationError`) ends in one line and
+exit status 2; anything else is a bug and keeps its traceback (exit status 1).
+"""
 
 from __future__ import annotations
 
 import argparse
 import importlib
+import linecache
 import sys
+import traceback
+from pathlib import Path
+
+from .._errors import ValidationError
+
+_PACKAGE = Path(__file__).resolve().parents[1]
+# Packages whose errors are never about the user's input: an exception there is a bug.
+_INTERNAL = (_PACKAGE / "engine", _PACKAGE / "online")
 
 # Sub-command modules, in the order `snnplast --help` lists them.
 _COMMANDS = ("train", "evaluate", "data", "inspect", "compare", "plot", "bench")
@@ -36,10 +49,60 @@ def main(argv=None) -> int:
         return 2
     try:
         return int(args.func(args) or 0)
-    except (ValueError, FileNotFoundError, TypeError) as e:
+    except Exception as e:  # noqa: BLE001 - sorted into bad input and bugs right here
+        if not is_validation_error(e):
+            traceback.print_exc()
+            print(
+                f"snnplast {args.command}: unexpected {type(e).__name__} (a bug, not bad input): "
+                f"unless the traceback above ends in your own code, please report it with the "
+                f"traceback, the command line and `pip show snnplast jax` to {_report_to()}",
+                file=sys.stderr,
+            )
+            return 1
         # Bad input ends in one line naming the problem, not a traceback.
         print(f"snnplast {args.command}: error: {e}", file=sys.stderr)
         return 2
+
+
+def is_validation_error(e: BaseException) -> bool:
+    """Whether `e` reports bad input (one line for the user) rather than a bug (a traceback).
+
+    A :class:`ValidationError` always does, and so does any `ValueError`, `TypeError` or
+    `FileNotFoundError` of a class snnplast defines (the data package's ``SHDMissingError``,
+    ``SHDFormatError``, ``SpeechUnavailableError``). So does one of these built-in classes
+    raised by a ``raise`` statement of snnplast's own code outside the engine and the online
+    learner: the data and cell modules validate their arguments with them.
+    The same classes raised inside JAX, NumPy or the engine (or by a failing builtin call in
+    snnplast) are bugs.
+    """
+    if isinstance(e, ValidationError):
+        return True
+    if not isinstance(e, ValueError | TypeError | FileNotFoundError) or e.__traceback__ is None:
+        return False
+    if type(e).__module__.startswith(f"{__package__.split('.')[0]}."):
+        return True  # the project's own error types (SHDMissingError, SpeechUnavailableError, ...)
+    tb = e.__traceback__
+    while tb.tb_next is not None:
+        tb = tb.tb_next
+    where = Path(tb.tb_frame.f_code.co_filename).resolve()
+    if not where.is_relative_to(_PACKAGE) or any(where.is_relative_to(p) for p in _INTERNAL):
+        return False
+    line = linecache.getline(str(where), tb.tb_lineno).strip()
+    return line.startswith("raise ")
+
+
+def _report_to() -> str:
+    try:
+        from importlib.metadata import metadata
+
+        urls = metadata("snnplast").get_all("Project-URL") or []
+        for url in urls:
+            label, _, address = url.partition(",")
+            if "issue" in label.lower() or "bug" in label.lower():
+                return address.strip()
+    except Exception:  # noqa: BLE001, S110 - a nicety: never let it hide the real error
+        pass
+    return "the snnplast maintainers (the project's issue tracker)"
 
 
 if __name__ == "__main__":

@@ -130,7 +130,7 @@ def _mib(n) -> str:
 
 
 def register(subparsers) -> None:
-    from ..train import METHODS, MODELS
+    from ..train import MODELS, method_usages
 
     p = subparsers.add_parser(
         "bench",
@@ -141,13 +141,13 @@ def register(subparsers) -> None:
         "no options: a small table (rlif and ralif, 128 neurons, 100 steps, batch 32; BPTT, "
         "Diagonal in blocks and step by step), about 2 minutes on 2 CPU cores.",
     )
-    p.add_argument("--model", help=f"one of {', '.join(MODELS)}")
+    p.add_argument("--model", help=f"one of {', '.join(MODELS)}, or module:factory")
     p.add_argument("--hidden", type=int, default=256, help="hidden neurons (default %(default)s)")
     p.add_argument("--inputs", type=int, default=140, help="input channels (default %(default)s)")
     p.add_argument("--batch", type=int, default=32, help="sequences per step (default %(default)s)")
     p.add_argument("--steps", type=int, default=100, help="time steps (default %(default)s)")
     p.add_argument("--method", default="diagonal",
-                   help=f"{', '.join(METHODS)} (default %(default)s)")
+                   help=f"{', '.join(method_usages())} (default %(default)s)")
     p.add_argument("--block", type=int, default=None, metavar="K",
                    help="steps per block of trace accumulation, 1 for step by step "
                    "(default: the fixed default block)")

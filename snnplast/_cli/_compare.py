@@ -8,11 +8,11 @@ import sys
 import time
 from pathlib import Path
 
-from ._train import add_run_options
+from ._train import HelpFormatter, add_run_options, registry_epilog
 
 
 def register(subparsers) -> None:
-    from ..train import METHODS
+    from ..train import method_usages
 
     p = subparsers.add_parser(
         "compare",
@@ -22,12 +22,14 @@ def register(subparsers) -> None:
         "time, memory, first-step gradient cosine with BPTT), compare.json and compare.png. "
         "On the defaults, bptt,diagonal,immediate takes about 35 minutes on 2 CPU cores; "
         "--data synth is a quick first try.",
+        epilog=registry_epilog(),
+        formatter_class=HelpFormatter,
     )
     p.add_argument(
         "--methods",
         required=True,
         help=f"comma-separated gradient methods, e.g. bptt,diagonal,immediate; each one of "
-        f"{', '.join(METHODS)}",
+        f"{', '.join(method_usages())} (listed below)",
     )
     add_run_options(
         p,
@@ -52,8 +54,7 @@ def _command(args: argparse.Namespace, out: Path) -> str:
 
 def run(args: argparse.Namespace) -> int:
     from ..data import load_dataset
-    from ..train import compare
-    from ..train._compare import COMPARE_MD, parse_methods
+    from ..train import compare, parse_methods
     from ._train import config_from_args
 
     # Every method and setting is checked before minutes of data loading can start.
@@ -67,13 +68,14 @@ def run(args: argparse.Namespace) -> int:
     progress = not args.no_progress
     dataset = load_dataset(args.data, n_bins=args.bins, progress=progress)
     report = compare(methods, config, dataset, out, progress=progress, command=_command(args, out))
-    print((out / COMPARE_MD).read_text(), end="")
+    compare_md = out / next(name for name in report["files"] if name.endswith(".md"))
+    print(compare_md.read_text(), end="")
     print(f"files in {out}/: {', '.join(report['files'])} and one folder per method")
     failed = [r["method"] for r in report["runs"] if r["error"]]
     if failed:
         print(
             f"snnplast compare: error: training diverged for {', '.join(failed)} "
-            f"(reported in {out / COMPARE_MD})",
+            f"(reported in {compare_md})",
             file=sys.stderr,
         )
         return 1

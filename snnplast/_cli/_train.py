@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import re
 import sys
 import time
 from pathlib import Path
@@ -31,7 +32,10 @@ def add_run_options(p, *, lam_help: str, out_help: str) -> None:
     p.add_argument(
         "--model",
         default=_default("model"),
-        help=f"one of {', '.join(MODELS)} (default %(default)s)",
+        metavar="MODEL",
+        help=f"one of {', '.join(MODELS)} (listed below), or module:factory for your own: a "
+        "function (n_in, hidden, *, key) -> Cell in an importable module or a .py file "
+        "(default %(default)s)",
     )
     p.add_argument(
         "--hidden",
@@ -93,8 +97,31 @@ def add_run_options(p, *, lam_help: str, out_help: str) -> None:
     p.add_argument("--no-progress", action="store_true", help="no progress bars")
 
 
+class HelpFormatter(argparse.HelpFormatter):
+    """argparse's formatter, except that a text with line breaks (a table) keeps its lines."""
+
+    def _fill_text(self, text, width, indent):
+        if "\n" in text:
+            return "".join(indent + line + "\n" for line in text.splitlines())
+        return super()._fill_text(text, width, indent)
+
+
+def registry_epilog() -> str:
+    """The methods and models with their help lines, from their registries, for ``--help``."""
+    from ..train import MODELS, method_help
+
+    def table(title, rows):
+        width = max(len(name) for name, _ in rows)
+        return [f"{title}:"] + [f"  {name:<{width}}  {text}" for name, text in rows]
+
+    models = [(name, entry.help) for name, entry in MODELS.items()]
+    own = "your own: factory(n_in, hidden, *, key) -> Cell, completed with the LI readout"
+    models.append(("module:factory", own))
+    return "\n".join(table("methods", method_help()) + [""] + table("models", models))
+
+
 def register(subparsers) -> None:
-    from ..train import METHODS
+    from ..train import method_usages
 
     p = subparsers.add_parser(
         "train",
@@ -103,11 +130,14 @@ def register(subparsers) -> None:
         "cross-entropy loss. Writes metrics.jsonl, summary.json, model.eqx and model.json. "
         "With no options: an adaptive LIF network with recurrent weights learns the spoken "
         "digits by BPTT (about 6 minutes on 2 CPU cores, the first time included).",
+        epilog=registry_epilog(),
+        formatter_class=HelpFormatter,
     )
     p.add_argument(
         "--method",
         default=_default("method"),
-        help=f"gradient method: {', '.join(METHODS)} (default %(default)s)",
+        help=f"gradient method: {', '.join(method_usages())} (listed below; default "
+        "%(default)s)",
     )
     add_run_options(
         p,
@@ -145,12 +175,13 @@ def register(subparsers) -> None:
     p.set_defaults(func=run)
 
 
-def _mib(n) -> str:
-    return "n/a" if n is None else f"{n / 2**20:.1f} MiB"
-
-
 def _pct(a) -> str:
     return "n/a" if a is None else f"{100 * a:.1f}%"
+
+
+def _slug(text: str) -> str:
+    # 'mycells:qif' or 'random-k:4' as part of a folder name: no colons or slashes.
+    return re.sub(r"[^A-Za-z0-9._-]+", "-", text).strip("-")
 
 
 def config_from_args(args: argparse.Namespace, method: str):
@@ -222,7 +253,7 @@ def _check_out(out: Path) -> None:
 def run(args: argparse.Namespace) -> int:
     from ..data import load_dataset
     from ..data._loader import check_data_source
-    from ..train import TensorBoardSink, fit
+    from ..train import TensorBoardSink, fit, format_bytes
     from ..train._sharding import DataParallel, initialize_distributed
 
     # Every value is checked here, before data is generated or read and before a folder is
@@ -240,9 +271,8 @@ def run(args: argparse.Namespace) -> int:
             return 0
     else:
         config = config_from_args(args, args.method)
-        out = Path(
-            args.out or f"runs/{config.model}-{config.method}-{time.strftime('%Y%m%d-%H%M%S')}"
-        )
+        out = Path(args.out or f"runs/{_slug(config.model)}-{_slug(config.method)}-"
+                   f"{time.strftime('%Y%m%d-%H%M%S')}")
         _check_out(out)
     initialize_distributed()
     DataParallel(args.devices).check_batch(config.batch, "--batch")
@@ -286,8 +316,8 @@ def run(args: argparse.Namespace) -> int:
         (
             "peak memory",
             (
-                f"{_mib(summary['peak_memory_bytes'])} (train step scratch "
-                f"{_mib(summary['step_temp_bytes'])})"
+                f"{format_bytes(summary['peak_memory_bytes'])} (train step scratch "
+                f"{format_bytes(summary['step_temp_bytes'])})"
             ),
         ),
     ]

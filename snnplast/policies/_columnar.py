@@ -2,8 +2,9 @@ from __future__ import annotations
 
 import equinox as eqx
 
-from ..engine._sjac import diagonal_part, tie_part
+from ..engine import diagonal_part, tie_part
 from ._base import Policy, check_lam
+from ._registry import register_method
 
 
 class Columnar(Policy):
@@ -31,3 +32,10 @@ class Columnar(Policy):
             return g
         part = tie_part(g, 0, 0)
         return g if part is None else part
+
+
+register_method(
+    "columnar",
+    Columnar,
+    "each column's own scalar state (Master-User; Columnar cells)",
+)

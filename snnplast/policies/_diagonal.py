@@ -2,8 +2,9 @@ from __future__ import annotations
 
 import equinox as eqx
 
-from ..engine._sjac import diagonal_part
+from ..engine import diagonal_part
 from ._base import Policy, check_lam
+from ._registry import register_method
 
 
 class Diagonal(Policy):
@@ -19,3 +20,6 @@ class Diagonal(Policy):
 
     def carry(self, block, a, b, context):
         return diagonal_part(block)
+
+
+register_method("diagonal", Diagonal, "each neuron's own state leaves (e-prop, SnAp-1)")

@@ -3,6 +3,7 @@ from __future__ import annotations
 import equinox as eqx
 
 from ._base import Policy, check_lam
+from ._registry import register_method
 
 
 class Exact(Policy):
@@ -20,3 +21,6 @@ class Exact(Policy):
 
     def keep_trace(self, a, p, context):
         return True
+
+
+register_method("exact", Exact, "all of H (full RTRL): equals BPTT")

@@ -6,8 +6,10 @@ import equinox as eqx
 import jax
 import jax.numpy as jnp
 
-from ..engine._sjac import restrict_in
+from .._errors import ValidationError
+from ..engine import restrict_in
 from ._base import Policy, check_lam
+from ._registry import register_method
 
 
 class HeadSparse(Policy):
@@ -27,11 +29,11 @@ class HeadSparse(Policy):
 
     def __check_init__(self):
         if not (isinstance(self.fraction, (int, float)) and 0.0 <= self.fraction <= 1.0):
-            raise ValueError(f"HeadSparse: fraction must lie in [0, 1], got {self.fraction!r}")
+            raise ValidationError(f"HeadSparse: fraction must lie in [0, 1], got {self.fraction!r}")
         ok = self.resample in ("step", "never") or (
             isinstance(self.resample, int) and self.resample > 0)
         if not ok:
-            raise ValueError(f"HeadSparse: resample must be 'step', 'never' or a positive "
+            raise ValidationError(f"HeadSparse: resample must be 'step', 'never' or a positive "
                              f"integer, got {self.resample!r}")
 
     def _heads(self, context):
@@ -46,6 +48,13 @@ class HeadSparse(Policy):
         return masks
 
     def init_state(self, context, key):
+        # A cell without a head axis would have every neuron taken for a head: refuse it.
+        if not any(len(shape) >= 2 for shape in context.s_shapes):
+            raise ValidationError(
+                f"HeadSparse needs state leaves with a leading head axis ([heads, ...], as "
+                f"LinearAttention's); this cell's state leaves are shaped "
+                f"{', '.join(str(tuple(s)) for s in context.s_shapes)}"
+            )
         return self._sample(context, key)
 
     def next_state(self, state, context, step, key):
@@ -63,3 +72,12 @@ class HeadSparse(Policy):
         mask = jnp.broadcast_to(mask.reshape((h,) + (1,) * (len(block.in_shape) - 1)),
                                 block.in_shape)
         return restrict_in(block, mask)
+
+
+register_method(
+    "head-sparse",
+    HeadSparse,
+    "the selected FRACTION of the attention heads (LinearAttention)",
+    arg="fraction",
+    kind=float,
+)

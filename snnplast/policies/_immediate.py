@@ -3,6 +3,7 @@ from __future__ import annotations
 import equinox as eqx
 
 from ._base import Policy
+from ._registry import register_method
 
 
 class Immediate(Policy):
@@ -16,3 +17,10 @@ class Immediate(Policy):
 
     def carry(self, block, a, b, context):
         return None
+
+
+register_method(
+    "immediate",
+    Immediate,
+    "nothing: G_t = F_t (the d = 0 rule, BPTT truncated to one step)",
+)

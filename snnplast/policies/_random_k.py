@@ -7,8 +7,10 @@ import equinox as eqx
 import jax
 import jax.numpy as jnp
 
-from ..engine._sjac import add, compose, dense, diagonal_part, materialize, scale
+from .._errors import ValidationError
+from ..engine import add, compose, dense, diagonal_part, materialize, scale
 from ._base import Policy, check_lam
+from ._registry import register_method
 
 
 class RandomK(Policy):
@@ -57,12 +59,12 @@ class RandomK(Policy):
 
     def __check_init__(self):
         if not isinstance(self.k, int) or isinstance(self.k, bool) or self.k < 0:
-            raise ValueError(f"RandomK: k must be a non-negative integer, got {self.k!r}")
+            raise ValidationError(f"RandomK: k must be a non-negative integer, got {self.k!r}")
         if self.resample != "step" and not (isinstance(self.resample, int) and self.resample > 0):
-            raise ValueError(f"RandomK: resample must be 'step' or a positive integer, "
+            raise ValidationError(f"RandomK: resample must be 'step' or a positive integer, "
                              f"got {self.resample!r}")
         if self.select not in ("random", "adversarial", "fixed"):
-            raise ValueError(f"RandomK: select must be 'random', 'adversarial' or 'fixed', "
+            raise ValidationError(f"RandomK: select must be 'random', 'adversarial' or 'fixed', "
                              f"got {self.select!r}")
 
     def _sizes(self, context):
@@ -105,3 +107,12 @@ class RandomK(Policy):
         factor = n / k if self.scale else 1.0
         through_k = (scale(compose(off, back), factor), select)
         return [through_k] if d is None else [(d,), through_k]
+
+
+register_method(
+    "random-k",
+    RandomK,
+    "the diagonal plus the paths through K sampled units (sparse RTRL)",
+    arg="k",
+    kind=int,
+)

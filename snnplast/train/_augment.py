@@ -9,10 +9,12 @@ from __future__ import annotations
 
 import numpy as np
 
+from .._errors import ValidationError
+
 
 def check_channel_shift(value) -> None:
     if isinstance(value, bool) or not isinstance(value, int) or value < 0:
-        raise ValueError(f"channel_shift must be an integer >= 0, got {value!r}")
+        raise ValidationError(f"channel_shift must be an integer >= 0, got {value!r}")
 
 
 def shift_channels(x: np.ndarray, shifts: np.ndarray) -> np.ndarray:

@@ -25,7 +25,7 @@ import jax
 import numpy as np
 
 from .._atomic import atomic_write_bytes
-from ._models import build_model
+from ._network import skeleton
 
 MODEL_FILE = "model.eqx"
 MODEL_SPEC_FILE = "model.json"
@@ -75,12 +75,15 @@ def save_model(out_dir: str | os.PathLike, model, spec: dict) -> None:
     write_json(Path(out_dir) / MODEL_SPEC_FILE, spec)
 
 
-def load_model(out_dir: str | os.PathLike):
+def load_model(out_dir: str | os.PathLike, *, like=None):
     """Load the model saved by a training run in `out_dir`.
 
     **Arguments:**
 
     - `out_dir`: the run's folder, holding ``model.eqx`` and ``model.json``.
+    - `like`: for a run that was given a model object (``fit(..., model=cell)``), a model of the
+      same kind and shape (the object itself will do; its weights are not used). Runs of a
+      registered model or ``module:factory`` are rebuilt from ``model.json`` alone.
 
     **Returns:** the :class:`snnplast.Sequential` with the saved weights.
     """
@@ -89,11 +92,7 @@ def load_model(out_dir: str | os.PathLike):
         if not (out_dir / name).is_file():
             raise FileNotFoundError(f"{out_dir / name} not found: is {out_dir} a training run?")
     spec = json.loads((out_dir / MODEL_SPEC_FILE).read_text())
-    # The key only shapes the skeleton; every leaf is then read from the file.
-    skeleton = build_model(
-        spec["model"], spec["n_in"], spec["hidden"], spec["n_classes"], key=jax.random.PRNGKey(0)
-    )
-    return eqx.tree_deserialise_leaves(out_dir / MODEL_FILE, skeleton)
+    return eqx.tree_deserialise_leaves(out_dir / MODEL_FILE, skeleton(spec, like))
 
 
 def save_checkpoint(out_dir: str | os.PathLike, tree, header: dict) -> Path:

@@ -5,6 +5,7 @@ from __future__ import annotations
 import dataclasses
 import math
 
+from .._errors import ValidationError
 from ._augment import check_channel_shift
 from ._guard import check_on_nan
 from ._method import parse_method
@@ -15,7 +16,7 @@ from ._validate import check_method_fits
 
 def _positive_int(name: str, value) -> None:
     if isinstance(value, bool) or not isinstance(value, int) or value < 1:
-        raise ValueError(f"{name} must be an integer >= 1, got {value!r}")
+        raise ValidationError(f"{name} must be an integer >= 1, got {value!r}")
 
 
 @dataclasses.dataclass(frozen=True)
@@ -24,7 +25,9 @@ class TrainConfig:
 
     **Fields:**
 
-    - `model`: a name of :func:`build_model` (``lif, alif, rlif, ralif, rnn, lstm, gru``).
+    - `model`: a registered model (``lif, alif, rlif, ralif, rnn, lstm, gru, attention,
+      columnar``) or ``module:factory`` (see :func:`resolve_model`); ``fit(..., model=cell)``
+      trains a Cell object instead.
     - `hidden`: hidden neurons.
     - `method`: the gradient method's text form (see :func:`parse_method`).
     - `lam`: factor on the carried part of an online trace; 1.0 for ``bptt``.
@@ -76,9 +79,9 @@ class TrainConfig:
             or not isinstance(lr, int | float)
             or not (math.isfinite(lr) and lr > 0)
         ):
-            raise ValueError(f"lr must be a finite number > 0, got {lr!r}")
+            raise ValidationError(f"lr must be a finite number > 0, got {lr!r}")
         if isinstance(self.seed, bool) or not isinstance(self.seed, int) or self.seed < 0:
-            raise ValueError(f"seed must be an integer >= 0, got {self.seed!r}")
+            raise ValidationError(f"seed must be an integer >= 0, got {self.seed!r}")
         check_schedule(self.schedule)
         check_channel_shift(self.channel_shift)
         check_method_fits(parse_method(self.method, self.lam), self.hidden, self.method)
@@ -95,5 +98,5 @@ class TrainConfig:
         known = {f.name for f in dataclasses.fields(cls)}
         unknown = sorted(set(values) - known)
         if unknown:
-            raise ValueError(f"unknown TrainConfig fields {unknown}; known: {sorted(known)}")
+            raise ValidationError(f"unknown TrainConfig fields {unknown}; known: {sorted(known)}")
         return cls(**values)

@@ -1,4 +1,9 @@
-"""Model factory: a hidden layer under a leaky-integrator readout, by name.
+"""The model registry: a hidden layer by name, or a user's ``module:factory``.
+
+A *model factory* is a function ``(n_in, hidden, *, key) -> Cell`` that builds the hidden layer
+for `n_in` input channels. The built-in ones are registered here, one line each
+(:func:`register_model`); ``module:factory`` names a user's own (:func:`resolve_model`). The
+trainer completes the hidden layer with a readout (``_network``).
 
 Defaults are chosen for SHD-like input: 140 pooled channels, 100 bins of 14 ms, a few to a few
 tens of spikes per bin. A membrane decay of 0.9 per bin (tau ~ 130 ms) lets a neuron integrate
@@ -9,69 +14,112 @@ neuron from the first step.
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Callable
 
-import jax
-
-from .._cell import Cell, Sequential
-from ..cells import ALIF, GRU, LI, LIF, LSTM, RNN
+from .._cell import Cell
+from .._errors import ValidationError, ValidationTypeError
+from ..cells import ALIF, GRU, LIF, LSTM, RNN, Columnar, LinearAttention
+from ._user_factory import load_factory
 
 _ALPHA = 0.9  # membrane decay per bin
 _SPIKING_GAIN = 3.0  # scale of the input-weight initialisation of spiking layers
-_READOUT_KAPPA = 0.9  # leak of the readout: it smooths the output over ~10 bins
+_HEADS = 4  # attention heads of the `attention` model
+
+ModelFactory = Callable[..., Cell]
 
 
-def _lif(recurrent: bool) -> Callable[..., Cell]:
+@dataclasses.dataclass(frozen=True)
+class ModelEntry:
+    """A registered model: its factory ``(n_in, hidden, *, key) -> Cell`` and one help line."""
+
+    name: str
+    factory: ModelFactory
+    help: str
+
+
+MODELS: dict[str, ModelEntry] = {}
+
+
+def register_model(name: str, factory: ModelFactory, help: str) -> None:
+    """Make `factory` a model of the trainer and of ``--model`` under `name`.
+
+    **Arguments:**
+
+    - `name`: lower-case, without ``:`` (which marks ``module:factory``); registering a name
+      again replaces it.
+    - `factory`: ``factory(n_in, hidden, *, key) -> Cell``, the hidden layer; the trainer puts
+      the readout on it (:func:`complete_model`).
+    - `help`: one line for ``--help`` and the README.
+    """
+    if not callable(factory):
+        raise ValidationTypeError(f"factory must be callable as (n_in, hidden, *, key), got "
+                                  f"{factory!r}")
+    if not name or name != name.strip().lower() or ":" in name:
+        raise ValidationError(f"model name must be lower-case without ':', got {name!r}")
+    MODELS[name] = ModelEntry(name, factory, help)
+
+
+def _lif(recurrent: bool) -> ModelFactory:
     def build(n_in, hidden, *, key):
         return LIF(n_in, hidden, key=key, alpha=_ALPHA, recurrent=recurrent, gain=_SPIKING_GAIN)
 
     return build
 
 
-def _alif(recurrent: bool) -> Callable[..., Cell]:
+def _alif(recurrent: bool) -> ModelFactory:
     def build(n_in, hidden, *, key):
         return ALIF(n_in, hidden, key=key, alpha=_ALPHA, recurrent=recurrent, gain=_SPIKING_GAIN)
 
     return build
 
 
-# name -> hidden_layer(n_in, hidden, *, key). Adding a model is one line here.
-_HIDDEN: dict[str, Callable[..., Cell]] = {
-    "lif": _lif(recurrent=False),
-    "alif": _alif(recurrent=False),
-    "rlif": _lif(recurrent=True),
-    "ralif": _alif(recurrent=True),
-    "rnn": RNN,
-    "lstm": LSTM,
-    "gru": GRU,
-}
-MODELS: tuple[str, ...] = tuple(_HIDDEN)
+def _attention(n_in, hidden, *, key):
+    if hidden % _HEADS:
+        raise ValidationError(f"model 'attention' has {_HEADS} heads: hidden must be a multiple "
+                              f"of {_HEADS}, got {hidden}")
+    return LinearAttention(n_in, hidden, _HEADS, key=key)
 
 
-def check_model(name) -> str:
-    """Return `name` if it names a model, else raise a one-line `ValueError` listing them."""
-    if name not in _HIDDEN:
-        raise ValueError(f"unknown model {name!r}; allowed: {', '.join(MODELS)}")
-    return name
+def _columnar(n_in, hidden, *, key):
+    return Columnar(n_in, hidden, key=key)
 
 
-def build_model(name: str, n_in: int, hidden: int, n_classes: int, *, key) -> Sequential:
-    """Build ``Sequential([hidden layer, LI readout])``.
+register_model("lif", _lif(recurrent=False), "leaky integrate-and-fire, feed-forward")
+register_model("alif", _alif(recurrent=False), "adaptive LIF, feed-forward")
+register_model("rlif", _lif(recurrent=True), "LIF with recurrent weights (diagonal masked)")
+register_model("ralif", _alif(recurrent=True), "adaptive LIF with recurrent weights (default)")
+register_model("rnn", RNN, "Elman RNN (tanh)")
+register_model("lstm", LSTM, "LSTM")
+register_model("gru", GRU, "GRU")
+register_model("attention", _attention,
+               f"causal linear-attention block, {_HEADS} heads of hidden/{_HEADS}")
+register_model("columnar", _columnar, "Javed et al.'s columnar network, no lateral connections")
 
-    **Arguments:**
 
-    - `name`: one of ``lif, alif, rlif, ralif`` (spiking; the ``r`` variants add recurrent
-      weights with a masked diagonal) or ``rnn, lstm, gru``.
-    - `n_in`: input channels.
-    - `hidden`: neurons in the hidden layer.
-    - `n_classes`: readout size, one leaky integrator per class.
-    - `key`: a PRNG key for the weights.
+def resolve_model(model: str) -> ModelFactory:
+    """The model factory `model` names: a registered name or ``module:factory``.
 
-    **Returns:** a :class:`snnplast.Sequential` whose output at each step is the readout's
-    potential ``[n_classes]`` (the logits of that step).
+    ``module`` is an importable module (``mypackage.cells``; the current folder is searched
+    too) or a ``.py`` file; ``factory`` is an attribute of it (dots for nested ones), a callable
+    ``(n_in, hidden, *, key) -> Cell``. This is what ``--model`` of every command goes through.
+
+    **Raises:** `ValidationError` naming `model` and the registered names, or the missing
+    module or attribute.
     """
-    check_model(name)
-    k_hidden, k_readout = jax.random.split(key)
-    layer = _HIDDEN[name](n_in, hidden, key=k_hidden)
-    readout = LI(hidden, n_classes, key=k_readout, kappa=_READOUT_KAPPA)
-    return Sequential([layer, readout])
+    if not isinstance(model, str):
+        raise ValidationTypeError(f"model must be a string, got {model!r}")
+    if model in MODELS:
+        return MODELS[model].factory
+    factory = load_factory(model)
+    if factory is None:
+        raise ValidationError(
+            f"unknown model {model!r}; allowed: {', '.join(MODELS)}, or module:factory"
+        )
+    return factory
+
+
+def check_model(model) -> str:
+    """Return `model` if :func:`resolve_model` finds it, else raise its one-line error."""
+    resolve_model(model)
+    return model

@@ -17,11 +17,12 @@ import jax.numpy as jnp
 from jaxtyping import Array, Float, Int
 
 from .._cell import Cell
+from .._errors import ValidationError
 from .._rollout import unroll
 from .._truncated import TruncatedBPTT
 from ..online import online_loss_and_grad
 from ..policies import Policy
-from ._method import METHODS
+from ._method import method_usages
 
 
 def cross_entropy(logits: Float[Array, " K"], label: Int[Array, ""]) -> Float[Array, ""]:
@@ -65,9 +66,9 @@ def loss_and_grad(model: Cell, x: Float[Array, "B T C"], y: Int[Array, " B"], me
                   block=None):
     """The batch loss, the class scores and the gradient of the loss, by `method`.
 
-    Every gradient method of the trainer passes through here, so adding one (an online
-    transport policy supplying its own batched loss and gradient) is a change in this function
-    and in :func:`parse_method` only.
+    Every gradient method of the trainer passes through here: ``"bptt"``, or any
+    :class:`snnplast.Policy` (a registered method's, or a user's own), whose traces the online
+    learner runs.
 
     **Arguments:**
 
@@ -94,4 +95,7 @@ def loss_and_grad(model: Cell, x: Float[Array, "B T C"], y: Int[Array, " B"], me
         loss, grads, scores = method.loss_and_grad(model, x, targets, cross_entropy,
                                                    with_scores=True)
         return (loss, scores), grads
-    raise ValueError(f"loss_and_grad supports methods {', '.join(METHODS)}; got {method!r}")
+    raise ValidationError(
+        f"loss_and_grad takes 'bptt' or a Policy (parse_method makes one of "
+        f"{', '.join(method_usages())}); got {method!r}"
+    )

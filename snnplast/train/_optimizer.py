@@ -6,6 +6,8 @@ from collections.abc import Callable
 
 import optax
 
+from .._errors import ValidationError
+
 # Learning rate over the run, by name: (peak rate, total optimiser steps) -> rate or schedule.
 _SCHEDULES: dict[str, Callable[[float, int], optax.ScalarOrSchedule]] = {
     "constant": lambda lr, total: lr,
@@ -18,7 +20,7 @@ SCHEDULES = tuple(_SCHEDULES)
 
 def check_schedule(name) -> None:
     if name not in _SCHEDULES:
-        raise ValueError(f"schedule must be one of {', '.join(SCHEDULES)}, got {name!r}")
+        raise ValidationError(f"schedule must be one of {', '.join(SCHEDULES)}, got {name!r}")
 
 
 def make_optimizer(lr: float, schedule: str, total_steps: int) -> optax.GradientTransformation:

@@ -15,6 +15,7 @@ import jax.numpy as jnp
 import numpy as np
 from tqdm.auto import tqdm
 
+from .._errors import ValidationError, ValidationTypeError
 from ._batches import padded_batches, training_batches
 from ._checkpoint import (
     CHECKPOINT_FILE,
@@ -32,7 +33,7 @@ from ._config import TrainConfig
 from ._guard import DivergenceError, describe, finite_flags, gradient_leaf_names, keep_if
 from ._method import parse_method
 from ._metrics import peak_memory_bytes, temp_bytes
-from ._models import build_model
+from ._network import network
 from ._objective import evaluate_batch, loss_and_grad
 from ._optimizer import make_optimizer
 from ._resume import RunState, check_header
@@ -98,16 +99,16 @@ def _check_dataset(dataset) -> None:
     for name in ("train", "val", "test"):
         split = getattr(dataset, name)
         if split.x.ndim != 3 or split.x.shape[2] != dataset.n_channels:
-            raise ValueError(
+            raise ValidationError(
                 f"{name} inputs must be [N, T, {dataset.n_channels}], got shape {split.x.shape}"
             )
         if len(split.y) and not (0 <= split.y.min() and split.y.max() < dataset.n_classes):
-            raise ValueError(
+            raise ValidationError(
                 f"{name} labels must lie in [0, {dataset.n_classes}), got "
                 f"[{split.y.min()}, {split.y.max()}]"
             )
     if len(dataset.train.y) == 0:
-        raise ValueError("the training split is empty")
+        raise ValidationError("the training split is empty")
 
 
 def _dataset_info(dataset) -> dict:
@@ -180,12 +181,19 @@ def fit(
     out_dir: str | os.PathLike,
     progress: bool = True,
     *,
+    model=None,
     resume: bool = False,
     checkpoint_every: int | None = None,
     devices: int | None = None,
     sinks: Sequence[MetricsSink] = (),
 ) -> dict:
-    """Train ``build_model(config.model, ...)`` on `dataset`, saving everything under `out_dir`.
+    """Train a network on `dataset` with ``config``'s method, saving everything under `out_dir`.
+
+    The network is ``build_model(config.model, ...)``, a registered model or ``module:factory``
+    completed with the leaky-integrator readout, unless `model` is given: then `model` is
+    trained from its own weights (a :class:`snnplast.Sequential` ending in an
+    :class:`snnplast.LI` as it is, any other cell as a hidden layer under the standard readout;
+    see :func:`complete_model`), and ``config.model`` and ``config.hidden`` are not used.
 
     Each epoch shuffles the training split (deterministically from ``config.seed``), takes one
     Adam step per batch, then evaluates on the validation and test splits. The batch is split
@@ -221,6 +229,7 @@ def fit(
     - `dataset`: a ``snnplast.data.SpikeDataset`` (or any object with its fields).
     - `out_dir`: folder for the files; a fresh run overwrites files in it.
     - `progress`: show a progress bar per epoch with the running loss and accuracy.
+    - `model`: a :class:`snnplast.Cell` to train instead of ``config.model``.
     - `resume`: continue the run whose checkpoint is in `out_dir` (same config and data);
       a finished run is returned as it is.
     - `checkpoint_every`: also checkpoint every this many optimiser steps (None: per epoch).
@@ -237,7 +246,7 @@ def fit(
     `FloatingPointError`) when a value becomes non-finite under ``on_nan="stop"``.
     """
     if not isinstance(config, TrainConfig):
-        raise TypeError(f"config must be a TrainConfig, got {type(config).__name__}")
+        raise ValidationTypeError(f"config must be a TrainConfig, got {type(config).__name__}")
     _check_dataset(dataset)
     checkpoint_every = _check_every(checkpoint_every)
     start = time.perf_counter()
@@ -246,16 +255,14 @@ def fit(
     parallel = DataParallel(devices)
 
     method = parse_method(config.method, config.lam)
-    spec = {
-        "model": config.model,
-        "n_in": dataset.n_channels,
-        "hidden": config.hidden,
-        "n_classes": dataset.n_classes,
-    }
-    model = build_model(
-        config.model, dataset.n_channels, config.hidden, dataset.n_classes,
-        key=jax.random.PRNGKey(config.seed),
+    model, spec = network(
+        config.model if model is None else model,
+        config.seed, config.hidden, dataset.n_channels, dataset.n_classes,
     )  # fmt: skip
+    recorded = config.to_dict()
+    if spec["model"] is None:
+        # What was trained is the object, not config.model: the record must not claim otherwise.
+        recorded.update(model=f"object:{spec['class']}", hidden=None)
     train = dataset.train
     batch = min(config.batch, len(train.y))
     parallel.check_batch(batch)
@@ -414,7 +421,7 @@ def fit(
             "n_parameters": int(n_parameters),
             "model": spec,
             "dataset": _dataset_info(dataset),
-            "config": config.to_dict(),
+            "config": recorded,
             "files": [METRICS_FILE, SUMMARY_FILE, MODEL_FILE, MODEL_SPEC_FILE, CHECKPOINT_FILE],
             "jax_version": jax.__version__,
             "device": str(jax.devices()[0].device_kind),
