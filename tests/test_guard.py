@@ -38,8 +38,8 @@ def _poison(monkeypatch):
     """Make the readout weight's gradient NaN in any batch that holds the marked sample."""
     real = _trainer.loss_and_grad
 
-    def loss_and_grad(model, x, y, method):
-        (loss, scores), grads = real(model, x, y, method)
+    def loss_and_grad(model, x, y, method, *rest):
+        (loss, scores), grads = real(model, x, y, method, *rest)
         hit = jnp.any(x[:, 0, 0] == 255)
         def where(g):
             return g.layers[1].weight
@@ -93,7 +93,9 @@ def test_skipped_step_changes_nothing(monkeypatch):
     from snnplast.train._sharding import DataParallel
 
     data = _dataset().train
-    model = _trainer.build_model("rlif", C, 8, K, key=jax.random.PRNGKey(0))
+    from snnplast.train import build_model
+
+    model = build_model("rlif", C, 8, K, key=jax.random.PRNGKey(0))
     optimizer = optax.adam(1e-2)
     opt_state = optimizer.init(eqx.filter(model, eqx.is_inexact_array))
     step = _trainer._make_train_step(optimizer, "bptt", DataParallel(1).replicated)

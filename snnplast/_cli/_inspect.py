@@ -134,7 +134,7 @@ def build(args):
 
     if args.cell is not None:
         return _user_cell(args.cell, args.inputs, args.hidden)
-    if args.model in _EXTRA_MODELS and args.model not in MODELS:
+    if args.model in _EXTRA_MODELS:  # before the registry: they take --heads
         k1, k2 = jax.random.split(jax.random.PRNGKey(0))
         layer = _EXTRA_MODELS[args.model](args.inputs, args.hidden, key=k1, heads=args.heads)
         return Sequential([layer, LI(args.hidden, args.classes, key=k2)])

@@ -19,8 +19,8 @@ class GRU(Cell):
 
     Jacobian structure: $\partial h_t/\partial h_{t-1}$ dense (through all three recurrent blocks)
     plus the diagonal $\mathrm{diag}(u)$. As for :class:`LSTM`, the gates come from one ``split``
-    of stacked matrices, so the weights' immediate influence is kept as a block over the stacked
-    gate axis (``[n, 3n, n_in]``).
+    of stacked matrices, which view refinement sees as ``(3, n)``: the weights' immediate
+    influence is stored per unit and gate (``[n, 3, n_in]``).
     """
 
     w_in: Float[Array, "3n n_in"]

@@ -19,8 +19,9 @@ class LSTM(Cell):
     Jacobian structure: $\partial c_t/\partial c_{t-1} = \mathrm{diag}(\sigma(f))$ (diagonal,
     time-varying); $\partial (h_t, c_t)/\partial h_{t-1}$ dense through $W_{rec}$. Unit $j$
     depends on the four rows $j, n+j, 2n+j, 3n+j$ of $W_{in}$ (one per gate); the gates arrive
-    through one ``split`` of a stacked matrix, and the engine keeps this immediate influence as a
-    block over the stacked gate axis (``[n, 4n, n_in]``) rather than as one tie per gate.
+    through one ``split`` of a stacked matrix; the engine's view refinement sees the stacked
+    ``4n`` axis as ``(4, n)``, so this immediate influence is stored per unit and gate
+    (``[n, 4, n_in]``, one tie between unit ``j`` and row ``(g, j)``).
     """
 
     w_in: Float[Array, "4n n_in"]
