@@ -5,9 +5,9 @@ Run: ``python benchmarks/head_sparse.py [--out benchmarks/results/head_sparse.md
 ``MultiHead(16, 64, heads=8)``: one input projection reshaped into heads, a recurrent matrix per
 head), batch 8, T = 32, float32, ``snnplast.gradients(..., method=snnplast.HeadSparse(f))`` in
 its default mode for f in {0.25, 0.5, 1}: the trace numbers it stores per sample, the compiled
-temporary memory (``memory_analysis().temp_size_in_bytes``) and the median time of 7 calls
-(compile excluded, one process). Runs against any checkout (``PYTHONPATH``), so the same
-command gives the before and after of a change.
+temporary memory (``memory_analysis().temp_size_in_bytes``) and the median wall and CPU time
+of 7 calls per fraction, taken in turn (compile excluded, one process). Runs against any
+checkout (``PYTHONPATH``), so the same command gives the before and after of a change.
 """
 
 import argparse
@@ -24,7 +24,7 @@ import snnplast as sp
 from snnplast.online import OnlineStep, resolve_block
 
 sys.path.insert(0, os.path.join(os.path.dirname(__file__), "..", "tests"))
-from user_cells import MultiHead  # noqa: E402
+from user_cells import MultiHead
 
 N_IN, BATCH, T, REPEATS = 16, 8, 32, 7
 FRACTIONS = (0.25, 0.5, 1.0)
@@ -49,7 +49,8 @@ def _stored_bytes(cell, policy, x0):
     return 4 * runner.traces.stored_size(), mode
 
 
-def measure(cell, f, key):
+def compile_one(cell, f, key):
+    """The compiled gradient of ``cell`` under ``HeadSparse(f)``, its arguments and memory."""
     policy = sp.HeadSparse(f)
     k1, k2 = jax.random.split(key)
     xs = jax.random.normal(k1, (BATCH, T, N_IN))
@@ -65,13 +66,8 @@ def measure(cell, f, key):
     compiled = jax.jit(grad).lower(params, xs, ys).compile()
     temp = compiled.memory_analysis().temp_size_in_bytes
     jax.block_until_ready(compiled(params, xs, ys))
-    times = []
-    for _ in range(REPEATS):
-        t0 = time.perf_counter()
-        jax.block_until_ready(compiled(params, xs, ys))
-        times.append(time.perf_counter() - t0)
     stored, mode = _stored_bytes(cell, policy, xs[0, 0])
-    return stored, temp, statistics.median(times), mode
+    return compiled, (params, xs, ys), stored, temp, mode
 
 
 def main():
@@ -83,14 +79,24 @@ def main():
         "LinearAttention(16, 32, 8)": sp.LinearAttention(N_IN, 32, 8, key=key),
         "user MultiHead(16, 64, heads=8)": MultiHead(N_IN, 64, key, heads=8),
     }
-    lines = ["| cell | f | mode | traces per sample | compiled temp | time per gradient |",
-             "|---|--:|---|--:|--:|--:|"]
+    lines = [("| cell | f | mode | traces per sample | compiled temp | wall per gradient | "
+             "CPU per gradient |"), "|---|--:|---|--:|--:|--:|--:|"]
     print("\n".join(lines), flush=True)
     for name, cell in cells.items():
-        for f in FRACTIONS:
-            stored, temp, seconds, mode = measure(cell, f, key)
+        runs = {f: compile_one(cell, f, key) for f in FRACTIONS}
+        wall = {f: [] for f in FRACTIONS}
+        cpu = {f: [] for f in FRACTIONS}
+        # Fractions take turns, so that a burst of load elsewhere hits them alike.
+        for _ in range(REPEATS):
+            for f, (compiled, call_args, *_) in runs.items():
+                t0, c0 = time.perf_counter(), time.process_time()
+                jax.block_until_ready(compiled(*call_args))
+                wall[f].append(time.perf_counter() - t0)
+                cpu[f].append(time.process_time() - c0)
+        for f, (_, _, stored, temp, mode) in runs.items():
             line = (f"| {name} | {f} | {mode} | {stored / 1024:.1f} KiB | "
-                    f"{temp / 2**20:.2f} MiB | {seconds * 1e3:.1f} ms |")
+                    f"{temp / 2**20:.2f} MiB | {statistics.median(wall[f]) * 1e3:.1f} ms | "
+                    f"{statistics.median(cpu[f]) * 1e3:.1f} ms |")
             lines.append(line)
             print(line, flush=True)
     if args.out:
@@ -98,9 +104,11 @@ def main():
 
         atomic_write_bytes(args.out, "\n".join(
             ["# HeadSparse(f): memory and time against f", "",
-             f"`python benchmarks/head_sparse.py --out {args.out}`; batch {BATCH}, T={T}, "
-             f"{N_IN} inputs, float32, median of {REPEATS} gradients (compile excluded), "
-             f"JAX {jax.__version__} on {jax.devices()[0].platform}.", ""] + lines).encode() + b"\n")
+             (f"`python benchmarks/head_sparse.py --out {args.out}`; batch {BATCH}, T={T}, "
+             f"{N_IN} inputs, float32, median of {REPEATS} gradients per fraction, fractions "
+             f"taken in turn (compile excluded); CPU is the process's CPU time (all threads), "
+             f"steadier than wall time on a shared machine. JAX {jax.__version__} on "
+             f"{jax.devices()[0].platform}."), ""] + lines).encode() + b"\n")
 
 
 if __name__ == "__main__":

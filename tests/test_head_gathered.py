@@ -14,9 +14,37 @@ from snnplast.online._sequence import run_steps
 
 N_IN, T, B = 4, 6, 2
 
+
+class MixedHeads(sp.Cell):
+    """State ``[heads, d]`` whose recurrence mixes every head into every other."""
+
+    w: jax.Array
+    heads: int = eqx.field(static=True)
+
+    def __init__(self, n, key, heads):
+        self.w = jax.random.normal(key, (n, n)) * 0.3
+        self.heads = heads
+
+    def initial_state(self):
+        return jnp.zeros((self.heads, self.w.shape[0] // self.heads))
+
+    def __call__(self, h, x):
+        h = jnp.tanh(self.w @ h.reshape(-1) + jnp.sum(x)).reshape(self.heads, -1)
+        return h, h.reshape(-1)
+
+
+def _heads_then_readout(key):
+    k1, k2 = jax.random.split(key)
+    return sp.Sequential([MultiHead(N_IN, 8, k1, heads=4), sp.LI(8, 3, key=k2)])
+
+
 CELLS = {
     "linear_attention": lambda key: sp.LinearAttention(N_IN, 8, 4, key=key),
     "user_multi_head": lambda key: MultiHead(N_IN, 8, key, heads=4),
+    # The readout's state depends on every head: its traces are whole products, cut to its
+    # own selected units afterwards.
+    "heads_then_readout": _heads_then_readout,
+    "mixed_heads": lambda key: MixedHeads(8, key, 4),
 }
 
 
@@ -67,7 +95,8 @@ def _check(name, fraction, lam, getkey):
 # LinearAttention goes through the gathered path by default in test_policies'
 # test_head_sparse_limits too (against BPTT at f = 1 and Immediate at f = 0).
 @pytest.mark.parametrize("name", [
-    "user_multi_head", pytest.param("linear_attention", marks=pytest.mark.slow)])
+    "user_multi_head", "heads_then_readout", "mixed_heads",
+    pytest.param("linear_attention", marks=pytest.mark.slow)])
 def test_gathered_heads_equal_every_head(name, x64, getkey):
     _check(name, 0.25, 1.0, getkey)
 
@@ -124,26 +153,25 @@ def test_compiled_memory_shrinks_with_the_fraction(name, getkey):
     assert quarter < whole, (quarter, whole)
 
 
-class MixedHeads(sp.Cell):
-    """State ``[heads, d]`` whose recurrence mixes every head into every other."""
+class WithCounter(sp.Cell):
+    """Heads beside a scalar state leaf, which has no head axis."""
 
     w: jax.Array
-    heads: int = eqx.field(static=True)
 
-    def __init__(self, n, key, heads):
+    def __init__(self, n, key):
         self.w = jax.random.normal(key, (n, n)) * 0.3
-        self.heads = heads
 
     def initial_state(self):
-        return jnp.zeros((self.heads, self.w.shape[0] // self.heads))
+        return (jnp.zeros((4, self.w.shape[0] // 4)), jnp.zeros(()))
 
-    def __call__(self, h, x):
-        h = jnp.tanh(self.w @ h.reshape(-1) + jnp.sum(x)).reshape(self.heads, -1)
-        return h, h.reshape(-1)
+    def __call__(self, state, x):
+        h, n = state
+        h = jnp.tanh(self.w @ h.reshape(-1) + jnp.sum(x)).reshape(4, -1)
+        return (h, n + jnp.sum(h)), h.reshape(-1)
 
 
-def test_heads_mixed_by_the_carry_fall_back_and_say_why(getkey):
-    runner = OnlineStep(MixedHeads(8, getkey(), 4), jnp.zeros(N_IN), sp.HeadSparse(0.5), _sq)
-    assert "mixes heads" in GatheredHeadStep.why_not(runner)
+def test_what_cannot_be_gathered_falls_back_and_says_why(getkey):
+    runner = OnlineStep(WithCounter(8, getkey()), jnp.zeros(N_IN), sp.HeadSparse(0.5), _sq)
+    assert "no head axis" in GatheredHeadStep.why_not(runner)
     assert "not HeadSparse" in GatheredHeadStep.why_not(
-        OnlineStep(CELLS["linear_attention"](getkey()), jnp.zeros(N_IN), sp.Diagonal(), _sq))
+        OnlineStep(CELLS["mixed_heads"](getkey()), jnp.zeros(N_IN), sp.Diagonal(), _sq))

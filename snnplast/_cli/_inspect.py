@@ -65,16 +65,19 @@ def trace_table(model, x, policy) -> tuple[list, int]:
     traces, named as :class:`~snnplast.TraceStructure` names them."""
     from ..engine import derive
     from ..engine._sjac import SJac
-    from ..online import OnlineStep
+    from ..online import GatheredHeadStep, OnlineStep
 
     runner = OnlineStep(model, x, policy, lambda o, y: jnp.sum(o))
     itemsize = jnp.dtype(runner.dtype).itemsize
     ts = derive(model, x)
+    # HeadSparse stores the selected heads only where it can (snnplast.gradients' default).
+    gathered = GatheredHeadStep.build(runner)
+    gathered_shapes = gathered.stored_shapes() if gathered is not None else {}
     rows, total = [], 0
     for (a, p), (ties, keys) in sorted(runner.traces.structure.items()):
         out_shape, in_shape = runner.traces.shapes[(a, p)]
         j = SJac(out_shape, in_shape, ties, None, keys, False)
-        shape = tuple(j.key_size(k) for k in keys)
+        shape = gathered_shapes.get((a, p), tuple(j.key_size(k) for k in keys))
         stored = math.prod(shape)
         dense = math.prod(out_shape) * math.prod(in_shape)
         cls = _trace_class(stored, math.prod(out_shape), math.prod(in_shape))
@@ -173,9 +176,13 @@ def run(args) -> int:
             print(f"    {s:>{ws}} <- {p:<{wp}} {cls:<18} stores {shape!s:<16} "
                   f"{_bytes(nbytes):>10} of {_bytes(dense)} dense: "
                   f"{dense / max(nbytes, 1):.0f}x smaller")
-        from ..online import OnlineStep, accumulation_mode
+        from ..online import GatheredHeadStep, OnlineStep, accumulation_mode
 
-        mode, why = accumulation_mode(OnlineStep(model, x, policy, lambda o, y: jnp.sum(o)))
+        runner = OnlineStep(model, x, policy, lambda o, y: jnp.sum(o))
+        if GatheredHeadStep.why_not(runner) is None:
+            print("    accumulated step by step, traces stored for the selected heads only")
+            continue
+        mode, why = accumulation_mode(runner)
         print(f"    accumulated {'in blocks of steps' if mode == 'blocked' else 'step by step'}"
               f": {why}")
     return 0

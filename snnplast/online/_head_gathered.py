@@ -16,21 +16,25 @@ step behind:
 Each step still computes one step's Jacobians (of the step before, not of its own), so the work
 is the step recursion's, with the carried product and the stored trace on ``k`` heads.
 
-This needs carried blocks that keep heads apart (``H[a, b]`` ties the head axes of ``a`` and
-``b``: LinearAttention's fast weights, a user's per-head recurrence), state leaves with a head
-axis and no derived leaves; :meth:`GatheredHeadStep.build` returns ``None`` otherwise and the
-step recursion over every head runs instead (correct, not smaller).
+Where a carried block keeps heads apart (``H[a, b]`` ties the head axes of ``a`` and ``b``:
+LinearAttention's fast weights, a user's per-head recurrence) ``C`` stays on ``k`` heads; where
+it mixes ``b``'s heads into ``a`` (a readout after an attention block, a recurrence across
+heads) the product covers all of ``a`` and is cut to ``a``'s selection afterwards. Every state
+leaf needs a head axis (its first) and no leaf may be derived; :meth:`GatheredHeadStep.build`
+returns ``None`` otherwise and the step recursion over every head runs instead (correct, not
+smaller).
 """
 
 from __future__ import annotations
 
+import math
 from typing import NamedTuple
 
 import jax
 import jax.numpy as jnp
 
 from ..engine._flatten import Const
-from ..engine._sjac import SJac, add, compose, coerce, contract_batch, expand_to, scale
+from ..engine._sjac import SJac, add, coerce, compose, contract_batch, expand_to, scale
 from ..policies._base import Policy
 from ..policies._head_sparse import HeadSparse
 from ._online_step import Carry, OnlineStep
@@ -73,6 +77,31 @@ def gather_heads(j: SJac, idx, valid=None) -> SJac:
     if i is not None:
         in_shape = in_shape[:i] + (k,) + in_shape[i + 1:]
     return SJac(out_shape, in_shape, j.ties, val, tuple(j.val_keys), False)
+
+
+def gather_in_heads(j: SJac, idx) -> SJac:
+    """``j`` restricted to input heads `idx` (input dim 0, tied to no output dim)."""
+    key = (None, 0)
+    val = j.val
+    if key in j.val_keys:
+        val = jnp.take(val, idx, axis=j.val_keys.index(key))
+    in_shape = (idx.shape[0],) + tuple(j.in_shape[1:])
+    return SJac(tuple(j.out_shape), in_shape, j.ties, val, tuple(j.val_keys), False)
+
+
+def scatter_in(j: SJac, i: int, idx, size: int) -> SJac:
+    """``j`` (input dim `i` of ``len(idx)`` positions, free) put back at `idx` of `size`
+    positions, zero elsewhere."""
+    key = (None, i)
+    if key not in j.val_keys:
+        j = expand_to(j, tuple(j.val_keys) + (key,))
+    ax = j.val_keys.index(key)
+    shape = list(j.val.shape)
+    shape[ax] = size
+    where = (slice(None),) * ax + (idx,)
+    val = jnp.zeros(shape, j.val.dtype).at[where].set(j.val)
+    in_shape = tuple(j.in_shape[:i]) + (size,) + tuple(j.in_shape[i + 1:])
+    return SJac(tuple(j.out_shape), in_shape, j.ties, val, tuple(j.val_keys), False)
 
 
 def _scatter_add(total, g, j: SJac, idx):
@@ -123,7 +152,11 @@ class GatheredHeadStep:
         structure, tshapes = runner.traces.structure, runner.traces.shapes
         for (a, b), h in captured["H"].items():
             if (0, 0) not in h.ties:
-                return f"H[{a}][{b}] mixes heads (no tie between their head axes)"
+                # Heads of b mixed into a (a readout after attention): a's trace is the
+                # whole product, its own head axis cut afterwards.
+                if h.class_of_in(0) != (None, 0):
+                    return f"H[{a}][{b}] ties b's head axis to another axis of a"
+                continue
             for (b2, p) in structure:
                 if b2 != b or (a, p) not in structure:
                     continue
@@ -154,17 +187,20 @@ class GatheredHeadStep:
         return GatheredCarry(inner._replace(traces=traces), list(inner.state), prev_x,
                              inner.policy_state)
 
-    def stored_size(self) -> int:
-        """Numbers per sample that the gathered traces store."""
-        total = 0
+    def stored_shapes(self) -> dict:
+        """The shape of ``val`` that each trace ``(a, p)`` stores per sample (its head class
+        cut to the selected heads)."""
+        out = {}
         for (a, p), st in self.structure.items():
             z = _struct_sjac(st, self.shapes[(a, p)])
             k = self.policy.n_selected(self.s_shapes[a][0])
-            size = 1
-            for key in z.val_keys:
-                size *= k if key == z.class_of_out(0) else z.key_size(key)
-            total += size
-        return total
+            out[(a, p)] = tuple(k if key == z.class_of_out(0) else z.key_size(key)
+                                for key in z.val_keys)
+        return out
+
+    def stored_size(self) -> int:
+        """Numbers per sample that the gathered traces store."""
+        return sum(math.prod(shape) for shape in self.stored_shapes().values())
 
     # ----- one step ------------------------------------------------------------------------------
     def step(self, p_leaves, c: GatheredCarry, x_t, y_t, key) -> GatheredCarry:
@@ -185,31 +221,43 @@ class GatheredHeadStep:
 
         def per_sample(s, xx, P):
             _, H, F, _ = r.traces.blocks(p_leaves, s, xx)
-            C = {}
+            # C: products on the heads sel_prev of a (H ties a's heads to b's); M: products
+            # whose heads of a are all there (H mixes b's heads into a).
+            C, M = {}, {}
             if lam != 0.0:
                 for (a, b), h in H.items():
-                    hg = gather_heads(h, sel_prev[head(b)])
+                    tied = (0, 0) in h.ties
+                    sel = sel_prev[head(b)]
+                    hg = gather_heads(h, sel) if tied else gather_in_heads(h, sel)
                     for (b2, p), g in P.items():
                         if b2 != b or (a, p) not in self.structure:
                             continue
                         term = compose(hg, g)
+                        _, q = g.class_of_out(0)
+                        if not tied and q is not None:
+                            # b's heads were tied to a dim of p: that dim is back in full.
+                            term = scatter_in(term, q, sel, self.shapes[(a, p)][1][q])
                         term = term if lam == 1.0 else scale(term, lam)
-                        C[(a, p)] = term if (a, p) not in C else add(C[(a, p)], term)
+                        into = C if tied else M
+                        into[(a, p)] = term if (a, p) not in into else add(into[(a, p)], term)
             C = {k: coerce(j, *self.structure[k]) for k, j in C.items()}
+            M = {k: coerce(j, *self.structure[k]) for k, j in M.items()}
             new = {}
             for k, st in self.structure.items():
                 terms = []
                 if k in C:
                     terms.append(gather_heads(C[k], *moved[head(k[0])]))
+                if k in M:
+                    terms.append(gather_heads(M[k], sel_cur[head(k[0])]))
                 if k in F:
                     terms.append(gather_heads(coerce(F[k], *st), sel_cur[head(k[0])]))
                 total = terms[0] if terms else jax.tree_util.tree_map(jnp.zeros_like, P[k])
                 for t in terms[1:]:
                     total = add(total, t)
                 new[k] = coerce(total, *st)
-            return C, {k: F[k] for k in self.structure if k in F}, new
+            return C, M, {k: F[k] for k in self.structure if k in F}, new
 
-        C, F, new_tr = jax.vmap(per_sample)(c.prev_state, c.prev_x, inner.traces)
+        C, M, F, new_tr = jax.vmap(per_sample)(c.prev_state, c.prev_x, inner.traces)
         # Step 0 has no step before it: its recomputed Jacobians are of a step never taken.
         valid = inner.t > 0
         grad_phi = list(inner.grad_phi)
@@ -217,8 +265,9 @@ class GatheredHeadStep:
             idx = sel_prev[head(a)]
             g = contract_batch(jnp.take(d_s[a], idx, axis=1), j)
             grad_phi[q] = _scatter_add(grad_phi[q], jnp.where(valid, g, 0.0), j, idx)
-        for (a, q), f in F.items():
-            grad_phi[q] = grad_phi[q] + jnp.where(valid, contract_batch(d_s[a], f), 0.0)
+        for terms in (M, F):
+            for (a, q), f in terms.items():
+                grad_phi[q] = grad_phi[q] + jnp.where(valid, contract_batch(d_s[a], f), 0.0)
         new_tr = jax.tree_util.tree_map(lambda v: jnp.where(valid, v, 0.0), new_tr)
         t = inner.t + 1
         x_leaves = jax.tree_util.tree_leaves(x_t)
