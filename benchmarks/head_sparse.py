@@ -4,10 +4,11 @@ Run: ``python benchmarks/head_sparse.py [--out benchmarks/results/head_sparse.md
 ``LinearAttention(16, 32, 8)`` and a user-written multi-head cell (``tests/user_cells.py``
 ``MultiHead(16, 64, heads=8)``: one input projection reshaped into heads, a recurrent matrix per
 head), batch 8, T = 32, float32, ``snnplast.gradients(..., method=snnplast.HeadSparse(f))`` in
-its default mode for f in {0.25, 0.5, 1}: the trace numbers it stores per sample, the compiled
-temporary memory (``memory_analysis().temp_size_in_bytes``) and the median wall and CPU time
-of 7 calls per fraction, taken in turn (compile excluded, one process). Runs against any
-checkout (``PYTHONPATH``), so the same command gives the before and after of a change.
+its default mode for f in {0.25, 0.5, 1}, and with ``block=32`` (every head, the default
+before) for f = 0.25: the trace numbers stored per sample, the compiled temporary memory
+(``memory_analysis().temp_size_in_bytes``) and the median wall and CPU time of 7 calls per
+case, cases taken in turn (compile excluded, one process). Runs against any checkout
+(``PYTHONPATH``), so the same command gives the before and after of a change.
 """
 
 import argparse
@@ -34,22 +35,22 @@ def _loss(out, y):
     return jnp.sum((out - y) ** 2)
 
 
-def _stored_bytes(cell, policy, x0):
-    """Trace bytes per sample in the mode ``sp.gradients`` runs (gathered heads if it can)."""
+def _stored_bytes(cell, policy, x0, block):
+    """Trace bytes per sample in the mode ``online_loss_and_grad`` runs with `block`."""
     runner = OnlineStep(cell, x0, policy, _loss)
     try:
         from snnplast.online._head_gathered import GatheredHeadStep
     except ImportError:  # a checkout from before gathered heads
         GatheredHeadStep = None
-    gathered = GatheredHeadStep.build(runner) if GatheredHeadStep else None
+    gathered = GatheredHeadStep.build(runner) if GatheredHeadStep and block is None else None
     if gathered is not None:
         return 4 * gathered.stored_size(), "step, selected heads"
-    block = resolve_block(runner, None)
+    block = resolve_block(runner, block)
     mode = f"blocks of {block}" if block > 1 else "step, every head"
     return 4 * runner.traces.stored_size(), mode
 
 
-def compile_one(cell, f, key):
+def compile_one(cell, f, block, key):
     """The compiled gradient of ``cell`` under ``HeadSparse(f)``, its arguments and memory."""
     policy = sp.HeadSparse(f)
     k1, k2 = jax.random.split(key)
@@ -61,12 +62,13 @@ def compile_one(cell, f, key):
     def grad(p, xs, ys):
         from snnplast.online import online_loss_and_grad
 
-        return online_loss_and_grad(eqx.combine(p, static), xs, ys, policy, _loss)[1]
+        return online_loss_and_grad(eqx.combine(p, static), xs, ys, policy, _loss,
+                                    block=block)[1]
 
     compiled = jax.jit(grad).lower(params, xs, ys).compile()
     temp = compiled.memory_analysis().temp_size_in_bytes
     jax.block_until_ready(compiled(params, xs, ys))
-    stored, mode = _stored_bytes(cell, policy, xs[0, 0])
+    stored, mode = _stored_bytes(cell, policy, xs[0, 0], block)
     return compiled, (params, xs, ys), stored, temp, mode
 
 
@@ -83,9 +85,13 @@ def main():
              "CPU per gradient |"), "|---|--:|---|--:|--:|--:|--:|"]
     print("\n".join(lines), flush=True)
     for name, cell in cells.items():
-        runs = {f: compile_one(cell, f, key) for f in FRACTIONS}
-        wall = {f: [] for f in FRACTIONS}
-        cpu = {f: [] for f in FRACTIONS}
+        # (f, block): the default for each fraction, and an explicit block of 32 steps, which
+        # keeps every head (the default before gathered heads: blocks where H is per unit,
+        # else the step recursion), measured in the same process.
+        cases = [(f, None) for f in FRACTIONS] + [(FRACTIONS[0], 32)]
+        runs = {c: compile_one(cell, *c, key) for c in cases}
+        wall = {c: [] for c in cases}
+        cpu = {c: [] for c in cases}
         # Fractions take turns, so that a burst of load elsewhere hits them alike.
         for _ in range(REPEATS):
             for f, (compiled, call_args, *_) in runs.items():
@@ -93,7 +99,8 @@ def main():
                 jax.block_until_ready(compiled(*call_args))
                 wall[f].append(time.perf_counter() - t0)
                 cpu[f].append(time.process_time() - c0)
-        for f, (_, _, stored, temp, mode) in runs.items():
+        for (f, block), (_, _, stored, temp, mode) in runs.items():
+            mode = mode if block is None else f"block={block}: {mode}"
             line = (f"| {name} | {f} | {mode} | {stored / 1024:.1f} KiB | "
                     f"{temp / 2**20:.2f} MiB | {statistics.median(wall[f]) * 1e3:.1f} ms | "
                     f"{statistics.median(cpu[f]) * 1e3:.1f} ms |")
