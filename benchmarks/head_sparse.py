@@ -92,18 +92,19 @@ def main():
         runs = {c: compile_one(cell, *c, key) for c in cases}
         wall = {c: [] for c in cases}
         cpu = {c: [] for c in cases}
-        # Fractions take turns, so that a burst of load elsewhere hits them alike.
+        # Cases take turns, so that a burst of load elsewhere hits them alike.
         for _ in range(REPEATS):
-            for f, (compiled, call_args, *_) in runs.items():
+            for c, (compiled, call_args, *_) in runs.items():
                 t0, c0 = time.perf_counter(), time.process_time()
                 jax.block_until_ready(compiled(*call_args))
-                wall[f].append(time.perf_counter() - t0)
-                cpu[f].append(time.process_time() - c0)
+                wall[c].append(time.perf_counter() - t0)
+                cpu[c].append(time.process_time() - c0)
         for (f, block), (_, _, stored, temp, mode) in runs.items():
+            c = (f, block)
             mode = mode if block is None else f"block={block}: {mode}"
             line = (f"| {name} | {f} | {mode} | {stored / 1024:.1f} KiB | "
-                    f"{temp / 2**20:.2f} MiB | {statistics.median(wall[f]) * 1e3:.1f} ms | "
-                    f"{statistics.median(cpu[f]) * 1e3:.1f} ms |")
+                    f"{temp / 2**20:.2f} MiB | {statistics.median(wall[c]) * 1e3:.1f} ms | "
+                    f"{statistics.median(cpu[c]) * 1e3:.1f} ms |")
             lines.append(line)
             print(line, flush=True)
     if args.out:

@@ -5,6 +5,9 @@ import equinox as eqx
 import jax
 import jax.numpy as jnp
 import pytest
+from numerics import f64 as _f64
+from numerics import rel as _rel
+from numerics import sq as _sq
 from user_cells import MultiHead
 
 import snnplast as sp
@@ -48,27 +51,11 @@ CELLS = {
 }
 
 
-def _f64(tree):
-    return jax.tree_util.tree_map(
-        lambda a: a.astype(jnp.float64) if eqx.is_inexact_array(a) else a, tree)
-
-
-def _sq(out, y):
-    return jnp.sum((out - y) ** 2)
-
-
 def _problem(cell, key):
     k1, k2 = jax.random.split(key)
     xs = jax.random.normal(k1, (B, T, N_IN), jnp.float64)
     _, outs = jax.vmap(lambda x: sp.unroll(cell, x))(xs)
     return xs, jax.random.normal(k2, outs.shape, jnp.float64)
-
-
-def _rel(a, b):
-    la, lb = jax.tree_util.tree_leaves(a), jax.tree_util.tree_leaves(b)
-    num = sum(float(jnp.sum((x - y) ** 2)) for x, y in zip(la, lb))
-    den = sum(float(jnp.sum(y**2)) for y in lb)
-    return (num / max(den, 1e-300)) ** 0.5
 
 
 def _both(cell, xs, ys, policy, key):
