@@ -113,7 +113,7 @@ def main():
         atomic_write_bytes(args.out, "\n".join(
             ["# HeadSparse(f): memory and time against f", "",
              (f"`python benchmarks/head_sparse.py --out {args.out}`; batch {BATCH}, T={T}, "
-             f"{N_IN} inputs, float32, median of {REPEATS} gradients per fraction, fractions "
+             f"{N_IN} inputs, float32, median of {REPEATS} gradients per case, cases "
              f"taken in turn (compile excluded); CPU is the process's CPU time (all threads), "
              f"steadier than wall time on a shared machine. JAX {jax.__version__} on "
              f"{jax.devices()[0].platform}."), ""] + lines).encode() + b"\n")
