@@ -8,8 +8,8 @@ from pathlib import Path
 import h5py
 import numpy as np
 
-from .._atomic import atomic_write
-from ._audio import load_sidecar
+from ..._atomic import atomic_write
+from .._audio.sidecar import load_sidecar
 
 _FORMATS = (".png", ".pdf", ".svg", ".jpg", ".jpeg")
 
@@ -52,7 +52,7 @@ def plot_sample(
     path: str | os.PathLike, index: int, out: str | os.PathLike, *, audio: bool = True
 ) -> Path:
     """Save a raster plot (channel over time) of sample `index`, with its waveform above it when
-    the clip was kept beside the file (see :mod:`._audio`).
+    the clip was kept beside the file (see :mod:`.._audio.sidecar`).
 
     **Arguments:**
 

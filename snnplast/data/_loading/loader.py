@@ -7,18 +7,25 @@ from pathlib import Path
 
 import numpy as np
 
-from ._binning import bin_samples, check_binning
-from ._cache import cache_key, cache_root, file_fingerprint, load_npz, save_npz_atomic, shd_data_dir
-from ._dataset import SpikeDataset, Split
-from ._shd_file import (
+from .._cache import (
+    cache_key,
+    cache_root,
+    file_fingerprint,
+    load_npz,
+    save_npz_atomic,
+    shd_data_dir,
+)
+from .._shd.file import (
     SHDFormatError,
     SHDMissingError,
     check_same_channels,
     check_shd_file,
 )
-from ._speakers import n_val_speakers, split_by_speaker
-from ._synth import SYNTH_VERSION, make_synth_shd
-from ._tonic_split import find_split_file, load_shd_split, split_filename
+from .._shd.synth import SYNTH_VERSION, make_synth_shd
+from .._shd.tonic_split import find_split_file, load_shd_split, split_filename
+from .binning import bin_samples, check_binning
+from .dataset import SpikeDataset, Split
+from .speakers import n_val_speakers, split_by_speaker
 
 # Bump when binning or the cached arrays change meaning, so old cache entries are not reused.
 _BINNED_VERSION = 1
@@ -59,8 +66,8 @@ def _resolve(name_or_path, cache: Path, progress: bool) -> tuple[str, Path]:
         return "synth", _synth_folder(cache, progress)
     if name_or_path == "speech":
         # Spoken digits from eSpeak NG through the cochlea: made on first use (minutes), cached.
-        from ._espeak import SpeechUnavailableError
-        from ._speech_shd import ensure_speech_shd
+        from .._speech.espeak import SpeechUnavailableError
+        from .._speech.speech_shd import ensure_speech_shd
 
         try:
             return "speech", ensure_speech_shd(cache, progress=progress)
@@ -104,8 +111,8 @@ def check_data_source(name_or_path, cache_dir: str | os.PathLike | None = None) 
     if name_or_path == "synth":
         return
     if name_or_path == "speech":
-        from ._espeak import SpeechUnavailableError, espeak_paths
-        from ._speech_shd import speech_shd_dir
+        from .._speech.espeak import SpeechUnavailableError, espeak_paths
+        from .._speech.speech_shd import speech_shd_dir
 
         folder = speech_shd_dir(cache_root(cache_dir))
         if not all((folder / split_filename(t)).is_file() for t in (True, False)):

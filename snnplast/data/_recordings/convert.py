@@ -1,6 +1,6 @@
 """A folder of the user's own labelled WAV recordings, converted to one SHD-layout spike file.
 
-Labels and speakers come from the folder's layout (see :mod:`._audio_layouts`): file names
+Labels and speakers come from the folder's layout (see :mod:`.layouts`): file names
 ``LABEL_speaker_ID.wav`` or ``LABEL_SPEAKER_INDEX.wav`` (the Free Spoken Digit Dataset), one
 folder per label (Speech Commands), or a CSV. A label is a class index or a class name. When
 every label is one of SHD's (an index 0-19 or a name such as ``seven``/``sieben``), SHD's class
@@ -16,13 +16,14 @@ from pathlib import Path
 import h5py
 import numpy as np
 
-from .._atomic import atomic_write
-from ._audio import read_wav, resample, save_sidecar
-from ._audio_layouts import Recording, find_layout, from_csv, speaker_ids
-from ._basilar_membrane import fast_length
-from ._cochlea import Cochlea, cochlea_batch
-from ._shd_file import write_shd_h5
-from ._speech import SHD_KEYS
+from ..._atomic import atomic_write
+from .._audio.sidecar import save_sidecar
+from .._audio.wav import read_wav, resample
+from .._cochlea.basilar_membrane import fast_length
+from .._cochlea.cochlea import Cochlea, cochlea_batch
+from .._shd.file import write_shd_h5
+from .._speech.corpus import SHD_KEYS
+from .layouts import Recording, find_layout, from_csv, speaker_ids
 
 # Recordings are padded (centred, with silence) to lengths on this grid, so that clips share the
 # basilar membrane's transfer matrix; the spike times are then shifted back to the recording's

@@ -9,10 +9,10 @@ The chain that made the Spiking Heidelberg Digits (Cramer et al. 2020, the ``lau
 2. a Hanning window over the whole clip: the first $\lfloor N/2\rfloor$ samples are multiplied by
    the rising half of ``numpy.hanning(2 * (N // 2))``, the last $\lfloor N/2\rfloor$ by its
    falling half;
-3. the basilar membrane (:mod:`._basilar_membrane`), per channel in the frequency domain; its
+3. the basilar membrane (:mod:`.basilar_membrane`), per channel in the frequency domain; its
    output, and everything after it, is sampled at half the audio rate;
-4. a Meddis inner hair cell per channel (:mod:`._hair_cell`);
-5. a bushy cell per channel fed by 40 stochastic fibres (:mod:`._bushy_cell`).
+4. a Meddis inner hair cell per channel (:mod:`.hair_cell`);
+5. a bushy cell per channel fed by 40 stochastic fibres (:mod:`.bushy_cell`).
 
 Lauscher runs stages 4 and 5 as Python loops over samples, one channel at a time. Here both run
 as one ``jax.lax.scan`` over time whose step updates every channel of a batch of clips at once,
@@ -41,11 +41,11 @@ import jax.numpy as jnp
 import numpy as np
 from tqdm.auto import tqdm
 
-from ._audio import resample
-from ._basilar_membrane import BasilarMembrane, membrane_velocity, output_rate
-from ._bushy_cell import BushyCell
-from ._hair_cell import HairCell
-from ._workers import run_tasks
+from .._audio.wav import resample
+from .basilar_membrane import BasilarMembrane, membrane_velocity, output_rate
+from .bushy_cell import BushyCell
+from .hair_cell import HairCell
+from .workers import run_tasks
 
 # Samples per compiled scan call: long enough that dispatch is negligible, short enough that a
 # batch's random numbers and outputs stay small. Part of what a seed means: keep it fixed.
@@ -281,7 +281,7 @@ def cochlea_batch(
     transfer matrix, the expensive part of a new length: pad clips to a few common lengths when
     converting many (see :func:`fast_length`), at the working rate.
 
-    Clips are first resampled to the working rate ``model.sample_rate`` (see :mod:`._cochlea`);
+    Clips are first resampled to the working rate ``model.sample_rate`` (see :mod:`.cochlea`);
     spike times are on the grid of half that rate.
 
     **Arguments:**

@@ -23,7 +23,7 @@ from pathlib import Path
 import numpy as np
 from tqdm.auto import tqdm
 
-from ._shd_file import SHD_CHANNELS, write_shd_h5
+from .file import SHD_CHANNELS, write_shd_h5
 
 CLASS_NAMES = (
     "zero", "one", "two", "three", "four", "five", "six", "seven", "eight", "nine",
