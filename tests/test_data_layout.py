@@ -9,9 +9,11 @@ import importlib
 import pkgutil
 from pathlib import Path
 
+import numpy as np
 import pytest
 
 import snnplast.data
+from snnplast import ValidationError
 
 DATA_NAMES = [
     "Acoustics", "BasilarMembrane", "BushyCell", "CLEAN", "Cochlea", "DEFAULT_DATA",
@@ -63,3 +65,38 @@ def test_every_module_imports_and_every_folder_says_what_it_holds():
     flat = {m.rsplit(".", 1)[1] for m in modules if m.count(".") == 2}
     assert flat == {"speech", "_cache"}
 
+
+def _not_hdf5(tmp):
+    (tmp / "notes.txt").write_text("not HDF5")
+    return snnplast.data.check_shd_file(tmp / "notes.txt")
+
+
+# One bad call per folder of the data package (cheap; nothing needs eSpeak NG).
+BAD_INPUTS = {
+    "_audio": lambda tmp: snnplast.data.resample(np.zeros(10), 0, 16000),
+    "_cochlea": lambda tmp: snnplast.data.BasilarMembrane(n_channels=2.5),
+    "_cochlea, seeds": lambda tmp: snnplast.data.cochlea_batch(
+        [np.ones(4000)], 16000, seeds=[0, 1]
+    ),
+    "_loading": lambda tmp: snnplast.data.bin_events(np.array([-1.0]), np.array([0])),
+    "_loading, speakers": lambda tmp: snnplast.data.split_by_speaker(np.arange(4), 1.5, 0),
+    "_loading, name": lambda tmp: snnplast.data.load_dataset(3),
+    "_shd": lambda tmp: snnplast.data.write_shd_h5(tmp / "x.h5", [], [], [], [], []),
+    "_shd, not HDF5": _not_hdf5,
+    "_speech": lambda tmp: snnplast.data.Acoustics(p_room=2.0),
+    "_speech, corpus": lambda tmp: snnplast.data.speech.plan_corpus(0, 1),
+    "_recordings": lambda tmp: snnplast.data.convert_audio(tmp, tmp / "out.txt"),
+}
+
+
+@pytest.mark.parametrize("case", list(BAD_INPUTS))
+def test_bad_input_is_a_validation_error(case, tmp_path):
+    """Every part of the data package reports bad input as the project's ValidationError (still
+    a ValueError; a TypeError too for a value of the wrong type), in one line, writing nothing."""
+    with pytest.raises(ValidationError) as info:
+        BAD_INPUTS[case](tmp_path)
+    assert isinstance(info.value, ValueError)
+    assert isinstance(info.value, TypeError) == (case == "_cochlea")  # n_channels=2.5
+    message = str(info.value)
+    assert message and "\n" not in message
+    assert sorted(p.name for p in tmp_path.iterdir()) in ([], ["notes.txt"])

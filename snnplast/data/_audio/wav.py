@@ -9,6 +9,8 @@ from pathlib import Path
 
 import numpy as np
 
+from ..._errors import ValidationError
+
 
 def read_wav(path: str | os.PathLike) -> tuple[np.ndarray, int]:
     """A mono WAV file's samples, scaled to [-1, 1].
@@ -33,15 +35,15 @@ def read_wav(path: str | os.PathLike) -> tuple[np.ndarray, int]:
             warnings.simplefilter("ignore", wavfile.WavFileWarning)
             rate, data = wavfile.read(path)
     except (ValueError, EOFError, OSError) as e:
-        raise ValueError(f"{path}: not a readable WAV file ({e})") from None
+        raise ValidationError(f"{path}: not a readable WAV file ({e})") from None
     if data.ndim == 2 and data.shape[1] == 1:
         data = data[:, 0]
     if data.ndim != 1:
-        raise ValueError(
+        raise ValidationError(
             f"{path}: has {data.shape[1]} channels; only mono WAV is supported (mix it down first)"
         )
     if data.size == 0:
-        raise ValueError(f"{path}: holds no samples")
+        raise ValidationError(f"{path}: holds no samples")
     if np.issubdtype(data.dtype, np.floating):
         x = data.astype(np.float64)
     elif data.dtype == np.uint8:
@@ -71,7 +73,7 @@ def resample(audio: np.ndarray, rate: int, target: int) -> np.ndarray:
 
     for name, value in (("rate", rate), ("target", target)):
         if isinstance(value, bool) or not isinstance(value, int | np.integer) or value < 1:
-            raise ValueError(f"{name} must be a positive int of Hz, got {value!r}")
+            raise ValidationError(f"{name} must be a positive int of Hz, got {value!r}")
     x = np.asarray(audio, dtype=np.float64)
     if int(rate) == int(target):
         return x

@@ -7,6 +7,7 @@ from pathlib import Path
 
 import numpy as np
 
+from ..._errors import ValidationError
 from .._cache import (
     cache_key,
     cache_root,
@@ -61,7 +62,7 @@ def _missing_both(folder: Path, hint: str) -> SHDMissingError:
 
 def _resolve(name_or_path, cache: Path, progress: bool) -> tuple[str, Path]:
     if not isinstance(name_or_path, str | os.PathLike):
-        raise ValueError(f"load_dataset: got {name_or_path!r}; allowed: {_allowed()}")
+        raise ValidationError(f"load_dataset: got {name_or_path!r}; allowed: {_allowed()}")
     if name_or_path == "synth":
         return "synth", _synth_folder(cache, progress)
     if name_or_path == "speech":
@@ -83,7 +84,7 @@ def _resolve(name_or_path, cache: Path, progress: bool) -> tuple[str, Path]:
         folder = Path(name_or_path).expanduser()
         hint = ""
         if not folder.is_dir():
-            raise ValueError(
+            raise ValidationError(
                 f"load_dataset: got {str(name_or_path)!r}, which is neither a known name nor an "
                 f"existing folder; allowed: {_allowed()}"
             )
@@ -107,7 +108,7 @@ def check_data_source(name_or_path, cache_dir: str | os.PathLike | None = None) 
     naming the value or the file and what is allowed.
     """
     if not isinstance(name_or_path, str | os.PathLike):
-        raise ValueError(f"data: got {name_or_path!r}; allowed: {_allowed()}")
+        raise ValidationError(f"data: got {name_or_path!r}; allowed: {_allowed()}")
     if name_or_path == "synth":
         return
     if name_or_path == "speech":
@@ -140,7 +141,7 @@ def _binned(folder: Path, train: bool, cache: Path, binning: dict, progress: boo
     try:
         check_binning(binning["n_bins"], binning["duration"], events.n_channels, binning["pool"])
     except ValueError as e:
-        raise ValueError(f"{file}: {e}") from None
+        raise ValidationError(f"{file}: {e}") from None
     x = bin_samples(
         events.times,
         events.units,
@@ -248,7 +249,7 @@ def load_dataset(
     try:
         check_binning(n_bins, duration, n_channels, pool)
     except ValueError as e:
-        raise ValueError(f"{files[0]}: {e}") from None
+        raise ValidationError(f"{files[0]}: {e}") from None
     binning = {"n_bins": int(n_bins), "duration": float(duration), "pool": int(pool)}
     train_arrays = _binned(folder, True, cache, binning, progress)
     test_arrays = _binned(folder, False, cache, binning, progress)

@@ -16,6 +16,8 @@ from typing import Self
 
 import numpy as np
 
+from ..._errors import ValidationError
+
 INSTALL_HINT = "pip install 'snnplast[speech]' (installs espeakng-loader)"
 
 
@@ -103,7 +105,7 @@ class Espeak:
             ("rate", rate, 80, 450), ("pitch", pitch, 0, 99), ("pitch_range", pitch_range, 0, 99),
         ):  # fmt: skip
             if not lo <= int(value) <= hi:
-                raise ValueError(f"{name} must be in {lo}..{hi}, got {value!r}")
+                raise ValidationError(f"{name} must be in {lo}..{hi}, got {value!r}")
         request = {
             "text": text, "voice": voice, "rate": int(rate), "pitch": int(pitch),
             "range": int(pitch_range), "seed": int(seed) % 2**31,

@@ -21,6 +21,7 @@ from pathlib import Path
 import numpy as np
 
 from ..._atomic import atomic_write
+from ..._errors import ValidationError, ValidationTypeError
 from .._audio.sidecar import save_sidecar
 from .._audio.wav import resample
 from .._cache import cache_root
@@ -174,22 +175,22 @@ def make_speech_shd(
     be made).
     """
     if isinstance(per_class, bool) or not isinstance(per_class, int) or per_class < 1:
-        raise ValueError(f"per_class must be a positive int, got {per_class!r}")
+        raise ValidationError(f"per_class must be a positive int, got {per_class!r}")
     if isinstance(seed, bool) or not isinstance(seed, int) or not 0 <= seed < 2**32:
-        raise ValueError(f"seed must be an int in 0..2**32-1, got {seed!r}")
+        raise ValidationError(f"seed must be an int in 0..2**32-1, got {seed!r}")
     if noise_snr is not None and not (
         isinstance(noise_snr, int | float) and -20 <= noise_snr <= 120
     ):
-        raise ValueError(f"noise_snr must be None or a number of dB in -20..120, got {noise_snr!r}")
+        raise ValidationError(f"noise_snr must be None or a number of dB in -20..120, got {noise_snr!r}")
     model = Cochlea() if model is None else model
     if workers is None:
         workers = max(1, min(os.cpu_count() or 1, 8))
     out = Path(out).expanduser()
     if out.exists() and not out.is_dir():
-        raise ValueError(f"--out {out} exists and is not a folder")
+        raise ValidationError(f"--out {out} exists and is not a folder")
     n_test = held_out_per_class(per_class)
     if not isinstance(acoustics, Acoustics):
-        raise TypeError(f"acoustics must be an Acoustics, got {type(acoustics).__name__}")
+        raise ValidationTypeError(f"acoustics must be an Acoustics, got {type(acoustics).__name__}")
     settings = _settings(per_class, n_test, seed, noise_snr, acoustics, model)
     if _is_complete(out, settings):
         return out
