@@ -81,9 +81,10 @@ def _check(name, fraction, lam, getkey):
 
 # LinearAttention goes through the gathered path by default in test_policies'
 # test_head_sparse_limits too (against BPTT at f = 1 and Immediate at f = 0).
+# user_multi_head also runs by default below, through the public entry point.
 @pytest.mark.parametrize("name", [
-    "user_multi_head", "heads_then_readout", "mixed_heads",
-    pytest.param("linear_attention", marks=pytest.mark.slow)])
+    "heads_then_readout", "mixed_heads",
+    *(pytest.param(n, marks=pytest.mark.slow) for n in ("user_multi_head", "linear_attention"))])
 def test_gathered_heads_equal_every_head(name, x64, getkey):
     _check(name, 0.25, 1.0, getkey)
 
@@ -109,6 +110,7 @@ def test_gradients_take_the_gathered_path(x64, getkey):
     assert _rel(default, blocks) <= 1e-10
 
 
+@pytest.mark.slow
 def test_gathered_heads_store_a_fraction_of_the_traces(getkey):
     cell = CELLS["linear_attention"](getkey())
     x0 = jnp.zeros(N_IN)
