@@ -252,7 +252,7 @@ def _check_out(out: Path) -> None:
 
 def run(args: argparse.Namespace) -> int:
     from ..data import load_dataset
-    from ..data._loader import check_data_source
+    from ..data._loading.loader import check_data_source
     from ..train import TensorBoardSink, fit, format_bytes
     from ..train._sharding import DataParallel, initialize_distributed
 
