@@ -89,8 +89,9 @@ def resolve_block(runner: OnlineStep, block: int | None, n_steps: int | None = N
 
 # Copies of the traces that blocks of steps hold at once (the trace in, the trace out, and the
 # per-unit rows mu times the incoming trace), measured: ralif, 256 neurons, batch 64, T=100:
-# blocks of 32 took 94 MiB of scratch, one block of 100 (no trace) 50 MiB, the traces being
-# 26 MiB per copy (benchmarks/results/online_blocks.md).
+# blocks of 32 took 94.4 MiB of scratch, one block of 100 (no trace) 49.6 MiB, one trace copy
+# being 26 MiB (README, section "Measured"; benchmarks/results/online_suite_ralif.md
+# and its previous version in git).
 _TRACE_COPIES = 3
 
 
