@@ -28,15 +28,12 @@ import numpy as np
 
 from . import _jaxcompat as jc
 from ._eliminate import Graph, eliminate
-from ._flatten import Const, Flat, Node, flatten
+from ._flatten import Const, Flat, Node, flatten, is_float
+from ._parts import sharpen
 from ._rules import RuleContext, has_zero_derivative, rule_for
-from ._sjac import diagonal, refine, sharpen
+from ._sjac import diagonal, refine
 from ._view_rules import VIEW_RULES
 from ._views import ViewSolver
-
-
-def _is_float(dtype) -> bool:
-    return jnp.issubdtype(dtype, jnp.inexact)
 
 
 @dataclasses.dataclass
@@ -92,7 +89,7 @@ class StepGraph:
         self.x_nodes = [aval(a, f"x{k}") for k, a in enumerate(x_leaves)]
         self.flat: Flat = Flat()
         for n in self.s_nodes + self.x_nodes + self.p_nodes:
-            if not _is_float(n.dtype):
+            if not is_float(n.dtype):
                 self.flat.nondiff.add(n.id)
         _, outs = flatten(
             closed.jaxpr, closed.consts, self.p_nodes + self.s_nodes + self.x_nodes, self.flat
@@ -108,7 +105,7 @@ class StepGraph:
     def _classify(self):
         flat = self.flat
         dyn = {n.id for n in self.s_nodes + self.x_nodes}
-        pdiff = {n.id for n in self.p_nodes if _is_float(n.dtype)}
+        pdiff = {n.id for n in self.p_nodes if is_float(n.dtype)}
         for e in flat.eqns:
             node_ins = [a for a in e.inputs if isinstance(a, Node)]
             if any(a.id in dyn for a in node_ins):
@@ -116,7 +113,7 @@ class StepGraph:
             differentiable = e.kind in ("op", "alias") and not (
                 e.primitive and has_zero_derivative(e.primitive))
             if differentiable and any(a.id in pdiff for a in node_ins):
-                pdiff.update(o.id for o in e.outputs if _is_float(o.dtype))
+                pdiff.update(o.id for o in e.outputs if is_float(o.dtype))
         self.dyn = dyn
         phi: dict[int, Node] = {}
         for e in flat.eqns:
@@ -131,13 +128,13 @@ class StepGraph:
         order = {e.id: k for k, e in enumerate(self._all_nodes())}
         self.phi_nodes = sorted(phi.values(), key=lambda n: order.get(n.id, -1))
         # Vertices: values with a differentiable dependence on the old state or on phi.
-        vd = {n.id for n in self.s_nodes if _is_float(n.dtype)} | set(phi)
+        vd = {n.id for n in self.s_nodes if is_float(n.dtype)} | set(phi)
         for e in flat.eqns:
             if e.kind not in ("op", "alias") or (e.primitive and has_zero_derivative(e.primitive)):
                 continue
             if any(isinstance(a, Node) and a.id in vd and a.id not in flat.nondiff
                    for a in e.inputs):
-                vd.update(o.id for o in e.outputs if _is_float(o.dtype) and o.id in dyn)
+                vd.update(o.id for o in e.outputs if is_float(o.dtype) and o.id in dyn)
         self.vd = vd
         # Which parameter leaves each traced parameter is computed from.
         sources = {n.id: {k} for k, n in enumerate(self.p_nodes)}

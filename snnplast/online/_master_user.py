@@ -5,7 +5,7 @@ from __future__ import annotations
 import jax
 import jax.numpy as jnp
 
-from ..engine._sjac import SJac, compose, materialize
+from ..engine import SJac, compose, materialize
 from ..policies import ColumnarPolicy
 from ._online_step import OnlineStep
 
