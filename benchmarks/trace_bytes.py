@@ -8,7 +8,7 @@ Run: ``python benchmarks/trace_bytes.py`` (hidden 64, 140 inputs, 20 classes; at
 import jax
 import jax.numpy as jnp
 
-from snnplast._cli._inspect import trace_table
+from snnplast.diagnostics import trace_table
 from snnplast.train import build_model, parse_method
 
 N_IN, HIDDEN, CLASSES = 140, 64, 20

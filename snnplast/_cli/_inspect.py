@@ -4,7 +4,6 @@ policy's traces cost per sample."""
 from __future__ import annotations
 
 import inspect
-import math
 
 import jax
 import jax.numpy as jnp
@@ -38,39 +37,6 @@ def register(sub) -> None:
     p.add_argument("--policies", default="diagonal,exact",
                    help="comma-separated methods whose trace memory to show (as in train)")
     p.set_defaults(func=run)
-
-
-def _trace_class(stored: int, out_size: int, param_size: int) -> str:
-    if stored < param_size:
-        return "factored"
-    if stored == param_size:
-        return "one per parameter"
-    if stored >= out_size * param_size:
-        return "dense"
-    return "block"
-
-
-def trace_table(model, x, policy) -> tuple[list, int]:
-    """Rows ``(state, parameter, class, stored shape, bytes, dense bytes)`` of one policy's
-    traces, named as :class:`~snnplast.TraceStructure` names them."""
-    from ..engine import SJac, derive
-    from ..online import OnlineStep
-
-    runner = OnlineStep(model, x, policy, lambda o, y: jnp.sum(o))
-    itemsize = jnp.dtype(runner.dtype).itemsize
-    ts = derive(model, x)
-    rows, total = [], 0
-    for (a, p), (ties, keys) in sorted(runner.traces.structure.items()):
-        out_shape, in_shape = runner.traces.shapes[(a, p)]
-        j = SJac(out_shape, in_shape, ties, None, keys, False)
-        shape = tuple(j.key_size(k) for k in keys)
-        stored = math.prod(shape)
-        dense = math.prod(out_shape) * math.prod(in_shape)
-        cls = _trace_class(stored, math.prod(out_shape), math.prod(in_shape))
-        rows.append((ts.state_names[a], ts.param_names[p], cls, shape, stored * itemsize,
-                     dense * itemsize))
-        total += stored * itemsize
-    return rows, total
 
 
 def _takes_heads(factory) -> bool:
@@ -107,6 +73,7 @@ def build(args):
 
 
 def run(args) -> int:
+    from ..diagnostics import trace_table
     from ..engine import derive
     from ..train import format_bytes, parse_method
 
