@@ -41,7 +41,7 @@ def speech_clips(n: int) -> tuple[list[np.ndarray], int, str]:
     """`n` eSpeak NG digits (about 0.45 s each) at 22050 Hz, or vowels without eSpeak NG."""
     words = ["seven", "three", "sieben", "drei", "zero", "null"]
     try:
-        from snnplast.data._espeak import Espeak, SpeechUnavailableError
+        from snnplast.data._speech.espeak import Espeak, SpeechUnavailableError
 
         with Espeak() as engine:
             voices = ["en+m3", "en-us+f2", "de+m1", "de+f3", "en+klatt4", "de+Andy"]
@@ -96,7 +96,7 @@ def main() -> None:
 
     import jax
 
-    from snnplast.data._cochlea import cochlea, cochlea_batch
+    from snnplast.data import cochlea, cochlea_batch
 
     print(
         f"{platform.processor() or platform.machine()}, {os.cpu_count()} cores, jax {jax.__version__}"

@@ -1,6 +1,6 @@
 """Sim-to-real: train on synthetic spoken digits, test on real people's recordings.
 
-Each variant of the recording chain (``snnplast.data._acoustics``) makes its own synthetic set,
+Each variant of the recording chain (``snnplast.data.Acoustics``) makes its own synthetic set,
 a network is trained on it, and the trained run is evaluated on a folder of real recordings of
 the English digits (``DIGIT_SPEAKER_TAKE.wav``, such as the Free Spoken Digit Dataset) converted
 as they come, at their own sample rate. The real recordings are a validation set: nothing is
@@ -25,9 +25,7 @@ import sys
 import time
 from pathlib import Path
 
-from snnplast.data import load_dataset
-from snnplast.data._acoustics import CLEAN, RECORDED
-from snnplast.data._speech_shd import make_speech_shd
+from snnplast.data import CLEAN, RECORDED, load_dataset, make_speech_shd
 from snnplast.train import TrainConfig, fit
 from snnplast.train._evaluate import evaluate
 

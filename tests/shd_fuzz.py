@@ -148,8 +148,7 @@ DAMAGES = [truncate, flip, delete, rename, retype, ragged, bad_value]
 
 def main(folder: Path, n: int, seed: int) -> None:
     import snnplast.data as data
-    from snnplast.data import load_dataset
-    from snnplast.data._shd_file import SHDFormatError, SHDMissingError
+    from snnplast.data import SHDFormatError, SHDMissingError, load_dataset
 
     base = folder / "base"
     base.mkdir(parents=True)

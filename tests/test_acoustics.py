@@ -5,7 +5,7 @@ import dataclasses
 import numpy as np
 import pytest
 
-from snnplast.data._acoustics import (
+from snnplast.data._speech.acoustics import (
     CLEAN,
     RECORDED,
     Acoustics,

@@ -12,16 +12,15 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 
-from snnplast.data._basilar_membrane import (
-    BasilarMembrane,
+from snnplast.data import BasilarMembrane, BushyCell, Cochlea, HairCell, cochlea, cochlea_batch
+from snnplast.data._cochlea.basilar_membrane import (
     fast_length,
     frequency_grid,
     membrane_velocity,
     output_rate,
 )
-from snnplast.data._bushy_cell import BushyCell, binomial_by_inversion
-from snnplast.data._cochlea import Cochlea, cochlea, cochlea_batch, preprocess
-from snnplast.data._hair_cell import HairCell
+from snnplast.data._cochlea.bushy_cell import binomial_by_inversion
+from snnplast.data._cochlea.cochlea import preprocess
 
 RATE = 16000
 
@@ -321,7 +320,7 @@ def test_cochlea_parameters_are_hashable_values():
 def speech_or_vowel(rate):
     """A 0.45 s "seven" from eSpeak NG when installed, else a vowel of the same length."""
     try:
-        from snnplast.data._espeak import Espeak, SpeechUnavailableError
+        from snnplast.data._speech.espeak import Espeak, SpeechUnavailableError
 
         with Espeak() as engine:
             x = engine.synthesize("seven", "en+m3")

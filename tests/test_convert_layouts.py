@@ -13,9 +13,9 @@ from wav_files import write_tone as write_wav
 
 from snnplast._cli import main
 from snnplast.data import check_shd_file
-from snnplast.data._audio_layouts import UNKNOWN_SPEAKER, speaker_ids
-from snnplast.data._convert_audio import SPEAKER_NAMES, find_recordings, read_names
-from snnplast.data._speech import SHD_KEYS
+from snnplast.data._recordings.convert import SPEAKER_NAMES, find_recordings, read_names
+from snnplast.data._recordings.layouts import UNKNOWN_SPEAKER, speaker_ids
+from snnplast.data.speech import SHD_KEYS
 
 
 def found(folder, labels=None):

@@ -14,7 +14,8 @@ import tonic.datasets
 import tonic.download_utils
 
 import snnplast.data as data
-from snnplast.data import _loader, _tonic_split
+from snnplast.data._loading import loader as _loader
+from snnplast.data._shd import tonic_split as _tonic_split
 
 KEYS = ["zero", "one", "two"]
 
@@ -187,7 +188,7 @@ def test_write_is_atomic(tmp_path, monkeypatch):
     def explode(*args, **kwargs):
         raise RuntimeError("disk full")
 
-    monkeypatch.setattr(data._shd_file, "_vlen", explode)
+    monkeypatch.setattr(data._shd.file, "_vlen", explode)
     with pytest.raises(RuntimeError):
         data.write_shd_h5(path, *_events(5), KEYS)
     assert path.read_bytes() == original
@@ -334,7 +335,7 @@ def test_pooling_and_clipping():
 def test_bin_samples_matches_bin_events(monkeypatch):
     times, units, _, _ = _events(30, n_spikes=500)
     # Small chunks so that the chunked path is exercised.
-    monkeypatch.setattr(data._binning, "_CELLS_PER_CHUNK", 3 * 20 * 140)
+    monkeypatch.setattr(data._loading.binning, "_CELLS_PER_CHUNK", 3 * 20 * 140)
     batch = data.bin_samples(times, units, 20, 1.4, 700, 5)
     single = np.stack([data.bin_events(t, u, 20, 1.4, 700, 5) for t, u in zip(times, units)])
     np.testing.assert_array_equal(batch, single)
@@ -427,7 +428,8 @@ def test_speech_name_resolves_to_the_cached_speech_set(tmp_path, monkeypatch):
     returns (stubbed here with a tiny SHD-layout folder: making the real set takes minutes)."""
     import numpy as np
 
-    from snnplast.data import _speech_shd, load_dataset, write_shd_h5
+    from snnplast.data import load_dataset, write_shd_h5
+    from snnplast.data._speech import speech_shd as _speech_shd
 
     monkeypatch.setenv("SNNPLAST_CACHE", str(tmp_path / "cache"))
     folder = tmp_path / "speech"

@@ -60,15 +60,21 @@ def test_streaming(tmp_path):
 
 
 @pytest.mark.slow
-def test_custom_neuron(own_cache):
-    result = load("custom_neuron").main(
-        ["--data", "synth", "--epochs", "1", "--hidden", "16", "--limit", "64", "--batch", "16"]
-    )
+def test_custom_neuron(own_cache, tmp_path):
+    args = ["--data", "synth", "--epochs", "1", "--hidden", "16", "--limit", "64", "--batch", "16"]
+    result = load("custom_neuron").main([*args, "--out", str(tmp_path)])
     exact, diagonal = result["cosines"]["exact"], result["cosines"]["diagonal"]
     # RTRL is BPTT's gradient (float32 rounding); e-prop drops the recurrent paths.
     assert min(exact.values()) > 1 - 1e-5, exact
     assert diagonal["w_rec"] < 1 - 1e-4, diagonal
-    assert 0.0 <= result["test_accuracy"] <= 1.0
+    # fit trained the user's network as it was given (no second readout) on the 64 samples.
+    summary = result["summary"]
+    assert summary["config"]["method"] == "diagonal" and summary["dataset"]["n_train"] == 64
+    metrics = [json.loads(line) for line in (tmp_path / "metrics.jsonl").read_text().splitlines()]
+    assert [m["epoch"] for m in metrics] == [1]
+    assert metrics[0]["test_accuracy"] == result["test_accuracy"] == summary["test_accuracy"]
+    spec = json.loads((tmp_path / "model.json").read_text())
+    assert spec["readout_added"] is False, spec
 
 
 @pytest.mark.slow

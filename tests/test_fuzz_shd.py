@@ -44,7 +44,7 @@ def test_damaged_heap_object_is_refused_before_libhdf5_reads_it(tmp_path):
     import pytest
 
     from snnplast import data
-    from snnplast.data._shd_file import SHDFormatError, check_shd_file
+    from snnplast.data import SHDFormatError, check_shd_file
 
     path = tmp_path / "shd_train.h5"
     times = [np.linspace(0.1, 0.5, 13)] * 4

@@ -13,10 +13,8 @@ import numpy as np
 import pytest
 from scipy.signal import butter, resample_poly, sosfilt
 
-from snnplast.data import convert_audio
-from snnplast.data._audio import resample
-from snnplast.data._basilar_membrane import BasilarMembrane
-from snnplast.data._cochlea import WORKING_RATE, Cochlea, _spike_trains, cochlea, cochlea_batch
+from snnplast.data import BasilarMembrane, Cochlea, cochlea, cochlea_batch, convert_audio, resample
+from snnplast.data._cochlea.cochlea import WORKING_RATE, _spike_trains
 
 RATES = (8000, 16000, 22050, 44100, 48000)
 SEEDS = 4

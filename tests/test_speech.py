@@ -14,13 +14,14 @@ import numpy as np
 import pytest
 
 from snnplast._cli import main
-from snnplast.data._speech import (
+from snnplast.data import make_speech_shd
+from snnplast.data._speech.speech_shd import DEFAULT_PER_CLASS, held_out_per_class
+from snnplast.data.speech import (
     GERMAN_WORDS,
     SHD_KEYS,
     VOICE_VARIANTS,
     plan_corpus,
 )
-from snnplast.data._speech_shd import DEFAULT_PER_CLASS, held_out_per_class, make_speech_shd
 
 RATE = 16000
 
@@ -80,7 +81,7 @@ def test_plan_rejects_bad_sizes():
 
 def test_espeak_is_deterministic_per_request():
     needs_espeak()
-    from snnplast.data._espeak import Espeak
+    from snnplast.data._speech.espeak import Espeak
 
     with Espeak() as a, Espeak() as b:
         first = a.synthesize("sieben", "de+f2", pitch=60, seed=3)
@@ -97,7 +98,7 @@ def test_espeak_is_deterministic_per_request():
 
 def test_every_voice_variant_speaks_both_languages():
     needs_espeak()
-    from snnplast.data._espeak import Espeak
+    from snnplast.data._speech.espeak import Espeak
 
     with Espeak() as engine:
         for variant in VOICE_VARIANTS:
@@ -174,7 +175,7 @@ def test_show_draws_raster_and_waveform(speech_set, tmp_path):
     png = tmp_path / "x.png"
     assert main(["data", "show", str(out / "shd_test.h5"), "--index", "3", "--out", str(png)]) == 0
     assert png.read_bytes()[:4] == b"\x89PNG"
-    from snnplast.data._audio import load_sidecar
+    from snnplast.data._audio.sidecar import load_sidecar
 
     clip, rate, start = load_sidecar(out / "shd_test.h5", 3)
     assert rate == 16000 and start == 0.0 and clip.dtype == np.int16
@@ -190,7 +191,7 @@ def test_show_rejects_bad_index(speech_set, tmp_path, capsys):
 
 
 def test_synth_shd_without_espeak_is_a_one_line_error(monkeypatch, tmp_path, capsys):
-    import snnplast.data._espeak as espeak
+    import snnplast.data._speech.espeak as espeak
 
     def missing():
         raise espeak.SpeechUnavailableError("speech synthesis needs eSpeak NG: pip install x")
@@ -205,7 +206,7 @@ def test_synth_shd_without_espeak_is_a_one_line_error(monkeypatch, tmp_path, cap
 def test_bare_train_without_espeak_says_how_to_get_it(monkeypatch, tmp_path, capsys):
     """The default data set needs the speech extra: without it the bare command stops before
     training, in one line that names the install command and the other data sets."""
-    import snnplast.data._espeak as espeak
+    import snnplast.data._speech.espeak as espeak
 
     def missing():
         raise espeak.SpeechUnavailableError("speech synthesis needs eSpeak NG: pip install x")
@@ -255,9 +256,8 @@ def test_convert_audio_from_file_names(tmp_path):
 
 
 def test_convert_audio_exact_length_is_the_cochlea_itself(tmp_path):
-    from snnplast.data._audio import read_wav
-    from snnplast.data._cochlea import cochlea
-    from snnplast.data._convert_audio import _file_seed, convert_audio
+    from snnplast.data import cochlea, convert_audio, read_wav
+    from snnplast.data._recordings.convert import _file_seed
 
     src = tmp_path / "wavs"
     src.mkdir()
@@ -348,7 +348,7 @@ def test_speech_shd_is_reproducible(speech_set, tmp_path):
 
 def test_speech_shd_records_training_speech_and_keeps_the_test_split_dry(speech_set, tmp_path):
     """A recording chain changes the training clips only; the manifest names it."""
-    from snnplast.data._acoustics import CLEAN, RECORDED
+    from snnplast.data import CLEAN, RECORDED
 
     out, _ = speech_set
     kept = make_speech_shd(tmp_path / "rec", per_class=1, seed=11, acoustics=RECORDED,

@@ -29,7 +29,7 @@ def _positive(text: str) -> int:
 
 
 def _synth_shd(args) -> int:
-    from ..data._speech_shd import make_speech_shd
+    from ..data import make_speech_shd
 
     out = make_speech_shd(
         args.out, per_class=args.per_class, seed=args.seed, noise_snr=args.noise_snr,
@@ -50,7 +50,8 @@ def _convert_audio(args) -> int:
     import h5py
     import numpy as np
 
-    from ..data._convert_audio import SPEAKER_NAMES, convert_audio, read_names
+    from ..data import convert_audio
+    from ..data._recordings.convert import SPEAKER_NAMES, read_names
 
     out = convert_audio(
         args.in_dir, args.out, labels=args.labels, seed=args.seed,
@@ -72,7 +73,7 @@ def _convert_audio(args) -> int:
 
 
 def _show(args) -> int:
-    from ..data._show import plot_sample
+    from ..data import plot_sample
 
     out = plot_sample(args.file, args.index, args.out, audio=not args.no_audio)
     print(f"wrote {out}")
@@ -80,7 +81,7 @@ def _show(args) -> int:
 
 
 def register(subparsers) -> None:
-    from ..data._speech_shd import DEFAULT_PER_CLASS
+    from ..data._speech.speech_shd import DEFAULT_PER_CLASS
 
     data = subparsers.add_parser(
         "data",

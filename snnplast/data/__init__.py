@@ -13,42 +13,48 @@ tonic, binning, and a procedural stand-in.
 - :class:`Acoustics`: the simulated rooms, microphones, channels and noise the default set's
   training speech is recorded through (:data:`RECORDED`; :data:`CLEAN` for none);
 - the SHD layout (:func:`write_shd_h5`, :func:`check_shd_file`) and its loading through tonic.
+
+The code lives in one private folder per part, each module one concept: ``_audio`` (WAV files,
+resampling), ``_cochlea`` (the cochlea's stages and the worker processes it runs in),
+``_speech`` (eSpeak NG, the simulated recording chain, the synthetic SHD), ``_shd`` (the file
+format, tonic, the procedural stand-in), ``_loading`` (binning, speaker splits, ``load_dataset``),
+``_recordings`` (a folder of the user's own WAV files); ``_cache`` says where derived data lives.
 """
 
 from . import speech as speech
-from ._acoustics import CLEAN as CLEAN
-from ._acoustics import RECORDED as RECORDED
-from ._acoustics import Acoustics as Acoustics
-from ._audio import read_wav as read_wav
-from ._audio import resample as resample
-from ._basilar_membrane import BasilarMembrane as BasilarMembrane
-from ._binning import bin_events as bin_events
-from ._binning import bin_samples as bin_samples
-from ._bushy_cell import BushyCell as BushyCell
+from ._audio.wav import read_wav as read_wav
+from ._audio.wav import resample as resample
 from ._cache import cache_root as cache_root
 from ._cache import shd_data_dir as shd_data_dir
-from ._cochlea import Cochlea as Cochlea
-from ._cochlea import Spikes as Spikes
-from ._cochlea import cochlea as cochlea
-from ._cochlea import cochlea_batch as cochlea_batch
-from ._convert_audio import convert_audio as convert_audio
-from ._dataset import SpikeDataset as SpikeDataset
-from ._dataset import Split as Split
-from ._espeak import SpeechUnavailableError as SpeechUnavailableError
-from ._hair_cell import HairCell as HairCell
-from ._loader import DEFAULT_DATA as DEFAULT_DATA
-from ._loader import load_dataset as load_dataset
-from ._recordings import load_recordings as load_recordings
-from ._shd_file import SHDFormatError as SHDFormatError
-from ._shd_file import SHDMissingError as SHDMissingError
-from ._shd_file import check_shd_file as check_shd_file
-from ._shd_file import write_shd_h5 as write_shd_h5
-from ._show import plot_sample as plot_sample
-from ._speakers import split_by_speaker as split_by_speaker
-from ._speech_shd import ensure_speech_shd as ensure_speech_shd
-from ._speech_shd import make_speech_shd as make_speech_shd
-from ._speech_shd import speech_shd_dir as speech_shd_dir
-from ._synth import make_synth_shd as make_synth_shd
-from ._tonic_split import EventSplit as EventSplit
-from ._tonic_split import load_shd_split as load_shd_split
-from ._tonic_split import tonic_root as tonic_root
+from ._cochlea.basilar_membrane import BasilarMembrane as BasilarMembrane
+from ._cochlea.bushy_cell import BushyCell as BushyCell
+from ._cochlea.cochlea import Cochlea as Cochlea
+from ._cochlea.cochlea import Spikes as Spikes
+from ._cochlea.cochlea import cochlea as cochlea
+from ._cochlea.cochlea import cochlea_batch as cochlea_batch
+from ._cochlea.hair_cell import HairCell as HairCell
+from ._loading.binning import bin_events as bin_events
+from ._loading.binning import bin_samples as bin_samples
+from ._loading.dataset import SpikeDataset as SpikeDataset
+from ._loading.dataset import Split as Split
+from ._loading.loader import DEFAULT_DATA as DEFAULT_DATA
+from ._loading.loader import load_dataset as load_dataset
+from ._loading.speakers import split_by_speaker as split_by_speaker
+from ._recordings.convert import convert_audio as convert_audio
+from ._recordings.load import load_recordings as load_recordings
+from ._shd.file import SHDFormatError as SHDFormatError
+from ._shd.file import SHDMissingError as SHDMissingError
+from ._shd.file import check_shd_file as check_shd_file
+from ._shd.file import write_shd_h5 as write_shd_h5
+from ._shd.show import plot_sample as plot_sample
+from ._shd.synth import make_synth_shd as make_synth_shd
+from ._shd.tonic_split import EventSplit as EventSplit
+from ._shd.tonic_split import load_shd_split as load_shd_split
+from ._shd.tonic_split import tonic_root as tonic_root
+from ._speech.acoustics import CLEAN as CLEAN
+from ._speech.acoustics import RECORDED as RECORDED
+from ._speech.acoustics import Acoustics as Acoustics
+from ._speech.espeak import SpeechUnavailableError as SpeechUnavailableError
+from ._speech.speech_shd import ensure_speech_shd as ensure_speech_shd
+from ._speech.speech_shd import make_speech_shd as make_speech_shd
+from ._speech.speech_shd import speech_shd_dir as speech_shd_dir

@@ -9,12 +9,12 @@ utterances is a deterministic function of a seed, and :func:`synthesize` speaks 
     spikes = snnplast.data.cochlea_batch(clips, rate, seeds=[0, 1])
 """
 
-from ._speech import ENGLISH_WORDS as ENGLISH_WORDS
-from ._speech import GERMAN_WORDS as GERMAN_WORDS
-from ._speech import SHD_KEYS as SHD_KEYS
-from ._speech import VOICE_VARIANTS as VOICE_VARIANTS
-from ._speech import Speaker as Speaker
-from ._speech import Utterance as Utterance
-from ._speech import make_speakers as make_speakers
-from ._speech import plan_corpus as plan_corpus
-from ._speech import synthesize as synthesize
+from ._speech.corpus import ENGLISH_WORDS as ENGLISH_WORDS
+from ._speech.corpus import GERMAN_WORDS as GERMAN_WORDS
+from ._speech.corpus import SHD_KEYS as SHD_KEYS
+from ._speech.corpus import VOICE_VARIANTS as VOICE_VARIANTS
+from ._speech.corpus import Speaker as Speaker
+from ._speech.corpus import Utterance as Utterance
+from ._speech.corpus import make_speakers as make_speakers
+from ._speech.corpus import plan_corpus as plan_corpus
+from ._speech.corpus import synthesize as synthesize

@@ -19,8 +19,8 @@ from pathlib import Path
 import numpy as np
 from tqdm.auto import tqdm
 
-from ._cache import cache_root
-from ._shd_file import (
+from .._cache import cache_root
+from .file import (
     _H5_ERRORS,
     SHD_CHANNELS,
     SHDFormatError,

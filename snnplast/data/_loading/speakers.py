@@ -9,25 +9,27 @@ from __future__ import annotations
 
 import numpy as np
 
+from ..._errors import ValidationError
+
 
 def n_val_speakers(val_speakers: float | int, n_speakers: int) -> int:
     """How many of `n_speakers` to hold out for `val_speakers` (a fraction or a count)."""
     if isinstance(val_speakers, bool) or not isinstance(val_speakers, int | float | np.number):
-        raise ValueError(
+        raise ValidationError(
             "val_speakers must be a fraction in [0, 1) or a count of speakers, "
             f"got {val_speakers!r}"
         )
     if isinstance(val_speakers, int | np.integer):
         count = int(val_speakers)
         if not 0 <= count < n_speakers:
-            raise ValueError(
+            raise ValidationError(
                 f"val_speakers={count} speakers, but the training file has {n_speakers}; "
                 f"allowed 0..{n_speakers - 1} (at least one speaker must stay for training)"
             )
         return count
     fraction = float(val_speakers)
     if not 0.0 <= fraction < 1.0:
-        raise ValueError(f"val_speakers as a fraction must be in [0, 1), got {fraction!r}")
+        raise ValidationError(f"val_speakers as a fraction must be in [0, 1), got {fraction!r}")
     if fraction == 0.0 or n_speakers < 2:
         return 0
     # At least one speaker, so any positive fraction gives a validation set.

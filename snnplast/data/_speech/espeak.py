@@ -2,7 +2,7 @@
 
 The wheel bundles ``libespeak-ng`` and its voice data, so nothing comes from the operating system
 or the network. eSpeak NG is GPL-3 and an optional extra (``pip install 'snnplast[speech]'``); it
-is loaded only here, in a child process (see :mod:`._espeak_server` for why).
+is loaded only here, in a child process (see :mod:`.espeak_server` for why).
 """
 
 from __future__ import annotations
@@ -15,6 +15,8 @@ from pathlib import Path
 from typing import Self
 
 import numpy as np
+
+from ..._errors import ValidationError
 
 INSTALL_HINT = "pip install 'snnplast[speech]' (installs espeakng-loader)"
 
@@ -54,7 +56,7 @@ class Espeak:
                 "speech synthesis needs os.fork (Linux or macOS); this platform has none"
             )
         library, data = espeak_paths()
-        server = Path(__file__).with_name("_espeak_server.py")
+        server = Path(__file__).with_name("espeak_server.py")
         self._proc = subprocess.Popen(
             [sys.executable, "-I", str(server), library, data],
             stdin=subprocess.PIPE,
@@ -103,7 +105,7 @@ class Espeak:
             ("rate", rate, 80, 450), ("pitch", pitch, 0, 99), ("pitch_range", pitch_range, 0, 99),
         ):  # fmt: skip
             if not lo <= int(value) <= hi:
-                raise ValueError(f"{name} must be in {lo}..{hi}, got {value!r}")
+                raise ValidationError(f"{name} must be in {lo}..{hi}, got {value!r}")
         request = {
             "text": text, "voice": voice, "rate": int(rate), "pitch": int(pitch),
             "range": int(pitch_range), "seed": int(seed) % 2**31,

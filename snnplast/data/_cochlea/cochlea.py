@@ -9,10 +9,10 @@ The chain that made the Spiking Heidelberg Digits (Cramer et al. 2020, the ``lau
 2. a Hanning window over the whole clip: the first $\lfloor N/2\rfloor$ samples are multiplied by
    the rising half of ``numpy.hanning(2 * (N // 2))``, the last $\lfloor N/2\rfloor$ by its
    falling half;
-3. the basilar membrane (:mod:`._basilar_membrane`), per channel in the frequency domain; its
+3. the basilar membrane (:mod:`.basilar_membrane`), per channel in the frequency domain; its
    output, and everything after it, is sampled at half the audio rate;
-4. a Meddis inner hair cell per channel (:mod:`._hair_cell`);
-5. a bushy cell per channel fed by 40 stochastic fibres (:mod:`._bushy_cell`).
+4. a Meddis inner hair cell per channel (:mod:`.hair_cell`);
+5. a bushy cell per channel fed by 40 stochastic fibres (:mod:`.bushy_cell`).
 
 Lauscher runs stages 4 and 5 as Python loops over samples, one channel at a time. Here both run
 as one ``jax.lax.scan`` over time whose step updates every channel of a batch of clips at once,
@@ -41,11 +41,12 @@ import jax.numpy as jnp
 import numpy as np
 from tqdm.auto import tqdm
 
-from ._audio import resample
-from ._basilar_membrane import BasilarMembrane, membrane_velocity, output_rate
-from ._bushy_cell import BushyCell
-from ._hair_cell import HairCell
-from ._workers import run_tasks
+from ..._errors import ValidationError, ValidationTypeError
+from .._audio.wav import resample
+from .basilar_membrane import BasilarMembrane, membrane_velocity, output_rate
+from .bushy_cell import BushyCell
+from .hair_cell import HairCell
+from .workers import run_tasks
 
 # Samples per compiled scan call: long enough that dispatch is negligible, short enough that a
 # batch's random numbers and outputs stay small. Part of what a seed means: keep it fixed.
@@ -100,7 +101,7 @@ class Cochlea:
         """Raise `ValueError` if audio at `rate` Hz would make the hair cell's recursion unstable."""
         lowest = 2 * self.hair_cell.lowest_stable_rate()
         if output_rate(rate) <= self.hair_cell.lowest_stable_rate():
-            raise ValueError(
+            raise ValidationError(
                 f"the cochlea cannot run at {rate} Hz: its hair cell is unstable below "
                 f"{lowest:.0f} Hz of audio; resample first (Cochlea(sample_rate={WORKING_RATE}), "
                 "the default, does)"
@@ -110,24 +111,24 @@ class Cochlea:
 def _check_audio(audio, name: str) -> np.ndarray:
     x = np.asarray(audio)
     if x.ndim != 1:
-        raise ValueError(f"{name} must be a 1-D (mono) waveform, got shape {x.shape}")
+        raise ValidationError(f"{name} must be a 1-D (mono) waveform, got shape {x.shape}")
     if not (np.issubdtype(x.dtype, np.floating) or np.issubdtype(x.dtype, np.integer)):
-        raise ValueError(f"{name} must be numeric samples, got dtype {x.dtype}")
+        raise ValidationError(f"{name} must be numeric samples, got dtype {x.dtype}")
     if x.size < _MIN_SAMPLES:
-        raise ValueError(f"{name} has {x.size} samples; at least {_MIN_SAMPLES} are needed")
+        raise ValidationError(f"{name} has {x.size} samples; at least {_MIN_SAMPLES} are needed")
     x = x.astype(np.float64)
     if not np.all(np.isfinite(x)):
-        raise ValueError(f"{name} contains NaN or infinite samples")
+        raise ValidationError(f"{name} contains NaN or infinite samples")
     if not np.any(x):
-        raise ValueError(f"{name} is silent (all samples 0): nothing to normalise")
+        raise ValidationError(f"{name} is silent (all samples 0): nothing to normalise")
     return x
 
 
 def _check_rate(sample_rate, name: str = "sample_rate") -> int:
     if isinstance(sample_rate, bool) or not isinstance(sample_rate, int | np.integer):
-        raise TypeError(f"{name} must be an int in Hz, got {sample_rate!r}")
+        raise ValidationTypeError(f"{name} must be an int in Hz, got {sample_rate!r}")
     if not 1000 <= sample_rate <= 384000:
-        raise ValueError(f"{name} must be in 1000..384000 Hz, got {sample_rate}")
+        raise ValidationError(f"{name} must be in 1000..384000 Hz, got {sample_rate}")
     return int(sample_rate)
 
 
@@ -281,7 +282,7 @@ def cochlea_batch(
     transfer matrix, the expensive part of a new length: pad clips to a few common lengths when
     converting many (see :func:`fast_length`), at the working rate.
 
-    Clips are first resampled to the working rate ``model.sample_rate`` (see :mod:`._cochlea`);
+    Clips are first resampled to the working rate ``model.sample_rate`` (see :mod:`.cochlea`);
     spike times are on the grid of half that rate.
 
     **Arguments:**
@@ -300,12 +301,12 @@ def cochlea_batch(
     sample_rate = _check_rate(sample_rate)
     seeds = [int(s) for s in seeds]
     if len(seeds) != len(clips):
-        raise ValueError(f"{len(clips)} clips but {len(seeds)} seeds; give one seed per clip")
+        raise ValidationError(f"{len(clips)} clips but {len(seeds)} seeds; give one seed per clip")
     if any(not 0 <= s < 2**32 for s in seeds):
-        raise ValueError(f"seeds must be in 0..2**32-1, got {min(seeds)}..{max(seeds)}")
+        raise ValidationError(f"seeds must be in 0..2**32-1, got {min(seeds)}..{max(seeds)}")
     for name, value in (("batch_size", batch_size), ("workers", workers)):
         if isinstance(value, bool) or not isinstance(value, int) or value < 1:
-            raise ValueError(f"{name} must be a positive int, got {value!r}")
+            raise ValidationError(f"{name} must be a positive int, got {value!r}")
     clips = [_check_audio(x, f"clip {i}") for i, x in enumerate(clips)]
     rate = model.working_rate(sample_rate)
     model.check_stable(rate)

@@ -29,6 +29,8 @@ import jax
 import jax.numpy as jnp
 from jaxtyping import Array, Bool, Float, Int
 
+from ..._errors import ValidationError, ValidationTypeError
+
 
 class BushyCellState(NamedTuple):
     """State of the fibres (recent input counts) and of the integrate-and-fire cell."""
@@ -106,9 +108,9 @@ class BushyCell:
 
     def __post_init__(self):
         if isinstance(self.n_inputs, bool) or not isinstance(self.n_inputs, int):
-            raise TypeError(f"n_inputs must be a positive int, got {self.n_inputs!r}")
+            raise ValidationTypeError(f"n_inputs must be a positive int, got {self.n_inputs!r}")
         if self.n_inputs < 1:
-            raise ValueError(f"n_inputs must be a positive int, got {self.n_inputs}")
+            raise ValidationError(f"n_inputs must be a positive int, got {self.n_inputs}")
 
     def dead_samples(self, rate: float) -> int:
         """$R$: samples from a spike until the next one is allowed (at least 1)."""

@@ -26,8 +26,9 @@ import h5py
 import numpy as np
 from tqdm.auto import tqdm
 
-from .._atomic import atomic_write
-from ._hdf5_heap import HeapDamage, check_vlen_storage
+from ..._atomic import atomic_write
+from ..._errors import ValidationError
+from .hdf5_heap import HeapDamage, check_vlen_storage
 
 SHD_CHANNELS = 700
 # Where the real files come from; named in every "file missing" message.
@@ -40,8 +41,11 @@ CHANNELS_ATTR = "n_channels"
 _CHUNK = 512
 
 
-class SHDFormatError(ValueError):
-    """A file exists but is not a readable SHD HDF5 file (truncated, not HDF5, wrong layout)."""
+class SHDFormatError(ValidationError):
+    """A file exists but is not a readable SHD HDF5 file (truncated, not HDF5, wrong layout).
+
+    A :class:`~snnplast.ValidationError`, so also a `ValueError`.
+    """
 
 
 class SHDMissingError(FileNotFoundError):
@@ -66,31 +70,31 @@ def _check_samples(times, units, n_channels: int) -> None:
         t = np.asarray(t)
         u = np.asarray(u)
         if t.ndim != 1 or u.ndim != 1:
-            raise ValueError(
+            raise ValidationError(
                 f"write_shd_h5: times[{i}] and units[{i}] must be 1-D, got shapes "
                 f"{t.shape} and {u.shape}"
             )
         if t.shape != u.shape:
-            raise ValueError(
+            raise ValidationError(
                 f"write_shd_h5: times[{i}] has {t.size} spikes but units[{i}] has {u.size}; "
                 "they must match"
             )
         if t.size == 0:
             continue
         if not np.issubdtype(t.dtype, np.floating) and not np.issubdtype(t.dtype, np.integer):
-            raise ValueError(f"write_shd_h5: times[{i}] must be numeric, got dtype {t.dtype}")
+            raise ValidationError(f"write_shd_h5: times[{i}] must be numeric, got dtype {t.dtype}")
         if not np.all(np.isfinite(t)) or t.min() < 0 or t.max() > _FLOAT16_MAX:
             bad = t[~(np.isfinite(t) & (t >= 0) & (t <= _FLOAT16_MAX))][0]
-            raise ValueError(
+            raise ValidationError(
                 f"write_shd_h5: times[{i}] contains {bad!r}; allowed: finite seconds in "
                 f"[0, {_FLOAT16_MAX:g}] (stored as float16)"
             )
         if not np.issubdtype(u.dtype, np.integer):
             if not np.all(np.mod(u, 1) == 0):
-                raise ValueError(f"write_shd_h5: units[{i}] must be integers, got dtype {u.dtype}")
+                raise ValidationError(f"write_shd_h5: units[{i}] must be integers, got dtype {u.dtype}")
         if u.min() < 0 or u.max() >= n_channels:
             bad = u[(u < 0) | (u >= n_channels)][0]
-            raise ValueError(
+            raise ValidationError(
                 f"write_shd_h5: units[{i}] contains channel {bad!r}; allowed 0..{n_channels - 1} "
                 f"(n_channels={n_channels})"
             )
@@ -99,14 +103,14 @@ def _check_samples(times, units, n_channels: int) -> None:
 def _check_ids(name: str, values, upper: int | None) -> np.ndarray:
     arr = np.asarray(values)
     if arr.ndim != 1:
-        raise ValueError(f"write_shd_h5: {name} must be 1-D, got shape {arr.shape}")
+        raise ValidationError(f"write_shd_h5: {name} must be 1-D, got shape {arr.shape}")
     if arr.size and not np.issubdtype(arr.dtype, np.integer):
-        raise ValueError(f"write_shd_h5: {name} must be integers, got dtype {arr.dtype}")
+        raise ValidationError(f"write_shd_h5: {name} must be integers, got dtype {arr.dtype}")
     limit = 65536 if upper is None else upper
     if arr.size and (arr.min() < 0 or arr.max() >= limit):
         bad = arr[(arr < 0) | (arr >= limit)][0]
         allowed = f"0..{limit - 1}" + ("" if upper is None else " (one per entry of keys)")
-        raise ValueError(f"write_shd_h5: {name} contains {bad!r}; allowed {allowed}")
+        raise ValidationError(f"write_shd_h5: {name} contains {bad!r}; allowed {allowed}")
     return arr.astype(np.uint16)
 
 
@@ -145,23 +149,23 @@ def write_shd_h5(
     """
     path = Path(path)
     if isinstance(n_channels, bool) or not isinstance(n_channels, int | np.integer):
-        raise ValueError(f"write_shd_h5: n_channels must be an int, got {n_channels!r}")
+        raise ValidationError(f"write_shd_h5: n_channels must be an int, got {n_channels!r}")
     if not 0 < n_channels <= 65536:
-        raise ValueError(f"write_shd_h5: n_channels must be in 1..65536 (uint16), got {n_channels}")
+        raise ValidationError(f"write_shd_h5: n_channels must be in 1..65536 (uint16), got {n_channels}")
     if isinstance(keys, str | bytes) or len(keys) == 0:
-        raise ValueError(f"write_shd_h5: keys must be a non-empty sequence of names, got {keys!r}")
+        raise ValidationError(f"write_shd_h5: keys must be a non-empty sequence of names, got {keys!r}")
     key_bytes = [k.encode() if isinstance(k, str) else bytes(k) for k in keys]
     lengths = {"times": len(times), "units": len(units), "labels": len(labels)}
     lengths["speakers"] = len(speakers)
     if len(set(lengths.values())) != 1:
-        raise ValueError(
+        raise ValidationError(
             f"write_shd_h5: times, units, labels and speakers differ in length: {lengths}"
         )
     _check_samples(times, units, n_channels)
     labels_u16 = _check_ids("labels", labels, len(key_bytes))
     speakers_u16 = _check_ids("speakers", speakers, None)
     if not path.parent.is_dir():
-        raise ValueError(f"write_shd_h5: folder {path.parent} does not exist")
+        raise ValidationError(f"write_shd_h5: folder {path.parent} does not exist")
 
     n_speakers = int(speakers_u16.max()) + 1 if speakers_u16.size else 0
 
@@ -248,8 +252,7 @@ def check_shd_file(path: str | os.PathLike) -> Path:
         labels = f["labels"][()]
         if labels.size and (labels.min() < 0 or labels.max() >= len(keys)):
             raise SHDFormatError(
-                f"{path}: labels reach {labels.max()} but extra/keys names only {len(keys)} "
-                "classes"
+                f"{path}: labels reach {labels.max()} but extra/keys names only {len(keys)} classes"
             )
         for name in ("spikes/times", "spikes/units"):
             try:
@@ -267,8 +270,15 @@ def check_shd_file(path: str | os.PathLike) -> Path:
 # What h5py and NumPy raise on a damaged file; caught at the boundary and reported as one line
 # naming the file, never as a traceback from inside them.
 _H5_ERRORS = (
-    OSError, KeyError, ValueError, TypeError, RuntimeError, IndexError, AttributeError,
-    MemoryError, OverflowError,
+    OSError,
+    KeyError,
+    ValueError,
+    TypeError,
+    RuntimeError,
+    IndexError,
+    AttributeError,
+    MemoryError,
+    OverflowError,
 )
 
 
@@ -354,8 +364,9 @@ def read_shd_events(path: str | os.PathLike, progress: bool = False, desc: str |
         n_channels = file_channels(f, path)
         labels = f["labels"][()].astype(np.int32)
         n = len(labels)
-        bar = tqdm(total=n, desc=desc or f"reading {path.name}", unit="sample",
-                   disable=not progress)
+        bar = tqdm(
+            total=n, desc=desc or f"reading {path.name}", unit="sample", disable=not progress
+        )
         with bar:
             for start in range(0, n, _CHUNK):
                 stop = min(n, start + _CHUNK)

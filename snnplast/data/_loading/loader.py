@@ -7,18 +7,26 @@ from pathlib import Path
 
 import numpy as np
 
-from ._binning import bin_samples, check_binning
-from ._cache import cache_key, cache_root, file_fingerprint, load_npz, save_npz_atomic, shd_data_dir
-from ._dataset import SpikeDataset, Split
-from ._shd_file import (
+from ..._errors import ValidationError
+from .._cache import (
+    cache_key,
+    cache_root,
+    file_fingerprint,
+    load_npz,
+    save_npz_atomic,
+    shd_data_dir,
+)
+from .._shd.file import (
     SHDFormatError,
     SHDMissingError,
     check_same_channels,
     check_shd_file,
 )
-from ._speakers import n_val_speakers, split_by_speaker
-from ._synth import SYNTH_VERSION, make_synth_shd
-from ._tonic_split import find_split_file, load_shd_split, split_filename
+from .._shd.synth import SYNTH_VERSION, make_synth_shd
+from .._shd.tonic_split import find_split_file, load_shd_split, split_filename
+from .binning import bin_samples, check_binning
+from .dataset import SpikeDataset, Split
+from .speakers import n_val_speakers, split_by_speaker
 
 # Bump when binning or the cached arrays change meaning, so old cache entries are not reused.
 _BINNED_VERSION = 1
@@ -54,13 +62,13 @@ def _missing_both(folder: Path, hint: str) -> SHDMissingError:
 
 def _resolve(name_or_path, cache: Path, progress: bool) -> tuple[str, Path]:
     if not isinstance(name_or_path, str | os.PathLike):
-        raise ValueError(f"load_dataset: got {name_or_path!r}; allowed: {_allowed()}")
+        raise ValidationError(f"load_dataset: got {name_or_path!r}; allowed: {_allowed()}")
     if name_or_path == "synth":
         return "synth", _synth_folder(cache, progress)
     if name_or_path == "speech":
         # Spoken digits from eSpeak NG through the cochlea: made on first use (minutes), cached.
-        from ._espeak import SpeechUnavailableError
-        from ._speech_shd import ensure_speech_shd
+        from .._speech.espeak import SpeechUnavailableError
+        from .._speech.speech_shd import ensure_speech_shd
 
         try:
             return "speech", ensure_speech_shd(cache, progress=progress)
@@ -76,7 +84,7 @@ def _resolve(name_or_path, cache: Path, progress: bool) -> tuple[str, Path]:
         folder = Path(name_or_path).expanduser()
         hint = ""
         if not folder.is_dir():
-            raise ValueError(
+            raise ValidationError(
                 f"load_dataset: got {str(name_or_path)!r}, which is neither a known name nor an "
                 f"existing folder; allowed: {_allowed()}"
             )
@@ -100,12 +108,12 @@ def check_data_source(name_or_path, cache_dir: str | os.PathLike | None = None) 
     naming the value or the file and what is allowed.
     """
     if not isinstance(name_or_path, str | os.PathLike):
-        raise ValueError(f"data: got {name_or_path!r}; allowed: {_allowed()}")
+        raise ValidationError(f"data: got {name_or_path!r}; allowed: {_allowed()}")
     if name_or_path == "synth":
         return
     if name_or_path == "speech":
-        from ._espeak import SpeechUnavailableError, espeak_paths
-        from ._speech_shd import speech_shd_dir
+        from .._speech.espeak import SpeechUnavailableError, espeak_paths
+        from .._speech.speech_shd import speech_shd_dir
 
         folder = speech_shd_dir(cache_root(cache_dir))
         if not all((folder / split_filename(t)).is_file() for t in (True, False)):
@@ -133,7 +141,7 @@ def _binned(folder: Path, train: bool, cache: Path, binning: dict, progress: boo
     try:
         check_binning(binning["n_bins"], binning["duration"], events.n_channels, binning["pool"])
     except ValueError as e:
-        raise ValueError(f"{file}: {e}") from None
+        raise ValidationError(f"{file}: {e}") from None
     x = bin_samples(
         events.times,
         events.units,
@@ -241,7 +249,7 @@ def load_dataset(
     try:
         check_binning(n_bins, duration, n_channels, pool)
     except ValueError as e:
-        raise ValueError(f"{files[0]}: {e}") from None
+        raise ValidationError(f"{files[0]}: {e}") from None
     binning = {"n_bins": int(n_bins), "duration": float(duration), "pool": int(pool)}
     train_arrays = _binned(folder, True, cache, binning, progress)
     test_arrays = _binned(folder, False, cache, binning, progress)

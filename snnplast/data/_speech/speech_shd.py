@@ -1,11 +1,11 @@
 """A Spiking Heidelberg Digits look-alike made from synthetic speech, on this machine.
 
-eSpeak NG speaks SHD's 20 words (:mod:`._speech`); each clip is resampled to 16 kHz and padded with
-silence, each training clip may be recorded through a random room and channel (:mod:`._acoustics`;
-dry by default), every clip passes through the Lauscher cochlea (:mod:`._cochlea`), and the spikes are written in
-SHD's exact file layout: ``shd_train.h5`` and ``shd_test.h5``, whose speakers never meet (the test
-speakers even use voice variants no training speaker uses). Beside them,
-``shd_{train,test}_audio.npz`` keep the padded clips the cochlea heard, and ``speech_shd.json``
+eSpeak NG speaks SHD's 20 words (:mod:`.corpus`); each clip is resampled to 16 kHz and padded with
+silence, each training clip may be recorded through a random room and channel (:mod:`.acoustics`;
+dry by default), every clip passes through the Lauscher cochlea (:mod:`.._cochlea`), and the
+spikes are written in SHD's exact file layout: ``shd_train.h5`` and ``shd_test.h5``, whose
+speakers never meet (the test speakers even use voice variants no training speaker uses). Beside
+them, ``shd_{train,test}_audio.npz`` keep the padded clips the cochlea heard, and ``speech_shd.json``
 records how the folder was made; it is written last, so its presence with matching settings means
 the folder is complete and reusable.
 """
@@ -20,17 +20,19 @@ from pathlib import Path
 
 import numpy as np
 
-from .._atomic import atomic_write
-from ._acoustics import CLEAN, Acoustics
-from ._audio import resample, save_sidecar
-from ._basilar_membrane import fast_length
-from ._cache import cache_root
-from ._cochlea import WORKING_RATE, Cochlea, Spikes, cochlea_batch
-from ._shd_file import write_shd_h5
-from ._speech import SHD_KEYS, Utterance, plan_corpus, synthesize
+from ..._atomic import atomic_write
+from ..._errors import ValidationError, ValidationTypeError
+from .._audio.sidecar import save_sidecar
+from .._audio.wav import resample
+from .._cache import cache_root
+from .._cochlea.basilar_membrane import fast_length
+from .._cochlea.cochlea import WORKING_RATE, Cochlea, Spikes, cochlea_batch
+from .._shd.file import write_shd_h5
+from .acoustics import CLEAN, Acoustics
+from .corpus import SHD_KEYS, Utterance, plan_corpus, synthesize
 
 # 3: the cochlea resamples to its working rate, and a set records how its training utterances
-# were recorded (._acoustics); the settings of older sets do not match, so they are remade.
+# were recorded (.acoustics); the settings of older sets do not match, so they are remade.
 SPEECH_SHD_VERSION = 3
 MANIFEST = "speech_shd.json"
 # The default set: 2000 training and 240 test utterances (100 + 12 speakers), made in 133 s on
@@ -39,7 +41,7 @@ MANIFEST = "speech_shd.json"
 DEFAULT_PER_CLASS = 100
 DEFAULT_SEED = 0
 # eSpeak NG speaks at 22050 Hz; the clips are kept at the cochlea's working rate (16 kHz), where
-# the recording chain (._acoustics) acts on them.
+# the recording chain (.acoustics) acts on them.
 AUDIO_RATE = WORKING_RATE
 # Silence kept before and after the speech, and the step clip lengths are rounded up to: clips of
 # equal length share the basilar membrane's transfer matrix, which costs seconds per length.
@@ -173,22 +175,22 @@ def make_speech_shd(
     be made).
     """
     if isinstance(per_class, bool) or not isinstance(per_class, int) or per_class < 1:
-        raise ValueError(f"per_class must be a positive int, got {per_class!r}")
+        raise ValidationError(f"per_class must be a positive int, got {per_class!r}")
     if isinstance(seed, bool) or not isinstance(seed, int) or not 0 <= seed < 2**32:
-        raise ValueError(f"seed must be an int in 0..2**32-1, got {seed!r}")
+        raise ValidationError(f"seed must be an int in 0..2**32-1, got {seed!r}")
     if noise_snr is not None and not (
         isinstance(noise_snr, int | float) and -20 <= noise_snr <= 120
     ):
-        raise ValueError(f"noise_snr must be None or a number of dB in -20..120, got {noise_snr!r}")
+        raise ValidationError(f"noise_snr must be None or a number of dB in -20..120, got {noise_snr!r}")
     model = Cochlea() if model is None else model
     if workers is None:
         workers = max(1, min(os.cpu_count() or 1, 8))
     out = Path(out).expanduser()
     if out.exists() and not out.is_dir():
-        raise ValueError(f"--out {out} exists and is not a folder")
+        raise ValidationError(f"--out {out} exists and is not a folder")
     n_test = held_out_per_class(per_class)
     if not isinstance(acoustics, Acoustics):
-        raise TypeError(f"acoustics must be an Acoustics, got {type(acoustics).__name__}")
+        raise ValidationTypeError(f"acoustics must be an Acoustics, got {type(acoustics).__name__}")
     settings = _settings(per_class, n_test, seed, noise_snr, acoustics, model)
     if _is_complete(out, settings):
         return out

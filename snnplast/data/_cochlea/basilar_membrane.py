@@ -48,6 +48,8 @@ import numpy as np
 import scipy.fft
 from scipy import special
 
+from ..._errors import ValidationError, ValidationTypeError
+
 # Where Hankel's asymptotic expansion takes over from SciPy (AMOS), and how many of its terms:
 # with |z| >= 12, twelve terms are accurate to 3e-10 relative, at a fifth of AMOS's cost.
 _ASYMPTOTIC_FROM = 12.0
@@ -115,9 +117,9 @@ class BasilarMembrane:
 
     def __post_init__(self):
         if isinstance(self.n_channels, bool) or not isinstance(self.n_channels, int):
-            raise TypeError(f"n_channels must be an int >= 2, got {self.n_channels!r}")
+            raise ValidationTypeError(f"n_channels must be an int >= 2, got {self.n_channels!r}")
         if not 2 <= self.n_channels <= 65536:
-            raise ValueError(f"n_channels must be in 2..65536, got {self.n_channels}")
+            raise ValidationError(f"n_channels must be in 2..65536, got {self.n_channels}")
 
     @property
     def positions(self) -> np.ndarray:
@@ -194,7 +196,7 @@ def frequency_grid(n_samples: int, sample_rate: int) -> np.ndarray:
 
 
 def _threads() -> int:
-    # Inside a data worker (see ._workers) each process gets one core.
+    # Inside a data worker (see .workers) each process gets one core.
     if os.environ.get("SNNPLAST_WORKER"):
         return 1
     return max(1, min(os.cpu_count() or 1, 8))

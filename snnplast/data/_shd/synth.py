@@ -23,7 +23,8 @@ from pathlib import Path
 import numpy as np
 from tqdm.auto import tqdm
 
-from ._shd_file import SHD_CHANNELS, write_shd_h5
+from ..._errors import ValidationError
+from .file import SHD_CHANNELS, write_shd_h5
 
 CLASS_NAMES = (
     "zero", "one", "two", "three", "four", "five", "six", "seven", "eight", "nine",
@@ -116,7 +117,7 @@ def _write_split(path, rng, protos, speakers, speaker_ids, n_per_class, progress
 
 def _check_count(name: str, value) -> None:
     if isinstance(value, bool) or not isinstance(value, int | np.integer) or value < 1:
-        raise ValueError(f"{name} must be a positive int, got {value!r}")
+        raise ValidationError(f"{name} must be a positive int, got {value!r}")
 
 
 def make_synth_shd(
@@ -146,7 +147,7 @@ def make_synth_shd(
     _check_count("n_per_class_train", n_per_class_train)
     _check_count("n_per_class_test", n_per_class_test)
     if isinstance(seed, bool) or not isinstance(seed, int | np.integer) or seed < 0:
-        raise ValueError(f"seed must be a non-negative int, got {seed!r}")
+        raise ValidationError(f"seed must be a non-negative int, got {seed!r}")
     out = Path(out_dir).expanduser()
     out.mkdir(parents=True, exist_ok=True)
     protos = _class_prototypes(np.random.default_rng([seed, 0]))

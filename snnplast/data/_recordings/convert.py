@@ -1,6 +1,6 @@
 """A folder of the user's own labelled WAV recordings, converted to one SHD-layout spike file.
 
-Labels and speakers come from the folder's layout (see :mod:`._audio_layouts`): file names
+Labels and speakers come from the folder's layout (see :mod:`.layouts`): file names
 ``LABEL_speaker_ID.wav`` or ``LABEL_SPEAKER_INDEX.wav`` (the Free Spoken Digit Dataset), one
 folder per label (Speech Commands), or a CSV. A label is a class index or a class name. When
 every label is one of SHD's (an index 0-19 or a name such as ``seven``/``sieben``), SHD's class
@@ -16,13 +16,15 @@ from pathlib import Path
 import h5py
 import numpy as np
 
-from .._atomic import atomic_write
-from ._audio import read_wav, resample, save_sidecar
-from ._audio_layouts import Recording, find_layout, from_csv, speaker_ids
-from ._basilar_membrane import fast_length
-from ._cochlea import Cochlea, cochlea_batch
-from ._shd_file import write_shd_h5
-from ._speech import SHD_KEYS
+from ..._atomic import atomic_write
+from ..._errors import ValidationError
+from .._audio.sidecar import save_sidecar
+from .._audio.wav import read_wav, resample
+from .._cochlea.basilar_membrane import fast_length
+from .._cochlea.cochlea import Cochlea, cochlea_batch
+from .._shd.file import write_shd_h5
+from .._speech.corpus import SHD_KEYS
+from .layouts import Recording, find_layout, from_csv, speaker_ids
 
 # Recordings are padded (centred, with silence) to lengths on this grid, so that clips share the
 # basilar membrane's transfer matrix; the spike times are then shifted back to the recording's
@@ -73,7 +75,7 @@ def find_recordings(
         raise FileNotFoundError(f"{in_dir}: no such folder")
     found = find_layout(in_dir) if labels is None else from_csv(in_dir, Path(labels))
     if not found:
-        raise ValueError(f"{in_dir}: no .wav files to convert")
+        raise ValidationError(f"{in_dir}: no .wav files to convert")
     return found
 
 
@@ -113,19 +115,19 @@ def convert_audio(
     model = Cochlea() if model is None else model
     out = Path(out)
     if out.suffix.lower() not in (".h5", ".hdf5"):
-        raise ValueError(f"--out {out}: must name an .h5 file")
+        raise ValidationError(f"--out {out}: must name an .h5 file")
     if not out.parent.is_dir():
         raise FileNotFoundError(f"{out.parent}: output folder does not exist")
     if isinstance(seed, bool) or not isinstance(seed, int) or not 0 <= seed < 2**32:
-        raise ValueError(f"seed must be an int in 0..2**32-1, got {seed!r}")
+        raise ValidationError(f"seed must be an int in 0..2**32-1, got {seed!r}")
     recordings = find_recordings(in_dir, labels)
     audio = []
     for rec in recordings:
         x, rate = read_wav(rec.path)
         if not np.any(x):
-            raise ValueError(f"{rec.path}: is silent (all samples 0)")
+            raise ValidationError(f"{rec.path}: is silent (all samples 0)")
         if x.size < 0.01 * rate:
-            raise ValueError(f"{rec.path}: is {x.size / rate * 1e3:.1f} ms long; at least 10 ms")
+            raise ValidationError(f"{rec.path}: is {x.size / rate * 1e3:.1f} ms long; at least 10 ms")
         audio.append((x, rate))
     classes, keys = _classes([rec.label for rec in recordings])
     if workers is None:

@@ -6,7 +6,7 @@ request gives different audio depending on what was spoken before. Forking the f
 server for every request gives each utterance the same starting state: the output is a function of
 the request alone. Running it as a script keeps JAX and its threads out of the forking process.
 
-Usage: ``python _espeak_server.py LIBRARY DATA_DIR``. Writes one JSON line
+Usage: ``python espeak_server.py LIBRARY DATA_DIR``. Writes one JSON line
 ``{"ready": true, "sample_rate": R}`` (or ``{"ready": false, "error": ...}``), then answers each
 request line ``{"text", "voice", "rate", "pitch", "range", "seed"}`` on stdin with a JSON header
 line ``{"ok": true, "n": N}`` followed by ``2 N`` bytes of native int16 samples, or

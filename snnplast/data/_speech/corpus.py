@@ -17,7 +17,8 @@ from collections.abc import Sequence
 import numpy as np
 from tqdm.auto import tqdm
 
-from ._espeak import Espeak
+from ..._errors import ValidationError
+from .espeak import Espeak
 
 ENGLISH_WORDS = ("zero", "one", "two", "three", "four", "five", "six", "seven", "eight", "nine")
 GERMAN_WORDS = ("null", "eins", "zwei", "drei", "vier", "fünf", "sechs", "sieben", "acht", "neun")
@@ -96,7 +97,7 @@ class Utterance:
 
 def _check_count(name: str, value, minimum: int = 1) -> int:
     if isinstance(value, bool) or not isinstance(value, int | np.integer) or value < minimum:
-        raise ValueError(f"{name} must be an int >= {minimum}, got {value!r}")
+        raise ValidationError(f"{name} must be an int >= {minimum}, got {value!r}")
     return int(value)
 
 
@@ -170,7 +171,7 @@ def plan_corpus(
     train_speakers = _check_count("train_speakers", train_speakers)
     test_speakers = _check_count("test_speakers", test_speakers)
     if not 0.0 < test_variant_fraction < 1.0:
-        raise ValueError(f"test_variant_fraction must be in (0, 1), got {test_variant_fraction!r}")
+        raise ValidationError(f"test_variant_fraction must be in (0, 1), got {test_variant_fraction!r}")
     rng = np.random.default_rng(np.random.SeedSequence([int(seed), 0x5EED]))
     shuffled = [VOICE_VARIANTS[i] for i in rng.permutation(len(VOICE_VARIANTS))]
     n_test = max(1, round(test_variant_fraction * len(shuffled)))

@@ -6,6 +6,8 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from ..._errors import ValidationError
+
 
 # eq=False: the generated __eq__ would compare arrays element-wise and fail on truth value.
 @dataclass(frozen=True, eq=False)
@@ -26,7 +28,7 @@ class Split:
     def __post_init__(self):
         n = {self.x.shape[0], self.y.shape[0], self.speakers.shape[0]}
         if self.x.ndim != 3 or len(n) != 1:
-            raise ValueError(
+            raise ValidationError(
                 f"Split needs x [N, T, C] and y, speakers [N], got shapes {self.x.shape}, "
                 f"{self.y.shape}, {self.speakers.shape}"
             )

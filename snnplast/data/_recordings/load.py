@@ -11,11 +11,11 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
-from ._cache import cache_key, cache_root, file_fingerprint
-from ._cochlea import Cochlea
-from ._convert_audio import convert_audio, find_recordings, read_names
-from ._dataset import Split
-from ._loader import binned_split
+from .._cache import cache_key, cache_root, file_fingerprint
+from .._cochlea.cochlea import Cochlea
+from .._loading.dataset import Split
+from .._loading.loader import binned_split
+from .convert import convert_audio, find_recordings, read_names
 
 # Bump when the conversion changes meaning, so that old cached conversions are not reused.
 _RECORDINGS_VERSION = 1

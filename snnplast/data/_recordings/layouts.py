@@ -21,6 +21,8 @@ import re
 from dataclasses import dataclass
 from pathlib import Path
 
+from ..._errors import ValidationError
+
 # The speaker of a recording whose layout names none. All such recordings count as one speaker.
 UNKNOWN_SPEAKER = "unknown"
 _MAX_ID = 65535  # speaker ids are stored as uint16
@@ -62,7 +64,7 @@ def _wav_files(folder: Path) -> list[Path]:
     files = sorted(p for p in folder.iterdir() if p.is_file() and _visible(p))
     for path in files:
         if path.suffix.lower() != ".wav":
-            raise ValueError(f"{path}: not a .wav file; only WAV audio is supported")
+            raise ValidationError(f"{path}: not a .wav file; only WAV audio is supported")
     return files
 
 
@@ -83,10 +85,10 @@ def from_names(in_dir: Path) -> list[Recording]:
         if path.suffix.lower() == ".csv":
             continue
         if path.suffix.lower() != ".wav":
-            raise ValueError(f"{path}: not a .wav file; only WAV audio is supported")
+            raise ValidationError(f"{path}: not a .wav file; only WAV audio is supported")
         match = next((m for p in _LABELLED_NAMES if (m := p.match(path.stem))), None)
         if match is None:
-            raise ValueError(
+            raise ValidationError(
                 f"{path}: no label; name it LABEL_speaker_ID.wav (7_speaker_12.wav) or "
                 "LABEL_SPEAKER_INDEX.wav (7_jackson_0.wav), put it in a folder named after its "
                 "label, or list it in a CSV given with --labels"
@@ -115,7 +117,7 @@ def from_csv(in_dir: Path, table: Path) -> list[Recording]:
         reader = csv.DictReader(f)
         columns = [c.strip().lower() for c in (reader.fieldnames or [])]
         if "file" not in columns or "label" not in columns:
-            raise ValueError(
+            raise ValidationError(
                 f"{table}: needs a header with columns file,label[,speaker]; got {columns}"
             )
         rows = [
@@ -125,14 +127,14 @@ def from_csv(in_dir: Path, table: Path) -> list[Recording]:
     for line, row in enumerate(rows, start=2):
         path = in_dir / row["file"]
         if not row["label"]:
-            raise ValueError(f"{path}: no label ({table.name}, line {line})")
+            raise ValidationError(f"{path}: no label ({table.name}, line {line})")
         if path.suffix.lower() != ".wav":
-            raise ValueError(f"{path}: not a .wav file; only WAV audio is supported")
+            raise ValidationError(f"{path}: not a .wav file; only WAV audio is supported")
         name = Path(row["file"]).as_posix()
         listed[name] = Recording(path, name, row["label"], row.get("speaker") or UNKNOWN_SPEAKER)
     for path in sorted(in_dir.glob("*")):
         if path.suffix.lower() == ".wav" and path.name not in listed:
-            raise ValueError(f"{path}: no label; add a row for it to {table}")
+            raise ValidationError(f"{path}: no label; add a row for it to {table}")
     return [listed[name] for name in sorted(listed)]
 
 
@@ -143,7 +145,7 @@ def find_layout(in_dir: Path) -> list[Recording]:
         return from_names(in_dir)
     loose = sorted(p for p in in_dir.glob("*") if p.is_file() and p.suffix.lower() == ".wav")
     if loose:
-        raise ValueError(
+        raise ValidationError(
             f"{loose[0]}: lies beside label folders ({folders[0].name}/ ...); use one layout, "
             "one folder per label or labelled file names, not both"
         )
@@ -175,6 +177,6 @@ def speaker_ids(names: list[str]) -> tuple[list[int], list[str]]:
         return ids, table
     table = sorted(set(names))
     if len(table) > _MAX_ID + 1:
-        raise ValueError(f"{len(table)} speakers; the SHD layout stores at most {_MAX_ID + 1}")
+        raise ValidationError(f"{len(table)} speakers; the SHD layout stores at most {_MAX_ID + 1}")
     index = {name: i for i, name in enumerate(table)}
     return [index[name] for name in names], table

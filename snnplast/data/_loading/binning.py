@@ -15,6 +15,8 @@ from collections.abc import Sequence
 import numpy as np
 from tqdm.auto import tqdm
 
+from ..._errors import ValidationError
+
 # Dense cells counted per np.bincount call: keeps the int64 scratch array (8 MiB) in cache, which
 # is several times faster than one big call, and bounds memory whatever the data size.
 _CELLS_PER_CHUNK = 1 << 20
@@ -24,13 +26,13 @@ def check_binning(n_bins, duration_s, n_channels, pool) -> int:
     """Validate binning parameters; return the number of pooled channels."""
     for name, value in (("n_bins", n_bins), ("n_channels", n_channels), ("pool", pool)):
         if isinstance(value, bool) or not isinstance(value, int | np.integer) or value < 1:
-            raise ValueError(f"{name} must be a positive int, got {value!r}")
+            raise ValidationError(f"{name} must be a positive int, got {value!r}")
     number = isinstance(duration_s, int | float | np.number) and not isinstance(duration_s, bool)
     if not (number and np.isfinite(duration_s) and duration_s > 0):
-        raise ValueError(f"duration_s must be a positive number of seconds, got {duration_s!r}")
+        raise ValidationError(f"duration_s must be a positive number of seconds, got {duration_s!r}")
     if n_channels % pool:
         divisors = [d for d in range(1, n_channels + 1) if n_channels % d == 0]
-        raise ValueError(
+        raise ValidationError(
             f"pool={pool} does not divide n_channels={n_channels}; allowed pools: {divisors}"
         )
     return n_channels // pool
@@ -41,16 +43,16 @@ def _cell_index(times_s, units, n_bins, duration_s, n_channels, pool, where: str
     t = np.asarray(times_s, dtype=np.float64)
     u = np.asarray(units)
     if t.shape != u.shape or t.ndim != 1:
-        raise ValueError(
+        raise ValidationError(
             f"{where}: times and units must be 1-D of equal length, got shapes {t.shape} "
             f"and {u.shape}"
         )
     if t.size and (not np.all(np.isfinite(t)) or t.min() < 0):
         bad = t[~(np.isfinite(t) & (t >= 0))][0]
-        raise ValueError(f"{where}: spike time {bad!r} s; allowed: finite, >= 0")
+        raise ValidationError(f"{where}: spike time {bad!r} s; allowed: finite, >= 0")
     if u.size and (u.min() < 0 or u.max() >= n_channels):
         bad = u[(u < 0) | (u >= n_channels)][0]
-        raise ValueError(f"{where}: channel {bad!r}; allowed 0..{n_channels - 1}")
+        raise ValidationError(f"{where}: channel {bad!r}; allowed 0..{n_channels - 1}")
     # Multiplying before dividing keeps exact multiples of the bin width on their own bin
     # (0.7 * 100 / 1.4 == 50.0, whereas 0.7 / (1.4 / 100) == 49.99...).
     step = np.floor(t * n_bins / duration_s).astype(np.int64)
@@ -113,7 +115,7 @@ def bin_samples(
     **Returns:** ``[N, T, n_channels // pool]`` uint8.
     """
     if len(times) != len(units):
-        raise ValueError(f"bin_samples: {len(times)} time arrays but {len(units)} unit arrays")
+        raise ValidationError(f"bin_samples: {len(times)} time arrays but {len(units)} unit arrays")
     n_out = check_binning(n_bins, duration_s, n_channels, pool)
     frame = n_bins * n_out
     out = np.zeros((len(times), n_bins, n_out), dtype=np.uint8)

@@ -30,7 +30,8 @@ import numpy as np
 import scipy.fft
 from scipy.signal import butter, fftconvolve, sosfiltfilt
 
-from ._audio import resample
+from ..._errors import ValidationError
+from .._audio.wav import resample
 
 NOISE_KINDS = ("white", "pink", "brown", "hum")
 CHANNELS = ("full", "telephone", "8khz")
@@ -40,15 +41,15 @@ def _check_range(name: str, value, lo: float, hi: float) -> tuple[float, float]:
     try:
         a, b = (float(v) for v in value)
     except (TypeError, ValueError):
-        raise ValueError(f"{name} must be a pair (low, high), got {value!r}") from None
+        raise ValidationError(f"{name} must be a pair (low, high), got {value!r}") from None
     if not (lo <= a <= b <= hi):
-        raise ValueError(f"{name} must satisfy {lo} <= low <= high <= {hi}, got {value!r}")
+        raise ValidationError(f"{name} must satisfy {lo} <= low <= high <= {hi}, got {value!r}")
     return a, b
 
 
 def _check_probability(name: str, value) -> float:
     if isinstance(value, bool) or not isinstance(value, int | float) or not 0 <= value <= 1:
-        raise ValueError(f"{name} must be a probability in [0, 1], got {value!r}")
+        raise ValidationError(f"{name} must be a probability in [0, 1], got {value!r}")
     return float(value)
 
 
@@ -141,19 +142,19 @@ class Acoustics:
         for name in ("p_room", "p_colour", "p_noise"):
             _check_probability(name, getattr(self, name))
         if not 0 <= self.bump_db <= 24:
-            raise ValueError(f"bump_db must be in 0..24 dB, got {self.bump_db!r}")
+            raise ValidationError(f"bump_db must be in 0..24 dB, got {self.bump_db!r}")
         if (
             len(self.channels) != len(CHANNELS)
             or any(p < 0 for p in self.channels)
             or not (math.isclose(sum(self.channels), 1.0, abs_tol=1e-9))
         ):
-            raise ValueError(
+            raise ValidationError(
                 f"channels must be {len(CHANNELS)} probabilities of {CHANNELS} summing to 1, "
                 f"got {self.channels!r}"
             )
         unknown = set(self.noise_kinds) - set(NOISE_KINDS)
         if not self.noise_kinds or unknown:
-            raise ValueError(f"noise_kinds must be a non-empty subset of {NOISE_KINDS}, got "
+            raise ValidationError(f"noise_kinds must be a non-empty subset of {NOISE_KINDS}, got "
                              f"{self.noise_kinds!r}")  # fmt: skip
 
     def apply(

@@ -8,8 +8,9 @@ from pathlib import Path
 import h5py
 import numpy as np
 
-from .._atomic import atomic_write
-from ._audio import load_sidecar
+from ..._atomic import atomic_write
+from ..._errors import ValidationError
+from .._audio.sidecar import load_sidecar
 
 _FORMATS = (".png", ".pdf", ".svg", ".jpg", ".jpeg")
 
@@ -27,12 +28,12 @@ def read_sample(path: str | os.PathLike, index: int) -> dict:
     if not path.is_file():
         raise FileNotFoundError(f"{path}: no such file")
     if not h5py.is_hdf5(path):
-        raise ValueError(f"{path}: not an HDF5 file; expected an SHD-layout .h5 file")
+        raise ValidationError(f"{path}: not an HDF5 file; expected an SHD-layout .h5 file")
     try:
         with h5py.File(path, "r") as f:
             n = f["labels"].shape[0]
             if isinstance(index, bool) or not isinstance(index, int) or not 0 <= index < n:
-                raise ValueError(f"--index {index!r} out of range: {path} has samples 0..{n - 1}")
+                raise ValidationError(f"--index {index!r} out of range: {path} has samples 0..{n - 1}")
             label = int(f["labels"][index])
             keys = f["extra/keys"][()]
             key = keys[label].decode() if label < len(keys) else str(label)
@@ -45,14 +46,14 @@ def read_sample(path: str | os.PathLike, index: int) -> dict:
                 "n_samples": n,
             }
     except KeyError as e:
-        raise ValueError(f"{path}: not in SHD layout ({e})") from None
+        raise ValidationError(f"{path}: not in SHD layout ({e})") from None
 
 
 def plot_sample(
     path: str | os.PathLike, index: int, out: str | os.PathLike, *, audio: bool = True
 ) -> Path:
     """Save a raster plot (channel over time) of sample `index`, with its waveform above it when
-    the clip was kept beside the file (see :mod:`._audio`).
+    the clip was kept beside the file (see :mod:`.._audio.sidecar`).
 
     **Arguments:**
 
@@ -70,7 +71,7 @@ def plot_sample(
 
     out = Path(out)
     if out.suffix.lower() not in _FORMATS:
-        raise ValueError(f"--out {out}: unknown image type; allowed: {', '.join(_FORMATS)}")
+        raise ValidationError(f"--out {out}: unknown image type; allowed: {', '.join(_FORMATS)}")
     if not out.parent.is_dir():
         raise FileNotFoundError(f"{out.parent}: output folder does not exist")
     sample = read_sample(path, index)

@@ -1,0 +1,1 @@
+"""Audio clips: WAV files, sample rates, and the clips kept beside a spike file."""

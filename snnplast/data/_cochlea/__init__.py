@@ -1,0 +1,1 @@
+"""The Lauscher cochlea, vectorised, and its stages: basilar membrane, hair cell, bushy cell."""

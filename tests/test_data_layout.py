@@ -1,0 +1,102 @@
+"""The data package's folders: its public names stay where they were, every module imports.
+
+The names below were captured from ``snnplast.data`` and ``snnplast.data.speech`` before the
+package was arranged into folders (issue 14, item 4); a user's ``from snnplast.data import X``
+must keep working for each of them, and nothing private may leak into the public surface.
+"""
+
+import importlib
+import pkgutil
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+import snnplast.data
+from snnplast import ValidationError
+
+DATA_NAMES = [
+    "Acoustics", "BasilarMembrane", "BushyCell", "CLEAN", "Cochlea", "DEFAULT_DATA",
+    "EventSplit", "HairCell", "RECORDED", "SHDFormatError", "SHDMissingError",
+    "SpeechUnavailableError", "SpikeDataset", "Spikes", "Split", "bin_events", "bin_samples",
+    "cache_root", "check_shd_file", "cochlea", "cochlea_batch", "convert_audio",
+    "ensure_speech_shd", "load_dataset", "load_recordings", "load_shd_split", "make_speech_shd",
+    "make_synth_shd", "plot_sample", "read_wav", "resample", "shd_data_dir", "speech",
+    "speech_shd_dir", "split_by_speaker", "tonic_root", "write_shd_h5",
+]  # fmt: skip
+SPEECH_NAMES = [
+    "ENGLISH_WORDS", "GERMAN_WORDS", "SHD_KEYS", "Speaker", "Utterance", "VOICE_VARIANTS",
+    "make_speakers", "plan_corpus", "synthesize",
+]  # fmt: skip
+# Run as a script by its own interpreter (see its docstring), never imported.
+SCRIPTS = {"snnplast.data._speech.espeak_server"}
+
+ROOT = Path(snnplast.data.__file__).parent
+
+
+def public(module):
+    return sorted(n for n in dir(module) if not n.startswith("_"))
+
+
+@pytest.mark.parametrize(
+    "module, names", [("snnplast.data", DATA_NAMES), ("snnplast.data.speech", SPEECH_NAMES)]
+)
+def test_public_names_are_the_ones_before_the_move(module, names):
+    module = importlib.import_module(module)
+    assert public(module) == sorted(names)
+    for name in names:
+        scope = {}
+        # The very statement users write.
+        exec(f"from {module.__name__} import {name}", scope)  # noqa: S102
+        assert scope[name] is getattr(module, name)
+
+
+def test_every_module_imports_and_every_folder_says_what_it_holds():
+    packages, modules = [], []
+    for info in pkgutil.walk_packages([str(ROOT)], prefix="snnplast.data."):
+        (packages if info.ispkg else modules).append(info.name)
+        if info.name not in SCRIPTS:
+            importlib.import_module(info.name)
+    assert len(packages) >= 4
+    for name in packages:
+        doc = importlib.import_module(name).__doc__
+        assert doc and len(doc.strip().splitlines()) == 1, name
+    # The folders hold the modules: beside them only the public speech names and the cache.
+    flat = {m.rsplit(".", 1)[1] for m in modules if m.count(".") == 2}
+    assert flat == {"speech", "_cache"}
+
+
+def _not_hdf5(tmp):
+    (tmp / "notes.txt").write_text("not HDF5")
+    return snnplast.data.check_shd_file(tmp / "notes.txt")
+
+
+# One bad call per folder of the data package (cheap; nothing needs eSpeak NG).
+BAD_INPUTS = {
+    "_audio": lambda tmp: snnplast.data.resample(np.zeros(10), 0, 16000),
+    "_cochlea": lambda tmp: snnplast.data.BasilarMembrane(n_channels=2.5),
+    "_cochlea, seeds": lambda tmp: snnplast.data.cochlea_batch(
+        [np.ones(4000)], 16000, seeds=[0, 1]
+    ),
+    "_loading": lambda tmp: snnplast.data.bin_events(np.array([-1.0]), np.array([0])),
+    "_loading, speakers": lambda tmp: snnplast.data.split_by_speaker(np.arange(4), 1.5, 0),
+    "_loading, name": lambda tmp: snnplast.data.load_dataset(3),
+    "_shd": lambda tmp: snnplast.data.write_shd_h5(tmp / "x.h5", [], [], [], [], []),
+    "_shd, not HDF5": _not_hdf5,
+    "_speech": lambda tmp: snnplast.data.Acoustics(p_room=2.0),
+    "_speech, corpus": lambda tmp: snnplast.data.speech.plan_corpus(0, 1),
+    "_recordings": lambda tmp: snnplast.data.convert_audio(tmp, tmp / "out.txt"),
+}
+
+
+@pytest.mark.parametrize("case", list(BAD_INPUTS))
+def test_bad_input_is_a_validation_error(case, tmp_path):
+    """Every part of the data package reports bad input as the project's ValidationError (still
+    a ValueError; a TypeError too for a value of the wrong type), in one line, writing nothing."""
+    with pytest.raises(ValidationError) as info:
+        BAD_INPUTS[case](tmp_path)
+    assert isinstance(info.value, ValueError)
+    assert isinstance(info.value, TypeError) == (case == "_cochlea")  # n_channels=2.5
+    message = str(info.value)
+    assert message and "\n" not in message
+    assert sorted(p.name for p in tmp_path.iterdir()) in ([], ["notes.txt"])
