@@ -1,5 +1,7 @@
 """Every built-in cell (and the user-style cells) by name, for tests parametrised over them."""
 
+import pytest
+
 import snnplast as sp
 
 from user_cells import USER_CELLS
@@ -29,3 +31,18 @@ USER = {name: (lambda make: (lambda key: make(key, N_IN, 4)))(make)
         for name, make in USER_CELLS.items()}
 
 ALL = {**BUILTIN, **USER}
+
+# The default suite runs every property on a representative of each kind of cell; the whole zoo
+# runs with `-m slow`. Left out by default: cells whose kind another member already covers
+# (columnar_lateral covers columnar, eqx_gru covers eqx_lstm, sliced_gate covers concat_gates,
+# gru and lstm cover scratch_gru, ralif covers alif) and, in float32, the cells that are slow to
+# trace (float64 is where exactness is claimed and always runs).
+COVERED = frozenset({"columnar", "eqx_lstm", "concat_gates", "scratch_gru", "alif"})
+SLOW_TO_TRACE = frozenset({
+    "linear_attention", "columnar", "columnar_lateral", "sequential", "lstm", "gru", "eqx_lstm",
+    "eqx_gru", "concat_gates", "scratch_gru", "multi_head", "sliced_gate", "reshape_clash"})
+
+
+def cases(names, slow=COVERED):
+    """`names` as pytest parameters, those in `slow` marked slow."""
+    return [pytest.param(n, marks=pytest.mark.slow) if n in slow else n for n in sorted(names)]

@@ -144,7 +144,10 @@ def test_bptt_matches_python_loop(name, getkey):
         np.testing.assert_allclose(g, w, rtol=1e-5, atol=1e-5 * scale, err_msg=where)
 
 
-@pytest.mark.parametrize("name", SMOOTH)
+@pytest.mark.parametrize("name", [
+    # attention and the columnar network are also checked against a Python loop (default suite)
+    pytest.param(n, marks=pytest.mark.slow) if n in ("attention", "columnar-isolated") else n
+    for n in SMOOTH])
 def test_bptt_matches_finite_differences(name, getkey, x64):
     model, xs, ys = _problem(CELLS[name], getkey(), jnp.float64)
     params, static = eqx.partition(model, eqx.is_inexact_array)

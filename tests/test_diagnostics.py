@@ -19,6 +19,7 @@ def _flat(tree):
     return np.concatenate([np.ravel(a) for a in jax.tree_util.tree_leaves(tree)])
 
 
+@pytest.mark.slow
 def test_gradient_alignment_matches_explicit_per_step_gradients(x64, getkey):
     cell = f64(BUILTIN["rnn"](getkey()))
     xs, ys = problem(cell, getkey(), T)

@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 
 import snnplast as sp
-from cell_zoo import ALL, BUILTIN, N_IN
+from cell_zoo import ALL, BUILTIN, COVERED, N_IN, SLOW_TO_TRACE
 from snnplast.engine import derive
 
 
@@ -46,8 +46,10 @@ def _reference(cell, state, x):
     return jax.jit(jax.jacfwd(f, argnums=(0, 1)))(p_leaves, s_leaves)
 
 
-@pytest.mark.parametrize("name", sorted(ALL))
-@pytest.mark.parametrize("precision", ["float32", "float64"])
+@pytest.mark.parametrize("precision, name", [
+    pytest.param(p, n, marks=pytest.mark.slow)
+    if n in COVERED or (p == "float32" and n in SLOW_TO_TRACE) else (p, n)
+    for p in ("float32", "float64") for n in sorted(ALL)])
 def test_jacobians_equal_jacfwd(name, precision, getkey, request):
     if precision == "float64":
         request.getfixturevalue("x64")
@@ -330,7 +332,8 @@ def _gradient_temp_bytes(cell, method, n_in, steps, **kw):
 
 
 @pytest.mark.parametrize("name", [
-    "lstm", "eqx_gru", pytest.param("gru", marks=pytest.mark.slow),
+    "lstm", pytest.param("eqx_gru", marks=pytest.mark.slow),
+    pytest.param("gru", marks=pytest.mark.slow),
     pytest.param("eqx_lstm", marks=pytest.mark.slow)])
 def test_gated_diagonal_memory_an_eighth_of_exact(name, getkey):
     from user_cells import USER_CELLS
@@ -348,6 +351,7 @@ def test_gated_diagonal_memory_an_eighth_of_exact(name, getkey):
 
 
 # ----- the command line -----------------------------------------------------------------------
+@pytest.mark.slow
 def test_cli_inspect_attention_columnar_and_user_cell(capsys):
     from snnplast._cli import main
 

@@ -120,7 +120,7 @@ def test_a_registered_model_is_built_listed_and_validated(getkey):
         resolve_model("small-rnn")
 
 
-@pytest.mark.parametrize("name", ["attention", "columnar"])
+@pytest.mark.parametrize("name", ["attention", pytest.param("columnar", marks=pytest.mark.slow)])
 def test_attention_and_columnar_models_from_the_registry(name, getkey):
     net = snnplast.train.build_model(name, 6, 8, 3, key=getkey())
     _, out = sp.unroll(net, jnp.ones((5, 6)))

@@ -7,7 +7,7 @@ import numpy as np
 import pytest
 
 import snnplast as sp
-from cell_zoo import ALL, BUILTIN, N_IN
+from cell_zoo import ALL, BUILTIN, N_IN, cases
 
 T = 9
 
@@ -37,7 +37,8 @@ def _rel(a, b):
     return (num / max(den, 1e-300)) ** 0.5
 
 
-@pytest.mark.parametrize("name", sorted(ALL))
+@pytest.mark.parametrize("name", cases(ALL, slow={"columnar", "eqx_lstm", "concat_gates",
+                                                  "scratch_gru", "alif", "reshape_clash"}))
 def test_exact_equals_bptt(name, x64, getkey):
     cell = _f64(ALL[name](getkey()))
     xs, ys = _problem(cell, getkey())
@@ -111,7 +112,8 @@ def _own_part(h, leaves):
     return jnp.where(mask, h, 0.0)
 
 
-@pytest.mark.parametrize("name", ["rlif", "ralif", "rnn", "lstm", "gru"])
+@pytest.mark.parametrize("name", cases(["rlif", "ralif", "rnn", "lstm", "gru"],
+                                      slow={"ralif", "rnn", "gru"}))
 def test_diagonal_is_the_neuron_local_recursion(name, x64, getkey):
     """With recurrence Diagonal is not BPTT, but exactly the recursion it defines: the trace
     carries each neuron's own part of H_t (computed here densely from jax.jacfwd)."""
@@ -152,6 +154,7 @@ def _sign_agreement(density, seed):
     return float(np.mean(np.sign(a[nz]) == np.sign(b[nz])))
 
 
+@pytest.mark.slow
 def test_columnar_agreement_exact_without_and_lower_with_lateral_connections(x64):
     assert _sign_agreement(0.0, 0) == pytest.approx(1.0)
     assert _sign_agreement(1.0, 0) < 0.99
@@ -164,7 +167,7 @@ def test_columnar_agreement_falls_with_lateral_density(x64):
     assert agree[0.0] > agree[0.2] > agree[1.0]
 
 
-@pytest.mark.parametrize("name", ["rlif", "rnn", "lstm"])
+@pytest.mark.parametrize("name", cases(["rlif", "rnn", "lstm"], slow={"rnn", "lstm"}))
 def test_random_k_limits(name, x64, getkey):
     cell = _f64(BUILTIN[name](getkey()))
     xs, ys = _problem(cell, getkey())
@@ -224,6 +227,7 @@ def test_random_k_selections_select_what_they_say(x64, getkey):
         sp.RandomK(k=-1)
 
 
+@pytest.mark.slow
 def test_sequential_is_exact_for_one_layer_under_a_memoryless_readout(x64, getkey):
     """Each layer keeps traces for its own parameters only; the lower layer's learning signal is
     the same-step backward pass through the readout. That is exact when the readout has no
@@ -263,7 +267,7 @@ def _truncated_bptt(cell, xs, ys):
     return jax.grad(total)(params)
 
 
-@pytest.mark.parametrize("name", ["rlif", "rnn", "gru"])
+@pytest.mark.parametrize("name", cases(["rlif", "rnn", "gru"], slow={"gru"}))
 def test_immediate_equals_one_step_truncated_bptt(name, x64, getkey):
     cell = _f64(BUILTIN[name](getkey()))
     xs, ys = _problem(cell, getkey())
@@ -274,6 +278,7 @@ def test_immediate_equals_one_step_truncated_bptt(name, x64, getkey):
     assert _rel(lam0, got) <= 1e-8
 
 
+@pytest.mark.slow
 def test_head_sparse_limits(x64, getkey):
     cell = _f64(BUILTIN["linear_attention"](getkey()))
     xs, ys = _problem(cell, getkey())
@@ -322,8 +327,10 @@ def _temp_bytes(cell, policy, n_steps):
 
 @pytest.mark.parametrize("policy, name", [
     (sp.Exact(), "rlif"), (sp.Diagonal(), "ralif"), (sp.RandomK(k=2), "rnn"),
-    (sp.Immediate(), "gru"), (sp.HeadSparse(0.5), "linear_attention"),
-    (sp.ColumnarPolicy(), "columnar_lateral"),
+    pytest.param(sp.Immediate(), "gru", marks=pytest.mark.slow),
+    pytest.param(sp.HeadSparse(0.5), "linear_attention", marks=pytest.mark.slow),
+    pytest.param(sp.ColumnarPolicy(), "columnar_lateral",
+                 marks=pytest.mark.slow),
 ])
 def test_memory_independent_of_sequence_length(policy, name, getkey):
     cell = BUILTIN[name](getkey())
@@ -358,6 +365,7 @@ def _lms_problem(seed, n_in, n_cols, n_steps, density=0.0):
     return cell, xs, ys, w0
 
 
+@pytest.mark.slow
 def test_master_user_lms_is_exact_without_learning_the_readout(x64):
     from snnplast.online import master_user_lms
 

@@ -52,6 +52,7 @@ def test_custom_neuron_example_runs():
     assert float(printed.strip().splitlines()[-1]) < 1e-4
 
 
+@pytest.mark.slow
 def test_custom_neuron_trains_and_compares(tmp_path, monkeypatch):
     """The README's training of its own neuron, at a tiny size: 8 neurons, one epoch, the
     `synth` stand-in at 20 bins (made into a temporary cache)."""
@@ -94,7 +95,9 @@ def _rel(a, b):
     return (num / sum(float(jnp.sum(y**2)) for y in lb)) ** 0.5
 
 
-@pytest.mark.parametrize("name", ["rlif", "rnn", "lstm"])
+@pytest.mark.parametrize("name", [
+    "rlif", pytest.param("rnn", marks=pytest.mark.slow),
+    pytest.param("lstm", marks=pytest.mark.slow)])
 def test_readme_policy_spans_diagonal_to_exact(name, readme_policy, x64, getkey):
     top_k = readme_policy
     cell = jax.tree_util.tree_map(

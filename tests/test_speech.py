@@ -346,6 +346,7 @@ def test_speech_shd_is_reproducible(speech_set, tmp_path):
                     np.testing.assert_array_equal(x, y)
 
 
+@pytest.mark.slow
 def test_speech_shd_records_training_speech_and_keeps_the_test_split_dry(speech_set, tmp_path):
     """A recording chain changes the training clips only; the manifest names it."""
     from snnplast.data import CLEAN, RECORDED

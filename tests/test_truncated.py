@@ -45,6 +45,7 @@ def test_truncated_bptt_equals_explicit_reference(name, window, x64, getkey):
     assert rel(got, sp.gradients(cell, xs, ys, loss=sq)) > 1e-6
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("name", ["gru"])
 def test_truncated_bptt_limits(name, x64, getkey):
     cell = f64(BUILTIN[name](getkey()))
