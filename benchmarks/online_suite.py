@@ -6,8 +6,10 @@ call computes the per-step cross-entropy of a batch of Bernoulli(0.05) spikes wi
 and the gradient of every parameter over the whole sequence, by each method:
 
 - ``bptt``: reverse mode through ``lax.scan`` (the trainer's dispatch);
-- ``diagonal``: the engine's Diagonal (e-prop) with traces accumulated a block at a time (the
-  default block); ``diagonal-step``: the same, step by step (``block=1``);
+- ``diagonal``: the engine's Diagonal (e-prop) with the default accumulation
+  (``snnplast.online.resolve_block``: blocks where a trace is stored per synapse, the whole
+  sequence as one block when short enough, else the step recursion); ``diagonal-step``: the
+  same, step by step (``block=1``);
 - ``immediate``, ``random-k:4``, ``exact``: the engine's other policies (RandomK and Exact keep
   dense traces; skipped, with the reason, when the batch's traces would exceed ``--max-trace-gib``);
 - ``hand-factorised``, ``hand-per-synapse`` (rlif): Diagonal's rule written by hand
@@ -260,7 +262,7 @@ def markdown(meta, rows) -> str:
         (f"jax {meta['jax']} ({meta['backend']}), commit {meta['commit']}, Python "
          f"{meta['python']}, os.cpu_count() = {meta['cpu_count']}, {meta['date']}; batch "
          f"{meta['batch']}, 140 inputs, 20 classes, seed {meta['seed']}; default block "
-         f"{meta['default_block']}."),
+         f"{meta['default_block']} (where the default blocks at all)."),
         "",
         ("| model | H | T | method | median ms | x BPTT | compile s | temp MiB | cos BPTT (all / "
          "hidden) | cos Diagonal |"),

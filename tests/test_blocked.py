@@ -121,6 +121,29 @@ def test_modes_and_entry_point(x64, getkey):
         sp.gradients(rlif, xs[0], ys[0], loss=_sq, block=4)
 
 
+def test_default_block_whole_sequence_when_short(x64, getkey):
+    """A per-synapse trace (ALIF's adaptation): a short sequence is one block (no trace is
+    ever built), a long one blocks of DEFAULT_BLOCK; both give the step recursion's numbers.
+    A factorised trace (LIF) runs step by step."""
+    from snnplast.online import DEFAULT_BLOCK, resolve_block, whole_sequence_steps
+
+    ralif = _f64(BUILTIN["ralif"](getkey()))
+    runner = OnlineStep(ralif, jnp.zeros(N_IN), sp.Diagonal(), _sq)
+    longest = whole_sequence_steps(runner)
+    assert longest >= DEFAULT_BLOCK
+    assert resolve_block(runner, None, T) == T
+    assert resolve_block(runner, None, longest) == longest
+    assert resolve_block(runner, None, longest + 1) == DEFAULT_BLOCK
+    assert resolve_block(runner, 5, T) == 5
+    rlif = _f64(BUILTIN["rlif"](getkey()))
+    assert resolve_block(OnlineStep(rlif, jnp.zeros(N_IN), sp.Diagonal(), _sq), None, T) == 1
+    xs, ys = _problem(ralif, getkey())
+    l1, g1 = online_loss_and_grad(ralif, xs, ys, sp.Diagonal(), _sq, block=1)
+    l0, g0 = online_loss_and_grad(ralif, xs, ys, sp.Diagonal(), _sq)
+    assert _rel(g0, g1) <= 1e-10
+    assert abs(float(l0 - l1)) <= 1e-10 * abs(float(l1))
+
+
 def _learn(cell, policy, every, block, chunks, key):
     xs, ys = _problem(cell, key, steps=sum(chunks))
     learner = sp.OnlineLearner(policy, _sq, optax.sgd(0.05), every=every, block=block)

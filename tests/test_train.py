@@ -361,4 +361,6 @@ def test_cli_inspect(capsys):
     out = capsys.readouterr().out
     assert "constant-diagonal" in out and "derived" in out
     assert "traces under diagonal" in out and "dense RTRL" in out
+    # ALIF's adaptation trace is per synapse: blocks by default, the whole of a short sequence.
+    assert "by default: one block up to" in out
     assert main(["inspect", "--model", "lif", "--policies", "bptt"]) == 2

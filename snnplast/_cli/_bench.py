@@ -80,7 +80,7 @@ def measure(model: str = "ralif", hidden: int = 256, inputs: int = 140, batch: i
     import equinox as eqx
     import jax
 
-    from ..online import OnlineStep, accumulation_mode
+    from ..online import OnlineStep, resolve_block
     from ..train import cross_entropy, parse_method, peak_memory_bytes, temp_bytes
 
     if not isinstance(repeats, int) or repeats < 1:
@@ -88,13 +88,15 @@ def measure(model: str = "ralif", hidden: int = 256, inputs: int = 140, batch: i
     policy = parse_method(method)
     net, x, y = problem(model, hidden, inputs, batch, steps, seed)
     params, static = eqx.partition(net, eqx.is_inexact_array)
-    mode = "bptt"
+    mode, used = "bptt", None
     if policy != "bptt":
         if block is not None and (isinstance(block, bool) or not isinstance(block, int)
                                   or block < 1):
             raise ValueError(f"block must be a positive integer, got {block!r}")
         runner = OnlineStep(net, x[0, 0], policy, cross_entropy)
-        mode = accumulation_mode(runner)[0] if block != 1 else "step"
+        # What online_loss_and_grad will run: the default may be the step recursion.
+        used = resolve_block(runner, block, steps)
+        mode = "blocked" if used > 1 else "step"
     elif block is not None:
         raise ValueError(f"block has no meaning for method 'bptt', got block={block!r}")
     fn = _gradient_fn(policy, block, static)
@@ -110,12 +112,10 @@ def measure(model: str = "ralif", hidden: int = 256, inputs: int = 140, batch: i
     if reference is None:
         reference = grads if policy == "bptt" else jax.block_until_ready(
             _gradient_fn("bptt", None, static)(params, x, y))
-    from .. import online
-
     return {
         "model": model, "hidden": hidden, "inputs": inputs, "batch": batch, "steps": steps,
         "method": method, "mode": mode,
-        "block": (None if mode != "blocked" else (block or online.DEFAULT_BLOCK)),
+        "block": min(used, steps) if mode == "blocked" else None,
         "ms_per_step": statistics.median(times), "ms_per_step_all": times,
         "compile_seconds": compile_s, "temp_bytes": temp_bytes(compiled),
         "peak_rss_bytes": peak_memory_bytes(), "cosine_vs_bptt": _cosine(grads, reference),

@@ -101,9 +101,15 @@ def run(args) -> int:
             print(f"    {s:>{ws}} <- {p:<{wp}} {cls:<18} stores {shape!s:<16} "
                   f"{format_bytes(nbytes):>10} of {format_bytes(dense)} dense: "
                   f"{dense / max(nbytes, 1):.0f}x smaller")
-        from ..online import OnlineStep, accumulation_mode
+        from ..online import OnlineStep, accumulation_mode, resolve_block, whole_sequence_steps
 
-        mode, why = accumulation_mode(OnlineStep(model, x, policy, lambda o, y: jnp.sum(o)))
+        runner = OnlineStep(model, x, policy, lambda o, y: jnp.sum(o))
+        mode, why = accumulation_mode(runner)
         print(f"    accumulated {'in blocks of steps' if mode == 'blocked' else 'step by step'}"
               f": {why}")
+        if mode == "blocked":
+            n = resolve_block(runner, None)
+            print("    by default: " + (
+                "step by step (no trace is stored per synapse; --block K to block)" if n == 1
+                else f"one block up to {whole_sequence_steps(runner)} steps, else blocks of {n}"))
     return 0

@@ -23,6 +23,7 @@ from __future__ import annotations
 
 import jax
 import jax.numpy as jnp
+import numpy as np
 
 from ..engine import SJac, add, coerce, compose, contract_batch, join_structure, materialize
 from ._online_step import Carry, OnlineStep
@@ -62,21 +63,66 @@ def accumulation_mode(runner: OnlineStep) -> tuple[str, str]:
     return "blocked", "every carried block of H is per unit (elementwise)"
 
 
-def resolve_block(runner: OnlineStep, block: int | None) -> int:
+def resolve_block(runner: OnlineStep, block: int | None, n_steps: int | None = None) -> int:
     """The number of steps per block to run ``runner`` with; ``1`` is the step recursion.
 
     A policy whose carried ``H~`` is not per unit always runs step by step. With
-    ``block=None`` the default is :data:`DEFAULT_BLOCK` only where some trace is stored per
-    synapse (at least as many numbers as its parameter, e.g. ALIF's adaptation trace): there
-    blocks turn per-synapse work at every step into matmuls. Traces that factorise (LIF's
-    pre-synaptic trace) already cost little per step, and blocks would only add their records
-    (benchmarks/results/online_suite_rlif.md: ~10x the scratch memory, no faster).
+    ``block=None`` the default blocks only where some trace is stored per synapse (at least as
+    many numbers as its parameter, e.g. ALIF's adaptation trace): there blocks turn per-synapse
+    work at every step into matmuls. Traces that factorise (LIF's pre-synaptic trace) already
+    cost little per step, and blocks would only add their records
+    (benchmarks/results/online_suite_rlif.md: ~10x the scratch memory, no faster). Where blocks
+    are used, a sequence of `n_steps` is one block when its records take no more memory than
+    blocks of :data:`DEFAULT_BLOCK` with the traces they carry (:func:`whole_sequence_steps`):
+    then no per-synapse trace exists at all.
     """
     if accumulation_mode(runner)[0] != "blocked":
         return 1
     if block is not None:
         return block
-    return DEFAULT_BLOCK if _per_synapse(runner) else 1
+    if not _per_synapse(runner):
+        return 1
+    if n_steps is not None and n_steps <= whole_sequence_steps(runner):
+        return n_steps
+    return DEFAULT_BLOCK
+
+
+# Copies of the traces that blocks of steps hold at once (the trace in, the trace out, and the
+# per-unit rows mu times the incoming trace), measured: ralif, 256 neurons, batch 64, T=100:
+# blocks of 32 took 94.4 MiB of scratch, one block of 100 (no trace) 49.6 MiB, one trace copy
+# being 26 MiB (README, section "Measured"; benchmarks/results/online_suite_ralif.md
+# and its previous version in git).
+_TRACE_COPIES = 3
+
+
+def whole_sequence_steps(runner: OnlineStep) -> int:
+    """The longest sequence that :func:`resolve_block` runs as one block: its per-step records
+    (learning signals, carried blocks, immediate influences) take no more numbers than
+    ``DEFAULT_BLOCK`` steps of records plus the traces those blocks carry.
+
+    **Returns:** a number of steps ``>= DEFAULT_BLOCK``.
+    """
+    per_step = _record_numbers(runner)
+    traces = _TRACE_COPIES * runner.traces.stored_size()
+    return DEFAULT_BLOCK + traces // max(per_step, 1)
+
+
+def _record_numbers(runner: OnlineStep) -> int:
+    """Numbers per sample and step that a block records (:meth:`OnlineStep.record`)."""
+    tr = runner.traces
+    shapes = runner.graph.s_shapes
+
+    def probe(p, s, xx):
+        _, _, F, _ = tr.blocks(p, s, xx)
+        return {k: v.val for k, v in F.items() if k in tr.structure}
+
+    F = jax.eval_shape(probe, runner._p_example, runner._s_example, runner._x_example)
+    A = runner.carried_example()
+    size = lambda shape: int(np.prod(shape, dtype=np.int64))
+    # L and the reverse scan's lambda: two numbers per primary state element.
+    return (2 * sum(size(shapes[a]) for a in tr.primary)
+            + sum(size(j.val.shape) for j in A.values())
+            + sum(size(v.shape) for v in F.values()))
 
 
 def _per_synapse(runner: OnlineStep) -> bool:

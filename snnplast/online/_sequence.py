@@ -31,8 +31,10 @@ def online_loss_and_grad(model, inputs, targets, policy, loss, *, key=None, with
     - `with_scores`: also return the outputs summed over time ``[B, ...]``.
     - `block`: steps per block of trace accumulation when the policy's carried Jacobian is per
       unit (:func:`snnplast.online.accumulation_mode`); ``1`` is the step-by-step recursion,
-      ``None`` :data:`DEFAULT_BLOCK` where some trace is stored per synapse and the step
-      recursion elsewhere (:func:`snnplast.online.resolve_block`); a block longer than the sequence is the whole sequence.
+      ``None`` :data:`DEFAULT_BLOCK` where some trace is stored per synapse (the whole
+      sequence when it is short enough, :func:`snnplast.online.whole_sequence_steps`) and the
+      step recursion elsewhere (:func:`snnplast.online.resolve_block`); a block longer than
+      the sequence is the whole sequence.
       The numbers are the same for every block size (up to float rounding).
 
     **Returns:** ``(loss, grads)`` (and the summed outputs) with ``grads`` shaped like the model
@@ -47,10 +49,10 @@ def online_loss_and_grad(model, inputs, targets, policy, loss, *, key=None, with
     carry = runner.init(model, batch, key)
     n_steps = jax.tree_util.tree_leaves(inputs)[0].shape[1]
 
-    block = resolve_block(runner, block)
+    block = resolve_block(runner, block, n_steps)
     if block > 1:
         carry = run_blocks(BlockedStep(runner), p, carry, inputs, targets, key, n_steps, block,
-                           trace_out=False)
+                           trace_out=False, from_zero=True)
     else:
         carry = run_steps(runner, p, carry, inputs, targets, key, n_steps)
     grads = [g / batch for g in runner.gradients(p, carry)]
@@ -74,22 +76,28 @@ def run_steps(runner: OnlineStep, p, carry, inputs, targets, key, n_steps: int):
 
 
 def run_blocks(blocked: BlockedStep, p, carry, inputs, targets, key, n_steps: int, block: int,
-               *, trace_out: bool = True):
+               *, trace_out: bool = True, from_zero: bool = False):
     """``n_steps`` steps in blocks of ``block`` (the last one shorter if it must).
 
     `trace_out`: whether the traces after the last block are wanted (a learner carries them
-    on; a sequence's gradient does not need them).
+    on; a sequence's gradient does not need them). `from_zero`: the incoming traces are zero
+    (a sequence's start): the first block skips them, so they are never built.
     """
     k = min(block, n_steps)
     full, rest = divmod(n_steps, k)
-    last = rest if rest else k
-    n_scanned = full if rest else full - 1
+    sizes = [k] * full + ([rest] if rest else [])
+    if from_zero:
+        carry = blocked.block(p, carry, inputs, targets, key, sizes[0], from_zero=True,
+                              trace_out=trace_out or len(sizes) > 1)[0]
+        sizes = sizes[1:]
+        if not sizes:
+            return carry
+    last = sizes.pop()
+    if sizes:
+        def body(c, _):
+            return blocked.block(p, c, inputs, targets, key, k)[0], None
 
-    def body(c, _):
-        return blocked.block(p, c, inputs, targets, key, k)[0], None
-
-    if n_scanned:
-        carry, _ = jax.lax.scan(body, carry, None, length=n_scanned)
+        carry, _ = jax.lax.scan(body, carry, None, length=len(sizes))
     return blocked.block(p, carry, inputs, targets, key, last, trace_out=trace_out)[0]
 
 
