@@ -25,7 +25,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from ..engine._sjac import SJac, add, coerce, compose, contract_batch, join_structure, materialize
+from ..engine import SJac, add, coerce, compose, contract_batch, join_structure, materialize
 from ._online_step import Carry, OnlineStep
 from ._traces import stored_numbers
 
@@ -359,7 +359,7 @@ class BlockedStep:
 
 
 def _overrides_restrict(runner) -> bool:
-    from ..policies._base import Policy
+    from ..policies import Policy
 
     return type(runner.policy).restrict_trace is not Policy.restrict_trace
 

@@ -13,9 +13,8 @@ from typing import NamedTuple
 import jax
 import jax.numpy as jnp
 
-from ..engine._derive import step_graph
-from ..engine._sjac import SJac, add, compose, contract_batch, materialize, scale
-from ..policies._base import Policy
+from ..engine import SJac, add, compose, contract_batch, materialize, scale, step_graph
+from ..policies import Policy
 from ._traces import TraceStep, policy_context
 
 
