@@ -250,7 +250,7 @@ def _check_out(out: Path) -> None:
 
 def run(args: argparse.Namespace) -> int:
     from ..data import load_dataset
-    from ..data._loading.loader import check_data_source
+    from ..data import check_data_source
     from ..train import (
         DataParallel,
         TensorBoardSink,

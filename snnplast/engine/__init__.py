@@ -6,6 +6,7 @@ from ._derive import TraceStructure as TraceStructure
 from ._derive import derive as derive
 from ._derive import step_graph as step_graph
 from ._graph import StepGraph as StepGraph
+from ._names import state_names as state_names
 from ._rules import RuleContext as RuleContext
 from ._rules import register_rule as register_rule
 
