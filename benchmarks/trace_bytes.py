@@ -1,28 +1,22 @@
 """Trace bytes per sample of each policy, for the models the trace engine is judged on.
 
 Run: ``python benchmarks/trace_bytes.py`` (hidden 64, 140 inputs, 20 classes; attention:
-``LinearAttention(140, 64, 4)``). Prints one markdown table; the same numbers as
+``LinearAttention(140, 64, 4)``, the registry's). Prints one markdown table; the same numbers as
 ``snnplast inspect --model M --hidden 64 --policies exact,diagonal,head-sparse:0.5``.
 """
 
 import jax
 import jax.numpy as jnp
 
-import snnplast as sp
-from snnplast._cli._inspect import trace_table
-from snnplast.train import build_model
-from snnplast.train._method import parse_method
+from snnplast import ValidationError
+from snnplast.diagnostics import trace_table
+from snnplast.train import build_model, parse_method
 
 N_IN, HIDDEN, CLASSES = 140, 64, 20
 
 
 def _model(name):
-    key = jax.random.PRNGKey(0)
-    if name == "attention":
-        k1, k2 = jax.random.split(key)
-        return sp.Sequential([sp.LinearAttention(N_IN, HIDDEN, 4, key=k1),
-                              sp.LI(HIDDEN, CLASSES, key=k2)])
-    return build_model(name, N_IN, HIDDEN, CLASSES, key=key)
+    return build_model(name, N_IN, HIDDEN, CLASSES, key=jax.random.PRNGKey(0))
 
 
 def main():
@@ -35,7 +29,7 @@ def main():
         for m in methods:
             try:
                 _, total = trace_table(model, jnp.zeros(N_IN), parse_method(m))
-            except sp.ValidationError:  # HeadSparse on a cell without a head axis
+            except ValidationError:  # HeadSparse on a cell without a head axis
                 cells.append("n/a")
                 continue
             cells.append(f"{total / 1024:.1f} KiB")

@@ -24,7 +24,7 @@ from .cells import Columnar as Columnar
 from .cells import LinearAttention as LinearAttention
 
 from .online import OnlineLearner as OnlineLearner
-from .policies import Columnar as ColumnarPolicy
+from .policies import ColumnarPolicy as ColumnarPolicy
 from .policies import Diagonal as Diagonal
 from .policies import Exact as Exact
 from .policies import HeadSparse as HeadSparse

@@ -369,4 +369,10 @@ def test_cli_inspect_attention_columnar_and_user_cell(capsys):
     out = capsys.readouterr().out
     assert "TraceStructure(SlicedGate" in out and "w (12, 5) as (3, 4, 5)" in out
     assert main(["inspect", "--cell", f"{path}:no_such_factory"]) == 2
-    assert "no callable 'no_such_factory'" in capsys.readouterr().err
+    assert "has no attribute 'no_such_factory'" in capsys.readouterr().err
+    assert main(["inspect", "--model", f"{path}:make_sliced_gate", "--hidden", "4",
+                 "--inputs", "5", "--classes", "3"]) == 0  # as train builds it: under a readout
+    out = capsys.readouterr().out
+    assert "TraceStructure(Sequential" in out and "layers[0].w (12, 5) as (3, 4, 5)" in out
+    assert main(["inspect", "--model", "columnar", "--heads", "2"]) == 2
+    assert "--heads: model 'columnar' takes no heads" in capsys.readouterr().err

@@ -81,9 +81,7 @@ def measure(model: str = "ralif", hidden: int = 256, inputs: int = 140, batch: i
     import jax
 
     from ..online import OnlineStep, resolve_block
-    from ..train import parse_method
-    from ..train._metrics import peak_memory_bytes, temp_bytes
-    from ..train._objective import cross_entropy
+    from ..train import cross_entropy, parse_method, peak_memory_bytes, temp_bytes
 
     if not isinstance(repeats, int) or repeats < 1:
         raise ValueError(f"repeats must be an integer >= 1, got {repeats!r}")
@@ -158,7 +156,7 @@ def register(subparsers) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from ..train._models import check_model
+    from ..train import check_model
 
     if args.model is None:
         rows = [measure(m, h, 140, b, t, meth, blk, repeats=args.repeats, seed=args.seed)

@@ -50,8 +50,7 @@ def _convert_audio(args) -> int:
     import h5py
     import numpy as np
 
-    from ..data import convert_audio
-    from ..data._recordings.convert import SPEAKER_NAMES, read_names
+    from ..data import SPEAKER_NAMES, convert_audio, read_names
 
     out = convert_audio(
         args.in_dir, args.out, labels=args.labels, seed=args.seed,
@@ -81,7 +80,7 @@ def _show(args) -> int:
 
 
 def register(subparsers) -> None:
-    from ..data._speech.speech_shd import DEFAULT_PER_CLASS
+    from ..data import DEFAULT_SPEECH_PER_CLASS as DEFAULT_PER_CLASS
 
     data = subparsers.add_parser(
         "data",

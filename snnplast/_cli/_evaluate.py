@@ -33,7 +33,7 @@ def register(subparsers) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from ..train._evaluate import evaluate
+    from ..train import evaluate
 
     result = evaluate(args.run_dir, args.data, labels=args.labels, out=args.out,
                       progress=not args.no_progress)  # fmt: skip

@@ -24,7 +24,7 @@ def register(subparsers) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from ..train._plot import plot_runs
+    from ..train import plot_runs
 
     print(f"wrote {plot_runs(args.paths, args.out)}")
     return 0

@@ -210,8 +210,7 @@ def config_from_args(args: argparse.Namespace, method: str):
 def _resume_config(args: argparse.Namespace):
     """The config of the run to continue, read from its checkpoint; no other run option may be
     given with ``--resume`` (the run continues with its own)."""
-    from ..train import TrainConfig
-    from ..train._resume import run_status
+    from ..train import TrainConfig, run_status
 
     header = run_status(args.resume)
     names = {"data": "data", "model": "model", "hidden": "hidden", "lam": "lam",
@@ -231,8 +230,7 @@ def _resume_config(args: argparse.Namespace):
 
 def _check_out(out: Path) -> None:
     """A fresh run must not silently replace an unfinished one."""
-    from ..train._checkpoint import CHECKPOINT_FILE, CheckpointError
-    from ..train._resume import run_status
+    from ..train import CHECKPOINT_FILE, CheckpointError, run_status
 
     if out.exists() and not out.is_dir():
         raise ValueError(f"--out {out} exists and is not a folder")
@@ -252,9 +250,14 @@ def _check_out(out: Path) -> None:
 
 def run(args: argparse.Namespace) -> int:
     from ..data import load_dataset
-    from ..data._loading.loader import check_data_source
-    from ..train import TensorBoardSink, fit, format_bytes
-    from ..train._sharding import DataParallel, initialize_distributed
+    from ..data import check_data_source
+    from ..train import (
+        DataParallel,
+        TensorBoardSink,
+        fit,
+        format_bytes,
+        initialize_distributed,
+    )
 
     # Every value is checked here, before data is generated or read and before a folder is
     # made: a typo costs a second, not the minutes of making the default data set.

@@ -38,9 +38,13 @@ from ._loading.binning import bin_samples as bin_samples
 from ._loading.dataset import SpikeDataset as SpikeDataset
 from ._loading.dataset import Split as Split
 from ._loading.loader import DEFAULT_DATA as DEFAULT_DATA
+from ._loading.loader import check_data_source as check_data_source
 from ._loading.loader import load_dataset as load_dataset
 from ._loading.speakers import split_by_speaker as split_by_speaker
+from ._recordings.convert import SPEAKER_NAMES as SPEAKER_NAMES
 from ._recordings.convert import convert_audio as convert_audio
+from ._recordings.convert import read_names as read_names
+from ._recordings.load import is_recordings_folder as is_recordings_folder
 from ._recordings.load import load_recordings as load_recordings
 from ._shd.file import SHDFormatError as SHDFormatError
 from ._shd.file import SHDMissingError as SHDMissingError
@@ -55,6 +59,7 @@ from ._speech.acoustics import CLEAN as CLEAN
 from ._speech.acoustics import RECORDED as RECORDED
 from ._speech.acoustics import Acoustics as Acoustics
 from ._speech.espeak import SpeechUnavailableError as SpeechUnavailableError
+from ._speech.speech_shd import DEFAULT_PER_CLASS as DEFAULT_SPEECH_PER_CLASS
 from ._speech.speech_shd import ensure_speech_shd as ensure_speech_shd
 from ._speech.speech_shd import make_speech_shd as make_speech_shd
 from ._speech.speech_shd import speech_shd_dir as speech_shd_dir

@@ -1,3 +1,4 @@
+# ruff: noqa: I001 - grouped by concept: representation, the parts policies keep, batching.
 """The trace engine: a cell's step as a graph of structured Jacobians, compressed by vertex
 elimination."""
 
@@ -5,17 +6,26 @@ from ._derive import TraceStructure as TraceStructure
 from ._derive import derive as derive
 from ._derive import step_graph as step_graph
 from ._graph import StepGraph as StepGraph
+from ._names import state_names as state_names
 from ._rules import RuleContext as RuleContext
 from ._rules import register_rule as register_rule
-from ._sjac import SJac as SJac
 
-# The operations on structured Jacobians that a transport policy needs (snnplast.policies).
+# Structured Jacobians and their algebra (the representation).
+from ._sjac import Abstract as Abstract
+from ._sjac import SJac as SJac
 from ._sjac import add as add
+from ._sjac import coerce as coerce
 from ._sjac import compose as compose
 from ._sjac import dense as dense
 from ._sjac import diagonal as diagonal
-from ._sjac import diagonal_part as diagonal_part
+from ._sjac import join_structure as join_structure
 from ._sjac import materialize as materialize
-from ._sjac import restrict_in as restrict_in
 from ._sjac import scale as scale
-from ._sjac import tie_part as tie_part
+
+# The parts of a block that a transport policy keeps (snnplast.policies).
+from ._parts import diagonal_part as diagonal_part
+from ._parts import restrict_in as restrict_in
+from ._parts import tie_part as tie_part
+
+# A learning signal contracted with a batch of traces (snnplast.online).
+from ._batch import contract_batch as contract_batch

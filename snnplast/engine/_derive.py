@@ -16,9 +16,6 @@ from ._graph import StepGraph, StepJacobians
 from ._names import state_names, traced_param_names
 from ._sjac import SJac, materialize
 
-H_CLASSES = ("zero", "constant-diagonal", "diagonal", "block-diagonal", "dense")
-F_CLASSES = ("zero", "diagonal", "factored", "dense")
-
 
 def classify_h(j: SJac | None) -> str:
     """Class of a state-to-state block: zero, (constant-)diagonal, block-diagonal or dense."""

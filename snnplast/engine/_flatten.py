@@ -61,10 +61,11 @@ class Flat:
         return Node(tuple(aval.shape), aval.dtype, name)
 
     def is_nondiff(self, a) -> bool:
-        return isinstance(a, Const) or a.id in self.nondiff or not _is_float_dtype(a.dtype)
+        return isinstance(a, Const) or a.id in self.nondiff or not is_float(a.dtype)
 
 
-def _is_float_dtype(dtype) -> bool:
+def is_float(dtype) -> bool:
+    """Whether values of `dtype` carry derivatives (floating or complex)."""
     return jax.numpy.issubdtype(dtype, jax.numpy.inexact)
 
 
@@ -136,7 +137,7 @@ def _flatten_custom_jvp(eqn, ins, flat: Flat):
     tangent_nodes = [ins[k] for k in diff_pos]
     _, touts = flatten(closed.jaxpr, closed.consts, primal_nodes + tangent_nodes, flat)
     for t, o in zip(touts, outs):
-        if isinstance(t, Const) or not _is_float_dtype(o.dtype):
+        if isinstance(t, Const) or not is_float(o.dtype):
             continue  # a zero tangent: no edge
         flat.eqns.append(FlatEqn(None, {}, [t], [o], "alias"))
     return outs

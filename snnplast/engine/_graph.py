@@ -28,15 +28,14 @@ import numpy as np
 
 from . import _jaxcompat as jc
 from ._eliminate import Graph, eliminate
-from ._flatten import Const, Flat, Node, flatten
+from ._flatten import Const, Flat, Node, flatten, is_float
+from ._interpret import EVALUATE, interpret, when_known
+from ._parts import sharpen
+from ._patterns import PATTERN_RULES
 from ._rules import RuleContext, has_zero_derivative, rule_for
-from ._sjac import diagonal, refine, sharpen
+from ._sjac import diagonal, refine
 from ._view_rules import VIEW_RULES
 from ._views import ViewSolver
-
-
-def _is_float(dtype) -> bool:
-    return jnp.issubdtype(dtype, jnp.inexact)
 
 
 @dataclasses.dataclass
@@ -92,7 +91,7 @@ class StepGraph:
         self.x_nodes = [aval(a, f"x{k}") for k, a in enumerate(x_leaves)]
         self.flat: Flat = Flat()
         for n in self.s_nodes + self.x_nodes + self.p_nodes:
-            if not _is_float(n.dtype):
+            if not is_float(n.dtype):
                 self.flat.nondiff.add(n.id)
         _, outs = flatten(
             closed.jaxpr, closed.consts, self.p_nodes + self.s_nodes + self.x_nodes, self.flat
@@ -108,7 +107,7 @@ class StepGraph:
     def _classify(self):
         flat = self.flat
         dyn = {n.id for n in self.s_nodes + self.x_nodes}
-        pdiff = {n.id for n in self.p_nodes if _is_float(n.dtype)}
+        pdiff = {n.id for n in self.p_nodes if is_float(n.dtype)}
         for e in flat.eqns:
             node_ins = [a for a in e.inputs if isinstance(a, Node)]
             if any(a.id in dyn for a in node_ins):
@@ -116,7 +115,7 @@ class StepGraph:
             differentiable = e.kind in ("op", "alias") and not (
                 e.primitive and has_zero_derivative(e.primitive))
             if differentiable and any(a.id in pdiff for a in node_ins):
-                pdiff.update(o.id for o in e.outputs if _is_float(o.dtype))
+                pdiff.update(o.id for o in e.outputs if is_float(o.dtype))
         self.dyn = dyn
         phi: dict[int, Node] = {}
         for e in flat.eqns:
@@ -131,13 +130,13 @@ class StepGraph:
         order = {e.id: k for k, e in enumerate(self._all_nodes())}
         self.phi_nodes = sorted(phi.values(), key=lambda n: order.get(n.id, -1))
         # Vertices: values with a differentiable dependence on the old state or on phi.
-        vd = {n.id for n in self.s_nodes if _is_float(n.dtype)} | set(phi)
+        vd = {n.id for n in self.s_nodes if is_float(n.dtype)} | set(phi)
         for e in flat.eqns:
             if e.kind not in ("op", "alias") or (e.primitive and has_zero_derivative(e.primitive)):
                 continue
             if any(isinstance(a, Node) and a.id in vd and a.id not in flat.nondiff
                    for a in e.inputs):
-                vd.update(o.id for o in e.outputs if _is_float(o.dtype) and o.id in dyn)
+                vd.update(o.id for o in e.outputs if is_float(o.dtype) and o.id in dyn)
         self.vd = vd
         # Which parameter leaves each traced parameter is computed from.
         sources = {n.id: {k} for k, n in enumerate(self.p_nodes)}
@@ -160,59 +159,38 @@ class StepGraph:
             seen.extend(e.outputs)
         return seen
 
+    def _is_static(self, e) -> bool:
+        return not any(o.id in self.dyn for o in e.outputs)
+
     def _static_patterns(self):
-        """Structural non-zeros of the traced parameters, from constants known at trace time."""
-        concrete: dict[int, np.ndarray] = {}
-        pattern: dict[int, np.ndarray | None] = {}
+        """Structural non-zeros of the traced parameters, from constants known at trace time:
+        static equations whose inputs are all known are evaluated (numpy), the others
+        propagate patterns by :data:`PATTERN_RULES`."""
+        pattern: dict[int, np.ndarray] = {}
 
-        def value_of(a):
-            if isinstance(a, Const):
-                return np.asarray(a.value)
-            return concrete.get(a.id)
-
-        def pattern_of(a):
-            v = value_of(a)
+        def pattern_of(a, v):
             if v is not None:
                 return v != 0
-            return pattern.get(a.id)
+            return None if isinstance(a, Const) else pattern.get(a.id)
+
+        def nondiff(n, e, ins):
+            return None if ins[0] is None else [np.asarray(ins[0])]
+
+        def op(n, e, ins):
+            ins = [None if v is None else np.asarray(v) for v in ins]
+            if all(v is not None for v in ins):
+                return [np.asarray(v) for v in jc.bind(e.primitive, e.params, *ins)]
+            rule = PATTERN_RULES.get(e.primitive.name)
+            if rule is not None:
+                p = rule(e.outputs[0].shape, ins,
+                         [pattern_of(a, v) for a, v in zip(e.inputs, ins)])
+                if p is not None:
+                    pattern[e.outputs[0].id] = p
+            return None
 
         with jax.ensure_compile_time_eval():
-            for e in self.flat.eqns:
-                if e.kind == "alias" or any(o.id in self.dyn for o in e.outputs):
-                    continue
-                ins = [value_of(a) for a in e.inputs]
-                if e.kind == "nondiff":
-                    if ins[0] is not None:
-                        concrete[e.outputs[0].id] = ins[0]
-                    continue
-                if all(v is not None for v in ins):
-                    outs = jc.bind(e.primitive, e.params, *ins)
-                    for o, v in zip(e.outputs, outs):
-                        concrete[o.id] = np.asarray(v)
-                    continue
-                name = e.primitive.name
-                out = e.outputs[0]
-                if name == "mul":
-                    pats = [pattern_of(a) for a in e.inputs]
-                    if any(p is not None for p in pats):
-                        p = np.ones(out.shape, bool)
-                        for q in pats:
-                            if q is not None:
-                                p = p & np.broadcast_to(q, out.shape)
-                        pattern[out.id] = p
-                elif name == "select_n":
-                    pred = value_of(e.inputs[0])
-                    if pred is not None:
-                        p = np.zeros(out.shape, bool)
-                        for k, case in enumerate(e.inputs[1:]):
-                            q = pattern_of(case)
-                            q = np.ones(out.shape, bool) if q is None else np.broadcast_to(
-                                q, out.shape)
-                            sel = (pred == k) if pred.dtype != bool else (pred if k else ~pred)
-                            p = p | (np.broadcast_to(sel, out.shape) & q)
-                        pattern[out.id] = p
-                elif name == "convert_element_type" and pattern_of(e.inputs[0]) is not None:
-                    pattern[out.id] = pattern_of(e.inputs[0])
+            interpret(self.flat.eqns, {}, {"op": op, "value": op, "nondiff": nondiff},
+                      select=self._is_static)
         self.patterns = {n.id: pattern.get(n.id) for n in self.phi_nodes}
 
     # ----- evaluation (inside jit / vmap / scan) ----------------------------------------------
@@ -222,19 +200,13 @@ class StepGraph:
         return jax.tree_util.tree_leaves(params)
 
     def values(self, p_leaves, s_leaves, x_leaves) -> dict:
+        """Every value of the step: ``{node id: value}``."""
         env: dict = {}
         for nodes, vals in ((self.p_nodes, p_leaves), (self.s_nodes, s_leaves),
                             (self.x_nodes, x_leaves)):
             for n, v in zip(nodes, vals):
                 env[n.id] = v
-        for e in self.flat.eqns:
-            if e.kind == "alias":
-                continue
-            ins = [a.value if isinstance(a, Const) else env[a.id] for a in e.inputs]
-            outs = ins if e.kind == "nondiff" else jc.bind(e.primitive, e.params, *ins)
-            for o, v in zip(e.outputs, outs):
-                env[o.id] = v
-        return env
+        return interpret(self.flat.eqns, env, EVALUATE)
 
     def outputs(self, env: dict):
         """The step's output (as the cell returns it) from the values of :meth:`values`."""
@@ -333,33 +305,30 @@ class StepGraph:
             return self.views[a.id]
         return tuple((s,) for s in jnp.shape(a.value if isinstance(a, Const) else a))
 
-    def _edges(self, env, topo, *, refined=True, seen_eqns=None):
-        """Yield ``(succ, pred, SJac)`` for every differentiable edge of the step, in refined
-        views (``refined=False``: in the cell's own shapes, to find the views)."""
-        read = lambda a: a.value if isinstance(a, Const) else env[a.id]
+    def _edges(self, env, topo, *, refined=True, seen_eqns=None) -> list:
+        """``(succ, pred, SJac)`` for every differentiable edge of the step, in refined views
+        (``refined=False``: in the cell's own shapes, to find the views); `topo` gets the
+        vertices in program order, `seen_eqns` the equations that gave edges."""
         vd, dyn = self.vd, self.dyn
-        for n_eqn, e in enumerate(self.flat.eqns):
-            outs_v = [o for o in e.outputs if o.id in vd]
-            if not outs_v:
-                continue
-            if e.kind == "alias":
-                src = e.inputs[0]
-                if isinstance(src, Node) and src.id in vd:
-                    o = e.outputs[0]
-                    shape = self.rshape(o) if refined else o.shape
-                    yield o.id, src.id, diagonal(shape, jnp.ones((), o.dtype), const=True)
-                topo.extend(o.id for o in outs_v)
-                continue
-            if e.kind != "op":
-                continue
+        edges = []
+
+        def alias(n_eqn, e, ins):
+            src = e.inputs[0]
+            if isinstance(src, Node) and src.id in vd:
+                o = e.outputs[0]
+                shape = self.rshape(o) if refined else o.shape
+                edges.append((o.id, src.id, diagonal(shape, jnp.ones((), o.dtype), const=True)))
+            topo.extend(o.id for o in e.outputs if o.id in vd)
+
+        def op(n_eqn, e, ins):
             wrt = [isinstance(a, Node) and a.id in vd and a.id not in self.flat.nondiff
                    for a in e.inputs]
             if not any(wrt):
-                continue
+                return
             if seen_eqns is not None:
                 seen_eqns.append(n_eqn)
             ctx = RuleContext(
-                e.primitive, e.params, [read(a) for a in e.inputs], [env[o.id] for o in e.outputs],
+                e.primitive, e.params, ins, [env[o.id] for o in e.outputs],
                 wrt, [isinstance(a, Const) or a.id not in dyn for a in e.inputs],
                 [self.patterns.get(a.id) if isinstance(a, Node) else None for a in e.inputs],
             )
@@ -378,8 +347,12 @@ class StepGraph:
                     continue
                 for k, (a, jac) in enumerate(zip(e.inputs, row)):
                     if jac is not None and wrt[k]:
-                        yield o.id, a.id, jac
-            topo.extend(o.id for o in outs_v)
+                        edges.append((o.id, a.id, jac))
+            topo.extend(o.id for o in e.outputs if o.id in vd)
+
+        interpret(self.flat.eqns, env, {"alias": alias, "op": op},
+                  select=lambda e: any(o.id in vd for o in e.outputs))
+        return edges
 
     # ----- view refinement (trace time) ---------------------------------------------------------
     def _refine_views(self, p_leaves, s_leaves, x_leaves):
@@ -451,21 +424,7 @@ class StepGraph:
     def phi_of(self, p_leaves):
         """The traced parameters as a function of the parameter leaves (the static part)."""
         env = {n.id: v for n, v in zip(self.p_nodes, p_leaves)}
-        for e in self.flat.eqns:
-            if e.kind == "alias" or any(o.id in self.dyn for o in e.outputs):
-                continue
-            ins = []
-            for a in e.inputs:
-                if isinstance(a, Const):
-                    ins.append(a.value)
-                elif a.id in env:
-                    ins.append(env[a.id])
-                else:
-                    break
-            else:
-                outs = ins if e.kind == "nondiff" else jc.bind(e.primitive, e.params, *ins)
-                for o, v in zip(e.outputs, outs):
-                    env[o.id] = v
+        interpret(self.flat.eqns, env, when_known(EVALUATE), select=self._is_static)
         return [jnp.reshape(env[n.id], n.shape) for n in self.phi_nodes]
 
 

@@ -3,7 +3,6 @@ modules between releases, and one file is easier to keep working than many."""
 
 from __future__ import annotations
 
-import jax
 from jax.extend import core as jex_core
 
 ClosedJaxpr = jex_core.ClosedJaxpr
@@ -33,7 +32,3 @@ def sub_jaxpr(params):
                 return j.jaxpr, list(j.consts)
             return j, []
     raise KeyError("no sub-jaxpr in params")
-
-
-def is_float(aval) -> bool:
-    return jax.numpy.issubdtype(aval.dtype, jax.numpy.inexact)

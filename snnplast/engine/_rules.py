@@ -22,6 +22,7 @@ import numpy as np
 from jax import lax
 
 from . import _jaxcompat as jc
+from ._flatten import is_float
 from ._sjac import SJac, _squeeze_broadcast, dense, diagonal
 
 Rule = Callable[["RuleContext"], list]
@@ -179,7 +180,7 @@ def _div_rule(ctx: RuleContext):
 
 
 def _convert_rule(ctx: RuleContext):
-    if not jnp.issubdtype(ctx.outvals[0].dtype, jnp.inexact):
+    if not is_float(ctx.outvals[0].dtype):
         return [[None]]
     return _per_operand(ctx, _constant(1.0), linear=True)
 
@@ -406,7 +407,7 @@ def dense_fallback(ctx: RuleContext):
         except TypeError:  # custom_vjp bodies support reverse mode only
             jacs = jax.jacrev(f)(ctx.invals[k])
         for n, (jac, out) in enumerate(zip(jacs, ctx.outvals)):
-            if not jnp.issubdtype(out.dtype, jnp.inexact):
+            if not is_float(out.dtype):
                 continue
             rows[n][k] = dense(ctx.out_shapes[n], ctx.in_shapes[k], jac,
                                const=all(ctx.static))

@@ -49,7 +49,7 @@ def abstract(j: SJac) -> SJac:
     return dataclasses.replace(j, val=Abstract(tuple(np.shape(j.val)), j.val.dtype))
 
 
-def _is_abstract(*vals) -> bool:
+def is_abstract(*vals) -> bool:
     return any(isinstance(v, Abstract) for v in vals)
 
 
@@ -93,10 +93,6 @@ class SJac:
         """Number of floats kept for this Jacobian (the size of ``val``)."""
         return int(math.prod(self.key_size(k) for k in self.val_keys))
 
-    @property
-    def dense_size(self) -> int:
-        return int(math.prod(self.out_shape) * math.prod(self.in_shape))
-
     def __repr__(self):
         return (
             f"SJac(out={self.out_shape}, in={self.in_shape}, ties={sorted(self.ties)}, "
@@ -138,7 +134,7 @@ def _squeeze_broadcast(j: SJac) -> SJac:
 
 
 # ----- algebra -------------------------------------------------------------------------------
-_LETTERS = string.ascii_letters
+LETTERS = string.ascii_letters
 
 
 def _einsum_pattern(spec_in, patterns, shapes, spec_out):
@@ -148,7 +144,7 @@ def _einsum_pattern(spec_in, patterns, shapes, spec_out):
     return np.einsum(",".join(spec_in) + "->" + spec_out, *mats) > 0
 
 
-def _plan(a: SJac, b: SJac):
+def plan_compose(a: SJac, b: SJac):
     """Group the classes of ``a`` and ``b`` that meet at a dim of their shared shape U.
 
     Each group then has at most one output dim (of ``a``) and one input dim (of ``b``): a class
@@ -175,19 +171,19 @@ def _plan(a: SJac, b: SJac):
 
 def compose_cost(a: SJac, b: SJac) -> int:
     """Multiplications of ``compose(a, b)``, from the structure alone."""
-    _, groups, used = _plan(a, b)
+    _, groups, used = plan_compose(a, b)
     return int(math.prod(groups[g]["size"] for g in used)) if used else 1
 
 
 def compose(a: SJac, b: SJac) -> SJac:
     """``a @ b`` for ``a: V <- U`` and ``b: U <- W``."""
-    group_of, groups, used = _plan(a, b)
-    letter = {g: _LETTERS[n] for n, g in enumerate(sorted(set(group_of.values())))}
+    group_of, groups, used = plan_compose(a, b)
+    letter = {g: LETTERS[n] for n, g in enumerate(sorted(set(group_of.values())))}
     spec_a = "".join(letter[group_of[("a", k)]] for k in a.val_keys)
     spec_b = "".join(letter[group_of[("b", k)]] for k in b.val_keys)
     kept = [g for g in sorted(used) if groups[g]["v"] is not None or groups[g]["w"] is not None]
     spec_out = "".join(letter[g] for g in kept)
-    if _is_abstract(a.val, b.val):
+    if is_abstract(a.val, b.val):
         val = Abstract(tuple(groups[g]["size"] for g in kept))
     else:
         val = jnp.einsum(f"{spec_a},{spec_b}->{spec_out}", a.val, b.val)
@@ -198,7 +194,7 @@ def compose(a: SJac, b: SJac) -> SJac:
         for g in all_groups - used
         if groups[g]["v"] is None and groups[g]["w"] is None
     )
-    if factor != 1 and not _is_abstract(val):
+    if factor != 1 and not is_abstract(val):
         val = val * factor
     pattern = None
     if a.pattern is not None or b.pattern is not None:
@@ -220,7 +216,7 @@ def untie(j: SJac, tie) -> SJac:
     size = j.out_shape[o]
     keys = list(j.val_keys)
     pat = j.pattern
-    if _is_abstract(j.val):
+    if is_abstract(j.val):
         keys = [k for k in keys if k != tie] + [(o, None), (None, i)]
         val = Abstract(tuple(j.key_size(k) if k != (None, i) else j.in_shape[i] for k in keys))
         return SJac(j.out_shape, j.in_shape, j.ties - {tie}, val, tuple(keys), j.const, None)
@@ -252,7 +248,7 @@ def expand_to(j: SJac, keys: tuple[Key, ...]) -> SJac:
     perm = tuple(int(p) for p in np.argsort(order))
     present = set(order)
     squeezed = tuple(shape[n] if n in present else 1 for n in range(len(keys)))
-    if _is_abstract(j.val):
+    if is_abstract(j.val):
         return dataclasses.replace(j, val=Abstract(shape), val_keys=keys, pattern=None)
     val = jnp.broadcast_to(jnp.reshape(jnp.transpose(j.val, perm), squeezed), shape)
     pat = None
@@ -299,7 +295,7 @@ def add(a: SJac, b: SJac) -> SJac:
     pattern = None
     if a2.pattern is not None and b2.pattern is not None:
         pattern = a2.pattern | b2.pattern
-    val = a2.val if _is_abstract(a2.val, b2.val) else a2.val + b2.val
+    val = a2.val if is_abstract(a2.val, b2.val) else a2.val + b2.val
     return SJac(a.out_shape, a.in_shape, ties, val, keys, a.const and b.const, pattern)
 
 
@@ -311,8 +307,8 @@ def materialize(j: SJac, xp=jnp):
     """The dense ``[*out_shape, *in_shape]`` array (for tests and debugging); ``xp=numpy`` for
     trace-time arrays such as patterns."""
     no, ni = len(j.out_shape), len(j.in_shape)
-    out_letters = [_LETTERS[k] for k in range(no)]
-    in_letters = [_LETTERS[no + k] for k in range(ni)]
+    out_letters = [LETTERS[k] for k in range(no)]
+    in_letters = [LETTERS[no + k] for k in range(ni)]
     operands, specs = [j.val], []
     letter_of = {}
     for k in j.classes():
@@ -337,26 +333,6 @@ def materialize(j: SJac, xp=jnp):
     return xp.einsum(spec, *operands)
 
 
-def diagonal_part(j: SJac) -> SJac | None:
-    """The neuron-local part of a block between two leaves of one shape: entries with equal
-    output and input index. ``None`` when that part is structurally zero."""
-    if j.out_shape != j.in_shape:
-        return None
-    nd = len(j.out_shape)
-    full = frozenset((k, k) for k in range(nd))
-    if j.ties == full:
-        return j
-    if j.pattern is not None:
-        m = np.asarray(materialize_pattern(j))
-        flat = m.reshape(math.prod(j.out_shape), math.prod(j.in_shape))
-        if not np.any(np.diagonal(flat)):
-            return None
-    dense_val = materialize(j)
-    n = math.prod(j.out_shape)
-    d = jnp.diagonal(dense_val.reshape(n, n)).reshape(j.out_shape)
-    return diagonal(j.out_shape, d, const=j.const)
-
-
 def materialize_pattern(j: SJac) -> np.ndarray:
     """Boolean non-zero pattern of the dense Jacobian (numpy, trace time)."""
     fake = dataclasses.replace(
@@ -377,87 +353,6 @@ def _unflatten_sjac(aux, children):
 # As a pytree an SJac carries its numbers; the structure is static and the trace-time facts
 # (constancy, patterns) are dropped, so traces can live in a lax.scan carry and be vmapped.
 jax.tree_util.register_pytree_node(SJac, _flatten_sjac, _unflatten_sjac)
-
-
-def restrict_in(j: SJac, mask) -> SJac:
-    """``j`` with its input scaled elementwise by ``mask`` (of ``j.in_shape``): keeps the
-    columns where ``mask`` is non-zero."""
-    return compose(j, diagonal(j.in_shape, mask, const=False))
-
-
-def tie_part(j: SJac, o: int, i: int) -> SJac | None:
-    """The part of ``j`` on which output dim ``o`` equals input dim ``i`` (a new tie)."""
-    if (o, i) in j.ties:
-        return j
-    if j.out_shape[o] != j.in_shape[i] or any(t[0] == o or t[1] == i for t in j.ties):
-        return None
-    keys = list(j.val_keys)
-    ko, ki = (o, None), (None, i)
-    if _is_abstract(j.val):
-        new_keys = [k for k in keys if k not in (ko, ki)] + [(o, i)]
-        val = Abstract(tuple(j.key_size(k) if k != (o, i) else j.out_shape[o] for k in new_keys))
-        return SJac(j.out_shape, j.in_shape, j.ties | {(o, i)}, val, tuple(new_keys), j.const)
-    val = j.val
-    if ko in keys and ki in keys:
-        a, b = keys.index(ko), keys.index(ki)
-        val = jnp.diagonal(val, axis1=a, axis2=b)  # the new axis goes last
-        keys = [k for k in keys if k not in (ko, ki)] + [(o, i)]
-    elif ko in keys:
-        keys[keys.index(ko)] = (o, i)
-    elif ki in keys:
-        keys[keys.index(ki)] = (o, i)
-    return SJac(j.out_shape, j.in_shape, j.ties | {(o, i)}, val, tuple(keys), j.const)
-
-
-def contract_batch(row_vals, g: SJac):
-    """``sum_batch row_b @ G_b`` for row vectors ``row_vals [B, *g.out_shape]`` and a batched
-    trace ``g`` (``val [B, ...]``): one einsum over the batch, never a per-sample outer product.
-
-    **Returns:** an array of shape ``g.in_shape``.
-    """
-    out_shape = g.out_shape
-    row = SJac((), out_shape, frozenset(), Abstract(out_shape),
-               tuple((None, i) for i in range(len(out_shape))), False)
-    g_struct = dataclasses.replace(g, val=Abstract(tuple(np.shape(g.val))[1:]))
-    group_of, groups, used = _plan(row, g_struct)
-    letter = {gr: _LETTERS[n] for n, gr in enumerate(sorted(set(group_of.values())))}
-    batch = "Z"
-    spec_a = batch + "".join(letter[group_of[("a", k)]] for k in row.val_keys)
-    spec_b = batch + "".join(letter[group_of[("b", k)]] for k in g.val_keys)
-    kept = [gr for gr in sorted(used) if groups[gr]["w"] is not None]
-    spec_out = "".join(letter[gr] for gr in kept)
-    val = jnp.einsum(f"{spec_a},{spec_b}->{spec_out}", row_vals, g.val)
-    factor = math.prod(groups[gr]["size"] for gr in set(group_of.values()) - used
-                       if groups[gr]["w"] is None)
-    if factor != 1:
-        val = val * factor
-    keys = tuple((None, groups[gr]["w"]) for gr in kept)
-    result = SJac((), g.in_shape, frozenset(), val, keys, False)
-    return materialize(result)
-
-
-def sharpen(j: SJac) -> SJac:
-    """Turn free dims that the pattern shows to be an identity into a tie.
-
-    A product with a masked weight (the lateral mask of a columnar network with no lateral
-    connections, say) can be dense in form but diagonal in fact; the pattern proves it.
-    """
-    if j.pattern is None or _is_abstract(j.val):
-        return j
-    keys = list(j.val_keys)
-    for o in range(len(j.out_shape)):
-        if (o, None) not in keys:
-            continue
-        for i in range(len(j.in_shape)):
-            if (None, i) not in keys or j.out_shape[o] != j.in_shape[i] or j.out_shape[o] == 1:
-                continue
-            a, b = keys.index((o, None)), keys.index((None, i))
-            p = np.moveaxis(j.pattern, (a, b), (-2, -1))
-            if not np.any(p & ~np.eye(j.out_shape[o], dtype=bool)):
-                # tie_part keeps the other axes in order and puts the tie last, as here.
-                diag = np.diagonal(p, axis1=-2, axis2=-1)
-                return sharpen(dataclasses.replace(tie_part(j, o, i), pattern=diag))
-    return j
 
 
 def refine(j: SJac, out_view, in_view) -> SJac:
@@ -494,7 +389,7 @@ def refine(j: SJac, out_view, in_view) -> SJac:
 
     keys = tuple(k for key in j.val_keys for k in sub(key))
     shape = tuple(s for key in j.val_keys for s in sizes(key))
-    if _is_abstract(j.val):
+    if is_abstract(j.val):
         val = Abstract(shape, j.val.dtype)
     elif isinstance(j.val, np.ndarray):
         val = np.reshape(j.val, shape)  # a trace-time constant stays one

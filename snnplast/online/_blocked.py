@@ -25,7 +25,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from ..engine._sjac import SJac, add, coerce, compose, contract_batch, join_structure, materialize
+from ..engine import SJac, add, coerce, compose, contract_batch, join_structure, materialize
 from ._online_step import Carry, OnlineStep
 from ._traces import stored_numbers
 
@@ -42,8 +42,8 @@ def _elementwise(j: SJac) -> bool:
     return j.out_shape == j.in_shape and j.ties == frozenset((k, k) for k in range(nd))
 
 
-def _describe(a, b, j: SJac) -> str:
-    return f"H~[{a}][{b}] ({j.out_shape} <- {j.in_shape}, ties {sorted(j.ties)})"
+def _describe(a: str, b: str, j: SJac) -> str:
+    return f"H~ {a} <- {b} ({j.out_shape} <- {j.in_shape}, ties {sorted(j.ties)})"
 
 
 def accumulation_mode(runner: OnlineStep) -> tuple[str, str]:
@@ -59,7 +59,8 @@ def accumulation_mode(runner: OnlineStep) -> tuple[str, str]:
         for product in products:
             for j in product:
                 if not _elementwise(j):
-                    return "step", f"{_describe(a, b, j)} is not per unit"
+                    names = runner.state_names
+                    return "step", f"{_describe(names[a], names[b], j)} is not per unit"
     return "blocked", "every carried block of H is per unit (elementwise)"
 
 
@@ -359,7 +360,7 @@ class BlockedStep:
 
 
 def _overrides_restrict(runner) -> bool:
-    from ..policies._base import Policy
+    from ..policies import Policy
 
     return type(runner.policy).restrict_trace is not Policy.restrict_trace
 

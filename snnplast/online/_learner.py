@@ -9,7 +9,7 @@ import jax
 import jax.numpy as jnp
 import optax
 
-from ..policies._base import Policy
+from ..policies import Policy
 from ._blocked import BlockedStep, resolve_block
 from ._online_step import Carry, OnlineStep
 from ._sequence import at_time, check_block

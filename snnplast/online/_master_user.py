@@ -5,8 +5,8 @@ from __future__ import annotations
 import jax
 import jax.numpy as jnp
 
-from ..engine._sjac import SJac, compose, materialize
-from ..policies._columnar import Columnar
+from ..engine import SJac, compose, materialize
+from ..policies import ColumnarPolicy
 from ._online_step import OnlineStep
 
 
@@ -29,7 +29,7 @@ def master_user_lms(cell, inputs, targets, *, alpha: float, w0=None, meta: bool 
     $$TW_i \leftarrow TW_i + \alpha\,\delta_t\,\partial h_i/\partial\theta_i
       - \alpha h_i\big(w_i\,\partial h_i/\partial\theta_i + h_i\,TW_i\big)$$
 
-    where ``dh_i/dtheta_i`` is the :class:`~snnplast.policies.Columnar` trace (each parameter
+    where ``dh_i/dtheta_i`` is the :class:`~snnplast.policies.ColumnarPolicy` trace (each parameter
     tracks its own column's state) and ``TW_i = dw_i/dtheta_i`` the extra trace of the paper's
     equations 17-20. ``meta=False`` drops the path through the LMS updates (``TW = 0``).
 
@@ -42,7 +42,7 @@ def master_user_lms(cell, inputs, targets, *, alpha: float, w0=None, meta: bool 
 
     **Returns:** ``(grads, predictions [T], w_T)``; ``grads`` shaped like the cell.
     """
-    runner = OnlineStep(cell, inputs[0], Columnar(), lambda o, y: jnp.sum(o))
+    runner = OnlineStep(cell, inputs[0], ColumnarPolicy(), lambda o, y: jnp.sum(o))
     g = runner.graph
     if len(g.s_shapes) != 1 or len(g.s_shapes[0]) != 1:
         raise ValueError(f"master_user_lms needs a cell whose state is one vector h [n], got "

@@ -13,9 +13,10 @@ from typing import NamedTuple
 import jax
 import jax.numpy as jnp
 
-from ..engine._derive import step_graph
-from ..engine._sjac import SJac, add, compose, contract_batch, materialize, scale
-from ..policies._base import Policy
+from ..engine import (
+    SJac, add, compose, contract_batch, materialize, scale, state_names, step_graph,
+)
+from ..policies import Policy
 from ._traces import TraceStep, policy_context
 
 
@@ -37,6 +38,7 @@ class OnlineStep:
             raise TypeError(f"method must be 'bptt' or a transport policy such as "
                             f"snnplast.Diagonal(), got {policy!r}")
         self.graph = step_graph(model, x_example)
+        self.state_names = state_names(model)  # for messages: "a <- v", not "[0][2]"
         self.policy = policy
         self.loss = loss
         self.context = policy_context(model, self.graph)

@@ -11,9 +11,8 @@ import equinox as eqx
 import jax
 import jax.numpy as jnp
 
-from ..engine._graph import StepGraph
-from ..engine._sjac import Abstract, SJac, add, coerce, compose, join_structure, scale
-from ..policies._base import Policy, PolicyContext
+from ..engine import Abstract, SJac, StepGraph, add, coerce, compose, join_structure, scale
+from ..policies import Policy, PolicyContext
 
 
 def _layers_of_paths(paths, sequential: bool, index: int):

@@ -21,4 +21,4 @@ from ._diagonal import Diagonal as Diagonal
 from ._random_k import RandomK as RandomK
 from ._immediate import Immediate as Immediate
 from ._head_sparse import HeadSparse as HeadSparse
-from ._columnar import Columnar as Columnar
+from ._columnar import ColumnarPolicy as ColumnarPolicy

@@ -7,7 +7,7 @@ from ._base import Policy, check_lam
 from ._registry import register_method
 
 
-class Columnar(Policy):
+class ColumnarPolicy(Policy):
     """Master-User (Javed et al. 2023): each parameter tracks only its own column's scalar state.
 
     ``H`` is reduced to its diagonal (each column's own state) and every trace ``G[a, p]`` to the
@@ -36,6 +36,6 @@ class Columnar(Policy):
 
 register_method(
     "columnar",
-    Columnar,
+    ColumnarPolicy,
     "each column's own scalar state (Master-User; Columnar cells)",
 )

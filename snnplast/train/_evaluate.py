@@ -115,8 +115,7 @@ def _run_binning(run_dir: Path) -> tuple[int, int]:
 def _load(data, labels, n_bins, pool, cache_dir, progress):
     """``(split, class_names, speaker_names or None, source)`` of `data`: a folder of WAV files,
     or any data set :func:`load_dataset` knows (its test split)."""
-    from ..data import load_dataset, load_recordings
-    from ..data._recordings.load import is_recordings_folder
+    from ..data import is_recordings_folder, load_dataset, load_recordings
 
     if isinstance(data, str | os.PathLike) and is_recordings_folder(data):
         split, names, speakers = load_recordings(

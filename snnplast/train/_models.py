@@ -74,11 +74,11 @@ def _alif(recurrent: bool) -> ModelFactory:
     return build
 
 
-def _attention(n_in, hidden, *, key):
-    if hidden % _HEADS:
-        raise ValidationError(f"model 'attention' has {_HEADS} heads: hidden must be a multiple "
-                              f"of {_HEADS}, got {hidden}")
-    return LinearAttention(n_in, hidden, _HEADS, key=key)
+def _attention(n_in, hidden, *, key, heads=_HEADS):
+    if hidden % heads:
+        raise ValidationError(f"model 'attention' has {heads} heads: hidden must be a multiple "
+                              f"of {heads}, got {hidden}")
+    return LinearAttention(n_in, hidden, heads, key=key)
 
 
 def _columnar(n_in, hidden, *, key):

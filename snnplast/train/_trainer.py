@@ -198,7 +198,7 @@ def fit(
     Each epoch shuffles the training split (deterministically from ``config.seed``), takes one
     Adam step per batch, then evaluates on the validation and test splits. The batch is split
     over `devices` devices (data parallelism, parameters replicated; see
-    ``snnplast.train._sharding``). The same config and data give the same metrics (timings
+    :class:`DataParallel`). The same config and data give the same metrics (timings
     aside), and a run continued with ``resume=True`` after an interruption ends with the very
     same parameters, bit for bit, as one that was never interrupted.
 
