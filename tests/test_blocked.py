@@ -55,7 +55,10 @@ def _check_blocks(cell, policy, blocks, key):
 
 
 # The default run takes a cell of each kind; the slow test below takes every cell and policy.
-@pytest.mark.parametrize("name", ["ralif", "sequential", "linear_attention", "izhikevich"])
+# Every cell and policy runs in the slow test below; here a representative of each mode.
+@pytest.mark.parametrize("name", ["ralif", "izhikevich",
+                                  pytest.param("sequential", marks=pytest.mark.slow),
+                                  pytest.param("linear_attention", marks=pytest.mark.slow)])
 def test_blocked_equals_steps(name, x64, getkey):
     """Diagonal in blocks of 3 (with a remainder) == step by step."""
     cell = _f64(ALL[name](getkey()))
@@ -75,7 +78,7 @@ def test_blocked_equals_steps_all_policies_and_sizes(name, policy, x64, getkey):
     _check_blocks(cell, policy, [3, T, T + 5], getkey())
 
 
-@pytest.mark.parametrize("name", ["alif", "lif_reset_grad"])
+@pytest.mark.parametrize("name", ["alif", pytest.param("lif_reset_grad", marks=pytest.mark.slow)])
 def test_blocked_diagonal_equals_bptt_without_recurrence(name, x64, getkey):
     """An independent reference: without recurrence e-prop is exact, blocked or not."""
     cell = _f64(BUILTIN[name](getkey()))

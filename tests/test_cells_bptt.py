@@ -145,8 +145,9 @@ def test_bptt_matches_python_loop(name, getkey):
 
 
 @pytest.mark.parametrize("name", [
-    # attention and the columnar network are also checked against a Python loop (default suite)
-    pytest.param(n, marks=pytest.mark.slow) if n in ("attention", "columnar-isolated") else n
+    # these are also checked against a Python loop in the default suite
+    pytest.param(n, marks=pytest.mark.slow)
+    if n in ("attention", "columnar-isolated", "lstm", "gru") else n
     for n in SMOOTH])
 def test_bptt_matches_finite_differences(name, getkey, x64):
     model, xs, ys = _problem(CELLS[name], getkey(), jnp.float64)
