@@ -33,10 +33,10 @@ from typing import NamedTuple
 import jax
 import jax.numpy as jnp
 
+from ..engine import SJac, add, coerce, compose, contract_batch, scale
 from ..engine._flatten import Const
-from ..engine._sjac import SJac, add, coerce, compose, contract_batch, expand_to, scale
-from ..policies._base import Policy
-from ..policies._head_sparse import HeadSparse
+from ..engine._sjac import expand_to
+from ..policies import HeadSparse, Policy
 from ._online_step import Carry, OnlineStep
 from ._traces import _struct_sjac
 
