@@ -41,6 +41,8 @@ def gradients(model: Cell, inputs, targets, *, method="bptt", loss: Callable, ke
       (:data:`snnplast.online.DEFAULT_BLOCK`); any size above ``T`` is one block. Other
       policies (``Exact`` and ``RandomK`` on recurrent cells) always run step by step;
       :func:`snnplast.online.accumulation_mode` says which a policy gets and why.
+      ``HeadSparse`` with ``block`` ``None`` or ``1`` runs step by step and stores only the
+      selected heads' traces (:class:`snnplast.online.GatheredHeadStep`).
 
     **Returns:** a pytree with the structure of `model`: gradients where the model has trainable
     (inexact) arrays, ``None`` elsewhere.

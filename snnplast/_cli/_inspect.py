@@ -101,9 +101,18 @@ def run(args) -> int:
             print(f"    {s:>{ws}} <- {p:<{wp}} {cls:<18} stores {shape!s:<16} "
                   f"{format_bytes(nbytes):>10} of {format_bytes(dense)} dense: "
                   f"{dense / max(nbytes, 1):.0f}x smaller")
-        from ..online import OnlineStep, accumulation_mode, resolve_block, whole_sequence_steps
+        from ..online import (
+            GatheredHeadStep,
+            OnlineStep,
+            accumulation_mode,
+            resolve_block,
+            whole_sequence_steps,
+        )
 
         runner = OnlineStep(model, x, policy, lambda o, y: jnp.sum(o))
+        if GatheredHeadStep.why_not(runner) is None:
+            print("    accumulated step by step, traces stored for the selected heads only")
+            continue
         mode, why = accumulation_mode(runner)
         print(f"    accumulated {'in blocks of steps' if mode == 'blocked' else 'step by step'}"
               f": {why}")

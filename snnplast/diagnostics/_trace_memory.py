@@ -8,7 +8,7 @@ import jax.numpy as jnp
 
 from .._cell import Cell
 from ..engine import SJac, derive
-from ..online import OnlineStep
+from ..online import GatheredHeadStep, OnlineStep
 from ..policies import Policy
 
 
@@ -40,11 +40,14 @@ def trace_table(model: Cell, x, policy: Policy) -> tuple[list, int]:
     runner = OnlineStep(model, x, policy, lambda o, y: jnp.sum(o))
     itemsize = jnp.dtype(runner.dtype).itemsize
     ts = derive(model, x)
+    # HeadSparse stores the selected heads only where it can (snnplast.gradients' default).
+    gathered = GatheredHeadStep.build(runner)
+    gathered_shapes = gathered.stored_shapes() if gathered is not None else {}
     rows, total = [], 0
     for (a, p), (ties, keys) in sorted(runner.traces.structure.items()):
         out_shape, in_shape = runner.traces.shapes[(a, p)]
         j = SJac(out_shape, in_shape, ties, None, keys, False)
-        shape = tuple(j.key_size(k) for k in keys)
+        shape = gathered_shapes.get((a, p), tuple(j.key_size(k) for k in keys))
         stored = math.prod(shape)
         dense = math.prod(out_shape) * math.prod(in_shape)
         cls = _trace_class(stored, math.prod(out_shape), math.prod(in_shape))

@@ -6,6 +6,7 @@ from ._blocked import BlockedStep as BlockedStep
 from ._blocked import accumulation_mode as accumulation_mode
 from ._blocked import resolve_block as resolve_block
 from ._blocked import whole_sequence_steps as whole_sequence_steps
+from ._head_gathered import GatheredHeadStep as GatheredHeadStep
 from ._learner import LearnerState as LearnerState
 from ._learner import OnlineLearner as OnlineLearner
 from ._master_user import master_user_lms as master_user_lms

@@ -6,6 +6,7 @@ import jax
 import jax.numpy as jnp
 
 from ._blocked import BlockedStep, resolve_block
+from ._head_gathered import GatheredHeadStep
 from ._online_step import OnlineStep
 
 
@@ -49,8 +50,14 @@ def online_loss_and_grad(model, inputs, targets, policy, loss, *, key=None, with
     carry = runner.init(model, batch, key)
     n_steps = jax.tree_util.tree_leaves(inputs)[0].shape[1]
 
+    # HeadSparse stores the selected heads' traces only, in the step recursion; an explicit
+    # block of several steps keeps every head's records (snnplast/online/_head_gathered.py).
+    gathered = GatheredHeadStep.build(runner) if block in (None, 1) else None
     block = resolve_block(runner, block, n_steps)
-    if block > 1:
+    if gathered is not None:
+        carry = gathered.run(p, gathered.init(model, batch, key), inputs, targets, key,
+                             n_steps).inner
+    elif block > 1:
         carry = run_blocks(BlockedStep(runner), p, carry, inputs, targets, key, n_steps, block,
                            trace_out=False, from_zero=True)
     else:

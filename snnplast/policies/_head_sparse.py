@@ -42,10 +42,18 @@ class HeadSparse(Policy):
     def _sample(self, context, key):
         masks = {}
         for h, sub in zip(self._heads(context), jax.random.split(key, len(self._heads(context)))):
-            k = 0 if self.fraction == 0 else max(1, round(self.fraction * h))
             perm = jax.random.permutation(sub, h)
-            masks[h] = jnp.zeros(h).at[perm[:k]].set(1.0)
+            masks[h] = jnp.zeros(h).at[perm[:self.n_selected(h)]].set(1.0)
         return masks
+
+    def n_selected(self, heads: int) -> int:
+        """How many of `heads` heads are selected (at least one when ``fraction > 0``)."""
+        return 0 if self.fraction == 0 else max(1, round(self.fraction * heads))
+
+    def selected(self, state, heads: int):
+        """The indices (ascending, ``[n_selected(heads)]``) of the heads selected among
+        `heads` in policy state `state`: the heads whose traces are stored."""
+        return jnp.nonzero(state[heads], size=self.n_selected(heads))[0]
 
     def init_state(self, context, key):
         # A cell without a head axis would have every neuron taken for a head: refuse it.
