@@ -73,7 +73,13 @@ def test_blocked_equals_steps(name, x64, getkey):
 @pytest.mark.parametrize("name", sorted(ALL))
 def test_blocked_equals_steps_all_policies_and_sizes(name, policy, x64, getkey):
     cell = _f64(ALL[name](getkey()))
-    if _mode(cell, policy) != "blocked":
+    try:
+        mode = _mode(cell, policy)
+    except sp.ValidationError as error:
+        if not isinstance(policy, sp.HeadSparse):
+            raise
+        pytest.skip(f"HeadSparse refuses {name}: {error}")  # a cell without a head axis
+    if mode != "blocked":
         pytest.skip(f"{policy.name} is not per unit on {name}")
     _check_blocks(cell, policy, [3, T, T + 5], getkey())
 
