@@ -129,3 +129,17 @@ def test_files_of_another_channel_count_load(tmp_path, monkeypatch):
     assert ds.n_channels == 70 and ds.train.x.shape == (8, 5, 70)
     with pytest.raises(ValueError, match="pool=3 does not divide n_channels=350"):
         data.load_dataset(tmp_path / "shd", n_bins=5, pool=3, progress=False)
+
+
+def test_python_dash_m_is_the_command():
+    """``python -m snnplast`` runs the same parser as the console script: same help, same
+    one-line refusal of a bad value with exit status 2."""
+    import subprocess
+    import sys
+
+    ok = subprocess.run([sys.executable, "-m", "snnplast", "train", "--help"],
+                        capture_output=True, text=True, timeout=300, check=False)
+    assert ok.returncode == 0 and "--method" in ok.stdout, ok.stderr[-2000:]
+    bad = subprocess.run([sys.executable, "-m", "snnplast", "train", "--epochs", "0"],
+                         capture_output=True, text=True, timeout=300, check=False)
+    assert bad.returncode == 2 and "epochs" in bad.stderr, bad.stderr[-2000:]
