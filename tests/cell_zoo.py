@@ -36,7 +36,9 @@ ALL = {**BUILTIN, **USER}
 # runs with `-m slow`. Left out by default: cells whose kind another member already covers
 # (columnar_lateral covers columnar, eqx_gru covers eqx_lstm, sliced_gate covers concat_gates,
 # gru and lstm cover scratch_gru, ralif covers alif) and, in float32, the cells that are slow to
-# trace (float64 is where exactness is claimed and always runs).
+# trace (float64 is where exactness is claimed and always runs; linear_attention, whose head
+# views the user's multi_head cell also exercises, is checked against BPTT in float64 by default
+# and against jacfwd with -m slow).
 COVERED = frozenset({"columnar", "eqx_lstm", "concat_gates", "scratch_gru", "alif"})
 SLOW_TO_TRACE = frozenset({
     "linear_attention", "columnar", "columnar_lateral", "sequential", "lstm", "gru", "eqx_lstm",

@@ -147,7 +147,7 @@ def test_bptt_matches_python_loop(name, getkey):
 @pytest.mark.parametrize("name", [
     # these are also checked against a Python loop in the default suite
     pytest.param(n, marks=pytest.mark.slow)
-    if n in ("attention", "columnar-isolated", "lstm", "gru") else n
+    if n in ("attention", "columnar-isolated", "lstm", "gru", "sequential-gru-li") else n
     for n in SMOOTH])
 def test_bptt_matches_finite_differences(name, getkey, x64):
     model, xs, ys = _problem(CELLS[name], getkey(), jnp.float64)
