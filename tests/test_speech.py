@@ -6,7 +6,6 @@ extras) and skip without it.
 
 import json
 import os
-import time
 import wave
 
 import h5py
@@ -116,9 +115,8 @@ def test_every_voice_variant_speaks_both_languages():
 def speech_set(tmp_path_factory):
     needs_espeak()
     out = tmp_path_factory.mktemp("speech") / "set"
-    started = time.perf_counter()
     make_speech_shd(out, per_class=1, seed=11, workers=2, progress=False)
-    return out, time.perf_counter() - started
+    return out
 
 
 def tonic_samples(folder, train):
@@ -136,7 +134,7 @@ def tonic_samples(folder, train):
 
 
 def test_speech_shd_loads_through_tonic(speech_set):
-    out, _ = speech_set
+    out = speech_set
     manifest = json.loads((out / "speech_shd.json").read_text())
     for train, n in ((True, 20), (False, 20)):
         data = tonic_samples(out, train)
@@ -158,12 +156,18 @@ def test_speech_shd_loads_through_tonic(speech_set):
         assert not train_speakers & set(f["extra/speaker"][()])
 
 
-def test_speech_shd_second_call_is_instant_and_settings_are_checked(speech_set):
-    out, first = speech_set
+def test_speech_shd_second_call_is_instant_and_settings_are_checked(speech_set, monkeypatch):
+    out = speech_set
     stamp = (out / "shd_train.h5").stat().st_mtime_ns
-    started = time.perf_counter()
+    from snnplast.data._speech import speech_shd
+
+    def never(*args, **kwargs):
+        raise AssertionError("the second call synthesised or ran the cochlea again")
+
+    # With the same settings the set is reused: nothing is spoken, heard or written again.
+    monkeypatch.setattr(speech_shd, "synthesize", never)
+    monkeypatch.setattr(speech_shd, "cochlea_batch", never)
     make_speech_shd(out, per_class=1, seed=11, progress=False)
-    assert time.perf_counter() - started < 0.5 < first
     assert (out / "shd_train.h5").stat().st_mtime_ns == stamp
     with pytest.raises(ValueError, match="per_class"):
         make_speech_shd(out, per_class=0)
@@ -171,7 +175,7 @@ def test_speech_shd_second_call_is_instant_and_settings_are_checked(speech_set):
 
 
 def test_show_draws_raster_and_waveform(speech_set, tmp_path):
-    out, _ = speech_set
+    out = speech_set
     png = tmp_path / "x.png"
     assert main(["data", "show", str(out / "shd_test.h5"), "--index", "3", "--out", str(png)]) == 0
     assert png.read_bytes()[:4] == b"\x89PNG"
@@ -182,7 +186,7 @@ def test_show_draws_raster_and_waveform(speech_set, tmp_path):
 
 
 def test_show_rejects_bad_index(speech_set, tmp_path, capsys):
-    out, _ = speech_set
+    out = speech_set
     png = tmp_path / "x.png"
     code = main(["data", "show", str(out / "shd_test.h5"), "--index", "20", "--out", str(png)])
     err = capsys.readouterr().err.strip()
@@ -335,7 +339,7 @@ def test_convert_audio_csv_missing_label(tmp_path, capsys):
 @pytest.mark.slow
 def test_speech_shd_is_reproducible(speech_set, tmp_path):
     """Equal settings give identical files, whatever the number of workers."""
-    out, _ = speech_set
+    out = speech_set
     again = make_speech_shd(tmp_path / "again", per_class=1, seed=11, workers=1, progress=False)
     for name in ("shd_train.h5", "shd_test.h5"):
         with h5py.File(out / name) as a, h5py.File(again / name) as b:
@@ -351,7 +355,7 @@ def test_speech_shd_records_training_speech_and_keeps_the_test_split_dry(speech_
     """A recording chain changes the training clips only; the manifest names it."""
     from snnplast.data import CLEAN, RECORDED
 
-    out, _ = speech_set
+    out = speech_set
     kept = make_speech_shd(tmp_path / "rec", per_class=1, seed=11, acoustics=RECORDED,
                            progress=False)  # fmt: skip
     assert json.loads((out / "speech_shd.json").read_text())["settings"]["acoustics"] == repr(CLEAN)
