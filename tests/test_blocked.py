@@ -7,6 +7,10 @@ import numpy as np
 import optax
 import pytest
 from cell_zoo import ALL, BUILTIN, N_IN
+from numerics import f64 as _f64
+from numerics import problem
+from numerics import rel as _rel
+from numerics import sq as _sq
 
 import snnplast as sp
 from snnplast.online import OnlineStep, accumulation_mode, online_loss_and_grad
@@ -15,29 +19,9 @@ T = 10  # blocks of 3 leave a remainder of 1
 B = 2
 
 
-def _f64(tree):
-    return jax.tree_util.tree_map(
-        lambda a: a.astype(jnp.float64) if eqx.is_inexact_array(a) else a, tree)
-
-
-def _sq(out, y):
-    return jnp.sum((out - y) ** 2)
-
-
 def _problem(cell, key, steps=T):
-    k1, k2 = jax.random.split(key)
-    xs = jax.random.normal(k1, (B, steps, N_IN), jnp.float64) * 1.5
-    _, outs = jax.vmap(lambda x: sp.unroll(cell, x))(xs)
-    ys = jax.random.normal(k2, outs.shape, jnp.float64)
-    return xs, ys
-
-
-def _rel(a, b):
-    la, lb = jax.tree_util.tree_leaves(a), jax.tree_util.tree_leaves(b)
-    assert len(la) == len(lb)
-    num = sum(float(jnp.sum((x - y) ** 2)) for x, y in zip(la, lb))
-    den = sum(float(jnp.sum(y**2)) for y in lb)
-    return (num / max(den, 1e-300)) ** 0.5
+    """A batch of B of the zoo's problems: inputs ``[B, steps, N_IN]`` and targets."""
+    return jax.vmap(lambda k: problem(cell, k, steps))(jax.random.split(key, B))
 
 
 def _mode(cell, policy):

@@ -8,33 +8,16 @@ import pytest
 
 import snnplast as sp
 from cell_zoo import ALL, BUILTIN, N_IN, cases
+from numerics import f64 as _f64
+from numerics import problem
+from numerics import rel as _rel
+from numerics import sq as _sq
 
 T = 9
 
 
-def _f64(tree):
-    return jax.tree_util.tree_map(
-        lambda a: a.astype(jnp.float64) if eqx.is_inexact_array(a) else a, tree)
-
-
-def _sq(out, y):
-    return jnp.sum((out - y) ** 2)
-
-
 def _problem(cell, key):
-    k1, k2 = jax.random.split(key)
-    xs = jax.random.normal(k1, (T, N_IN), jnp.float64) * 1.5
-    _, outs = sp.unroll(cell, xs)
-    ys = jax.random.normal(k2, outs.shape, jnp.float64)
-    return xs, ys
-
-
-def _rel(a, b):
-    la, lb = jax.tree_util.tree_leaves(a), jax.tree_util.tree_leaves(b)
-    assert len(la) == len(lb)
-    num = sum(float(jnp.sum((x - y) ** 2)) for x, y in zip(la, lb))
-    den = sum(float(jnp.sum(y**2)) for y in lb)
-    return (num / max(den, 1e-300)) ** 0.5
+    return problem(cell, key, T)
 
 
 @pytest.mark.parametrize("name", cases(ALL, slow={"columnar", "eqx_lstm", "concat_gates",
