@@ -53,7 +53,7 @@ import snnplast
 from snnplast.train import build_model, loss_and_grad
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from online_vs_bptt import cosine, dense_trace_bytes, git_revision, hand_written
+from online_vs_bptt import cosine, dense_trace_bytes, git_revision, hand_written, interleaved_times
 
 N_IN, N_CLASSES, RATE = 140, 20, 0.05
 METHODS = ("bptt", "diagonal", "diagonal-step", "immediate", "random-k:4", "exact",
@@ -220,14 +220,7 @@ def bench_case(args, model: str, hidden: int, steps: int) -> list[dict]:
     rounds = {r["method"]: max(args.repeats, min(30, math.ceil(args.min_seconds
                                                                  / r["first_call_s"])))
               for r in rows if r["method"] in compiled and r["method"] not in slow}
-    times = {name: [] for name in rounds}
-    for k in range(max(rounds.values())):
-        for name, (fn, _) in compiled.items():
-            if k >= rounds.get(name, 0):
-                continue
-            start = time.perf_counter()
-            jax.block_until_ready(fn(params, x, y))
-            times[name].append(time.perf_counter() - start)
+    times = interleaved_times(compiled, rounds, params, x, y)
     for row in rows:
         name = row["method"]
         if name in times:

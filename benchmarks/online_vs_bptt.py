@@ -172,6 +172,20 @@ def hand_written(per_synapse: bool):
 
 
 # ----- measuring -----------------------------------------------------------------------------------
+def interleaved_times(compiled: dict, rounds: dict, *args) -> dict:
+    """Seconds per call of each compiled function ``compiled[name][0](*args)``, taken in turn
+    (one call of each per round, ``rounds[name]`` rounds), so that the machine's load falls on
+    every method alike. **Returns:** ``{name: [seconds, ...]}`` for the names in `rounds`."""
+    times = {name: [] for name in rounds}
+    for k in range(max(rounds.values())):
+        for name, (fn, _) in compiled.items():
+            if k < rounds.get(name, 0):
+                start = time.perf_counter()
+                jax.block_until_ready(fn(*args))
+                times[name].append(time.perf_counter() - start)
+    return times
+
+
 def cosine(a, b) -> float:
     a = np.concatenate([np.ravel(np.asarray(v, np.float64)) for v in a])
     b = np.concatenate([np.ravel(np.asarray(v, np.float64)) for v in b])
@@ -315,19 +329,12 @@ def bench_length(args, steps: int) -> list[dict]:
     rounds = {r["method"]: max(args.repeats, min(50, math.ceil(args.min_seconds
                                                                  / r["first_call_s"])))
               for r in rows if r["method"] in compiled and r["method"] not in slow}
-    times = {name: [] for name in rounds}
     for row in rows:
         if row["method"] in slow:
             row["single_call"] = True
             row["times_s"] = [row["first_call_s"]]
             row["median_s"] = row["first_call_s"]
-    for k in range(max(rounds.values())):
-        for name, (fn, _) in compiled.items():
-            if k >= rounds.get(name, 0):
-                continue
-            start = time.perf_counter()
-            jax.block_until_ready(fn(params, x, y))
-            times[name].append(time.perf_counter() - start)
+    times = interleaved_times(compiled, rounds, params, x, y)
     for row in rows:
         if row["method"] in times:
             row["times_s"] = times[row["method"]]
