@@ -72,6 +72,30 @@ def add_run_options(p, *, lam_help: str, out_help: str) -> None:
         help="augment: shift each training sample by up to K channels, 0 for none "
         "(default %(default)s)",
     )
+    p.add_argument(
+        "--time-stretch",
+        type=float,
+        default=_default("time_stretch"),
+        metavar="S",
+        help="augment: stretch each training sample's time axis by a factor in [1-S, 1+S], "
+        "0 for none (default %(default)s)",
+    )
+    p.add_argument(
+        "--time-shift",
+        type=int,
+        default=_default("time_shift"),
+        metavar="K",
+        help="augment: move each training sample by up to K time bins, 0 for none "
+        "(default %(default)s)",
+    )
+    p.add_argument(
+        "--spike-drop",
+        type=float,
+        default=_default("spike_drop"),
+        metavar="P",
+        help="augment: remove each training spike with probability P, 0 for none "
+        "(default %(default)s)",
+    )
     p.add_argument("--seed", type=int, default=_default("seed"), help="(default %(default)s)")
     p.add_argument(
         "--bins",
@@ -199,6 +223,9 @@ def config_from_args(args: argparse.Namespace, method: str):
         lr=args.lr,
         schedule=args.schedule,
         channel_shift=args.channel_shift,
+        time_stretch=args.time_stretch,
+        time_shift=args.time_shift,
+        spike_drop=args.spike_drop,
         seed=args.seed,
         data=str(args.data),
         n_bins=args.bins,
@@ -215,7 +242,8 @@ def _resume_config(args: argparse.Namespace):
     header = run_status(args.resume)
     names = {"data": "data", "model": "model", "hidden": "hidden", "lam": "lam",
              "epochs": "epochs", "batch": "batch", "lr": "lr", "schedule": "schedule",
-             "channel_shift": "channel_shift", "seed": "seed", "bins": "n_bins",
+             "channel_shift": "channel_shift", "time_stretch": "time_stretch",
+             "time_shift": "time_shift", "spike_drop": "spike_drop", "seed": "seed", "bins": "n_bins",
              "method": "method", "on_nan": "on_nan", "out": None}  # fmt: skip
     for option, field in names.items():
         default = None if field is None else _default(field)

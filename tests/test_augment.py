@@ -1,0 +1,93 @@
+"""Spike-domain augmentation of training batches (time stretch, time shift, spike drop),
+checked against explicit loops; the channel shift is in test_train.py."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from snnplast._cli import build_parser
+from snnplast._cli._train import config_from_args
+from snnplast.train import TrainConfig
+from snnplast.train._augment import Augment, drop_spikes, shift_time, stretch_time
+
+
+def _batch(seed=0, shape=(5, 12, 4)):
+    return np.random.default_rng(seed).integers(0, 9, size=shape).astype(np.uint8)
+
+
+def test_stretch_time_is_nearest_bin_from_zero_with_zeros_after_the_end():
+    x = _batch()
+    factors = np.array([1.0, 1.5, 0.8, 2.0, 1.1])
+    out = stretch_time(x, factors)
+    expected = np.zeros_like(x)
+    for b, f in enumerate(factors):
+        for t in range(x.shape[1]):
+            source = int(np.floor(t / f))
+            if source < x.shape[1]:
+                expected[b, t] = x[b, source]
+    assert out.dtype == x.dtype and np.array_equal(out, expected)
+    # A slower word keeps its rates: every output bin is a copy of an input bin of its sample.
+    assert np.array_equal(stretch_time(x, np.ones(5)), x)
+
+
+def test_shift_time_moves_each_sample_and_fills_zeros():
+    x = _batch(1)
+    shifts = np.array([0, 3, -2, 12, -20])
+    out = shift_time(x, shifts)
+    expected = np.zeros_like(x)
+    for b, s in enumerate(shifts):
+        for t in range(x.shape[1]):
+            if 0 <= t - s < x.shape[1]:
+                expected[b, t] = x[b, t - s]
+    assert out.dtype == x.dtype and np.array_equal(out, expected)
+
+
+def test_drop_spikes_thins_each_count_binomially():
+    x = np.full((200, 10, 10), 20, np.uint8)
+    out = drop_spikes(x, 0.3, np.random.default_rng(2))
+    assert out.dtype == x.dtype and np.all(out <= x)
+    # 400,000 spikes kept with probability 0.7: the kept fraction within 5 binomial sd.
+    n = x.astype(np.int64).sum()
+    sd = np.sqrt(n * 0.3 * 0.7) / n
+    assert abs(out.astype(np.int64).sum() / n - 0.7) < 5 * sd
+    # Per count, the variance of a binomial(20, 0.7) (= 4.2), not a fixed rounding.
+    assert out.var() == pytest.approx(20 * 0.7 * 0.3, rel=0.05)
+
+
+def test_augment_off_draws_nothing_and_each_part_draws_in_order():
+    x = _batch(3)
+    rng = np.random.default_rng(4)
+    state = rng.bit_generator.state
+    assert Augment()(x, rng) is x and rng.bit_generator.state == state
+    # Each part by hand, drawn from the same generator in the same order.
+    augment = Augment(channel_shift=1, time_stretch=0.2, time_shift=2, spike_drop=0.25)
+    got = augment(x, np.random.default_rng(5))
+    rng = np.random.default_rng(5)
+    from snnplast.train._augment import shift_channels
+
+    by_hand = shift_channels(x, rng.integers(-1, 2, size=5))
+    by_hand = stretch_time(by_hand, rng.uniform(0.8, 1.2, size=5))
+    by_hand = shift_time(by_hand, rng.integers(-2, 3, size=5))
+    by_hand = drop_spikes(by_hand, 0.25, rng)
+    assert np.array_equal(got, by_hand)
+
+
+@pytest.mark.parametrize(
+    "field, value",
+    [("time_stretch", 1.0), ("time_stretch", -0.1), ("time_stretch", True), ("time_shift", -1),
+     ("time_shift", 1.5), ("spike_drop", 1.0), ("spike_drop", "0.1")],
+)  # fmt: skip
+def test_bad_augmentation_is_a_one_line_error_naming_it(field, value):
+    with pytest.raises(ValueError, match=field):
+        TrainConfig(**{field: value})
+
+
+def test_cli_flags_reach_the_config_and_round_trip():
+    args = build_parser().parse_args(
+        ["train", "--time-stretch", "0.1", "--time-shift", "3", "--spike-drop", "0.2"]
+    )
+    config = config_from_args(args, args.method)
+    assert (config.time_stretch, config.time_shift, config.spike_drop) == (0.1, 3, 0.2)
+    assert config.augment == Augment(3, 0.1, 3, 0.2)
+    assert TrainConfig.from_dict(config.to_dict()) == config
