@@ -9,7 +9,16 @@ import pytest
 from snnplast._cli import build_parser
 from snnplast._cli._train import config_from_args
 from snnplast.train import TrainConfig
-from snnplast.train._augment import Augment, drop_spikes, shift_time, stretch_time
+from snnplast.train._augment import (
+    Augment,
+    blend,
+    class_members,
+    drop_spikes,
+    same_class_partners,
+    shift_time,
+    stretch_time,
+)
+from snnplast.train._batches import training_batches
 
 
 def _batch(seed=0, shape=(5, 12, 4)):
@@ -75,7 +84,7 @@ def test_augment_off_draws_nothing_and_each_part_draws_in_order():
 
 @pytest.mark.parametrize(
     "field, value",
-    [("time_stretch", 1.0), ("time_stretch", -0.1), ("time_stretch", True), ("time_shift", -1),
+    [("blend", 1.5), ("blend", -0.1), ("time_stretch", 1.0), ("time_stretch", -0.1), ("time_stretch", True), ("time_shift", -1),
      ("time_shift", 1.5), ("spike_drop", 1.0), ("spike_drop", "0.1")],
 )  # fmt: skip
 def test_bad_augmentation_is_a_one_line_error_naming_it(field, value):
@@ -85,9 +94,49 @@ def test_bad_augmentation_is_a_one_line_error_naming_it(field, value):
 
 def test_cli_flags_reach_the_config_and_round_trip():
     args = build_parser().parse_args(
-        ["train", "--time-stretch", "0.1", "--time-shift", "3", "--spike-drop", "0.2"]
-    )
+        ["train", "--time-stretch", "0.1", "--time-shift", "3", "--spike-drop", "0.2",
+         "--blend", "0.5"]
+    )  # fmt: skip
     config = config_from_args(args, args.method)
     assert (config.time_stretch, config.time_shift, config.spike_drop) == (0.1, 3, 0.2)
-    assert config.augment == Augment(3, 0.1, 3, 0.2)
+    assert config.augment == Augment(3, 0.1, 3, 0.2, 0.5)
     assert TrainConfig.from_dict(config.to_dict()) == config
+
+
+def test_blend_aligns_centres_and_keeps_half_of_each():
+    # Two single-channel "words": a block of 40 spikes per bin at bins 2-3, and one at 6-7.
+    x = np.zeros((1, 10, 1), np.uint8)
+    x[0, 2:4] = 40
+    partner = np.zeros_like(x)
+    partner[0, 6:8] = 40
+    out = blend(x, partner, 1.0, np.random.default_rng(0))
+    # The partner is moved 4 bins earlier onto x: all spikes stay in bins 2-3, about 40 each
+    # (20 + 20 kept of 40 + 40, binomial sd ~6.3).
+    assert out[0, :2].sum() == 0 and out[0, 4:].sum() == 0
+    assert np.all(np.abs(out[0, 2:4].astype(int) - 40) < 6 * np.sqrt(80 * 0.25))
+    # Probability 0: x itself.
+    assert np.array_equal(blend(x, partner, 0.0, np.random.default_rng(0)), x)
+
+
+def test_blend_partners_are_of_the_same_class_and_training_batches_use_them():
+    labels = np.array([0, 1, 0, 2, 1, 0, 2, 2])
+    members = class_members(labels)
+    rng = np.random.default_rng(1)
+    for _ in range(20):
+        partners = same_class_partners(labels, members, rng)
+        assert np.array_equal(labels[partners], labels)
+
+    class Split:  # each sample all 50 x its class: a blend stays near it
+        y = labels
+        x = np.repeat(labels[:, None, None], 6, axis=1).repeat(3, axis=2).astype(np.uint8) * 50
+
+    batches = list(training_batches(Split, 4, Augment(blend=1.0), np.random.default_rng(2)))
+    assert len(batches) == 2
+    for index, xb, yb in batches:
+        assert np.array_equal(yb, labels[index])
+        # Blending two rows of 50 c of the same class c gives counts near 50 c (sd of one
+        # count: 5 c), and nothing for class 0.
+        for row, c in zip(xb, yb):
+            assert (row.sum() == 0) if c == 0 else np.all(np.abs(row.astype(int) - 50 * c) < 30 * c)
+    off = list(training_batches(Split, 4, Augment(), np.random.default_rng(2)))
+    assert all(np.array_equal(xb, Split.x[index]) for index, xb, _ in off)

@@ -96,6 +96,14 @@ def add_run_options(p, *, lam_help: str, out_help: str) -> None:
         help="augment: remove each training spike with probability P, 0 for none "
         "(default %(default)s)",
     )
+    p.add_argument(
+        "--blend",
+        type=float,
+        default=_default("blend"),
+        metavar="P",
+        help="augment: mix a training sample with another of its class with probability P, "
+        "0 for none (default %(default)s)",
+    )
     p.add_argument("--seed", type=int, default=_default("seed"), help="(default %(default)s)")
     p.add_argument(
         "--bins",
@@ -226,6 +234,7 @@ def config_from_args(args: argparse.Namespace, method: str):
         time_stretch=args.time_stretch,
         time_shift=args.time_shift,
         spike_drop=args.spike_drop,
+        blend=args.blend,
         seed=args.seed,
         data=str(args.data),
         n_bins=args.bins,
@@ -243,7 +252,8 @@ def _resume_config(args: argparse.Namespace):
     names = {"data": "data", "model": "model", "hidden": "hidden", "lam": "lam",
              "epochs": "epochs", "batch": "batch", "lr": "lr", "schedule": "schedule",
              "channel_shift": "channel_shift", "time_stretch": "time_stretch",
-             "time_shift": "time_shift", "spike_drop": "spike_drop", "seed": "seed", "bins": "n_bins",
+             "time_shift": "time_shift", "spike_drop": "spike_drop", "blend": "blend",
+             "seed": "seed", "bins": "n_bins",
              "method": "method", "on_nan": "on_nan", "out": None}  # fmt: skip
     for option, field in names.items():
         default = None if field is None else _default(field)

@@ -8,6 +8,9 @@
 - Time shift. Where a word starts in its clip depends on how the clip was cut (a recording
   trimmed to the word starts it earlier than a clip with margins).
 - Spike drop. Each spike is kept with a probability: the same word heard at a lower rate.
+- Blend (Nowotny, Turner & Knight 2022 used it on SHD). A sample is mixed with another
+  training sample of the same word, aligned on their centres of mass in time, each spike of
+  either kept with probability 1/2: a voice between two voices the set holds.
 
 Each is drawn per sample from the trainer's generator, and draws nothing when it is off, so a
 run without it repeats a run made before it existed.
@@ -62,6 +65,11 @@ def check_time_shift(value) -> None:
         raise ValidationError(f"time_shift must be an integer >= 0, got {value!r}")
 
 
+def check_blend(value) -> None:
+    if isinstance(value, bool) or not isinstance(value, int | float) or not 0 <= value <= 1:
+        raise ValidationError(f"blend must be a probability in [0, 1], got {value!r}")
+
+
 def check_spike_drop(value) -> None:
     if isinstance(value, bool) or not isinstance(value, int | float) or not 0 <= value < 1:
         raise ValidationError(f"spike_drop must be a number in [0, 1), got {value!r}")
@@ -101,6 +109,54 @@ def drop_spikes(x: np.ndarray, p: float, rng: np.random.Generator) -> np.ndarray
     return rng.binomial(x.astype(np.int64), 1.0 - p).astype(x.dtype)
 
 
+def _time_centre(x: np.ndarray) -> np.ndarray:
+    """``[B]`` spike-weighted mean time bin of each sample (the middle for a silent one)."""
+    counts = x.astype(np.float64).sum(axis=2)  # [B, T]
+    total = counts.sum(axis=1)
+    t = np.arange(x.shape[1])
+    return np.where(total > 0, counts @ t / np.maximum(total, 1), (x.shape[1] - 1) / 2)
+
+
+def blend(x: np.ndarray, partners: np.ndarray, p: float, rng: np.random.Generator) -> np.ndarray:
+    """With probability `p` per sample, `x` mixed with its partner: the partner moved in time
+    so that the two centres of mass meet, then each spike of either kept with probability 1/2.
+
+    **Arguments:**
+
+    - `x`, `partners`: batches ``[B, T, C]``; ``partners[b]`` is mixed into ``x[b]``.
+    - `p`: probability that a sample is blended.
+    - `rng`: the source of randomness.
+
+    **Returns:** an array like `x`.
+    """
+    chosen = rng.random(x.shape[0]) < p
+    shifts = np.round(_time_centre(x) - _time_centre(partners)).astype(np.int64)
+    aligned = shift_time(partners, shifts)
+    mixed = drop_spikes(x, 0.5, rng) + drop_spikes(aligned, 0.5, rng)
+    return np.where(chosen[:, None, None], mixed, x).astype(x.dtype)
+
+
+def same_class_partners(labels: np.ndarray, members: dict, rng: np.random.Generator) -> np.ndarray:
+    """For each label, the index of a random training sample of the same class.
+
+    **Arguments:**
+
+    - `labels`: ``[B]`` classes.
+    - `members`: class -> index array of its training samples (from :func:`class_members`).
+    - `rng`: the source of randomness.
+
+    **Returns:** ``[B]`` indices.
+    """
+    u = rng.random(len(labels))
+    return np.array([members[c][int(v * len(members[c]))] for c, v in zip(labels.tolist(), u)])
+
+
+def class_members(labels: np.ndarray) -> dict:
+    """class -> index array of the samples with that label."""
+    labels = np.asarray(labels)
+    return {int(c): np.flatnonzero(labels == c) for c in np.unique(labels)}
+
+
 @dataclasses.dataclass(frozen=True)
 class Augment:
     """The augmentation of training batches (see the module's text); every field 0 is none.
@@ -111,18 +167,22 @@ class Augment:
     - `time_stretch`: ``s``, a factor uniform in ``[1 - s, 1 + s]`` per sample.
     - `time_shift`: bins, a uniform integer in ``[-k, k]`` per sample.
     - `spike_drop`: probability of removing each spike.
+    - `blend`: probability that a sample is blended with another of its class (:func:`blend`;
+      the partner is drawn by :func:`training_batches`, which knows the split, before the rest).
     """
 
     channel_shift: int = 0
     time_stretch: float = 0.0
     time_shift: int = 0
     spike_drop: float = 0.0
+    blend: float = 0.0
 
     def __post_init__(self):
         check_channel_shift(self.channel_shift)
         check_time_stretch(self.time_stretch)
         check_time_shift(self.time_shift)
         check_spike_drop(self.spike_drop)
+        check_blend(self.blend)
 
     def __call__(self, x: np.ndarray, rng: np.random.Generator) -> np.ndarray:
         """`x` ``[B, T, C]`` augmented, drawing from `rng` in the order of the fields (and not

@@ -38,8 +38,8 @@ class TrainConfig:
       step) or ``"constant"``.
     - `channel_shift`: augmentation: each training sample is shifted along the channel axis by
       a random integer in ``[-channel_shift, channel_shift]`` (zeros shifted in); 0 is none.
-    - `time_stretch`, `time_shift`, `spike_drop`: augmentation in time and by thinning (see
-      :class:`Augment`); 0 is none.
+    - `time_stretch`, `time_shift`, `spike_drop`, `blend`: augmentation in time, by thinning
+      and by mixing two samples of a class (see :class:`Augment`); 0 is none.
     - `seed`: seeds the weights and the shuffling; the same seed gives the same run.
     - `eval_batch`: samples per evaluation batch (memory only; results do not depend on it).
     - `data`: the data set's name or path, recorded for provenance (``fit`` is given the data).
@@ -67,6 +67,7 @@ class TrainConfig:
     time_stretch: float = 0.0
     time_shift: int = 0
     spike_drop: float = 0.0
+    blend: float = 0.0
     seed: int = 0
     eval_batch: int = 250
     data: str = "speech"
@@ -97,7 +98,9 @@ class TrainConfig:
     @property
     def augment(self) -> Augment:
         """The augmentation of training batches these settings ask for."""
-        return Augment(self.channel_shift, self.time_stretch, self.time_shift, self.spike_drop)
+        return Augment(
+            self.channel_shift, self.time_stretch, self.time_shift, self.spike_drop, self.blend
+        )
 
     def to_dict(self) -> dict:
         return dataclasses.asdict(self)
