@@ -14,6 +14,7 @@ from snnplast.train._augment import (
     blend,
     class_members,
     drop_spikes,
+    mask,
     same_class_partners,
     shift_time,
     stretch_time,
@@ -70,7 +71,10 @@ def test_augment_off_draws_nothing_and_each_part_draws_in_order():
     state = rng.bit_generator.state
     assert Augment()(x, rng) is x and rng.bit_generator.state == state
     # Each part by hand, drawn from the same generator in the same order.
-    augment = Augment(channel_shift=1, time_stretch=0.2, time_shift=2, spike_drop=0.25)
+    augment = Augment(
+        channel_shift=1, time_stretch=0.2, time_shift=2, spike_drop=0.25, time_mask=3,
+        channel_mask=2,
+    )  # fmt: skip
     got = augment(x, np.random.default_rng(5))
     rng = np.random.default_rng(5)
     from snnplast.train._augment import shift_channels
@@ -79,12 +83,34 @@ def test_augment_off_draws_nothing_and_each_part_draws_in_order():
     by_hand = stretch_time(by_hand, rng.uniform(0.8, 1.2, size=5))
     by_hand = shift_time(by_hand, rng.integers(-2, 3, size=5))
     by_hand = drop_spikes(by_hand, 0.25, rng)
+    for axis, width in ((1, 3), (2, 2)):
+        widths = rng.integers(0, width + 1, size=5)
+        starts = (rng.random(5) * (x.shape[axis] - widths + 1)).astype(np.int64)
+        by_hand = mask(by_hand, axis, starts, widths)
     assert np.array_equal(got, by_hand)
+
+
+def test_masks_silence_one_run_per_sample():
+    x = np.ones((3, 8, 6), np.uint8)
+    starts, widths = np.array([0, 5, 2]), np.array([2, 3, 0])
+    out = mask(x, 1, starts, widths)
+    expected = x.copy()
+    expected[0, 0:2] = 0
+    expected[1, 5:8] = 0
+    assert np.array_equal(out, expected)
+    out = mask(x, 2, starts, widths)
+    expected = x.copy()
+    expected[0, :, 0:2] = 0
+    expected[1, :, 5:8] = 0
+    assert np.array_equal(out, expected)
+    # Random masks stay inside the sample and never add spikes.
+    wide = Augment(time_mask=8, channel_mask=6)(x, np.random.default_rng(0))
+    assert np.all(wide <= x) and wide.shape == x.shape
 
 
 @pytest.mark.parametrize(
     "field, value",
-    [("blend", 1.5), ("blend", -0.1), ("time_stretch", 1.0), ("time_stretch", -0.1), ("time_stretch", True), ("time_shift", -1),
+    [("time_mask", -1), ("channel_mask", 2.0), ("blend", 1.5), ("blend", -0.1), ("time_stretch", 1.0), ("time_stretch", -0.1), ("time_stretch", True), ("time_shift", -1),
      ("time_shift", 1.5), ("spike_drop", 1.0), ("spike_drop", "0.1")],
 )  # fmt: skip
 def test_bad_augmentation_is_a_one_line_error_naming_it(field, value):
@@ -95,11 +121,11 @@ def test_bad_augmentation_is_a_one_line_error_naming_it(field, value):
 def test_cli_flags_reach_the_config_and_round_trip():
     args = build_parser().parse_args(
         ["train", "--time-stretch", "0.1", "--time-shift", "3", "--spike-drop", "0.2",
-         "--blend", "0.5"]
+         "--blend", "0.5", "--time-mask", "4", "--channel-mask", "7"]
     )  # fmt: skip
     config = config_from_args(args, args.method)
     assert (config.time_stretch, config.time_shift, config.spike_drop) == (0.1, 3, 0.2)
-    assert config.augment == Augment(3, 0.1, 3, 0.2, 0.5)
+    assert config.augment == Augment(3, 0.1, 3, 0.2, 0.5, 4, 7)
     assert TrainConfig.from_dict(config.to_dict()) == config
 
 

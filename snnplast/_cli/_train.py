@@ -104,6 +104,22 @@ def add_run_options(p, *, lam_help: str, out_help: str) -> None:
         help="augment: mix a training sample with another of its class with probability P, "
         "0 for none (default %(default)s)",
     )
+    p.add_argument(
+        "--time-mask",
+        type=int,
+        default=_default("time_mask"),
+        metavar="K",
+        help="augment: silence up to K consecutive time bins of each training sample, 0 for "
+        "none (default %(default)s)",
+    )
+    p.add_argument(
+        "--channel-mask",
+        type=int,
+        default=_default("channel_mask"),
+        metavar="K",
+        help="augment: silence up to K consecutive channels of each training sample, 0 for "
+        "none (default %(default)s)",
+    )
     p.add_argument("--seed", type=int, default=_default("seed"), help="(default %(default)s)")
     p.add_argument(
         "--bins",
@@ -235,6 +251,8 @@ def config_from_args(args: argparse.Namespace, method: str):
         time_shift=args.time_shift,
         spike_drop=args.spike_drop,
         blend=args.blend,
+        time_mask=args.time_mask,
+        channel_mask=args.channel_mask,
         seed=args.seed,
         data=str(args.data),
         n_bins=args.bins,
@@ -253,7 +271,7 @@ def _resume_config(args: argparse.Namespace):
              "epochs": "epochs", "batch": "batch", "lr": "lr", "schedule": "schedule",
              "channel_shift": "channel_shift", "time_stretch": "time_stretch",
              "time_shift": "time_shift", "spike_drop": "spike_drop", "blend": "blend",
-             "seed": "seed", "bins": "n_bins",
+             "time_mask": "time_mask", "channel_mask": "channel_mask", "seed": "seed", "bins": "n_bins",
              "method": "method", "on_nan": "on_nan", "out": None}  # fmt: skip
     for option, field in names.items():
         default = None if field is None else _default(field)

@@ -8,6 +8,9 @@
 - Time shift. Where a word starts in its clip depends on how the clip was cut (a recording
   trimmed to the word starts it earlier than a clip with margins).
 - Spike drop. Each spike is kept with a probability: the same word heard at a lower rate.
+- Masks (SpecAugment, Park et al. 2019). A random run of time bins, and a random band of
+  channels, silenced: a word must be recognised when part of it is missing or different (a
+  fricative a recording lacks, a formant a voice puts elsewhere).
 - Blend (Nowotny, Turner & Knight 2022 used it on SHD). A sample is mixed with another
   training sample of the same word, aligned on their centres of mass in time, each spike of
   either kept with probability 1/2: a voice between two voices the set holds.
@@ -65,6 +68,11 @@ def check_time_shift(value) -> None:
         raise ValidationError(f"time_shift must be an integer >= 0, got {value!r}")
 
 
+def check_mask(name: str, value) -> None:
+    if isinstance(value, bool) or not isinstance(value, int) or value < 0:
+        raise ValidationError(f"{name} must be an integer >= 0, got {value!r}")
+
+
 def check_blend(value) -> None:
     if isinstance(value, bool) or not isinstance(value, int | float) or not 0 <= value <= 1:
         raise ValidationError(f"blend must be a probability in [0, 1], got {value!r}")
@@ -107,6 +115,26 @@ def shift_time(x: np.ndarray, shifts: np.ndarray) -> np.ndarray:
 def drop_spikes(x: np.ndarray, p: float, rng: np.random.Generator) -> np.ndarray:
     """Each spike of the counts `x` removed with probability `p` (binomial thinning)."""
     return rng.binomial(x.astype(np.int64), 1.0 - p).astype(x.dtype)
+
+
+def mask(x: np.ndarray, axis: int, starts: np.ndarray, widths: np.ndarray) -> np.ndarray:
+    """Each sample with ``widths[b]`` positions from ``starts[b]`` along `axis` (1: time, 2:
+    channels) set to 0."""
+    position = np.arange(x.shape[axis])[None, :]
+    hidden = (position >= starts[:, None]) & (position < (starts + widths)[:, None])  # [B, L]
+    hidden = hidden[:, :, None] if axis == 1 else hidden[:, None, :]
+    return np.where(hidden, 0, x).astype(x.dtype)
+
+
+def random_mask(x: np.ndarray, axis: int, max_width: int, rng: np.random.Generator) -> np.ndarray:
+    """`x` with one run of a uniform width in ``[0, max_width]`` at a uniform place along `axis`
+    silenced per sample; `x` itself (no draw) when `max_width` is 0."""
+    if max_width == 0:
+        return x
+    size = x.shape[axis]
+    widths = rng.integers(0, min(max_width, size) + 1, size=x.shape[0])
+    starts = (rng.random(x.shape[0]) * (size - widths + 1)).astype(np.int64)
+    return mask(x, axis, starts, widths)
 
 
 def _time_centre(x: np.ndarray) -> np.ndarray:
@@ -167,6 +195,8 @@ class Augment:
     - `time_stretch`: ``s``, a factor uniform in ``[1 - s, 1 + s]`` per sample.
     - `time_shift`: bins, a uniform integer in ``[-k, k]`` per sample.
     - `spike_drop`: probability of removing each spike.
+    - `time_mask`: at most this many consecutive bins silenced per sample.
+    - `channel_mask`: at most this many consecutive channels silenced per sample.
     - `blend`: probability that a sample is blended with another of its class (:func:`blend`;
       the partner is drawn by :func:`training_batches`, which knows the split, before the rest).
     """
@@ -176,6 +206,8 @@ class Augment:
     time_shift: int = 0
     spike_drop: float = 0.0
     blend: float = 0.0
+    time_mask: int = 0
+    channel_mask: int = 0
 
     def __post_init__(self):
         check_channel_shift(self.channel_shift)
@@ -183,6 +215,8 @@ class Augment:
         check_time_shift(self.time_shift)
         check_spike_drop(self.spike_drop)
         check_blend(self.blend)
+        check_mask("time_mask", self.time_mask)
+        check_mask("channel_mask", self.channel_mask)
 
     def __call__(self, x: np.ndarray, rng: np.random.Generator) -> np.ndarray:
         """`x` ``[B, T, C]`` augmented, drawing from `rng` in the order of the fields (and not
@@ -196,4 +230,5 @@ class Augment:
             x = shift_time(x, rng.integers(-k, k + 1, size=x.shape[0]))
         if self.spike_drop:
             x = drop_spikes(x, self.spike_drop, rng)
-        return x
+        x = random_mask(x, 1, self.time_mask, rng)
+        return random_mask(x, 2, self.channel_mask, rng)

@@ -38,8 +38,9 @@ class TrainConfig:
       step) or ``"constant"``.
     - `channel_shift`: augmentation: each training sample is shifted along the channel axis by
       a random integer in ``[-channel_shift, channel_shift]`` (zeros shifted in); 0 is none.
-    - `time_stretch`, `time_shift`, `spike_drop`, `blend`: augmentation in time, by thinning
-      and by mixing two samples of a class (see :class:`Augment`); 0 is none.
+    - `time_stretch`, `time_shift`, `spike_drop`, `blend`, `time_mask`, `channel_mask`:
+      augmentation in time, by thinning, by mixing two samples of a class and by silencing a
+      run of bins or channels (see :class:`Augment`); 0 is none.
     - `seed`: seeds the weights and the shuffling; the same seed gives the same run.
     - `eval_batch`: samples per evaluation batch (memory only; results do not depend on it).
     - `data`: the data set's name or path, recorded for provenance (``fit`` is given the data).
@@ -68,6 +69,8 @@ class TrainConfig:
     time_shift: int = 0
     spike_drop: float = 0.0
     blend: float = 0.0
+    time_mask: int = 0
+    channel_mask: int = 0
     seed: int = 0
     eval_batch: int = 250
     data: str = "speech"
@@ -99,8 +102,9 @@ class TrainConfig:
     def augment(self) -> Augment:
         """The augmentation of training batches these settings ask for."""
         return Augment(
-            self.channel_shift, self.time_stretch, self.time_shift, self.spike_drop, self.blend
-        )
+            self.channel_shift, self.time_stretch, self.time_shift, self.spike_drop, self.blend,
+            self.time_mask, self.channel_mask,
+        )  # fmt: skip
 
     def to_dict(self) -> dict:
         return dataclasses.asdict(self)
