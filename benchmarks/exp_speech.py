@@ -5,13 +5,21 @@ method; the seed sets the initial weights and the batch order) and gathers, per 
 accuracy (held-out speakers) as mean +- sd over seeds, its gap to BPTT, and the cosine of the
 first-step gradient with BPTT's, per parameter array (from each ``compare.json``).
 
-The default is the issue's comparison: the default data (``speech``, made on first use), the
-default network (recurrent ALIF, 256 hidden), methods ``bptt,diagonal,immediate,random-k:4``,
-3 seeds; on a 2-core CPU this is many hours (Diagonal/e-prop costs several times BPTT on the
-default ALIF network, and RandomK keeps a dense trace). ``--hidden``, ``--epochs``, ``--data``
-and ``--methods`` shrink it; every other option of ``snnplast compare`` can follow ``--``.
+``--full`` is the issue's comparison: the default data (``speech``, made on first use), the
+default network of ``snnplast compare`` (recurrent ALIF, 256 hidden) trained for its default 100
+epochs, methods ``bptt,diagonal,immediate,random-k:4``, 3 seeds. On 2 shared CPU cores that is
+many hours (RandomK keeps a dense trace: 6 GiB for a batch of 32 at 256 hidden), so the default
+is CPU-sized: the same data and network, methods ``bptt,diagonal,immediate``, 25 epochs (the
+cosine schedule spans whatever ``--epochs`` is, the same for every method). RandomK runs
+apart, on a smaller hidden size where its dense trace fits, beside BPTT at that size
+(``--methods bptt,random-k:4 --hidden 32``). ``--hidden``, ``--epochs``, ``--data`` and
+``--methods`` override either setting; every other option of ``snnplast compare`` can follow
+``--``. The result files are named by data, hidden size and epochs, so runs at different sizes
+sit side by side.
 
-    python benchmarks/exp_speech.py                                  # the issue's comparison
+    python benchmarks/exp_speech.py                                  # CPU-sized: 25 epochs
+    python benchmarks/exp_speech.py --methods bptt,random-k:4 --hidden 32
+    python benchmarks/exp_speech.py --full                           # the issue's comparison
     python benchmarks/exp_speech.py --data synth --epochs 2 --hidden 32 --seeds 2   # a quick try
 """
 
@@ -26,34 +34,45 @@ from pathlib import Path
 import _experiments as ex
 import numpy as np
 
+from snnplast.train import TrainConfig
+
+# The issue's setting is compare's default; the CPU-sized one: 25 epochs x 3 methods x 3 seeds is
+# about an hour on 2 shared cores at ~10 s per epoch and method (measured, loaded machine).
+FULL_EPOCHS = TrainConfig().epochs
+CPU_EPOCHS = 25
 PAPER = "online e-prop 77-83% on real SHD, close to BPTT (vertex-elimination paper)"
 
 
 def main(argv=None):
     p = ex.parser(__doc__.splitlines()[0])
-    p.add_argument("--methods", default="bptt,diagonal,immediate,random-k:4")
+    p.add_argument("--methods", default=None,
+                   help="default bptt,diagonal,immediate (--full: and random-k:4)")
     p.add_argument("--data", default="speech")
-    p.add_argument("--hidden", type=int, default=None)
-    p.add_argument("--epochs", type=int, default=None)
+    p.add_argument("--hidden", type=int, default=None, help=f"default {TrainConfig().hidden}")
+    p.add_argument("--epochs", type=int, default=None,
+                   help=f"default {CPU_EPOCHS} (--full: {FULL_EPOCHS})")
     p.add_argument("--runs", type=Path, default=ex.ROOT / "runs" / "exp_speech",
                    help="folder for the compare runs (not committed)")
     p.add_argument("extra", nargs="*", help="more options for snnplast compare, after --")
     args = p.parse_args(argv)
     seeds = args.seeds or 3
-    methods = [m.strip() for m in args.methods.split(",")]
+    methods_arg = args.methods or ("bptt,diagonal,immediate,random-k:4" if args.full
+                                   else "bptt,diagonal,immediate")
+    methods = [m.strip() for m in methods_arg.split(",")]
+    epochs = args.epochs or (FULL_EPOCHS if args.full else CPU_EPOCHS)
+    name = f"speech_{args.data}_h{args.hidden or TrainConfig().hidden}_e{epochs}"
     reports = []
     for seed in ex.progress(range(seeds), "seeds"):
-        out = args.runs / f"seed{seed}"
+        out = args.runs / name / f"seed{seed}"
         if out.exists():
             shutil.rmtree(out)
         # The console script's entry point, run by this interpreter (the same snnplast).
         cmd = [sys.executable, "-c",
-               ("import sys; from snnplast._cli import main; sys.exit(main())"), "compare", "--methods", args.methods,
+               ("import sys; from snnplast._cli import main; sys.exit(main())"), "compare", "--methods", methods_arg,
                "--data", args.data, "--seed", str(seed), "--out", str(out), "--no-progress"]
         if args.hidden:
             cmd += ["--hidden", str(args.hidden)]
-        if args.epochs:
-            cmd += ["--epochs", str(args.epochs)]
+        cmd += ["--epochs", str(epochs)]
         subprocess.run(cmd + list(args.extra), check=True, cwd=ex.ROOT)
         reports.append(json.loads((out / "compare.json").read_text()))
 
@@ -86,7 +105,7 @@ def main(argv=None):
     ms = [ex.mean_sd(acc[m]) for m in methods]
     ax.bar(methods, [100 * v[0] for v in ms], yerr=[100 * v[1] for v in ms], capsize=4)
     ax.set_ylabel("test accuracy (%)")
-    ex.write_results(f"speech_{args.data}", args.out, command=ex.command_line(argv, __file__),
+    ex.write_results(name, args.out, command=ex.command_line(argv, __file__),
                      title=f"Spoken digits ({args.data}): online methods vs BPTT", table=table,
                      notes=notes, figure=fig,
                      data={"seeds": seeds, "methods": methods, "test_accuracy": acc,
