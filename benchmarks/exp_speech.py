@@ -9,7 +9,7 @@ first-step gradient with BPTT's, per parameter array (from each ``compare.json``
 default network of ``snnplast compare`` (recurrent ALIF, 256 hidden) trained for its default 100
 epochs, methods ``bptt,diagonal,immediate,random-k:4``, 3 seeds. On 2 shared CPU cores that is
 many hours (RandomK keeps a dense trace: 6 GiB for a batch of 32 at 256 hidden), so the default
-is CPU-sized: the same data and network, methods ``bptt,diagonal,immediate``, 25 epochs (the
+is CPU-sized: the same data and network, methods ``bptt,diagonal,immediate``, 20 epochs (the
 cosine schedule spans whatever ``--epochs`` is, the same for every method). RandomK runs
 apart, on a smaller hidden size where its dense trace fits, beside BPTT at that size
 (``--methods bptt,random-k:4 --hidden 32``). ``--hidden``, ``--epochs``, ``--data`` and
@@ -17,7 +17,7 @@ apart, on a smaller hidden size where its dense trace fits, beside BPTT at that 
 ``--``. The result files are named by data, hidden size and epochs, so runs at different sizes
 sit side by side.
 
-    python benchmarks/exp_speech.py                                  # CPU-sized: 25 epochs
+    python benchmarks/exp_speech.py                                  # CPU-sized: 20 epochs
     python benchmarks/exp_speech.py --methods bptt,random-k:4 --hidden 32
     python benchmarks/exp_speech.py --full                           # the comparison
     python benchmarks/exp_speech.py --data synth --epochs 2 --hidden 32 --seeds 2   # a quick try
@@ -36,10 +36,10 @@ import numpy as np
 
 from snnplast.train import TrainConfig
 
-# The setting is compare's default; the CPU-sized one: 25 epochs x 3 methods x 3 seeds is
-# about an hour on 2 shared cores at ~10 s per epoch and method (measured, loaded machine).
+# The setting is compare's default; the CPU-sized one: 20 epochs x 3 methods x 3 seeds is
+# about 45 minutes on 2 shared cores at ~13 s per epoch and method (measured, loaded machine).
 FULL_EPOCHS = TrainConfig().epochs
-CPU_EPOCHS = 25
+CPU_EPOCHS = 20
 PAPER = "online e-prop 77-83% on real SHD, close to BPTT (vertex-elimination paper)"
 
 
