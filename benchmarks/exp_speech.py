@@ -53,6 +53,8 @@ def main(argv=None):
                    help=f"default {CPU_EPOCHS} (--full: {FULL_EPOCHS})")
     p.add_argument("--runs", type=Path, default=ex.ROOT / "runs" / "exp_speech",
                    help="folder for the compare runs (not committed)")
+    p.add_argument("--gather", action="store_true",
+                   help="train nothing: gather the tables from the runs already in --runs")
     p.add_argument("extra", nargs="*", help="more options for snnplast compare, after --")
     args = p.parse_args(argv)
     seeds = args.seeds or 3
@@ -64,6 +66,9 @@ def main(argv=None):
     reports = []
     for seed in ex.progress(range(seeds), "seeds"):
         out = args.runs / name / f"seed{seed}"
+        if args.gather:
+            reports.append(json.loads((out / "compare.json").read_text()))
+            continue
         if out.exists():
             shutil.rmtree(out)
         # The console script's entry point, run by this interpreter (the same snnplast).
@@ -96,11 +101,16 @@ def main(argv=None):
     table = ex.markdown_table(["method", "test accuracy", "gap to BPTT",
                                "first-step gradient cosine with BPTT",
                                "cosine per parameter array (seed mean)"], rows)
-    cfg = reports[0]["config"]
-    notes = (f"{seeds} seeds of `snnplast compare` on data {args.data!r} "
-             f"({reports[0]['dataset'].get('name', '')}); shared config: "
+    cfg, ds = reports[0]["config"], reports[0]["dataset"]
+    runs = args.runs.resolve()
+    runs = runs.relative_to(ex.ROOT) if runs.is_relative_to(ex.ROOT) else runs
+    notes = (f"{seeds} seeds of `snnplast compare` on data {args.data!r} ({ds.get('n_train')} "
+             f"train / {ds.get('n_val')} validation / {ds.get('n_test')} test samples, the test "
+             f"speakers held out; {ds.get('n_classes')} classes, {ds.get('n_channels')} "
+             "channels); test accuracy after the last epoch. Shared config: "
              + ", ".join(f"{k}={v}" for k, v in cfg.items() if k not in ("method", "seed"))
-             + f". Each run's folder: {args.runs}/seed<s>/. Paper: {PAPER}.")
+             + f". Each run's folder: {runs}/{name}/seed<s>/. Gradient cosines: at the initial "
+             "weights of each seed, on the first training batch. Paper: " + PAPER + ".")
     fig, (ax,) = ex.figure()
     ms = [ex.mean_sd(acc[m]) for m in methods]
     ax.bar(methods, [100 * v[0] for v in ms], yerr=[100 * v[1] for v in ms], capsize=4)
