@@ -25,6 +25,7 @@ sit side by side.
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import shutil
 import subprocess
@@ -55,6 +56,9 @@ def main(argv=None):
                    help="folder for the compare runs (not committed)")
     p.add_argument("--gather", action="store_true",
                    help="train nothing: gather the tables from the runs already in --runs")
+    p.add_argument("--cosines-only", action="store_true",
+                   help="train nothing: each method's first-step gradient cosine with BPTT, per "
+                        "parameter array and seed (for a method too slow to train on a CPU)")
     p.add_argument("extra", nargs="*", help="more options for snnplast compare, after --")
     args = p.parse_args(argv)
     seeds = args.seeds or 3
@@ -63,7 +67,14 @@ def main(argv=None):
     methods = [m.strip() for m in methods_arg.split(",")]
     epochs = args.epochs or (FULL_EPOCHS if args.full else CPU_EPOCHS)
     name = f"speech_{args.data}_h{args.hidden or TrainConfig().hidden}_e{epochs}"
+    if args.cosines_only:
+        return cosines_only(args, methods, seeds, argv)
     reports = []
+    made_by = args.runs / name / "made_by.json"  # the training command, for --gather's notes
+    if not args.gather:
+        made_by.parent.mkdir(parents=True, exist_ok=True)
+        made_by.write_text(json.dumps({"command": ex.command_line(argv, __file__),
+                                       "commit": ex._COMMIT}))
     for seed in ex.progress(range(seeds), "seeds"):
         out = args.runs / name / f"seed{seed}"
         if args.gather:
@@ -111,6 +122,10 @@ def main(argv=None):
              + ", ".join(f"{k}={v}" for k, v in cfg.items() if k not in ("method", "seed"))
              + f". Each run's folder: {runs}/{name}/seed<s>/. Gradient cosines: at the initial "
              "weights of each seed, on the first training batch. Paper: " + PAPER + ".")
+    if args.gather:
+        made = json.loads(made_by.read_text()) if made_by.exists() else {}
+        notes += (" Gathered from runs trained by `" + made.get("command", "(not recorded)")
+                  + "` at commit " + made.get("commit", "(not recorded)") + ".")
     fig, (ax,) = ex.figure()
     ms = [ex.mean_sd(acc[m]) for m in methods]
     ax.bar(methods, [100 * v[0] for v in ms], yerr=[100 * v[1] for v in ms], capsize=4)
@@ -123,6 +138,45 @@ def main(argv=None):
                                         "dataset": r["dataset"]} for r in reports]})
     print(table)
     return acc
+
+
+def cosines_only(args, methods, seeds, argv):
+    """The first-step gradient's cosine with BPTT's per method and parameter array, per seed
+    (``snnplast.train.gradient_agreement``: the seed's initial weights, its first batch)."""
+    from snnplast.data import load_dataset
+    from snnplast.train import gradient_agreement
+
+    config = TrainConfig(data=args.data)
+    if args.hidden:
+        config = dataclasses.replace(config, hidden=args.hidden)
+    data = load_dataset(args.data, n_bins=config.n_bins)
+    per_seed = []
+    for seed in ex.progress(range(seeds), "seeds"):
+        cfg = dataclasses.replace(config, seed=seed)
+        per_seed.append(gradient_agreement(cfg, data, [m for m in methods if m != "bptt"]))
+    names = list(per_seed[0]["bptt"]["cosine_by_parameter"])
+    rows = []
+    for m in per_seed[0]:
+        rows.append([m, ex.fmt_mean_sd([r[m]["cosine"] for r in per_seed], digits=3),
+                     *(ex.fmt_mean_sd(
+            [r[m]["cosine_by_parameter"][n] for r in per_seed], digits=3) for n in names),
+            ex.fmt_mean_sd([r[m]["norm_ratio"] for r in per_seed], digits=3)])
+    table = ex.markdown_table(["method", "cosine with BPTT (all)", *[f"`{n}`" for n in names],
+                               "norm / BPTT's"], rows)
+    notes = (f"First-step gradients of `snnplast compare`'s network ({config.model}, "
+             f"{config.hidden} hidden) on data {args.data!r}, {seeds} seeds (mean +- sd): each "
+             "seed's initial weights and the first batch `fit` trains on. No training.")
+    fig, (ax,) = ex.figure()
+    ax.bar(list(per_seed[0]), [ex.mean_sd([r[m]["cosine"] for r in per_seed])[0]
+                                for m in per_seed[0]])
+    ax.set_ylabel("cosine with BPTT")
+    ex.write_results(f"speech_{args.data}_h{config.hidden}_cosines", args.out,
+                     command=ex.command_line(argv, __file__),
+                     title=f"Spoken digits ({args.data}): gradient cosine with BPTT, "
+                           f"{config.hidden} hidden", table=table, notes=notes, figure=fig,
+                     data={"seeds": seeds, "methods": methods, "per_seed": per_seed})
+    print(table)
+    return per_seed
 
 
 if __name__ == "__main__":

@@ -56,6 +56,11 @@ def test_experiment_runs_tiny(script, bench_path, tmp_path, monkeypatch):
     assert data["meta"]["command"].startswith(f"python benchmarks/{script}.py")
     assert data["meta"]["commit"] and data["meta"]["commit"] in md
     assert md.count("\n|") >= 3  # a table: header, rule, at least one row
+    if script == "exp_speech":  # the tables again from the same runs, naming how they were made
+        mod.main([*argv, "--gather"])
+        again = (tmp_path / "out" / f"{stem}.md").read_text()
+        assert "Gathered from runs trained by `python benchmarks/exp_speech.py" in again
+        assert again.split("\n|", 1)[1].split("\n\n")[0] == md.split("\n|", 1)[1].split("\n\n")[0]
 
 
 def test_recovery_definition(bench_path):
@@ -94,3 +99,16 @@ def test_fixed_readout_keeps_the_readout(bench_path):
     assert all(float(jnp.min(a)) == -0.5 for a in jax.tree_util.tree_leaves(updates.layers[-1]))
     with pytest.raises(ValueError, match="readout"):
         ex.online_run(model, None, jnp.zeros((2, 1)), jnp.zeros((2, 1)), readout="frozen")
+
+
+@pytest.mark.slow
+def test_speech_cosines_only_tiny(bench_path, tmp_path, monkeypatch):
+    """``exp_speech.py --cosines-only``: a table of per-parameter cosines, no training."""
+    monkeypatch.setenv("MPLBACKEND", "Agg")
+    mod = importlib.import_module("exp_speech")
+    per_seed = mod.main(["--cosines-only", "--data", "synth", "--hidden", "8", "--seeds", "2",
+                         "--methods", "bptt,random-k:4,diagonal", "--out", str(tmp_path)])
+    assert len(per_seed) == 2 and set(per_seed[0]) == {"bptt", "random-k:4", "diagonal"}
+    assert per_seed[0]["bptt"]["cosine"] == pytest.approx(1.0)
+    md = (tmp_path / "speech_synth_h8_cosines.md").read_text()
+    assert "| random-k:4 |" in md and "w_rec" in md
