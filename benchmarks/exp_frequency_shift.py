@@ -82,7 +82,7 @@ def main(argv=None):
     a2.set_ylabel("recovery of exact RTRL's gain (%)")
     a2.axhline(100, c="gray", ls=":")
     a2.legend(fontsize=7)
-    suffix = ex.setting_suffix(args)
+    suffix = ex.setting_suffix(args) + ("" if steps == 2000 else f"_T{steps}")
     ex.write_results(f"frequency_shift_n{args.n}{suffix}", args.out, command=ex.command_line(argv, __file__),
                      title=(f"Frequency-shift online regression: recovery(k), n={args.n}, lr {args.lr:g}, "
                             f"readout {args.readout}"),
