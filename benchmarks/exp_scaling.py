@@ -60,7 +60,8 @@ def main(argv=None):
     ax.set_xlabel("n (hidden units)")
     ax.set_ylabel(f"recovery at k={args.k} (%)")
     ax.legend(fontsize=7)
-    ex.write_results("scaling" + ex.setting_suffix(args), args.out, command=ex.command_line(argv, __file__),
+    ex.write_results("scaling" + ex.setting_suffix(args) + ("_full" if args.full else ""),
+                     args.out, command=ex.command_line(argv, __file__),
                      title=f"Scaling: k={args.k} at n = {', '.join(map(str, ns))}", table=table,
                      notes=notes, figure=fig,
                      data={"ns": ns, "k": args.k, "lr": args.lr, "readout": args.readout, "steps": steps, "shift": shift, "seeds": seeds,

@@ -50,7 +50,8 @@ def main(argv=None):
              f"{steps}; {ex.setting_note(args)}; {seeds} seeds.")
     fig, (a1,) = ex.figure(width=7)
     ex.plot_curves(a1, res, shift)
-    ex.write_results("selection" + ex.setting_suffix(args), args.out, command=ex.command_line(argv, __file__),
+    ex.write_results("selection" + ex.setting_suffix(args) + ("_full" if args.full else ""),
+                     args.out, command=ex.command_line(argv, __file__),
                      title=f"Selection invariance at k={args.k}, n={args.n}", table=table,
                      notes=notes, figure=fig,
                      data={"n": args.n, "k": args.k, "lr": args.lr, "readout": args.readout, "steps": steps, "shift": shift,
