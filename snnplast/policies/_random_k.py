@@ -91,7 +91,11 @@ class RandomK(Policy):
         n = math.prod(block.in_shape)
         k = min(self.k, n)
         d = diagonal_part(block)
-        if k == 0:
+        # k = 0 keeps the diagonal only; a block that is its own diagonal part (an elementwise
+        # block: a leak, an adaptation) has H - D = 0 structurally, and its k paths would
+        # carry exact zeros at full cost (two k x n products per trace) and densify the traces
+        # it reaches (a readout's tied trace becomes n x |theta|).
+        if k == 0 or d is block:
             return d
         off = block if d is None else add(block, scale(d, -1.0))
         if self.select == "adversarial":
