@@ -9,6 +9,11 @@ tuned on individual takes.
     python benchmarks/sim_to_real.py --real /path/to/real-digits                # the ablation
     python benchmarks/sim_to_real.py --real DIR --variants recorded --per-class 100 --epochs 100
 
+Runs made by the command line (``snnplast train ...`` then ``snnplast evaluate RUN --data
+DIR``) are tabled with ``--collect RUN [RUN ...]``: one row per run, read from its
+``summary.json`` and ``evaluate-<folder>/evaluation.json``, appended to ``--results`` and
+printed as a markdown table.
+
 Without the folder of real recordings the script says so and exits (status 0): it is not part
 of the package. Results are appended to ``--results`` (JSON lines) as each run finishes.
 """
@@ -71,6 +76,45 @@ def real_labels(folder: Path, out: Path, takes: int | None) -> tuple[Path, Path,
     return links, table, {str(i): name for name, i in speakers.items()}
 
 
+# The training options a collected row names (those not at their defaults).
+_OPTIONS = ("epochs", "method", "channel_shift", "time_stretch", "time_shift", "spike_drop", "blend",
+            "time_mask", "channel_mask",
+            "seed", "data")  # fmt: skip
+
+
+def collect_row(run: Path, real_folder: str) -> dict:
+    """One table row from a command-line run and its evaluation on the folder `real_folder`."""
+    summary = json.loads((run / "summary.json").read_text())
+    real = json.loads((run / f"evaluate-{real_folder}" / "evaluation.json").read_text())
+    config = summary["config"]
+    defaults = TrainConfig()
+    return {
+        "run": str(run),
+        "options": {k: config[k] for k in _OPTIONS if config.get(k, getattr(defaults, k)) != getattr(defaults, k)},
+        "seed": config["seed"], "epochs": config["epochs"], "method": config["method"],
+        "synthetic_test": summary["test_accuracy"],
+        "real_n": real["n"], "real": real["accuracy"],
+        "real_present_classes": real["accuracy_present_classes"],
+        "real_per_speaker": {k: v["accuracy"] for k, v in real["per_speaker"].items()},
+    }  # fmt: skip
+
+
+def collect(runs: list[Path], real_folder: str, results: Path) -> None:
+    rows = [collect_row(run, real_folder) for run in runs]
+    results.parent.mkdir(parents=True, exist_ok=True)
+    with open(results, "a") as f:
+        f.writelines(json.dumps(row) + "\n" for row in rows)
+    speakers = sorted({name for row in rows for name in row["real_per_speaker"]})
+    print("| run | options | seed | held-out synthetic | real | real, 10 digits | "
+          + " | ".join(speakers) + " |")  # fmt: skip
+    print("|---|---|--:|--:|--:|--:|" + "--:|" * len(speakers))
+    for row in rows:
+        options = " ".join(f"{k}={v}" for k, v in row["options"].items() if k != "seed") or "defaults"
+        cells = [f"{row['real_per_speaker'].get(name, float('nan')):.1%}" for name in speakers]
+        print(f"| {Path(row['run']).name} | {options} | {row['seed']} | {row['synthetic_test']:.1%} "
+              f"| {row['real']:.1%} | {row['real_present_classes']:.1%} | " + " | ".join(cells) + " |")  # fmt: skip
+
+
 def main(argv=None) -> int:
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     p.add_argument("--real", type=Path, default=DEFAULT_REAL, help="folder of real recordings")
@@ -82,7 +126,12 @@ def main(argv=None) -> int:
     p.add_argument("--method", default="bptt")
     p.add_argument("--work", type=Path, default=Path("runs/sim_to_real"))
     p.add_argument("--results", type=Path, default=Path("runs/sim_to_real/results.jsonl"))
+    p.add_argument("--collect", type=Path, nargs="+", metavar="RUN",
+                   help="table command-line runs evaluated on --real instead of training")  # fmt: skip
     args = p.parse_args(argv)
+    if args.collect:
+        collect(args.collect, args.real.name, args.results)
+        return 0
     if not args.real.is_dir():
         print(f"sim_to_real: skipped: no real recordings at {args.real} (pass --real DIR)")
         return 0

@@ -25,6 +25,9 @@ def found(folder, labels=None):
 def test_free_spoken_digit_names(tmp_path):
     for name in ("7_jackson_32.wav", "0_george_0.wav", "7_speaker_12.wav", "3_yweweler_10.wav"):
         write_wav(tmp_path / name)
+    # A data set's own text beside the recordings is left out, not an error.
+    (tmp_path / "README.md").write_text("# spoken digits\n")
+    (tmp_path / "LICENSE").write_text("CC BY-SA 4.0\n")
     assert found(tmp_path) == [
         ("0_george_0.wav", "0", "george"),
         # The 'speaker' keyword wins over reading "speaker" as a speaker's name.
@@ -128,11 +131,17 @@ def bad_layout(src, case):
         write_wav(src / "yes" / "a_nohash_0.wav")
         (src / "yes" / "b.mp3").write_bytes(b"ID3")
         return "b.mp3"
+    if case == "not wav beside named recordings":
+        write_wav(src / "3_speaker_1.wav")
+        (src / "4_speaker_1.mp3").write_bytes(b"ID3")
+        return "4_speaker_1.mp3"
     write_wav(src / "hello.wav")  # "no label"
     return "hello.wav"
 
 
-@pytest.mark.parametrize("case", ["mixed", "not wav in a label folder", "no label"])
+@pytest.mark.parametrize(
+    "case", ["mixed", "not wav in a label folder", "not wav beside named recordings", "no label"]
+)
 def test_bad_layouts_are_one_line_and_leave_nothing(tmp_path, capsys, case):
     src = tmp_path / "in"
     src.mkdir()

@@ -8,7 +8,7 @@ import sys
 import time
 from pathlib import Path
 
-from ._train import HelpFormatter, add_run_options, registry_epilog
+from ._train import AUGMENT_OPTIONS, HelpFormatter, add_run_options, registry_epilog
 
 
 def register(subparsers) -> None:
@@ -45,7 +45,8 @@ def _command(args: argparse.Namespace, out: Path) -> str:
     if sys.argv[1:2] == ["compare"]:
         return shlex.join(["snnplast", *sys.argv[1:]])
     words = ["snnplast", "compare", "--methods", args.methods, "--data", str(args.data)]
-    options = "model hidden lam epochs batch lr schedule channel_shift seed bins".split()
+    options = "model hidden lam epochs batch lr schedule seed bins".split()
+    options += [name for name, *_ in AUGMENT_OPTIONS]
     for name in options:
         words += [f"--{name.replace('_', '-')}", str(getattr(args, name))]
     words += ["--out", str(out)] + (["--no-progress"] if args.no_progress else [])

@@ -18,6 +18,18 @@ def _default(name: str):
     return {f.name: f.default for f in dataclasses.fields(TrainConfig)}[name]
 
 
+# The augmentation of training batches (TrainConfig field, type, metavar, what it does).
+AUGMENT_OPTIONS = (
+    ("channel_shift", int, "K", "shift each training sample by up to K channels"),
+    ("time_stretch", float, "S", "stretch each training sample's time axis by a factor in [1-S, 1+S]"),
+    ("time_shift", int, "K", "move each training sample by up to K time bins"),
+    ("spike_drop", float, "P", "remove each training spike with probability P"),
+    ("blend", float, "P", "mix a training sample with another of its class with probability P"),
+    ("time_mask", int, "K", "silence up to K consecutive time bins of each training sample"),
+    ("channel_mask", int, "K", "silence up to K consecutive channels of each training sample"),
+)
+
+
 def add_run_options(p, *, lam_help: str, out_help: str) -> None:
     """The options `train` and `compare` share. Their defaults are TrainConfig's, so that the
     command line and the Python API start from the same run."""
@@ -64,14 +76,14 @@ def add_run_options(p, *, lam_help: str, out_help: str) -> None:
         default=_default("schedule"),
         help=f"learning rate over the run: {', '.join(SCHEDULES)} (default %(default)s)",
     )
-    p.add_argument(
-        "--channel-shift",
-        type=int,
-        default=_default("channel_shift"),
-        metavar="K",
-        help="augment: shift each training sample by up to K channels, 0 for none "
-        "(default %(default)s)",
-    )
+    for name, kind, metavar, text in AUGMENT_OPTIONS:
+        p.add_argument(
+            "--" + name.replace("_", "-"),
+            type=kind,
+            default=_default(name),
+            metavar=metavar,
+            help=f"augment: {text}, 0 for none (default %(default)s)",
+        )
     p.add_argument("--seed", type=int, default=_default("seed"), help="(default %(default)s)")
     p.add_argument(
         "--bins",
@@ -198,12 +210,12 @@ def config_from_args(args: argparse.Namespace, method: str):
         batch=args.batch,
         lr=args.lr,
         schedule=args.schedule,
-        channel_shift=args.channel_shift,
         seed=args.seed,
         data=str(args.data),
         n_bins=args.bins,
         block=getattr(args, "block", None),
         on_nan=getattr(args, "on_nan", _default("on_nan")),
+        **{name: getattr(args, name) for name, *_ in AUGMENT_OPTIONS},
     )
 
 
@@ -215,8 +227,9 @@ def _resume_config(args: argparse.Namespace):
     header = run_status(args.resume)
     names = {"data": "data", "model": "model", "hidden": "hidden", "lam": "lam",
              "epochs": "epochs", "batch": "batch", "lr": "lr", "schedule": "schedule",
-             "channel_shift": "channel_shift", "seed": "seed", "bins": "n_bins",
-             "method": "method", "on_nan": "on_nan", "out": None}  # fmt: skip
+             "seed": "seed", "bins": "n_bins",
+             "method": "method", "on_nan": "on_nan", "out": None,
+             **{name: name for name, *_ in AUGMENT_OPTIONS}}  # fmt: skip
     for option, field in names.items():
         default = None if field is None else _default(field)
         if getattr(args, option) != default:

@@ -30,7 +30,7 @@ def first_batch(config: TrainConfig, train) -> tuple[np.ndarray, np.ndarray, np.
     """
     rng = np.random.default_rng(config.seed)
     batch = min(config.batch, len(train.y))
-    return next(training_batches(train, batch, config.channel_shift, rng))
+    return next(training_batches(train, batch, config.augment, rng))
 
 
 @eqx.filter_jit

@@ -6,7 +6,7 @@ from collections.abc import Iterator
 
 import numpy as np
 
-from ._augment import random_channel_shift
+from ._augment import Augment, blend, class_members, same_class_partners
 
 
 def shuffled_batches(n: int, batch: int, rng: np.random.Generator) -> Iterator[np.ndarray]:
@@ -20,12 +20,18 @@ def shuffled_batches(n: int, batch: int, rng: np.random.Generator) -> Iterator[n
         yield order[start : start + batch]
 
 
-def training_batches(split, batch: int, channel_shift: int, rng: np.random.Generator):
+def training_batches(split, batch: int, augment: Augment, rng: np.random.Generator):
     """``(index, x, y)`` of one epoch's training steps, as :func:`fit` trains on them: shuffled
-    (:func:`shuffled_batches`) and channel-shifted (:func:`random_channel_shift`), both drawn
-    from `rng` in that order."""
+    (:func:`shuffled_batches`), blended with partners of the same class (:func:`blend`, when
+    ``augment.blend`` > 0) and augmented (:class:`Augment`), all drawn from `rng` in that
+    order."""
+    members = class_members(split.y) if augment.blend else None
     for index in shuffled_batches(len(split.y), batch, rng):
-        yield index, random_channel_shift(split.x[index], channel_shift, rng), split.y[index]
+        x, y = split.x[index], split.y[index]
+        if members is not None:
+            partners = split.x[same_class_partners(y, members, rng)]
+            x = blend(x, partners, augment.blend, rng)
+        yield index, augment(x, rng), y
 
 
 def padded_batches(x: np.ndarray, y: np.ndarray, size: int):

@@ -6,7 +6,7 @@ import dataclasses
 import math
 
 from .._errors import ValidationError
-from ._augment import check_channel_shift
+from ._augment import Augment
 from ._guard import check_on_nan
 from ._method import parse_method
 from ._models import check_model
@@ -38,6 +38,9 @@ class TrainConfig:
       step) or ``"constant"``.
     - `channel_shift`: augmentation: each training sample is shifted along the channel axis by
       a random integer in ``[-channel_shift, channel_shift]`` (zeros shifted in); 0 is none.
+    - `time_stretch`, `time_shift`, `spike_drop`, `blend`, `time_mask`, `channel_mask`:
+      augmentation in time, by thinning, by mixing two samples of a class and by silencing a
+      run of bins or channels (see :class:`Augment`); 0 is none.
     - `seed`: seeds the weights and the shuffling; the same seed gives the same run.
     - `eval_batch`: samples per evaluation batch (memory only; results do not depend on it).
     - `data`: the data set's name or path, recorded for provenance (``fit`` is given the data).
@@ -62,6 +65,12 @@ class TrainConfig:
     lr: float = 2e-3
     schedule: str = "cosine"
     channel_shift: int = 3
+    time_stretch: float = 0.0
+    time_shift: int = 0
+    spike_drop: float = 0.0
+    blend: float = 0.0
+    time_mask: int = 0
+    channel_mask: int = 0
     seed: int = 0
     eval_batch: int = 250
     data: str = "speech"
@@ -83,11 +92,19 @@ class TrainConfig:
         if isinstance(self.seed, bool) or not isinstance(self.seed, int) or self.seed < 0:
             raise ValidationError(f"seed must be an integer >= 0, got {self.seed!r}")
         check_schedule(self.schedule)
-        check_channel_shift(self.channel_shift)
+        _ = self.augment  # validates the augmentation's fields
         check_method_fits(parse_method(self.method, self.lam), self.hidden, self.method)
         check_on_nan(self.on_nan)
         if self.block is not None:
             _positive_int("block", self.block)
+
+    @property
+    def augment(self) -> Augment:
+        """The augmentation of training batches these settings ask for."""
+        return Augment(
+            self.channel_shift, self.time_stretch, self.time_shift, self.spike_drop, self.blend,
+            self.time_mask, self.channel_mask,
+        )  # fmt: skip
 
     def to_dict(self) -> dict:
         return dataclasses.asdict(self)

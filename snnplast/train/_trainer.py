@@ -338,7 +338,7 @@ def fit(
         )
         with bar:
             for i, (index, x, y) in enumerate(
-                training_batches(train, batch, config.channel_shift, rng)
+                training_batches(train, batch, config.augment, rng)
             ):
                 if i < state.step:
                     continue  # trained before the interruption: drawn again, not trained

@@ -2,7 +2,8 @@
 
 - **Names** (a flat folder): ``LABEL_speaker_ID.wav`` (``7_speaker_12.wav``; anything after a
   further ``_`` is ignored) or ``LABEL_SPEAKER_INDEX.wav``, the Free Spoken Digit Dataset's
-  ``DIGIT_SPEAKERNAME_INDEX.wav`` (``7_jackson_32.wav``).
+  ``DIGIT_SPEAKERNAME_INDEX.wav`` (``7_jackson_32.wav``). Text beside them (``README.md``,
+  ``LICENSE``, ``.txt``, ``.csv``, ``.json`` files) is left out; any other file is an error.
 - **One folder per label** (``yes/0a7c2a8d_nohash_0.wav``, as in Speech Commands): the label is
   the folder's name; the speaker comes from the file name where it carries one
   (``SPEAKER_nohash_N``, ``LABEL_speaker_ID``, ``LABEL_SPEAKER_INDEX``), otherwise it is unknown.
@@ -77,12 +78,21 @@ def _label_folders(in_dir: Path) -> list[Path]:
     )  # fmt: skip
 
 
+# Text a folder of recordings carries beside them (a data set's README, licence, lists).
+_TEXT_SUFFIXES = frozenset({".csv", ".json", ".md", ".rst", ".txt"})
+_TEXT_STEMS = frozenset({"license", "licence", "readme", "copying", "authors"})
+
+
+def _is_text(path: Path) -> bool:
+    return path.suffix.lower() in _TEXT_SUFFIXES or path.stem.lower() in _TEXT_STEMS
+
+
 def from_names(in_dir: Path) -> list[Recording]:
-    """A flat folder whose file names carry label and speaker (CSV files are skipped)."""
+    """A flat folder whose file names carry label and speaker (text beside them is skipped)."""
     files = [p for p in sorted(in_dir.iterdir()) if p.is_file() and _visible(p)]
     found = []
     for path in files:
-        if path.suffix.lower() == ".csv":
+        if _is_text(path):
             continue
         if path.suffix.lower() != ".wav":
             raise ValidationError(f"{path}: not a .wav file; only WAV audio is supported")
