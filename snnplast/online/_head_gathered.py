@@ -277,7 +277,7 @@ class GatheredHeadStep:
             grad_phi=grad_phi,
             grad_direct=[a + b for a, b in zip(inner.grad_direct, d_p)],
             loss=inner.loss + lval,
-            out_sum=jax.tree_util.tree_map(jnp.add, inner.out_sum, outs), t=t,
+            out_sum=jax.tree_util.tree_map(jnp.add, inner.out_sum, outs), t=t, pending={},
         )
         return GatheredCarry(new_inner, list(inner.state), list(x_leaves), inner.policy_state)
 

@@ -32,7 +32,7 @@ class Carry(NamedTuple):
     t: jax.Array
     # a -> [B, ...]: d loss_t / d state_t[a] of the last step, for the leaves that cut a
     # parameter's direct term (OnlineStep.direct_cuts): it meets the trace G_t at the next step.
-    pending: dict = {}
+    pending: dict
 
 
 class OnlineStep:
