@@ -53,8 +53,15 @@ import snnplast
 from snnplast.train import build_model, cross_entropy
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from online_vs_bptt import (BUILDERS, cosine, dense_trace_bytes, git_revision, interleaved_times,
-                            make, package_method)
+from online_vs_bptt import (
+    BUILDERS,
+    cosine,
+    dense_trace_bytes,
+    git_revision,
+    interleaved_times,
+    make,
+    package_method,
+)
 
 N_IN, N_CLASSES, RATE = 140, 20, 0.05
 METHODS = ("bptt", "diagonal", "diagonal-step", "immediate", "random-k:4", "exact",
