@@ -17,6 +17,11 @@ all for a sequence that fits in one block. Memory: the block's per-step records
 
 A policy's restriction of the trace (``restrict_trace``) is a mask on (state, parameter)
 entries, which commutes with an elementwise ``H~``; it is applied to ``F``.
+
+The direct term of a parameter that acts on a step's output only through new state leaves
+(:meth:`OnlineStep.direct_cuts`), ``sum_s E_s F_s`` with ``E_s = d loss_s / d state_s``,
+meets the same ``F_s``: the block contracts ``lambda_s + E_s`` with ``F_s`` in one product, and
+the steps form no weight gradient of their own.
 """
 
 from __future__ import annotations
