@@ -112,16 +112,40 @@ OPTIMIZERS: dict[str, Callable[[float], optax.GradientTransformation]] = {
 }
 
 
+def fixed_readout(tx: optax.GradientTransformation, *,
+                  only: bool = False) -> optax.GradientTransformation:
+    """`tx` on every parameter but the last layer's (a ``Sequential``'s readout), which stays at
+    its initial values: adaptation must then go through the recurrent layer. With `only`, the
+    reverse: the readout alone learns, on a fixed random recurrent layer (a reservoir), which
+    tells whether a task needs any credit through time at all."""
+    learn, keep = ("fixed", "train") if only else ("train", "fixed")
+
+    def labels(params):
+        lab = jax.tree_util.tree_map(lambda _: learn, params)
+        last = jax.tree_util.tree_map(lambda _: keep, lab.layers[-1])
+        return eqx.tree_at(lambda m: m.layers[-1], lab, last)
+
+    return optax.multi_transform({"train": tx, "fixed": optax.set_to_zero()}, labels)
+
+
+READOUTS = ("learned", "fixed", "only")
+
+
 def online_run(model, policy, inputs, targets, *, lr: float = 3e-3, optimizer: str = "adam",
-               key=None, freeze_at: int | None = None, loss=mse) -> np.ndarray:
+               key=None, freeze_at: int | None = None, loss=mse,
+               readout: str = "learned") -> np.ndarray:
     """Learn online on one stream with an :class:`snnplast.OnlineLearner`, updating every step.
 
     **Arguments:** `freeze_at`: stop learning from this step on (the parameters stay fixed, the
-    stream goes on): the "no adaptation" baseline.
+    stream goes on): the "no adaptation" baseline. `readout`: ``"learned"`` (every parameter
+    learns), ``"fixed"`` (the readout keeps its initial weights) or ``"only"`` (only the readout
+    learns): :func:`fixed_readout`.
 
     **Returns:** the per-step losses ``[T]`` (NaN from the step a run diverges).
     """
-    learner = _learner(model, policy, loss, optimizer, lr)
+    if readout not in READOUTS:
+        raise ValueError(f"readout must be one of {READOUTS}, got {readout!r}")
+    learner = _learner(model, policy, loss, optimizer, lr, readout)
     key = jax.random.PRNGKey(0) if key is None else key
     state = learner.init(model, inputs[0], key=key)
     if freeze_at is None:
@@ -138,20 +162,22 @@ def online_run(model, policy, inputs, targets, *, lr: float = 3e-3, optimizer: s
 _LEARNERS: dict = {}
 
 
-def _learner(model, policy, loss, optimizer, lr) -> sp.OnlineLearner:
+def _learner(model, policy, loss, optimizer, lr, readout="learned") -> sp.OnlineLearner:
     """One learner (so one compilation) per policy, optimizer and model structure, reused across
     seeds. Reuse is sound because the trace engine derives a step's structure from the model's
     shapes and static fields only, which the jit cache keys on; a model with integer or boolean
     arrays (constant masks, whose values shape the structure) gets a fresh learner every time.
     """
+    tx = OPTIMIZERS[optimizer](lr)
+    tx = tx if readout == "learned" else fixed_readout(tx, only=readout == "only")
     leaves = jax.tree_util.tree_leaves(model)
     if any(eqx.is_array(a) and not eqx.is_inexact_array(a) for a in leaves):
-        return sp.OnlineLearner(policy, loss, OPTIMIZERS[optimizer](lr))
+        return sp.OnlineLearner(policy, loss, tx)
     shapes = tuple((a.shape, str(a.dtype)) for a in leaves if eqx.is_array(a))
     struct = jax.tree_util.tree_structure(eqx.partition(model, eqx.is_array)[1])
-    k = (repr(policy), loss, optimizer, lr, shapes, str(struct))
+    k = (repr(policy), loss, optimizer, lr, readout, shapes, str(struct))
     if k not in _LEARNERS:
-        _LEARNERS[k] = sp.OnlineLearner(policy, loss, OPTIMIZERS[optimizer](lr))
+        _LEARNERS[k] = sp.OnlineLearner(policy, loss, tx)
     return _LEARNERS[k]
 
 
@@ -222,11 +248,46 @@ def parser(description: str) -> argparse.ArgumentParser:
     return p
 
 
+def add_setting(p: argparse.ArgumentParser) -> None:
+    """``--lr`` and ``--readout``: the online setting the sine experiments (1-3) share."""
+    p.add_argument("--lr", type=float, default=3e-3, help="Adam's learning rate (default 3e-3)")
+    p.add_argument("--readout", choices=READOUTS, default="learned",
+                   help="learned: every parameter learns online (default); fixed: the readout "
+                        "keeps its initial weights, so adaptation goes through the recurrent "
+                        "layer")
+
+
+def setting_suffix(args) -> str:
+    """The result files' suffix for a setting other than the default (Adam 3e-3, readout
+    learned), so runs in different settings sit side by side."""
+    return ("" if args.lr == 3e-3 else f"_lr{args.lr:g}") + (
+        "" if args.readout == "learned" else f"_{args.readout}readout")
+
+
+def setting_note(args) -> str:
+    return (f"OnlineLearner, Adam lr {args.lr:g}, one update per step, readout {args.readout}"
+            + {"learned": "", "fixed": " (its initial weights throughout; the recurrent layer "
+               "learns)", "only": " (the only parameters that learn; the recurrent layer keeps "
+               "its initial weights, so every method's gradient is the same)"}[args.readout])
+
+
+def late_mse(res: dict, fraction: float = 0.25) -> dict[str, list]:
+    """Per method, the per-seed mean loss over the last `fraction` of the stream: where the
+    adaptation has settled (the post-shift mean weighs the transient right after the shift)."""
+    out = {}
+    for m, d in res.items():
+        curves = np.asarray(d["curve"], dtype=float)
+        out[m] = list(np.mean(curves[:, -max(1, int(fraction * curves.shape[1])):], axis=1))
+    return out
+
+
 def _commit() -> str:
     try:
         head = subprocess.run(["git", "rev-parse", "--short", "HEAD"], cwd=ROOT, text=True,
                               capture_output=True, check=True).stdout.strip()
-        dirty = subprocess.run(["git", "status", "--porcelain", "--untracked-files=no"], cwd=ROOT,
+        # Result files rewritten by an earlier run are not code: they do not make a run dirty.
+        dirty = subprocess.run(["git", "status", "--porcelain", "--untracked-files=no", "--",
+                                ".", ":(exclude)benchmarks/results"], cwd=ROOT,
                                text=True, capture_output=True, check=True).stdout.strip()
     except (OSError, subprocess.CalledProcessError):
         return "unknown"
@@ -332,7 +393,7 @@ def random_k_methods(ks, select: str = "random", exact: bool = True) -> dict[str
 
 def run_methods(make_model: Callable, methods: dict[str, Callable], stream: Callable, *,
                 seeds: int, shift: int, optimizer: str = "adam", lr: float = 3e-3,
-                desc: str = "runs") -> dict[str, dict[str, list]]:
+                readout: str = "learned", desc: str = "runs") -> dict[str, dict[str, list]]:
     """Every method on every seed: the same initial model and stream per seed for all methods.
 
     **Arguments:**
@@ -340,7 +401,7 @@ def run_methods(make_model: Callable, methods: dict[str, Callable], stream: Call
     - `make_model(key)`: the model of a seed; `stream(seed)`: ``(inputs, targets)``;
     - `methods`: name -> a callable returning a policy, or ``None`` for "no learning after the
       shift" (the parameters are frozen at the shift);
-    - `optimizer`, `lr`: as in :func:`online_run`.
+    - `optimizer`, `lr`, `readout`: as in :func:`online_run`.
 
     **Returns:** ``{name: {"post_shift_mse": [per seed], "curve": [per seed losses]}}``.
     """
@@ -353,10 +414,10 @@ def run_methods(make_model: Callable, methods: dict[str, Callable], stream: Call
         make = methods[name]
         if make is None:
             losses = online_run(model, sp.Diagonal(), xs, ys, freeze_at=shift, lr=lr,
-                                optimizer=optimizer)
+                                optimizer=optimizer, readout=readout)
         else:
             losses = online_run(model, make(), xs, ys, key=jax.random.fold_in(key, 1), lr=lr,
-                                optimizer=optimizer)
+                                optimizer=optimizer, readout=readout)
         out[name]["post_shift_mse"].append(post_shift_mse(losses, shift))
         out[name]["curve"].append(losses.tolist())
     return out

@@ -80,7 +80,7 @@ def main(argv=None):
     ax.set_xlabel("step")
     ax.set_ylabel(f"MSE (mean over seeds, {w}-step average)")
     ax.legend(fontsize=7)
-    ex.write_results("random_k_default", args.out,
+    ex.write_results("random_k_default" + ("_full" if args.full else ""), args.out,
                      command=ex.command_line(argv, __file__),
                      title="RandomK's default: scale=True vs scale=False", table=table,
                      notes=notes, figure=fig,

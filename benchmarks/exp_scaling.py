@@ -12,6 +12,7 @@ is shorter and smaller than the paper's.
 from __future__ import annotations
 
 import _experiments as ex
+import numpy as np
 
 PAPER = {64: "84", 128: "", 256: "78"}
 
@@ -21,6 +22,7 @@ def main(argv=None):
     p.add_argument("--ns", default=None, help="comma-separated sizes")
     p.add_argument("--k", type=int, default=4)
     p.add_argument("--steps", type=int, default=None)
+    ex.add_setting(p)
     args = p.parse_args(argv)
     ns = [int(n) for n in (args.ns or ("64,128,256" if args.full else "64,128")).split(",")]
     steps = args.steps or (2000 if args.full else 1000)
@@ -31,20 +33,24 @@ def main(argv=None):
     per_n, rows = {}, []
     for n in ns:
         res = ex.run_methods(lambda key, n=n: ex.elman(n, key), methods, stream, seeds=seeds,
-                             shift=shift, desc=f"n={n}")
+                             shift=shift, lr=args.lr, readout=args.readout, desc=f"n={n}")
         rec = ex.recoveries(res, "k=0", "exact")
         rec_log = ex.recoveries(res, "k=0", "exact", log=True)
-        per_n[n] = {"results": res, "recovery": rec, "recovery_log": rec_log}
+        late = ex.late_mse(res)
+        per_n[n] = {"results": res, "recovery": rec, "recovery_log": rec_log, "late_mse": late}
         rows.append([n, f"{100 * args.k / n:.1f}%", ex.fmt_sci(res["k=0"]["post_shift_mse"]),
                      ex.fmt_sci(res[f"k={args.k}"]["post_shift_mse"]),
                      ex.fmt_sci(res["exact"]["post_shift_mse"]),
                      ex.fmt_mean_sd(rec[f"k={args.k}"], 100, unit="%"),
-                     ex.fmt_mean_sd(rec_log[f"k={args.k}"], 100, unit="%"), PAPER.get(n, "")])
+                     ex.fmt_mean_sd(rec_log[f"k={args.k}"], 100, unit="%"),
+                     " / ".join(f"{np.mean(late[m]):.1e}" for m in ("k=0", f"k={args.k}", "exact")),
+                     PAPER.get(n, "")])
     table = ex.markdown_table(
         ["n", "k/n", "k=0 MSE", f"k={args.k} MSE", "exact MSE", f"recovery k={args.k}",
-         "recovery on log(MSE)", "paper recovery %"], rows)
+         "recovery on log(MSE)", f"MSE last quarter k=0 / k={args.k} / exact (seed mean)",
+         "paper recovery %"], rows)
     notes = (f"Elman RNN + linear readout, sine 2pi/25 -> 2pi/12 at step {shift} of {steps}, "
-             f"OnlineLearner with Adam 3e-3 (update every step), {seeds} seeds; k=0 = Diagonal.")
+             f"{ex.setting_note(args)}; {seeds} seeds; k=0 = Diagonal.")
     fig, (ax,) = ex.figure()
     for key, lab in (("recovery", "linear"), ("recovery_log", "log(MSE)")):
         m = [ex.mean_sd(per_n[n][key][f"k={args.k}"])[:2] for n in ns]
@@ -54,10 +60,11 @@ def main(argv=None):
     ax.set_xlabel("n (hidden units)")
     ax.set_ylabel(f"recovery at k={args.k} (%)")
     ax.legend(fontsize=7)
-    ex.write_results("scaling", args.out, command=ex.command_line(argv, __file__),
+    ex.write_results("scaling" + ex.setting_suffix(args) + ("_full" if args.full else ""),
+                     args.out, command=ex.command_line(argv, __file__),
                      title=f"Scaling: k={args.k} at n = {', '.join(map(str, ns))}", table=table,
                      notes=notes, figure=fig,
-                     data={"ns": ns, "k": args.k, "steps": steps, "shift": shift, "seeds": seeds,
+                     data={"ns": ns, "k": args.k, "lr": args.lr, "readout": args.readout, "steps": steps, "shift": shift, "seeds": seeds,
                            "per_n": {str(n): v for n, v in per_n.items()}})
     print(table)
     return per_n

@@ -25,6 +25,7 @@ def main(argv=None):
     p.add_argument("--n", type=int, default=64)
     p.add_argument("--k", type=int, default=4)
     p.add_argument("--steps", type=int, default=None)
+    ex.add_setting(p)
     args = p.parse_args(argv)
     steps = args.steps or (4000 if args.full else 2000)
     seeds = args.seeds or 5
@@ -34,26 +35,28 @@ def main(argv=None):
         methods[sel] = lambda sel=sel: sp.RandomK(args.k, select=sel)
     res = ex.run_methods(lambda key: ex.elman(args.n, key), methods,
                          lambda seed: ex.sine_shift(steps, shift), seeds=seeds, shift=shift,
-                         desc="selection")
+                         lr=args.lr, readout=args.readout, desc="selection")
     rec = ex.recoveries(res, "k=0", "exact")
     rec_log = ex.recoveries(res, "k=0", "exact", log=True)
     paper = "all recover (selection-invariant)"
+    late = ex.late_mse(res)
     rows = [[name, ex.fmt_sci(r["post_shift_mse"]), ex.fmt_mean_sd(rec[name], 100, unit="%"),
-             ex.fmt_mean_sd(rec_log[name], 100, unit="%"),
+             ex.fmt_mean_sd(rec_log[name], 100, unit="%"), ex.fmt_sci(late[name]),
              paper if name in ("random", "fixed", "adversarial") else ""]
             for name, r in res.items()]
     table = ex.markdown_table([f"selection (k={args.k})", "post-shift MSE", "recovery",
-                               "recovery on log(MSE)", "paper"], rows)
+                               "recovery on log(MSE)", "MSE, last quarter", "paper"], rows)
     notes = (f"Elman RNN n={args.n} + linear readout, sine 2pi/25 -> 2pi/12 at step {shift} of "
-             f"{steps}; OnlineLearner, Adam 3e-3, update every step; {seeds} seeds.")
+             f"{steps}; {ex.setting_note(args)}; {seeds} seeds.")
     fig, (a1,) = ex.figure(width=7)
     ex.plot_curves(a1, res, shift)
-    ex.write_results("selection", args.out, command=ex.command_line(argv, __file__),
+    ex.write_results("selection" + ex.setting_suffix(args) + ("_full" if args.full else ""),
+                     args.out, command=ex.command_line(argv, __file__),
                      title=f"Selection invariance at k={args.k}, n={args.n}", table=table,
                      notes=notes, figure=fig,
-                     data={"n": args.n, "k": args.k, "steps": steps, "shift": shift,
+                     data={"n": args.n, "k": args.k, "lr": args.lr, "readout": args.readout, "steps": steps, "shift": shift,
                            "seeds": seeds, "recovery": rec, "recovery_log": rec_log,
-                           "results": res})
+                           "late_mse": late, "results": res})
     print(table)
     return res, rec
 
