@@ -211,6 +211,51 @@ def test_random_k_selections_select_what_they_say(x64, getkey):
 
 
 @pytest.mark.slow
+def test_random_k_fixed_on_alif_is_its_recursion(x64, getkey):
+    """ALIF (leaves v, a and the spikes z of n = 4 units; the v and a leaks are elementwise
+    blocks), k = 2, one subset for the sequence: the gradient is exactly the recursion
+    ``H~ = D + (H - D) diag(m)`` with the same units selected in every leaf (dense reference
+    from jax.jacfwd), for exactly one of the 6 subsets."""
+    import itertools
+
+    cell = _f64(BUILTIN["ralif"](getkey()))
+    xs, ys = _problem(cell, getkey())
+    jacobians = _step_jacobians(cell, xs, ys)
+
+    def through(units):
+        def carry(h, t, leaves):
+            own = _own_part(h, leaves)
+            cols = np.zeros(h.shape[1])
+            for off, shape in leaves:
+                if int(np.prod(shape)) == 4:
+                    cols[off + np.asarray(units)] = 1.0
+            return own + (h - own) * cols[None, :]
+
+        return carry
+
+    subsets = list(itertools.combinations(range(4), 2))
+    got = sp.gradients(cell, xs, ys, loss=_sq, method=sp.RandomK(2, select="fixed"),
+                       key=getkey())
+    matches = [c for c in subsets
+               if _rel(got, _transport_reference(jacobians, through(c))) <= 1e-9]
+    assert len(matches) == 1, matches
+
+
+def test_random_k_keeps_the_tied_trace_of_an_elementwise_block(x64, getkey):
+    """An elementwise block (a leak, an adaptation; ALIF without recurrence has only such
+    blocks) has no paths between units to carry: RandomK keeps Diagonal's tied traces there,
+    not dense n x |theta| ones, which would cost Exact's memory for exact zeros."""
+    from snnplast.online import OnlineStep
+
+    cell = _f64(BUILTIN["alif"](getkey()))
+    x0 = jnp.zeros((N_IN,), jnp.float64)
+    diagonal = OnlineStep(cell, x0, sp.Diagonal(), _sq).traces
+    random_k = OnlineStep(cell, x0, sp.RandomK(2), _sq).traces
+    assert diagonal.structure and random_k.structure == diagonal.structure
+    assert random_k.stored_size() == diagonal.stored_size()
+
+
+@pytest.mark.slow
 def test_sequential_is_exact_for_one_layer_under_a_memoryless_readout(x64, getkey):
     """Each layer keeps traces for its own parameters only; the lower layer's learning signal is
     the same-step backward pass through the readout. That is exact when the readout has no
