@@ -50,16 +50,38 @@ import jax
 import jax.numpy as jnp
 
 import snnplast
-from snnplast.train import build_model, loss_and_grad
+from snnplast.train import build_model, cross_entropy
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from online_vs_bptt import cosine, dense_trace_bytes, git_revision, hand_written, interleaved_times
+from online_vs_bptt import (
+    BUILDERS,
+    cosine,
+    dense_trace_bytes,
+    git_revision,
+    interleaved_times,
+    make,
+    package_method,
+)
 
 N_IN, N_CLASSES, RATE = 140, 20, 0.05
 METHODS = ("bptt", "diagonal", "diagonal-step", "immediate", "random-k:4", "exact",
            "hand-factorised", "hand-per-synapse", "hand-alif")
 HAND = {"rlif": ("hand-factorised", "hand-per-synapse"), "ralif": ("hand-alif",)}
 DENSE = {"random-k:4": snnplast.RandomK(k=4), "exact": snnplast.Exact()}
+# The engine's methods: (policy, block) as the builders pass them, for the mode column.
+ENGINE = {"diagonal": (snnplast.Diagonal(), None), "diagonal-step": (snnplast.Diagonal(), 1),
+          "immediate": (snnplast.Immediate(), None), "random-k:4": (DENSE["random-k:4"], None),
+          "exact": (DENSE["exact"], None)}
+
+
+def accumulation(net, x, name) -> str:
+    """What the engine runs for method `name` ("step" or "blocked K"), "" for the others."""
+    if name not in ENGINE:
+        return ""
+    policy, block = ENGINE[name]
+    runner = snnplast.online.OnlineStep(net, x[0, 0], policy, cross_entropy)
+    used = snnplast.online.resolve_block(runner, block, x.shape[1])
+    return "step" if used == 1 else f"blocked {used}"
 
 
 def problem(model: str, hidden: int, steps: int, batch: int, seed: int):
@@ -68,14 +90,6 @@ def problem(model: str, hidden: int, steps: int, batch: int, seed: int):
     x = jax.random.bernoulli(k_x, RATE, (batch, steps, N_IN)).astype(jnp.float32)
     y = jax.random.randint(k_y, (batch,), 0, N_CLASSES, dtype=jnp.int32)
     return net, x, y
-
-
-def package_method(method, block=None):
-    def run(params, static, x, y):
-        (loss, _), grads = loss_and_grad(eqx.combine(params, static), x, y, method, block)
-        return loss, jax.tree_util.tree_leaves(grads)
-
-    return run
 
 
 def hand_alif(params, static, x, y):
@@ -140,24 +154,12 @@ def hand_alif(params, static, x, y):
     return loss / batch, [g / batch for g in (g_in, g_rec * mask, g_out, g_b)]
 
 
-def make(name):
-    if name == "bptt":
-        return package_method("bptt")
-    if name == "diagonal":
-        return package_method(snnplast.Diagonal())
-    if name == "diagonal-step":
-        return package_method(snnplast.Diagonal(), block=1)
-    if name == "immediate":
-        return package_method(snnplast.Immediate())
-    if name in DENSE:
-        return package_method(DENSE[name])
-    if name == "hand-factorised":
-        return hand_written(per_synapse=False)
-    if name == "hand-per-synapse":
-        return hand_written(per_synapse=True)
-    if name == "hand-alif":
-        return hand_alif
-    raise ValueError(f"unknown method {name!r}; allowed: {', '.join(METHODS)}")
+SUITE_BUILDERS = {
+    **BUILDERS,
+    "diagonal-step": lambda: package_method(snnplast.Diagonal(), block=1),
+    "exact": lambda: package_method(DENSE["exact"]),
+    "hand-alif": lambda: hand_alif,
+}
 
 
 def compile_method(fn, params, static, x, y):
@@ -179,7 +181,8 @@ def bench_case(args, model: str, hidden: int, steps: int) -> list[dict]:
                if not m.startswith("hand-") or m in HAND.get(model, ())]
     rows, compiled = [], {}
     for name in methods:
-        row = {"model": model, "H": hidden, "T": steps, "method": name}
+        row = {"model": model, "H": hidden, "T": steps, "method": name,
+               "mode": accumulation(net, x, name)}
         rows.append(row)
         if name in DENSE:
             need = dense_trace_bytes(net, DENSE[name], args.batch)
@@ -191,7 +194,7 @@ def bench_case(args, model: str, hidden: int, steps: int) -> list[dict]:
         if name in args.skip_after and steps > args.skip_after[name]:
             row["skipped"] = f"not run above T={args.skip_after[name]} (time)"
             continue
-        fn, out, compile_s, temp, first_s = compile_method(make(name), params, static, x, y)
+        fn, out, compile_s, temp, first_s = compile_method(make(name, SUITE_BUILDERS), params, static, x, y)
         compiled[name] = (fn, out)
         row.update(compile_s=compile_s, temp_bytes=temp, first_call_s=first_s)
         print(f"{model} H={hidden} T={steps} {name}: compile {compile_s:.1f} s, temp "
@@ -254,30 +257,32 @@ def markdown(meta, rows) -> str:
         "",
         (f"jax {meta['jax']} ({meta['backend']}), commit {meta['commit']}, Python "
          f"{meta['python']}, os.cpu_count() = {meta['cpu_count']}, {meta['date']}; batch "
-         f"{meta['batch']}, 140 inputs, 20 classes, seed {meta['seed']}; default block "
-         f"{meta['default_block']} (where the default blocks at all)."),
+         f"{meta['batch']}, 140 inputs, 20 classes, seed {meta['seed']}; `diagonal` runs the "
+         f"default accumulation (one block up to `whole_sequence_steps`, else blocks of "
+         f"{meta['default_block']}, where some trace is per synapse; else step by step), "
+         f"see the `mode` column."),
         "",
-        ("| model | H | T | method | median ms | x BPTT | compile s | temp MiB | cos BPTT (all / "
-         "hidden) | cos Diagonal |"),
-        "|---|--:|--:|---|--:|--:|--:|--:|--:|--:|",
+        ("| model | H | T | method | mode | median ms | x BPTT | compile s | temp MiB | cos BPTT "
+         "(all / hidden) | cos Diagonal |"),
+        "|---|--:|--:|---|---|--:|--:|--:|--:|--:|--:|",
     ]
     for r in rows:
         if "skipped" in r:
-            lines.append(f"| {r['model']} | {r['H']} | {r['T']} | {r['method']} | skipped: "
-                         f"{r['skipped']} | | | | | |")
+            lines.append(f"| {r['model']} | {r['H']} | {r['T']} | {r['method']} | "
+                         f"{r.get('mode', '')} | skipped: {r['skipped']} | | | | | |")
             continue
         if "median_s" not in r:
             continue
         once = " (1 call)" if r.get("single_call") else ""
         cd = f"{r['cos_diagonal']:.6f}" if "cos_diagonal" in r else ""
         lines.append(
-            f"| {r['model']} | {r['H']} | {r['T']} | {r['method']} | "
+            f"| {r['model']} | {r['H']} | {r['T']} | {r['method']} | {r.get('mode', '')} | "
             f"{r['median_s'] * 1e3:.1f}{once} | {r['ratio_bptt']:.2f} | {r['compile_s']:.1f} | "
             f"{_mib(r['temp_bytes'])} | {r['cos_bptt']:.4f} / {r['cos_bptt_hidden']:.4f} | "
             f"{cd} |")
     extra = [r for r in rows if any(k.startswith("ratio_hand") for k in r)]
     if extra:
-        lines += ["", "Diagonal (blocked) against the hand-written rule, paired by round:", ""]
+        lines += ["", "Diagonal (default accumulation) against the hand-written rule, paired by round:", ""]
         for r in extra:
             for k, v in r.items():
                 if k.startswith("ratio_hand"):

@@ -83,11 +83,11 @@ def problem(hidden: int, steps: int, batch: int, seed: int):
     return model, x, y
 
 
-def package_method(method):
+def package_method(method, block=None):
     """``(params, x, y) -> (loss, grad leaves)`` through the trainer's one dispatch."""
 
     def run(params, static, x, y):
-        (loss, _), grads = loss_and_grad(eqx.combine(params, static), x, y, method)
+        (loss, _), grads = loss_and_grad(eqx.combine(params, static), x, y, method, block)
         return loss, jax.tree_util.tree_leaves(grads)
 
     return run
@@ -246,20 +246,24 @@ LABELS = {
 }
 
 
-def make(name):
-    if name == "bptt":
-        return package_method("bptt")
-    if name == "diagonal":
-        return package_method(snnplast.Diagonal())
-    if name == "immediate":
-        return package_method(snnplast.Immediate())
-    if name == "random-k:4":
-        return package_method(snnplast.RandomK(k=4))
-    if name == "hand-factorised":
-        return hand_written(per_synapse=False)
-    if name == "hand-per-synapse":
-        return hand_written(per_synapse=True)
-    raise ValueError(f"unknown method {name!r}; allowed: {', '.join(METHODS)}")
+# Method name -> a maker of ``(params, static, x, y) -> (loss, grad leaves)``; the suite
+# (online_suite.py) extends this table.
+BUILDERS = {
+    "bptt": lambda: package_method("bptt"),
+    "diagonal": lambda: package_method(snnplast.Diagonal()),
+    "immediate": lambda: package_method(snnplast.Immediate()),
+    "random-k:4": lambda: package_method(snnplast.RandomK(k=4)),
+    "hand-factorised": lambda: hand_written(per_synapse=False),
+    "hand-per-synapse": lambda: hand_written(per_synapse=True),
+}
+
+
+def make(name, builders=None):
+    """The method `name` from `builders` (default :data:`BUILDERS`)."""
+    builders = BUILDERS if builders is None else builders
+    if name not in builders:
+        raise ValueError(f"unknown method {name!r}; allowed: {', '.join(builders)}")
+    return builders[name]()
 
 
 def bench_length(args, steps: int) -> list[dict]:

@@ -27,6 +27,7 @@ import jax.numpy as jnp
 import numpy as np
 
 from . import _jaxcompat as jc
+from ._cut import direct_cut
 from ._eliminate import Graph, eliminate
 from ._flatten import Const, Flat, Node, flatten, is_float
 from ._interpret import EVALUATE, interpret, when_known
@@ -101,6 +102,7 @@ class StepGraph:
         self._classify()
         self.views: dict = {}
         self.view_rules: dict = {}
+        self._cuts: dict = {}
         self._refine_views(p_leaves, s_leaves, x_leaves)
 
     # ----- classification (trace time) --------------------------------------------------------
@@ -199,14 +201,47 @@ class StepGraph:
         params, _ = eqx.partition(cell, eqx.is_inexact_array)
         return jax.tree_util.tree_leaves(params)
 
-    def values(self, p_leaves, s_leaves, x_leaves) -> dict:
-        """Every value of the step: ``{node id: value}``."""
+    def values(self, p_leaves, s_leaves, x_leaves, *, phi=None, perturb=None) -> dict:
+        """Every value of the step: ``{node id: value}``.
+
+        **Arguments:**
+
+        - `phi`: optional ``{p: value}``: traced parameters used as given (in the shapes of
+          :meth:`phi_of`) instead of being computed from `p_leaves`, so that a derivative
+          with respect to `p_leaves` leaves them out.
+        - `perturb`: optional ``{a: value}`` added to new state leaf ``a`` where it is
+          computed; the cotangent of a zero perturbation is ``d output / d new_state[a]``
+          through everything downstream of it (:func:`direct_cut`).
+        """
         env: dict = {}
         for nodes, vals in ((self.p_nodes, p_leaves), (self.s_nodes, s_leaves),
                             (self.x_nodes, x_leaves)):
             for n, v in zip(nodes, vals):
                 env[n.id] = v
-        return interpret(self.flat.eqns, env, EVALUATE)
+        if not phi and not perturb:
+            return interpret(self.flat.eqns, env, EVALUATE)
+        given = {self.phi_nodes[q].id: jnp.reshape(v, self.phi_shapes_orig[q])
+                 for q, v in (phi or {}).items()}
+        shift = {self.state_out[a].id: d for a, d in (perturb or {}).items()}
+        env.update({k: v for k, v in given.items() if k in env})
+
+        def overriding(rule):
+            def run(n, e, ins):
+                outs = rule(n, e, ins)
+                if outs is None:
+                    return None
+                outs = list(outs)
+                for k, o in enumerate(e.outputs):
+                    if o.id in given:
+                        outs[k] = given[o.id]
+                    elif o.id in shift:
+                        outs[k] = outs[k] + shift[o.id]
+                return outs
+
+            return run
+
+        return interpret(self.flat.eqns, env,
+                         {kind: overriding(rule) for kind, rule in EVALUATE.items()})
 
     def outputs(self, env: dict):
         """The step's output (as the cell returns it) from the values of :meth:`values`."""
@@ -421,6 +456,13 @@ class StepGraph:
                           for n in self.phi_nodes]
 
     # ----- traced parameters back to the cell's parameters ------------------------------------
+    def direct_cut(self, p: int):
+        """The state leaves through which traced parameter `p` acts on this step's outputs
+        (:func:`direct_cut`), or ``None``."""
+        if p not in self._cuts:
+            self._cuts[p] = direct_cut(self, p)
+        return self._cuts[p]
+
     def phi_of(self, p_leaves):
         """The traced parameters as a function of the parameter leaves (the static part)."""
         env = {n.id: v for n, v in zip(self.p_nodes, p_leaves)}

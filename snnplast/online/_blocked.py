@@ -17,6 +17,11 @@ all for a sequence that fits in one block. Memory: the block's per-step records
 
 A policy's restriction of the trace (``restrict_trace``) is a mask on (state, parameter)
 entries, which commutes with an elementwise ``H~``; it is applied to ``F``.
+
+The direct term of a parameter that acts on a step's output only through new state leaves
+(:meth:`OnlineStep.direct_cuts`), ``sum_s E_s F_s`` with ``E_s = d loss_s / d state_s``,
+meets the same ``F_s``: the block contracts ``lambda_s + E_s`` with ``F_s`` in one product, and
+the steps form no weight gradient of their own.
 """
 
 from __future__ import annotations
@@ -208,7 +213,10 @@ class BlockedStep:
         self.groups: dict = {}
         for p, leaves in groups.items():
             self.groups.setdefault(frozenset(leaves), []).append(p)
-        self.restricts = _overrides_restrict(runner)
+        self.restricts = runner.restricts_trace()
+        # Direct terms formed with the trace terms (one product over batch x time per pair)
+        # instead of a weight-gradient product at every step.
+        self.cuts = runner.direct_cuts()
         self._fix_mu_structure()
 
     # ----- structures fixed before the first block -----------------------------------------
@@ -257,15 +265,18 @@ class BlockedStep:
 
         runner = self.runner
         traces = carry.traces
+        # The traced parameters once per block (their static part does not change in time).
+        direct = (self.cuts, runner.graph.phi_of(p_leaves)) if self.cuts else None
 
         def fwd(c, _):
             x_t, y_t = (jax.tree_util.tree_map(lambda a: at_time(a, c.t - offset), z)
                         for z in (inputs, targets))
-            new, rec = runner.record(p_leaves, c, x_t, y_t, jax.random.fold_in(key, c.t))
+            new, rec = runner.record(p_leaves, c, x_t, y_t, jax.random.fold_in(key, c.t),
+                                     direct)
             return new, (new.loss - c.loss, rec)
 
-        head = carry._replace(traces={})
-        head, (losses, (L, A, F)) = jax.lax.scan(fwd, head, None, length=n)
+        head = carry._replace(traces={}, pending={})
+        head, (losses, (L, A, F, E)) = jax.lax.scan(fwd, head, None, length=n)
         if self.restricts:
             F = {k: jax.vmap(jax.vmap(lambda f, k=k: runner.policy.restrict_trace(
                 f, k[0], k[1], runner.context)))(f) for k, f in F.items()}
@@ -283,8 +294,8 @@ class BlockedStep:
                 mu0 = self._fill_mu(leaves, mu0, batch)
 
             def rev(c, rec, leaves=leaves, batch=batch):
-                lam_next, mu = c
-                L_i, A_i = rec
+                lam_next, mu, acc = c
+                L_i, A_i, i = rec
                 # lambda_{t0+i} = L[i] + lambda_{t0+i+1} A[i];  mu_{t0+i} = mu_{t0+i+1} A[i]
                 lam = jax.vmap(lambda r, ai: _rows_times(r, ai, leaves))(lam_next, A_i)
                 lam = {b: L_i[b] + lam.get(b, 0.0) for b in leaves}
@@ -293,22 +304,33 @@ class BlockedStep:
                     new_mu = {k: self._coerce_mu(leaves, k, v, None)
                               for k, v in jax.vmap(_mu_times)(mu, A_i).items()}
                     new_mu = self._fill_mu(leaves, new_mu, batch)
-                return (lam, new_mu), (lam_next, mu)
+                # The signal with the direct term, lambda + E, is written over E's record in
+                # place (a carried buffer): no second [K, B, ...] array.
+                acc = {a: jax.lax.dynamic_update_index_in_dim(
+                    e, lam_next[a] + jax.lax.dynamic_index_in_dim(e, i, keepdims=False), i, 0)
+                    for a, e in acc.items()}
+                return (lam, new_mu, acc), (lam_next, mu)
 
-            (lam_t0, mu_t0), (lam_after, mu_s) = jax.lax.scan(
-                rev, (lam0, mu0), ({a: L[a] for a in leaves}, As), reverse=True)
+            E_group = {a: E[a] for a in leaves
+                       if any(a in self.cuts.get(p, ()) for p in ps)}
+            (lam_t0, mu_t0, lam_e), (lam_after, mu_s) = jax.lax.scan(
+                rev, (lam0, mu0, E_group), ({a: L[a] for a in leaves}, As, jnp.arange(n)),
+                reverse=True)
             # lam_after[i] = lambda_{t0+i+1}, the signal that meets F[i]; mu_s[i] = Phi(t1, t0+i+1).
             for p in ps:
                 g = grad_phi[p]
                 for a in leaves:
-                    if (a, p) not in runner.traces.structure:
-                        continue
-                    if not from_zero:
+                    if (a, p) in runner.traces.structure and not from_zero:
                         g = g + contract_batch(lam_t0[a], traces[(a, p)])
-                    if (a, p) in F:
-                        f = F[(a, p)]
-                        flat = SJac(f.out_shape, f.in_shape, f.ties, _flat2(f.val), f.val_keys)
-                        g = g + contract_batch(_flat2(lam_after[a]), flat)
+                # F[i] meets lambda_{t0+i+1} (the trace term) and, for the leaves that cut
+                # p's path to the output, E[i] (the direct term): one product for both.
+                for a in leaves:
+                    if (a, p) not in runner.traces.structure or (a, p) not in F:
+                        continue
+                    signal = lam_e[a] if a in self.cuts.get(p, ()) else lam_after[a]
+                    f = F[(a, p)]
+                    flat = SJac(f.out_shape, f.in_shape, f.ties, _flat2(f.val), f.val_keys)
+                    g = g + contract_batch(_flat2(signal), flat)
                 grad_phi[p] = g
                 if not trace_out:
                     continue
@@ -333,8 +355,15 @@ class BlockedStep:
                     else:
                         new_traces[(a, p)] = jax.vmap(
                             lambda j, st=structure: coerce(j, *st))(total)
-        return head._replace(traces=new_traces if trace_out else traces,
-                             grad_phi=grad_phi), losses
+        # A step before the block left its direct terms pending on the incoming trace.
+        if not from_zero:
+            for q, leaves in runner.direct_cuts().items():
+                for a in leaves:
+                    grad_phi[q] = grad_phi[q] + contract_batch(carry.pending[a],
+                                                               traces[(a, q)])
+        return head._replace(traces=new_traces if trace_out else traces, grad_phi=grad_phi,
+                             pending={a: jnp.zeros_like(v) for a, v in carry.pending.items()}
+                             ), losses
 
     # ----- helpers on mu ---------------------------------------------------------------------
     def _coerce_mu(self, leaves, key, j: SJac, batch):
@@ -357,12 +386,6 @@ class BlockedStep:
                             jnp.zeros((batch,) + tuple(j.val.shape), self.runner.dtype), keys,
                             False)
         return out
-
-
-def _overrides_restrict(runner) -> bool:
-    from ..policies import Policy
-
-    return type(runner.policy).restrict_trace is not Policy.restrict_trace
 
 
 def _badd(a: SJac, b: SJac) -> SJac:

@@ -184,7 +184,7 @@ class GatheredHeadStep:
             k = self.policy.n_selected(self.s_shapes[a][0])
             traces[(a, p)] = _batched(gather_heads(z, jnp.arange(k)), batch)
         prev_x = [jnp.zeros((batch,) + tuple(n.shape), n.dtype) for n in r.graph.x_nodes]
-        return GatheredCarry(inner._replace(traces=traces), list(inner.state), prev_x,
+        return GatheredCarry(inner._replace(traces=traces, pending={}), list(inner.state), prev_x,
                              inner.policy_state)
 
     def stored_shapes(self) -> dict:
@@ -206,7 +206,7 @@ class GatheredHeadStep:
     def step(self, p_leaves, c: GatheredCarry, x_t, y_t, key) -> GatheredCarry:
         r, inner = self.runner, c.inner
         lam = self.policy.lam
-        lval, d_p, outs, d_s, env = r._learning_signal(p_leaves, inner, x_t, y_t)
+        lval, d_p, outs, d_s, env, _ = r._learning_signal(p_leaves, inner, x_t, y_t)
         new_state = [jnp.broadcast_to(n.value, jnp.shape(s)) if isinstance(n, Const)
                      else env[n.id] for n, s in zip(r.graph.state_out, inner.state)]
         sel_prev = self._selected(c.prev_policy)
@@ -277,7 +277,7 @@ class GatheredHeadStep:
             grad_phi=grad_phi,
             grad_direct=[a + b for a, b in zip(inner.grad_direct, d_p)],
             loss=inner.loss + lval,
-            out_sum=jax.tree_util.tree_map(jnp.add, inner.out_sum, outs), t=t,
+            out_sum=jax.tree_util.tree_map(jnp.add, inner.out_sum, outs), t=t, pending={},
         )
         return GatheredCarry(new_inner, list(inner.state), list(x_leaves), inner.policy_state)
 

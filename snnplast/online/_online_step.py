@@ -30,6 +30,9 @@ class Carry(NamedTuple):
     loss: jax.Array
     out_sum: object  # outputs summed over time, [B, ...] (class scores of a readout)
     t: jax.Array
+    # a -> [B, ...]: d loss_t / d state_t[a] of the last step, for the leaves that cut a
+    # parameter's direct term (OnlineStep.direct_cuts): it meets the trace G_t at the next step.
+    pending: dict
 
 
 class OnlineStep:
@@ -80,6 +83,8 @@ class OnlineStep:
             grad_direct=[jnp.zeros_like(a) for a in p],
             loss=jnp.zeros((), self.dtype), out_sum=self._zero_outputs(model, batch),
             t=jnp.zeros((), jnp.int32),
+            pending={a: jnp.zeros((batch,) + self.graph.s_shapes[a], self.dtype)
+                     for a in self._cut_leaves(self.direct_cuts())},
         )
 
     def _zero_outputs(self, model, batch):
@@ -94,67 +99,180 @@ class OnlineStep:
             grad_direct=[jnp.zeros_like(g) for g in carry.grad_direct],
             loss=jnp.zeros_like(carry.loss),
             out_sum=jax.tree_util.tree_map(jnp.zeros_like, carry.out_sum),
+            pending={a: jnp.zeros_like(v) for a, v in carry.pending.items()},
         )
 
     # ----- one step ------------------------------------------------------------------------------
-    def _learning_signal(self, p_leaves, carry: Carry, x_t, y_t):
+    def _learning_signal(self, p_leaves, carry: Carry, x_t, y_t, direct=None):
         """The batch's loss at this step and its reverse-mode products (this step only):
-        ``d loss / d theta`` (direct) and ``d loss / d state_{t-1}``, with the step's values."""
+        ``d loss / d theta`` (direct) and ``d loss / d state_{t-1}``, with the step's values.
+
+        `direct`: optional ``(cuts, phi)`` (:meth:`direct_cuts`, the traced parameters'
+        values): the direct term of a traced parameter ``p`` in ``cuts`` is left out of
+        ``d loss / d theta`` and returned as ``e[a] = d loss / d new_state[a]`` for the leaves
+        ``a`` of its cut instead (``None`` when every traced parameter is cut: ``d_p`` is
+        ``None``).
+
+        **Returns:** ``(loss, d_p, outputs, d_s, env, e)``.
+        """
         g = self.graph
         x_leaves = jax.tree_util.tree_leaves(x_t)
+        cuts, phi = direct if direct is not None else ({}, None)
+        fixed = {q: phi[q] for q in cuts}
+        leaves = sorted(set().union(*cuts.values())) if cuts else []
+        batch = carry.state[0].shape[0] if carry.state else x_leaves[0].shape[0]
+        zeros = {a: jnp.zeros((batch,) + g.s_shapes[a], self.dtype) for a in leaves}
 
         # One forward pass of the step serves both the learning signal (reverse mode, this
         # step only) and the Jacobian blocks of the traces: its values ride along as aux.
-        def batch_loss(p, s_b):
-            def one(s, xx, y):
-                env = g.values(p, s, xx)
+        def batch_loss(p, s_b, d_b):
+            def one(s, xx, y, d):
+                env = g.values(p, s, xx, phi=fixed, perturb=d)
                 out = g.outputs(env)
                 return self.loss(out, y), (out, env)
 
-            losses, aux = jax.vmap(one)(s_b, x_leaves, y_t)
+            losses, aux = jax.vmap(one)(s_b, x_leaves, y_t, d_b)
             return jnp.sum(losses), aux
 
-        lval, vjp, (outs, env) = jax.vjp(batch_loss, p_leaves, carry.state, has_aux=True)
-        d_p, d_s = vjp(jnp.ones((), lval.dtype))
-        return lval, d_p, outs, d_s, env
+        if len(cuts) < len(g.phi_nodes):
+            lval, vjp, (outs, env) = jax.vjp(batch_loss, p_leaves, carry.state, zeros,
+                                             has_aux=True)
+            d_p, d_s, e = vjp(jnp.ones((), lval.dtype))
+        else:
+            # Every parameter acts through the new state: no weight gradient at this step.
+            lval, vjp, (outs, env) = jax.vjp(lambda s_b, d_b: batch_loss(p_leaves, s_b, d_b),
+                                             carry.state, zeros, has_aux=True)
+            d_s, e = vjp(jnp.ones((), lval.dtype))
+            d_p = None
+        return lval, d_p, outs, d_s, env, e
 
-    def step(self, p_leaves, carry: Carry, x_t, y_t, key) -> Carry:
+    def _f_keys(self) -> set:
+        captured = {}
+
+        def probe(p, s, xx):
+            captured["F"] = set(self.traces.blocks(p, s, xx)[2])
+            return 0.0
+
+        jax.eval_shape(probe, self._p_example, self._s_example, self._x_example)
+        return captured["F"]
+
+    def step(self, p_leaves, carry: Carry, x_t, y_t, key, phi=None) -> Carry:
+        """One step of the recursion for a batch.
+
+        The direct term of a parameter cut by new state leaves (:meth:`direct_cuts`) rides on
+        the trace contraction: with ``G_t = A_t G_{t-1} + F_t`` (``A_t = lam H~_t``), the
+        direct term ``e_t F_t`` is ``e_t G_t - (e_t A_t) G_{t-1}``, so step ``t`` contracts
+        ``G_{t-1}`` with ``L_t + e_{t-1} - e_t A_t`` (one product per traced pair, as the
+        trace term alone) and no weight gradient is formed; ``e_t`` waits in
+        ``carry.pending`` for ``G_t`` (:meth:`gradients` adds the last one).
+
+        `phi`: the traced parameters' values (``graph.phi_of(p_leaves)``), computed once for
+        a sequence instead of at every step.
+        """
         x_leaves = jax.tree_util.tree_leaves(x_t)
-        lval, d_p, outs, d_s, env = self._learning_signal(p_leaves, carry, x_t, y_t)
+        cuts = self.direct_cuts()
+        direct = None
+        if cuts:
+            direct = (cuts, self.graph.phi_of(p_leaves) if phi is None else phi)
+        lval, d_p, outs, d_s, env, e = self._learning_signal(p_leaves, carry, x_t, y_t, direct)
         ctx = self.context.with_state(carry.policy_state)
+        cut_sets = sorted(set(cuts.values()))
 
-        def per_sample(s, tr, kp, xx, ds, env):
+        def per_sample(s, tr, kp, xx, ds, env, e):
             ls = self._fold_derived(ds, kp)
             new_s, H, F, K = self.traces.blocks(p_leaves, s, xx, env=env)
             Ht = self.traces.carried(H, kp, ctx)
-            return new_s, self.traces.update(tr, Ht, F), K, ls
+            rows = {c: self._rows_through({a: e[a] for a in c}, Ht) for c in cut_sets}
+            return new_s, self.traces.update(tr, Ht, F), K, ls, rows
 
-        new_s, new_tr, new_k, ls = jax.vmap(per_sample)(
-            carry.state, carry.traces, carry.k_prev, x_leaves, d_s, env)
+        new_s, new_tr, new_k, ls, rows = jax.vmap(per_sample)(
+            carry.state, carry.traces, carry.k_prev, x_leaves, d_s, env, e)
         grad_phi = list(carry.grad_phi)
         for (a, q), tr in carry.traces.items():
-            grad_phi[q] = grad_phi[q] + contract_batch(ls[a], tr)
+            signal = ls[a]
+            if q in cuts:
+                if a in cuts[q]:
+                    signal = signal + carry.pending[a]
+                if a in rows[cuts[q]]:
+                    signal = signal - rows[cuts[q]][a]
+            grad_phi[q] = grad_phi[q] + contract_batch(signal, tr)
         t = carry.t + 1
         return Carry(
             state=list(new_s), traces=new_tr, k_prev=new_k,
             policy_state=self.policy.next_state(carry.policy_state, self.context, t, key),
             grad_phi=grad_phi,
-            grad_direct=[a + b for a, b in zip(carry.grad_direct, d_p)],
+            grad_direct=(carry.grad_direct if d_p is None else
+                         [a + b for a, b in zip(carry.grad_direct, d_p)]),
             loss=carry.loss + lval,
             out_sum=jax.tree_util.tree_map(jnp.add, carry.out_sum, outs), t=t,
+            pending={a: e[a] for a in carry.pending},
         )
 
-    def record(self, p_leaves, carry: Carry, x_t, y_t, key):
+    def _rows_through(self, rows: dict, Ht: dict) -> dict:
+        """``sum_a rows[a] @ (lam H~[a, b])`` for the leaves ``b`` whose traces the update
+        carries (one sample): ``rows`` times the ``A_t`` of :meth:`TraceStep.update`."""
+        lam = self.policy.lam
+        out: dict = {}
+        if lam == 0.0:
+            return out
+        for (a, b), products in Ht.items():
+            if a not in rows:
+                continue
+            for product in products:
+                r = SJac((), product[0].out_shape, frozenset(), rows[a],
+                         tuple((None, i) for i in range(len(product[0].out_shape))), False)
+                for factor in product:
+                    r = compose(r, factor)
+                term = materialize(r) * lam
+                out[b] = term if b not in out else out[b] + term
+        return out
+
+    def direct_cuts(self) -> dict:
+        """``{p: leaves}`` for the traced parameters whose direct term (``d loss_t / d phi_p``
+        with the old state held) is ``sum_a e_t[a] F_t[a, p]`` over new state leaves ``a``
+        (:func:`snnplast.engine.direct_cut`) whose pairs ``(a, p)`` all carry a trace that the
+        update keeps exactly (``G_t = A_t G_{t-1} + F_t``: no ``restrict_trace``). For these
+        the step recursion (:meth:`step`) and the blocks (:class:`BlockedStep`) form the
+        direct term in the trace's product instead of a weight gradient at every step. A pair
+        without a trace (a readout's state and the layer below's weight under Diagonal) would
+        need its immediate influence recorded, often larger than the weight: not cut.
+        """
+        if not hasattr(self, "_direct_cuts"):
+            cuts = {}
+            if not self.restricts_trace():
+                F = self._f_keys()
+                for q in range(len(self.graph.phi_nodes)):
+                    c = self.graph.direct_cut(q)
+                    if c is not None and all(a in self.traces.primary and (a, q) in F
+                                             and (a, q) in self.traces.structure for a in c):
+                        cuts[q] = c
+            self._direct_cuts = cuts
+        return self._direct_cuts
+
+    def restricts_trace(self) -> bool:
+        """Whether the policy masks traces (``restrict_trace``): then ``G_t`` is not
+        ``A_t G_{t-1} + F_t`` and direct terms are formed at every step."""
+        return type(self.policy).restrict_trace is not Policy.restrict_trace
+
+    @staticmethod
+    def _cut_leaves(cuts: dict) -> list:
+        return sorted(set().union(*cuts.values())) if cuts else []
+
+    def record(self, p_leaves, carry: Carry, x_t, y_t, key, direct=None):
         """One step of a block (:class:`BlockedStep`): everything :meth:`step` does except the
         trace update and its contraction, which the block does at once.
 
-        **Returns:** ``(carry, (L, A, F))``: the carry with state, direct gradients, loss and
-        outputs advanced (traces untouched), and the step's records, each ``[B, ...]``: the
-        learning signal ``L[a]`` of the primary leaves (``d loss_t / d state_{t-1}``), the
-        carried per-unit blocks ``A[(a, b)]`` (``lam * H~``, one SJac per pair) and the
-        immediate influences ``F[(a, p)]`` of the traced pairs.
+        `direct`: optional ``(cuts, phi)`` as in :meth:`_learning_signal`: the direct terms of
+        the cut parameters are left to the block (recorded as ``E``), not accumulated here.
+
+        **Returns:** ``(carry, (L, A, F, E))``: the carry with state, direct gradients, loss
+        and outputs advanced (traces untouched), and the step's records, each ``[B, ...]``:
+        the learning signal ``L[a]`` of the primary leaves (``d loss_t / d state_{t-1}``), the
+        carried per-unit blocks ``A[(a, b)]`` (``lam * H~``, one SJac per pair), the
+        immediate influences ``F[(a, p)]`` of the traced pairs, and ``E[a] = d loss_t /
+        d state_t[a]`` for the leaves of the cuts.
         """
-        lval, d_p, outs, d_s, env = self._learning_signal(p_leaves, carry, x_t, y_t)
+        lval, d_p, outs, d_s, env, e = self._learning_signal(p_leaves, carry, x_t, y_t, direct)
         x_leaves = jax.tree_util.tree_leaves(x_t)
         ctx = self.context.with_state(carry.policy_state)
         pairs = self.traces.structure
@@ -166,15 +284,19 @@ class OnlineStep:
             L = {a: ls[a] for a in self.traces.primary}
             return new_s, K, (L, A, {k: v for k, v in F.items() if k in pairs})
 
-        new_s, new_k, rec = jax.vmap(per_sample)(carry.state, carry.k_prev, x_leaves, d_s, env)
+        new_s, new_k, (L, A, F) = jax.vmap(per_sample)(carry.state, carry.k_prev, x_leaves,
+                                                       d_s, env)
         t = carry.t + 1
+        grad_direct = carry.grad_direct
+        if d_p is not None:
+            grad_direct = [a + b for a, b in zip(carry.grad_direct, d_p)]
         return carry._replace(
             state=list(new_s), k_prev=new_k,
             policy_state=self.policy.next_state(carry.policy_state, self.context, t, key),
-            grad_direct=[a + b for a, b in zip(carry.grad_direct, d_p)],
+            grad_direct=grad_direct,
             loss=carry.loss + lval,
             out_sum=jax.tree_util.tree_map(jnp.add, carry.out_sum, outs), t=t,
-        ), rec
+        ), (L, A, F, e)
 
     def per_unit(self, Ht) -> dict:
         """The carried products multiplied out and summed, times ``lam``: one SJac per pair of
@@ -230,8 +352,15 @@ class OnlineStep:
     # ----- read out ------------------------------------------------------------------------------
     def gradients(self, p_leaves, carry: Carry) -> list:
         """d loss / d theta accumulated so far, for the cell's parameter leaves."""
+        grad_phi = list(carry.grad_phi)
+        if carry.pending:
+            # The last step's direct terms: its e_t meets the trace G_t (see step).
+            for q, c in self.direct_cuts().items():
+                for a in c:
+                    grad_phi[q] = grad_phi[q] + contract_batch(carry.pending[a],
+                                                               carry.traces[(a, q)])
         _, phi_vjp = jax.vjp(self.graph.phi_of, p_leaves)
-        (through_phi,) = phi_vjp(carry.grad_phi)
+        (through_phi,) = phi_vjp(grad_phi)
         return [a + b for a, b in zip(carry.grad_direct, through_phi)]
 
     def as_tree(self, leaves):

@@ -60,6 +60,7 @@ def online_loss_and_grad(model, inputs, targets, policy, loss, *, key=None, with
     elif block > 1:
         carry = run_blocks(BlockedStep(runner), p, carry, inputs, targets, key, n_steps, block,
                            trace_out=False, from_zero=True)
+        carry = carry._replace(pending={})  # the blocks leave no direct term pending
     else:
         carry = run_steps(runner, p, carry, inputs, targets, key, n_steps)
     grads = [g / batch for g in runner.gradients(p, carry)]
@@ -72,11 +73,13 @@ def run_steps(runner: OnlineStep, p, carry, inputs, targets, key, n_steps: int):
     """``n_steps`` steps of the step-by-step recursion, reading ``inputs [B, T, ...]`` at
     ``carry.t``."""
 
+    phi = runner.graph.phi_of(p)  # once, not at every step
+
     def body(c, _):
         # Step t is read in place along the time axis (a time-major copy of the inputs would
         # grow with T), and its key comes from the step count.
         x_t, y_t = (jax.tree_util.tree_map(lambda a: at_time(a, c.t), z) for z in (inputs, targets))
-        return runner.step(p, c, x_t, y_t, jax.random.fold_in(key, c.t)), None
+        return runner.step(p, c, x_t, y_t, jax.random.fold_in(key, c.t), phi), None
 
     carry, _ = jax.lax.scan(body, carry, None, length=n_steps)
     return carry
