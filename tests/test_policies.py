@@ -241,6 +241,7 @@ def test_random_k_fixed_on_alif_is_its_recursion(x64, getkey):
     assert len(matches) == 1, matches
 
 
+@pytest.mark.slow  # a cost check (the numbers are the same either way); ~10 s of compiling
 def test_random_k_keeps_the_tied_trace_of_an_elementwise_block(x64, getkey):
     """An elementwise block (a leak, an adaptation; ALIF without recurrence has only such
     blocks) has no paths between units to carry: RandomK keeps Diagonal's tied traces there,
