@@ -50,6 +50,9 @@ def test_cuts_follow_the_new_state(getkey):
     mixed = _runner(ReadsWeight(N_IN, 4, getkey()))
     assert list(mixed.direct_cuts().values()) == [(0,)]  # W_in by h; W_out not cut
     assert len(mixed.graph.phi_nodes) == 2
+    # An LSTM's output gate reaches h without crossing c: every path crosses h, the last leaf.
+    lstm = _runner(ALL["lstm"](getkey()))
+    assert {tuple(lstm.state_names[a] for a in c) for c in lstm.direct_cuts().values()} == {("h",)}
     # A restricted trace is not A G + F: no cut (the per-step product stays).
     assert _runner(BUILTIN["columnar_lateral"](getkey()), sp.ColumnarPolicy()).direct_cuts() == {}
 

@@ -61,8 +61,9 @@ def direct_cut(graph, p: int) -> tuple[int, ...] | None:
     **Returns:** the sorted state-leaf indices ``C`` (only those whose new value reaches an
     output; empty when `p` does not reach the outputs at this step), or ``None`` when no such
     cut exists: some path reaches an output without crossing a new state leaf, or two leaves
-    share one value. A leaf reached only after another (an output layer's state after the
-    potential) is not in the cut: its paths from `p` cross the first one.
+    share one value. The cut is the first leaves on the way where they cut every path (an
+    output layer's state after the potential is then left out: its paths from `p` cross the
+    potential), else the last ones before the outputs.
     """
     succ = _successors(graph)
     phi = graph.phi_nodes[p].id
@@ -74,13 +75,16 @@ def direct_cut(graph, p: int) -> tuple[int, ...] | None:
         if isinstance(n, Node):
             leaves_of.setdefault(n.id, []).append(a)
     reached = _reach(succ, [phi])
-    candidates = [n for n in leaves_of if n in reached]
-    # The first state values on the way: a leaf downstream of another is crossed after it.
-    first = [n for n in candidates
-             if not any(m != n and n in _reach(succ, [m]) for m in candidates)]
-    if any(len(leaves_of[n]) > 1 for n in first):
-        return None
-    if _reach(succ, [phi], blocked=set(first)) & outs:
-        return None
-    hits = [leaves_of[n][0] for n in first if n in outs or _reach(succ, [n]) & outs]
-    return tuple(sorted(hits))
+    candidates = [n for n in leaves_of if n in reached and (n in outs or _reach(succ, [n]) & outs)]
+    below = {n: _reach(succ, [n]) for n in candidates}
+    # Two antichains to try (no path crosses two members of either, so nothing is counted
+    # twice): the first state values on the way, else the last ones before the outputs (an
+    # LSTM's output gate reaches h without crossing c, but every path crosses h).
+    first = [n for n in candidates if not any(m != n and n in below[m] for m in candidates)]
+    last = [n for n in candidates if not any(m != n and m in below[n] for m in candidates)]
+    for cut in (first, last):
+        if any(len(leaves_of[n]) > 1 for n in cut):
+            continue
+        if not _reach(succ, [phi], blocked=set(cut)) & outs:
+            return tuple(sorted(leaves_of[n][0] for n in cut))
+    return None
