@@ -1,26 +1,30 @@
-"""Sim-to-real with a second voice source: Flite's voices in place of some eSpeak NG speakers.
+"""Sim-to-real with more voices: Flite's voices for some eSpeak NG speakers, or warped vocal tracts.
 
-Flite's clustergen voices (``slt``, ``rms``, ``awb``) are statistical-parametric voices trained
-on recordings of real people, ``kal16`` a diphone voice (``snnplast/data/_speech/flite.py``).
-This script makes a variant of the default synthetic set whose training split is the default
-one with the *English* words of ``--speakers`` of its 100 training speakers spoken by Flite
-instead (German words, the other speakers and the test split unchanged, so the budget of
-speakers per class is the default's), plus a folder of held-out Flite speakers as WAV files:
+Both commands make a variant of the default synthetic set whose *training* split changes and
+whose test split (held-out eSpeak NG speakers) is the default one, for ``snnplast train --data
+OUT`` and ``snnplast evaluate RUN --data ../shared/data/real-digits`` (README, Sim-to-real).
 
-    python benchmarks/sim_to_real_flite.py OUT [--speakers 50] [--warp 0.88,1.12]
-    snnplast train --data OUT --out runs/flite             # then, as in sim_to_real.py:
-    snnplast evaluate runs/flite --data ../shared/data/real-digits
-    snnplast evaluate runs/flite --data OUT/flite_test     # held-out Flite speakers
+    python benchmarks/sim_to_real_voices.py flite OUT [--speakers 50] [--warp 0.88,1.12]
+    python benchmarks/sim_to_real_voices.py warp OUT [--warp 0.85,1.2]
 
-A Flite speaker is a voice (cycling through the four), a vocal-tract length factor (the clip
-resampled by ``1 / warp`` and kept at its nominal rate, so formants and pitch move by ``warp``),
-a pitch factor on the voice's mean pitch (``int_f0_target_mean``; ``rms`` ignores it) and a
-duration stretch, each utterance jittered by +-6% in duration and +-4% in pitch. The held-out
-speakers (two per voice, ten digits each) have warps outside the training range
-(``--held-out-warp``): vocal tracts no training speaker has.
+``flite``: the *English* words of ``--speakers`` of the default set's 100 training speakers are
+spoken by CMU Flite instead (German words and the other speakers unchanged, so the budget of
+speakers per class is the default's), and ``OUT/flite_test`` holds held-out Flite speakers as
+WAV files (``snnplast evaluate RUN --data OUT/flite_test``). Flite's clustergen voices
+(``slt``, ``rms``, ``awb``) are statistical-parametric voices trained on recordings of real
+people, ``kal16`` a diphone voice (``snnplast/data/_speech/flite.py``). A Flite speaker is a
+voice (cycling through the four), a vocal-tract length factor (the clip resampled by
+``1 / warp`` and kept at its nominal rate, so formants and pitch move by ``warp``), a pitch
+factor on the voice's mean pitch (``int_f0_target_mean``; ``rms`` ignores it) and a duration
+stretch, each utterance jittered by +-6% in duration and +-4% in pitch. The held-out speakers
+(two per voice, ten digits each) have warps outside the training range (``--held-out-warp``):
+vocal tracts no training speaker has. Needs wasmtime (the ``speech`` extra) and Flite's
+module, fetched on first use (or ``$SNNPLAST_FLITE``).
 
-Needs the ``speech`` extra (wasmtime) and Flite's module, fetched on first use (or
-``$SNNPLAST_FLITE``), and the default set in the cache (made on first use).
+``warp``: every training clip of the default set warped by its speaker's vocal-tract factor,
+drawn uniformly from ``--warp`` (eSpeak NG speakers at many more vocal-tract lengths).
+
+Both read the default set from the cache (made on first use).
 """
 
 from __future__ import annotations
@@ -112,6 +116,31 @@ def make(out: Path, n_speakers: int, warps, held_out_warps, seed: int = 0) -> No
     }, indent=1))  # fmt: skip
 
 
+def make_warped(out: Path, warps, seed: int = 0) -> None:
+    out.mkdir(parents=True, exist_ok=True)
+    base = ensure_speech_shd()
+    _, _, labels, n_channels = read_shd_events(base / "shd_train.h5")
+    with h5py.File(base / "shd_train.h5") as f:
+        speakers = f["extra/speaker"][()]
+    with np.load(base / "shd_train_audio.npz") as data:
+        audio, offsets = data["audio"], data["offsets"]
+    rng = np.random.default_rng(0x7717 + seed)
+    factor = {int(s): float(rng.uniform(*warps)) for s in np.unique(speakers)}
+    started = time.perf_counter()
+    clips = []
+    for i in range(len(labels)):
+        x = audio[offsets[i] : offsets[i + 1]].astype(np.float64)
+        clips.append(_to_int16(place(warp(x, factor[int(speakers[i])]), RATE)))
+    seeds = [_cochlea_seed(seed, 0, i) for i in range(len(clips))]
+    spikes = cochlea_batch(clips, RATE, seeds=seeds, workers=2, progress="cochlea")
+    write_shd_h5(out / "shd_train.h5", [s.times for s in spikes], [s.units for s in spikes],
+                 labels, speakers, SHD_KEYS, n_channels=n_channels)  # fmt: skip
+    shutil.copy(base / "shd_test.h5", out / "shd_test.h5")
+    (out / "warp.json").write_text(json.dumps({
+        "warp": warps, "speakers": factor, "seconds": round(time.perf_counter() - started, 1),
+    }, indent=1))  # fmt: skip
+
+
 def _pair(text: str) -> tuple[float, float]:
     lo, hi = (float(v) for v in text.split(","))
     return lo, hi
@@ -119,15 +148,21 @@ def _pair(text: str) -> tuple[float, float]:
 
 def main(argv=None) -> int:
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    p.add_argument("out", type=Path)
-    p.add_argument(
-        "--speakers", type=int, default=50, help="training speakers whose English is Flite's"
-    )
-    p.add_argument("--warp", type=_pair, default=(0.88, 1.12), help="training warps LO,HI")
-    p.add_argument("--held-out-warp", type=_pair, nargs=2, default=[(0.80, 0.87), (1.13, 1.22)],
-                   help="the held-out speakers' two warp bands")  # fmt: skip
+    sub = p.add_subparsers(dest="command", required=True)
+    flite = sub.add_parser("flite")
+    flite.add_argument("out", type=Path)
+    flite.add_argument("--speakers", type=int, default=50, help="speakers whose English is Flite's")
+    flite.add_argument("--warp", type=_pair, default=(0.88, 1.12), help="training warps LO,HI")
+    flite.add_argument("--held-out-warp", type=_pair, nargs=2, default=[(0.80, 0.87), (1.13, 1.22)],
+                       help="the held-out speakers' two warp bands")  # fmt: skip
+    warped = sub.add_parser("warp")
+    warped.add_argument("out", type=Path)
+    warped.add_argument("--warp", type=_pair, default=(0.85, 1.2), help="warps LO,HI")
     args = p.parse_args(argv)
-    make(args.out, args.speakers, args.warp, args.held_out_warp)
+    if args.command == "flite":
+        make(args.out, args.speakers, args.warp, args.held_out_warp)
+    else:
+        make_warped(args.out, args.warp)
     return 0
 
 
