@@ -24,7 +24,11 @@ def main(argv=None):
     p.add_argument("--steps", type=int, default=None)
     ex.add_setting(p)
     args = p.parse_args(argv)
-    ns = [int(n) for n in (args.ns or ("64,128,256" if args.full else "64,128")).split(",")]
+    default_ns = "64,128,256" if args.full else "64,128"
+    ns = [int(n) for n in (args.ns or default_ns).split(",")]
+    # Sizes other than the default get their own files, so a run at one more size (n=256 alone,
+    # hours of exact RTRL) sits beside the default run instead of replacing it.
+    ns_suffix = "" if args.ns in (None, default_ns) else "_n" + "-".join(map(str, ns))
     steps = args.steps or (2000 if args.full else 1000)
     seeds = args.seeds or (5 if args.full else 3)
     shift = steps // 2
@@ -60,7 +64,8 @@ def main(argv=None):
     ax.set_xlabel("n (hidden units)")
     ax.set_ylabel(f"recovery at k={args.k} (%)")
     ax.legend(fontsize=7)
-    ex.write_results("scaling" + ex.setting_suffix(args) + ("_full" if args.full else ""),
+    name = "scaling" + ex.setting_suffix(args) + ns_suffix + ("_full" if args.full else "")
+    ex.write_results(name,
                      args.out, command=ex.command_line(argv, __file__),
                      title=f"Scaling: k={args.k} at n = {', '.join(map(str, ns))}", table=table,
                      notes=notes, figure=fig,

@@ -11,14 +11,15 @@ epochs, methods ``bptt,diagonal,immediate,random-k:4``, 3 seeds. On 2 shared CPU
 many hours (RandomK keeps a dense trace: 6 GiB for a batch of 32 at 256 hidden), so the default
 is CPU-sized: the same data and network, methods ``bptt,diagonal,immediate``, 20 epochs (the
 cosine schedule spans whatever ``--epochs`` is, the same for every method). RandomK runs
-apart, on a smaller hidden size where its dense trace fits, beside BPTT at that size
-(``--methods bptt,random-k:4 --hidden 32``). ``--hidden``, ``--epochs``, ``--data`` and
+apart, on a smaller hidden size where its dense trace fits in time, beside BPTT and e-prop at
+that size (``--methods bptt,diagonal,random-k:4 --hidden 16 --epochs 10``: ~95 s per RandomK
+epoch here, ~55 min for 3 seeds). ``--hidden``, ``--epochs``, ``--data`` and
 ``--methods`` override either setting; every other option of ``snnplast compare`` can follow
 ``--``. The result files are named by data, hidden size and epochs, so runs at different sizes
 sit side by side.
 
     python benchmarks/exp_speech.py                                  # CPU-sized: 20 epochs
-    python benchmarks/exp_speech.py --methods bptt,random-k:4 --hidden 32
+    python benchmarks/exp_speech.py --methods bptt,diagonal,random-k:4 --hidden 16 --epochs 10
     python benchmarks/exp_speech.py --full                           # the issue's comparison
     python benchmarks/exp_speech.py --data synth --epochs 2 --hidden 32 --seeds 2   # a quick try
 """

@@ -1,4 +1,5 @@
-"""Every paper experiment in benchmarks/ runs end to end in a tiny configuration (slow)."""
+"""Every paper experiment in benchmarks/ (and trace_order.py) runs end to end in a tiny
+configuration (slow)."""
 
 import importlib
 import json
@@ -26,6 +27,8 @@ TINY = {
                        "--steps", "40", "--seeds", "2"],
     "exp_speech": ["--data", "synth", "--epochs", "1", "--hidden", "8", "--seeds", "1",
                    "--methods", "bptt,tbptt:3"],
+    "trace_order": ["--hidden", "4", "--inputs", "5", "--batch", "2", "--steps", "3",
+                    "--repeats", "1", "--methods", "random-k:2"],
 }
 
 

@@ -16,11 +16,17 @@ from ._sjac import SJac as SJac
 from ._sjac import add as add
 from ._sjac import coerce as coerce
 from ._sjac import compose as compose
+from ._sjac import compose_cost as compose_cost
 from ._sjac import dense as dense
 from ._sjac import diagonal as diagonal
 from ._sjac import join_structure as join_structure
 from ._sjac import materialize as materialize
 from ._sjac import scale as scale
+
+# Chains of products in their cheapest order (the trace update's H~ G).
+from ._chain import ChainPlan as ChainPlan
+from ._chain import chain as chain
+from ._chain import plan_chain as plan_chain
 
 # The parts of a block that a transport policy keeps (snnplast.policies).
 from ._parts import diagonal_part as diagonal_part

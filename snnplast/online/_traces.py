@@ -11,7 +11,19 @@ import equinox as eqx
 import jax
 import jax.numpy as jnp
 
-from ..engine import Abstract, SJac, StepGraph, add, coerce, compose, join_structure, scale
+from ..engine import (
+    Abstract,
+    SJac,
+    StepGraph,
+    add,
+    chain,
+    coerce,
+    compose,
+    compose_cost,
+    join_structure,
+    plan_chain,
+    scale,
+)
 from ..policies import Policy, PolicyContext
 
 
@@ -87,14 +99,13 @@ class TraceStep:
             terms = []
             if (a, p) in F:
                 terms.append(F[(a, p)])
+            chains = []
             for (a2, b), products in Ht.items():
                 if a2 != a or (b, p) not in G or lam == 0.0:
                     continue
-                for product in products:
-                    hg = G[(b, p)]
-                    for factor in reversed(product):
-                        hg = compose(factor, hg)
-                    terms.append(hg if lam == 1.0 else scale(hg, lam))
+                chains.extend(product + (G[(b, p)],) for product in products)
+            for t in _carried_terms(chains):
+                terms.append(t if lam == 1.0 else scale(t, lam))
             if not terms:
                 continue
             total = terms[0]
@@ -156,6 +167,37 @@ class TraceStep:
 def stored_numbers(structure, shapes) -> int:
     """Numbers per sample that a trace of this structure stores."""
     return _struct_sjac(structure, shapes).stored_size
+
+
+def _carried_terms(chains) -> list:
+    """The carried terms ``H~ G`` of one trace: each chain ``(f_1, ..., f_m, G_b)`` multiplied
+    in its cheapest order (:func:`~snnplast.engine.plan_chain`), and chains that begin with the
+    same factor (RandomK's paths through its ``k`` units, one chain per leaf they come from)
+    summed before that factor, when the structures say this is cheaper: one ``n x k`` product
+    per trace instead of one per leaf, and the sum taken over ``k`` rows instead of ``n``.
+    """
+    plans = [plan_chain(c) for c in chains]
+    groups: dict = {}
+    for c, plan in zip(chains, plans):
+        # The chain's cheapest order ends with its first factor times the rest.
+        if len(c) > 2 and plan.split[(0, len(c))] == 1:
+            groups.setdefault(id(c[0]), []).append(c)
+    grouped = set()
+    out = []
+    for members in groups.values():
+        if len(members) < 2:
+            continue
+        first = members[0][0]
+        rests = [chain(c[1:]) for c in members]
+        summed = rests[0]
+        for r in rests[1:]:
+            summed = add(summed, r)
+        if compose_cost(first, summed) > sum(compose_cost(first, r) for r in rests):
+            continue
+        out.append(compose(first, summed))
+        grouped.update(id(c) for c in members)
+    out.extend(chain(c, plan) for c, plan in zip(chains, plans) if id(c) not in grouped)
+    return out
 
 
 def _as_products(kept) -> list:

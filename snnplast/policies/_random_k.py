@@ -45,15 +45,19 @@ class RandomK(Policy):
       (the least informative paths), per sample.
 
     Cost per step: the carried part is kept as the product ``(H - D)[:, idx] S`` of an
-    ``n x k`` block and a ``k x n`` selection, so the trace passes through the ``k`` units in
-    ``O(k * n * |theta|)`` instead of Exact's ``O(n^2 * |theta|)``; the trace itself is dense,
-    as Exact's, so updating it still costs ``O(n * |theta|)`` per step and its memory is
-    Exact's (the saving is compute, not memory). A block that is elementwise (a leak, an
-    adaptation) is carried as its diagonal alone: it has no paths between units, and traces
-    that only such blocks reach stay as compressed as Diagonal's. Measured
-    (``snnplast bench --model ralif --batch 32``, 140 inputs): the dense trace dominates, so
-    at 16 hidden RandomK(4) costs about Exact's time (43 vs 50 ms per time step) and at 64
-    about half of it (1.1 vs 2.0 s per time step); BPTT takes 0.09 ms per time step at 16.
+    ``n x k`` block and a ``k x n`` selection, and the trace update multiplies each carried
+    product in its cheapest order (:func:`snnplast.engine.plan_chain`): ``S`` meets the
+    same-step Jacobians first, so the trace meets a ``k x n`` matrix (``k`` rows out, no
+    full-size intermediate), and paths through the ``k`` units from several leaves are summed
+    over those ``k`` rows before the ``n x k`` block. The trace
+    passes through the ``k`` units in ``O(k * n * |theta|)`` instead of Exact's
+    ``O(n^2 * |theta|)``; the trace itself is dense, as Exact's, so updating it still costs
+    ``O(n * |theta|)`` per step and its memory is Exact's (the saving is compute, not memory).
+    A block that is elementwise (a leak, an adaptation) is carried as its diagonal alone: it
+    has no paths between units, and traces that only such blocks reach stay as compressed as
+    Diagonal's. Measured (``benchmarks/trace_order.py``: ralif, batch 32, 140 inputs, 16
+    hidden): the planned order is about twice as fast as applying the product right to left
+    (same gradient); BPTT remains two orders of magnitude faster at this size.
     """
 
     k: int = eqx.field(static=True)
