@@ -22,7 +22,8 @@ Gates before timing (the script stops if one fails): every method's loss equals 
 1e-5); ``diagonal`` and ``diagonal-step`` agree (cosine > 1 - 1e-6); every hand-written rule
 equals ``diagonal`` (cosine > 0.9999). Calls are timed round-robin over the methods (the median of
 >= ``--repeats`` calls each, ``block_until_ready``; compile apart); "x BPTT" is the median of the
-ratios paired by round; memory is the compiled executable's ``temp_size_in_bytes``.
+ratios paired by round, of the wall clock and of the process's CPU time (all threads; less
+disturbed by other processes on a shared machine); memory is the compiled executable's ``temp_size_in_bytes``.
 
 Usage::
 
@@ -235,7 +236,8 @@ def bench_case(args, model: str, hidden: int, steps: int) -> list[dict]:
     rounds = {r["method"]: max(args.repeats, min(30, math.ceil(args.min_seconds
                                                                  / r["first_call_s"])))
               for r in rows if r["method"] in compiled and r["method"] not in slow}
-    times = interleaved_times(compiled, rounds, params, x, y)
+    cpu: dict = {}
+    times = interleaved_times(compiled, rounds, params, x, y, cpu=cpu)
     for row in rows:
         name = row["method"]
         if name in times:
@@ -243,19 +245,26 @@ def bench_case(args, model: str, hidden: int, steps: int) -> list[dict]:
             row["median_s"] = statistics.median(times[name])
             row["ratio_bptt"] = statistics.median(a / b for a, b in zip(times[name],
                                                                          times["bptt"]))
+            row["cpu_s"] = cpu[name]
+            row["cpu_ratio_bptt"] = statistics.median(a / b for a, b in zip(cpu[name],
+                                                                             cpu["bptt"]))
         elif name in slow:
             row["single_call"] = True
             row["median_s"] = row["first_call_s"]
             row["ratio_bptt"] = row["first_call_s"] / statistics.median(times["bptt"])
         if "median_s" in row:
             print(f"{model} H={hidden} T={steps} {name}: {row['median_s'] * 1e3:.1f} ms "
-                  f"({row['ratio_bptt']:.2f}x BPTT), cos {row['cos_bptt']:.4f}", flush=True)
+                  f"({row['ratio_bptt']:.2f}x BPTT, CPU time "
+                  f"{row.get('cpu_ratio_bptt', float('nan')):.2f}x), cos {row['cos_bptt']:.4f}",
+                  flush=True)
     # Ratios between two online methods, paired by round as well.
     for row in rows:
         for ref in ("hand-factorised", "hand-alif"):
             if row["method"] == "diagonal" and ref in times:
                 row[f"ratio_{ref}"] = statistics.median(
                     a / b for a, b in zip(times["diagonal"], times[ref]))
+                row[f"cpu_ratio_{ref}"] = statistics.median(
+                    a / b for a, b in zip(cpu["diagonal"], cpu[ref]))
     return rows
 
 
@@ -274,22 +283,24 @@ def markdown(meta, rows) -> str:
          f"{meta['default_block']}, where some trace is per synapse; else step by step), "
          f"see the `mode` column."),
         "",
-        ("| model | H | T | method | mode | median ms | x BPTT | compile s | temp MiB | cos BPTT "
-         "(all / hidden) | cos Diagonal |"),
-        "|---|--:|--:|---|---|--:|--:|--:|--:|--:|--:|",
+        ("| model | H | T | method | mode | median ms | x BPTT | x BPTT (CPU time) | compile s "
+         "| temp MiB | cos BPTT (all / hidden) | cos Diagonal |"),
+        "|---|--:|--:|---|---|--:|--:|--:|--:|--:|--:|--:|",
     ]
     for r in rows:
         if "skipped" in r:
             lines.append(f"| {r['model']} | {r['H']} | {r['T']} | {r['method']} | "
-                         f"{r.get('mode', '')} | skipped: {r['skipped']} | | | | | |")
+                         f"{r.get('mode', '')} | skipped: {r['skipped']} | | | | | | |")
             continue
         if "median_s" not in r:
             continue
         once = " (1 call)" if r.get("single_call") else ""
         cd = f"{r['cos_diagonal']:.6f}" if "cos_diagonal" in r else ""
+        cpu = f"{r['cpu_ratio_bptt']:.2f}" if "cpu_ratio_bptt" in r else ""
         lines.append(
             f"| {r['model']} | {r['H']} | {r['T']} | {r['method']} | {r.get('mode', '')} | "
-            f"{r['median_s'] * 1e3:.1f}{once} | {r['ratio_bptt']:.2f} | {r['compile_s']:.1f} | "
+            f"{r['median_s'] * 1e3:.1f}{once} | {r['ratio_bptt']:.2f} | {cpu} | "
+            f"{r['compile_s']:.1f} | "
             f"{_mib(r['temp_bytes'])} | {r['cos_bptt']:.4f} / {r['cos_bptt_hidden']:.4f} | "
             f"{cd} |")
     extra = [r for r in rows if any(k.startswith("ratio_hand") for k in r)]
@@ -298,8 +309,10 @@ def markdown(meta, rows) -> str:
         for r in extra:
             for k, v in r.items():
                 if k.startswith("ratio_hand"):
+                    cpu = r.get("cpu_" + k)
                     lines.append(f"- {r['model']} H={r['H']} T={r['T']}: diagonal / "
-                                 f"{k[6:]} = {v:.2f}")
+                                 f"{k[6:]} = {v:.2f}"
+                                 + (f" (CPU time {cpu:.2f})" if cpu is not None else ""))
     return "\n".join(lines) + "\n"
 
 
