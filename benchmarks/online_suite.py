@@ -387,9 +387,11 @@ def main(argv=None) -> int:
                                               if s)}
     if args.repeats < 5:
         parser.error(f"--repeats must be at least 5, got {args.repeats}")
+    # XLA's flags change what is measured (one thread or two): part of the command.
+    flags = f'XLA_FLAGS="{os.environ["XLA_FLAGS"]}" ' if os.environ.get("XLA_FLAGS") else ""
     meta = {
-        "command": "python " + " ".join([sys.argv[0].replace(os.getcwd() + os.sep, "")]
-                                        + (sys.argv[1:] if argv is None else list(argv))),
+        "command": flags + "python " + " ".join([sys.argv[0].replace(os.getcwd() + os.sep, "")]
+                                                + (sys.argv[1:] if argv is None else list(argv))),
         "jax": jax.__version__, "commit": git_revision(), "python": platform.python_version(),
         "cpu_count": os.cpu_count(), "backend": jax.default_backend(),
         "date": datetime.datetime.now().strftime("%Y-%m-%d %H:%M"), "batch": args.batch,

@@ -106,7 +106,26 @@ def run_steps(runner: OnlineStep, p, carry, inputs, targets, key, n_steps: int, 
 
     k = min(every, n_steps)
     full, rest = divmod(n_steps, k)
-    carry, _ = jax.lax.scan(lambda c, _: (chunk(c, k), None), carry, None, length=full)
+    if full > 1:
+        # The records of a chunk live in buffers carried from chunk to chunk and written in
+        # place: a scan's stacked outputs would be new zero-filled buffers for every chunk.
+        shapes = jax.eval_shape(lambda c: body(c, None)[1], carry)
+        empty = jax.tree_util.tree_map(lambda a: jnp.zeros((k,) + a.shape, a.dtype), shapes)
+
+        def record(state, i):
+            c, bufs = state
+            c, terms = body(c, None)
+            bufs = jax.tree_util.tree_map(
+                lambda b, v: jax.lax.dynamic_update_index_in_dim(b, v, i, 0), bufs, terms)
+            return (c, bufs), None
+
+        def full_chunk(state, _):
+            (c, bufs), _ = jax.lax.scan(record, state, jnp.arange(k))
+            return (c._replace(grad_phi=contract_terms(runner, c.grad_phi, bufs)), bufs), None
+
+        (carry, _), _ = jax.lax.scan(full_chunk, (carry, empty), None, length=full)
+    elif full:
+        carry = chunk(carry, k)
     return chunk(carry, rest) if rest else carry
 
 
