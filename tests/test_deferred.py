@@ -39,7 +39,7 @@ def _check(name, policy, key):
         pytest.skip(f"no trace of {name} under {policy.name} is small enough to defer")
     loss1, ref = _grads(runner, cell, xs, ys, 1)
     assert rel(ref, jax.tree_util.tree_map(jnp.zeros_like, ref)) > 0  # something to compare
-    for every in (3, T + 5):
+    for every in (3,):  # a chunk longer than T: the reference test below (block=1, T < 32)
         loss, got = _grads(runner, cell, xs, ys, every)
         assert rel(got, ref) <= 1e-10, (every, rel(got, ref))
         assert abs(float(loss - loss1)) <= 1e-12 * abs(float(loss1))
@@ -55,7 +55,7 @@ FAST = [("ralif", sp.Diagonal(lam=0.7))]
     if not any(n == f and p == q for f, q in FAST)],
     ids=lambda v: v if isinstance(v, str) else f"{v.name}-{v.lam}")
 def test_chunked_contractions_equal_a_product_per_step(name, policy, x64, getkey):
-    """Chunks of 3 (with a remainder) and of more than T steps == a product at every step."""
+    """Chunks of 3 (a remainder of 1) == a product at every step."""
     _check(name, policy, getkey())
 
 
