@@ -96,6 +96,12 @@ def collect_row(run: Path, real_folder: str) -> dict:
         "real_n": real["n"], "real": real["accuracy"],
         "real_present_classes": real["accuracy_present_classes"],
         "real_per_speaker": {k: v["accuracy"] for k, v in real["per_speaker"].items()},
+        # The run's other evaluations (such as held-out speakers of another voice source).
+        "other_evaluations": {
+            path.parent.name.removeprefix("evaluate-"): json.loads(path.read_text())["accuracy"]
+            for path in sorted(run.glob("evaluate-*/evaluation.json"))
+            if path.parent.name != f"evaluate-{real_folder}"
+        },
     }  # fmt: skip
 
 

@@ -9,6 +9,13 @@ meet the cochlea at the same operating point, and what does an 8 kHz channel cos
     python benchmarks/sim_to_real_checks.py band-limit OUT_DIR
         The default set's test split resampled to 8 kHz as WAV files (``LABEL_sSPEAKER_I.wav``),
         for ``snnplast evaluate RUN --data OUT_DIR``: what an 8 kHz channel alone costs a model.
+    python benchmarks/sim_to_real_checks.py linear [--real DIR] [--data FOLDER]
+        A linear probe (needs scikit-learn): multinomial logistic regression on coarse
+        log spike counts (20 x 28 cells of the binned sample, each sample standardised) trained
+        on the English words of a synthetic training split (the default set, or FOLDER), tested
+        on the real recordings; also trained on time-shifted copies (-6..2 bins), on a FOLDER
+        made by ``sim_to_real_voices.py flite`` split into its eSpeak and Flite speakers. The
+        real set is only ever tested on (it is the validation set: nothing trains on it).
 
 Without the folder of real recordings ``levels`` says so and exits (status 0).
 """
@@ -17,6 +24,7 @@ from __future__ import annotations
 
 import argparse
 import glob
+import json
 import os
 import sys
 from pathlib import Path
@@ -97,12 +105,69 @@ def band_limit(out: Path) -> int:
     return 0
 
 
+def _coarse(x: np.ndarray) -> np.ndarray:
+    n, t, c = x.shape
+    x = np.log1p(x.reshape(n, 20, t // 20, 28, c // 28).sum((2, 4)).astype(np.float64))
+    x = x.reshape(n, -1) - x.reshape(n, -1).mean(1, keepdims=True)
+    return x / (x.std(1, keepdims=True) + 1e-9)
+
+
+def _shifted(x: np.ndarray, bins: int) -> np.ndarray:
+    out = np.roll(x, bins, axis=1)
+    if bins > 0:
+        out[:, :bins] = 0
+    elif bins < 0:
+        out[:, bins:] = 0
+    return out
+
+
+def linear(real_dir: Path, data: Path | None) -> int:
+    if not real_dir.is_dir():
+        print(f"sim_to_real_checks: skipped: no real recordings at {real_dir} (pass --real DIR)")
+        return 0
+    try:
+        from sklearn.linear_model import LogisticRegression
+    except ImportError:
+        print("sim_to_real_checks: skipped: the linear probe needs scikit-learn")
+        return 0
+    from snnplast.data import load_recordings
+    from snnplast.data._loading.loader import binned_split
+
+    real, _, _ = load_recordings(real_dir, progress=False)
+    rx, ry = np.asarray(real.x), np.asarray(real.y)
+    train, _ = binned_split(data or ensure_speech_shd(), True, progress=False)
+    x, y, who = np.asarray(train.x), np.asarray(train.y), np.asarray(train.speakers)
+    english = y < 10
+
+    def probe(features, labels, tests) -> float:
+        model = LogisticRegression(C=0.05, max_iter=3000).fit(_coarse(features), labels)
+        return float(np.mean(model.predict(_coarse(tests[0])) == tests[1]))
+
+    print(f"train: English words of {data or 'the default set'}; test: {len(ry)} real recordings")
+    print(f"  as made:            {probe(x[english], y[english], (rx, ry)):.1%}")
+    shifts = range(-6, 3, 2)
+    many = np.concatenate([_shifted(x[english], k) for k in shifts])
+    print(f"  shifted -6..2 bins: {probe(many, np.tile(y[english], len(shifts)), (rx, ry)):.1%}")
+    manifest = (data / "flite_speakers.json") if data else None
+    if manifest and manifest.is_file():
+        flite = np.isin(who, [int(k) for k in json.loads(manifest.read_text())["speakers"]])
+        for name, part in (("eSpeak NG speakers", ~flite), ("Flite speakers", flite)):
+            keep = english & part
+            print(f"  {name} only ({keep.sum()}): {probe(x[keep], y[keep], (rx, ry)):.1%}")
+    return 0
+
+
 def main(argv=None) -> int:
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     sub = p.add_subparsers(dest="check", required=True)
     sub.add_parser("levels").add_argument("--real", type=Path, default=DEFAULT_REAL)
     sub.add_parser("band-limit").add_argument("out", type=Path)
+    probe = sub.add_parser("linear")
+    probe.add_argument("--real", type=Path, default=DEFAULT_REAL)
+    probe.add_argument("--data", type=Path, default=None, help="a synthetic set's folder")
     args = p.parse_args(argv)
+    if args.check == "linear":
+        return linear(args.real, args.data)
     return levels(args.real) if args.check == "levels" else band_limit(args.out)
 
 

@@ -1,0 +1,170 @@
+"""Sim-to-real with more voices: Flite's voices for some eSpeak NG speakers, or warped vocal tracts.
+
+Both commands make a variant of the default synthetic set whose *training* split changes and
+whose test split (held-out eSpeak NG speakers) is the default one, for ``snnplast train --data
+OUT`` and ``snnplast evaluate RUN --data ../shared/data/real-digits`` (README, Sim-to-real).
+
+    python benchmarks/sim_to_real_voices.py flite OUT [--speakers 50] [--warp 0.88,1.12]
+    python benchmarks/sim_to_real_voices.py warp OUT [--warp 0.85,1.2]
+
+``flite``: the *English* words of ``--speakers`` of the default set's 100 training speakers are
+spoken by CMU Flite instead (German words and the other speakers unchanged, so the budget of
+speakers per class is the default's), and ``OUT/flite_test`` holds held-out Flite speakers as
+WAV files (``snnplast evaluate RUN --data OUT/flite_test``). Flite's clustergen voices
+(``slt``, ``rms``, ``awb``) are statistical-parametric voices trained on recordings of real
+people, ``kal16`` a diphone voice (``snnplast/data/_speech/flite.py``). A Flite speaker is a
+voice (cycling through the four), a vocal-tract length factor (the clip resampled by
+``1 / warp`` and kept at its nominal rate, so formants and pitch move by ``warp``), a pitch
+factor on the voice's mean pitch (``int_f0_target_mean``; ``rms`` ignores it) and a duration
+stretch, each utterance jittered by +-6% in duration and +-4% in pitch. The held-out speakers
+(two per voice, ten digits each) have warps outside the training range (``--held-out-warp``):
+vocal tracts no training speaker has. Needs wasmtime (the ``speech`` extra) and Flite's
+module, fetched on first use (or ``$SNNPLAST_FLITE``).
+
+``warp``: every training clip of the default set warped by its speaker's vocal-tract factor,
+drawn uniformly from ``--warp`` (eSpeak NG speakers at many more vocal-tract lengths).
+
+Both read the default set from the cache (made on first use).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import shutil
+import sys
+import time
+from pathlib import Path
+
+import h5py
+import numpy as np
+from scipy.io import wavfile
+
+from snnplast.data import cochlea_batch, resample
+from snnplast.data._shd.file import read_shd_events, write_shd_h5
+from snnplast.data._speech.corpus import ENGLISH_WORDS, SHD_KEYS
+from snnplast.data._speech.flite import VOICES, Flite
+from snnplast.data._speech.speech_shd import _cochlea_seed, _to_int16, ensure_speech_shd, place
+
+RATE = 16000
+# The voices' own mean pitch in Hz, about (what a pitch factor of 1 asks for).
+MEAN_PITCH = {"slt": 180.0, "awb": 105.0, "kal16": 100.0, "rms": None}
+
+
+def warp(x: np.ndarray, factor: float) -> np.ndarray:
+    """Frequencies times `factor` (the clip treated as recorded at ``RATE * factor``, on an
+    80 Hz grid so the resampling ratio stays small)."""
+    return resample(x, int(round(RATE * factor / 80) * 80), RATE)
+
+
+def speaker(rng: np.random.Generator, voice: str, warps: tuple[float, float]) -> dict:
+    return {"voice": voice, "alpha": float(rng.uniform(*warps)),
+            "f0": float(rng.uniform(0.8, 1.25)), "stretch": float(rng.uniform(0.85, 1.25))}  # fmt: skip
+
+
+def speak(engine: Flite, who: dict, word: str, rng: np.random.Generator) -> np.ndarray:
+    """One word by Flite speaker `who`, warped and placed as the default set places eSpeak's."""
+    features = {"duration_stretch": who["stretch"] * (1 + rng.uniform(-0.06, 0.06))}
+    if MEAN_PITCH[who["voice"]]:
+        features["int_f0_target_mean"] = (
+            MEAN_PITCH[who["voice"]] * who["f0"] * (1 + rng.uniform(-0.04, 0.04))
+        )
+    audio, rate = engine.synthesize(word, who["voice"], features=features)
+    x = warp(resample(audio.astype(np.float64), rate, RATE), who["alpha"])
+    return _to_int16(place(x, RATE))
+
+
+def make(out: Path, n_speakers: int, warps, held_out_warps, seed: int = 0) -> None:
+    out.mkdir(parents=True, exist_ok=True)
+    base = ensure_speech_shd()
+    times, units, labels, n_channels = read_shd_events(base / "shd_train.h5")
+    with h5py.File(base / "shd_train.h5") as f:
+        speakers = f["extra/speaker"][()]
+    rng = np.random.default_rng([seed, 0xF117E])
+    chosen = rng.permutation(len(np.unique(speakers)))[:n_speakers]
+    flite = {int(s): speaker(rng, VOICES[i % len(VOICES)], warps) for i, s in enumerate(chosen)}
+    index, clips = [], []
+    started = time.perf_counter()
+    with Flite() as engine:
+        for i, (label, who) in enumerate(zip(labels, speakers)):
+            if int(who) in flite and label < 10:
+                index.append(i)
+                clips.append(speak(engine, flite[int(who)], ENGLISH_WORDS[label], rng))
+        spoken = time.perf_counter() - started
+        test = out / "flite_test"
+        test.mkdir(exist_ok=True)
+        test_rng = np.random.default_rng([seed, 0x7E57])
+        k = 0
+        for voice in VOICES:
+            for band in held_out_warps:
+                k += 1
+                who = speaker(test_rng, voice, band)
+                for digit, word in enumerate(ENGLISH_WORDS):
+                    clip = speak(engine, who, word, test_rng)
+                    wavfile.write(test / f"{digit}_f{chr(96 + k)}_0.wav", RATE, clip)
+    spikes = cochlea_batch(clips, RATE, seeds=[_cochlea_seed(seed + 7, 0, i) for i in index],
+                           workers=2, progress="cochlea")  # fmt: skip
+    for j, i in enumerate(index):
+        times[i], units[i] = spikes[j].times, spikes[j].units
+    write_shd_h5(out / "shd_train.h5", times, units, labels, speakers, SHD_KEYS,
+                 n_channels=n_channels)  # fmt: skip
+    shutil.copy(base / "shd_test.h5", out / "shd_test.h5")
+    (out / "flite_speakers.json").write_text(json.dumps({
+        "speakers": {str(k): v for k, v in flite.items()}, "warp": warps,
+        "held_out_warp": held_out_warps, "flite_clips": len(clips),
+        "seconds_flite": round(spoken, 1), "seconds": round(time.perf_counter() - started, 1),
+    }, indent=1))  # fmt: skip
+
+
+def make_warped(out: Path, warps, seed: int = 0) -> None:
+    out.mkdir(parents=True, exist_ok=True)
+    base = ensure_speech_shd()
+    _, _, labels, n_channels = read_shd_events(base / "shd_train.h5")
+    with h5py.File(base / "shd_train.h5") as f:
+        speakers = f["extra/speaker"][()]
+    with np.load(base / "shd_train_audio.npz") as data:
+        audio, offsets = data["audio"], data["offsets"]
+    rng = np.random.default_rng(0x7717 + seed)
+    factor = {int(s): float(rng.uniform(*warps)) for s in np.unique(speakers)}
+    started = time.perf_counter()
+    clips = []
+    for i in range(len(labels)):
+        x = audio[offsets[i] : offsets[i + 1]].astype(np.float64)
+        clips.append(_to_int16(place(warp(x, factor[int(speakers[i])]), RATE)))
+    seeds = [_cochlea_seed(seed, 0, i) for i in range(len(clips))]
+    spikes = cochlea_batch(clips, RATE, seeds=seeds, workers=2, progress="cochlea")
+    write_shd_h5(out / "shd_train.h5", [s.times for s in spikes], [s.units for s in spikes],
+                 labels, speakers, SHD_KEYS, n_channels=n_channels)  # fmt: skip
+    shutil.copy(base / "shd_test.h5", out / "shd_test.h5")
+    (out / "warp.json").write_text(json.dumps({
+        "warp": warps, "speakers": factor, "seconds": round(time.perf_counter() - started, 1),
+    }, indent=1))  # fmt: skip
+
+
+def _pair(text: str) -> tuple[float, float]:
+    lo, hi = (float(v) for v in text.split(","))
+    return lo, hi
+
+
+def main(argv=None) -> int:
+    p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    sub = p.add_subparsers(dest="command", required=True)
+    flite = sub.add_parser("flite")
+    flite.add_argument("out", type=Path)
+    flite.add_argument("--speakers", type=int, default=50, help="speakers whose English is Flite's")
+    flite.add_argument("--warp", type=_pair, default=(0.88, 1.12), help="training warps LO,HI")
+    flite.add_argument("--held-out-warp", type=_pair, nargs=2, default=[(0.80, 0.87), (1.13, 1.22)],
+                       help="the held-out speakers' two warp bands")  # fmt: skip
+    warped = sub.add_parser("warp")
+    warped.add_argument("out", type=Path)
+    warped.add_argument("--warp", type=_pair, default=(0.85, 1.2), help="warps LO,HI")
+    args = p.parse_args(argv)
+    if args.command == "flite":
+        make(args.out, args.speakers, args.warp, args.held_out_warp)
+    else:
+        make_warped(args.out, args.warp)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
