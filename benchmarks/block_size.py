@@ -7,10 +7,17 @@ round-robin (median of ``--repeats`` each; ``x BPTT`` is the median of the ratio
 round); memory is the compiled executable's ``temp_size_in_bytes``. ``block=1`` is the step
 recursion. The gradients of all block sizes must agree (cosine > 1 - 1e-6) before timing.
 
+With ``--contract-every K1,K2,...`` the runs are the step recursion (``block=1``) with its trace
+contractions taken every ``K`` steps in one product instead
+(``online_loss_and_grad(..., contract_every=K)``; ``1``: a product at every step), the choice
+behind ``snnplast.online.CONTRACT_EVERY``.
+
 Usage::
 
     python benchmarks/block_size.py --model ralif --hidden 256 --batch 32 --steps 400 \\
         --blocks 1,8,16,32,64,128
+    python benchmarks/block_size.py --model rlif --hidden 256 --batch 64 --steps 1600 \\
+        --contract-every 1,8,16,32,64,128 --out benchmarks/results/contract_every
 
 Results: ``benchmarks/results/block_size.{json,md}`` (or ``--out``).
 """
@@ -27,12 +34,26 @@ from pathlib import Path
 
 import equinox as eqx
 import jax
+import jax.numpy as jnp
 
 import snnplast
+from snnplast.train import cross_entropy
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from online_suite import compile_method, package_method, problem
 from online_vs_bptt import cosine, git_revision
+
+
+def contract_every(k: int):
+    """Diagonal's gradient by the step recursion, contractions every `k` steps."""
+
+    def run(params, static, x, y):
+        loss, grads = snnplast.online.online_loss_and_grad(
+            eqx.combine(params, static), x, jnp.broadcast_to(y[:, None], x.shape[:2]),
+            snnplast.Diagonal(), cross_entropy, block=1, contract_every=k)
+        return loss, jax.tree_util.tree_leaves(grads)
+
+    return run
 
 
 def main(argv=None) -> int:
@@ -42,6 +63,8 @@ def main(argv=None) -> int:
     parser.add_argument("--batch", type=int, default=32)
     parser.add_argument("--steps", type=int, default=400)
     parser.add_argument("--blocks", default="1,8,16,32,64,128")
+    parser.add_argument("--contract-every", default="",
+                        help="K1,K2,...: time the step recursion's chunked contractions instead")
     parser.add_argument("--repeats", type=int, default=5)
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--out", default="benchmarks/results/block_size")
@@ -50,7 +73,12 @@ def main(argv=None) -> int:
     net, x, y = problem(args.model, args.hidden, args.steps, args.batch, args.seed)
     params, static = eqx.partition(net, eqx.is_inexact_array)
     runs = {"bptt": package_method("bptt")}
-    runs.update({f"block {b}": package_method(snnplast.Diagonal(), block=b) for b in blocks})
+    if args.contract_every:
+        blocks = [int(k) for k in args.contract_every.split(",")]
+        runs.update({f"contract every {k}": contract_every(k) for k in blocks})
+    else:
+        runs.update({f"block {b}": package_method(snnplast.Diagonal(), block=b)
+                     for b in blocks})
     rows, compiled = [], {}
     for name, fn in runs.items():
         c, out, compile_s, temp, first_s = compile_method(fn, params, static, x, y)
@@ -58,11 +86,11 @@ def main(argv=None) -> int:
         rows.append({"run": name, "compile_s": compile_s, "temp_bytes": temp})
         print(f"{name}: compile {compile_s:.1f} s, temp {temp / 2**20:.1f} MiB, "
               f"first call {first_s:.2f} s", flush=True)
-    ref = compiled[f"block {blocks[0]}"][1][1]
+    ref = compiled[list(runs)[1]][1][1]
     for row in rows[1:]:
         c = cosine(compiled[row["run"]][1][1], ref)
         if not c > 1 - 1e-6:
-            raise SystemExit(f"{row['run']} disagrees with block {blocks[0]}: cosine {c}")
+            raise SystemExit(f"{row['run']} disagrees with {list(runs)[1]}: cosine {c}")
     times = {name: [] for name in compiled}
     for _ in range(args.repeats):
         for name, (c, _) in compiled.items():

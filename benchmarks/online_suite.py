@@ -9,7 +9,8 @@ and the gradient of every parameter over the whole sequence, by each method:
 - ``diagonal``: the engine's Diagonal (e-prop) with the default accumulation
   (``snnplast.online.resolve_block``: blocks where a trace is stored per synapse, the whole
   sequence as one block when short enough, else the step recursion); ``diagonal-step``: the
-  same, step by step (``block=1``);
+  same, step by step (``block=1``); ``diagonal-product-per-step``: step by step with a trace
+  contraction at every step (``contract_every=1``), not a chunk of steps at a time;
 - ``immediate``, ``random-k:4``, ``exact``: the engine's other policies (RandomK and Exact keep
   dense traces; skipped, with the reason, when the batch's traces would exceed ``--max-trace-gib``);
 - ``hand-factorised``, ``hand-per-synapse`` (rlif): Diagonal's rule written by hand
@@ -21,7 +22,8 @@ Gates before timing (the script stops if one fails): every method's loss equals 
 1e-5); ``diagonal`` and ``diagonal-step`` agree (cosine > 1 - 1e-6); every hand-written rule
 equals ``diagonal`` (cosine > 0.9999). Calls are timed round-robin over the methods (the median of
 >= ``--repeats`` calls each, ``block_until_ready``; compile apart); "x BPTT" is the median of the
-ratios paired by round; memory is the compiled executable's ``temp_size_in_bytes``.
+ratios paired by round, of the wall clock and of the process's CPU time (all threads; less
+disturbed by other processes on a shared machine); memory is the compiled executable's ``temp_size_in_bytes``.
 
 Usage::
 
@@ -64,12 +66,13 @@ from online_vs_bptt import (
 )
 
 N_IN, N_CLASSES, RATE = 140, 20, 0.05
-METHODS = ("bptt", "diagonal", "diagonal-step", "immediate", "random-k:4", "exact",
-           "hand-factorised", "hand-per-synapse", "hand-alif")
+METHODS = ("bptt", "diagonal", "diagonal-step", "diagonal-product-per-step", "immediate",
+           "random-k:4", "exact", "hand-factorised", "hand-per-synapse", "hand-alif")
 HAND = {"rlif": ("hand-factorised", "hand-per-synapse"), "ralif": ("hand-alif",)}
 DENSE = {"random-k:4": snnplast.RandomK(k=4), "exact": snnplast.Exact()}
 # The engine's methods: (policy, block) as the builders pass them, for the mode column.
 ENGINE = {"diagonal": (snnplast.Diagonal(), None), "diagonal-step": (snnplast.Diagonal(), 1),
+          "diagonal-product-per-step": (snnplast.Diagonal(), 1),
           "immediate": (snnplast.Immediate(), None), "random-k:4": (DENSE["random-k:4"], None),
           "exact": (DENSE["exact"], None)}
 
@@ -154,9 +157,19 @@ def hand_alif(params, static, x, y):
     return loss / batch, [g / batch for g in (g_in, g_rec * mask, g_out, g_b)]
 
 
+def product_per_step(params, static, x, y):
+    """Diagonal by the step recursion with its trace contractions at every step
+    (``contract_every=1``), as before they were taken a chunk of steps at a time."""
+    loss, grads = snnplast.online.online_loss_and_grad(
+        eqx.combine(params, static), x, jnp.broadcast_to(y[:, None], x.shape[:2]),
+        snnplast.Diagonal(), cross_entropy, block=1, contract_every=1)
+    return loss, jax.tree_util.tree_leaves(grads)
+
+
 SUITE_BUILDERS = {
     **BUILDERS,
     "diagonal-step": lambda: package_method(snnplast.Diagonal(), block=1),
+    "diagonal-product-per-step": lambda: product_per_step,
     "exact": lambda: package_method(DENSE["exact"]),
     "hand-alif": lambda: hand_alif,
 }
@@ -212,10 +225,10 @@ def bench_case(args, model: str, hidden: int, steps: int) -> list[dict]:
             raise SystemExit(f"gate failed: {row['method']} loss {float(loss)} vs BPTT "
                              f"{float(loss_ref)}")
         if "diagonal" in compiled and row["method"] != "diagonal" and (
-                row["method"].startswith("hand-") or row["method"] == "diagonal-step"):
+                row["method"].startswith("hand-") or row["method"].startswith("diagonal-")):
             c = cosine(g, compiled["diagonal"][1][1])
             row["cos_diagonal"] = c
-            need = 1 - 1e-6 if row["method"] == "diagonal-step" else 0.9999
+            need = 1 - 1e-6 if row["method"].startswith("diagonal-") else 0.9999
             if not c > need:
                 raise SystemExit(f"gate failed: {row['method']} vs diagonal cosine {c}")
 
@@ -223,7 +236,8 @@ def bench_case(args, model: str, hidden: int, steps: int) -> list[dict]:
     rounds = {r["method"]: max(args.repeats, min(30, math.ceil(args.min_seconds
                                                                  / r["first_call_s"])))
               for r in rows if r["method"] in compiled and r["method"] not in slow}
-    times = interleaved_times(compiled, rounds, params, x, y)
+    cpu: dict = {}
+    times = interleaved_times(compiled, rounds, params, x, y, cpu=cpu)
     for row in rows:
         name = row["method"]
         if name in times:
@@ -231,19 +245,26 @@ def bench_case(args, model: str, hidden: int, steps: int) -> list[dict]:
             row["median_s"] = statistics.median(times[name])
             row["ratio_bptt"] = statistics.median(a / b for a, b in zip(times[name],
                                                                          times["bptt"]))
+            row["cpu_s"] = cpu[name]
+            row["cpu_ratio_bptt"] = statistics.median(a / b for a, b in zip(cpu[name],
+                                                                             cpu["bptt"]))
         elif name in slow:
             row["single_call"] = True
             row["median_s"] = row["first_call_s"]
             row["ratio_bptt"] = row["first_call_s"] / statistics.median(times["bptt"])
         if "median_s" in row:
             print(f"{model} H={hidden} T={steps} {name}: {row['median_s'] * 1e3:.1f} ms "
-                  f"({row['ratio_bptt']:.2f}x BPTT), cos {row['cos_bptt']:.4f}", flush=True)
+                  f"({row['ratio_bptt']:.2f}x BPTT, CPU time "
+                  f"{row.get('cpu_ratio_bptt', float('nan')):.2f}x), cos {row['cos_bptt']:.4f}",
+                  flush=True)
     # Ratios between two online methods, paired by round as well.
     for row in rows:
         for ref in ("hand-factorised", "hand-alif"):
             if row["method"] == "diagonal" and ref in times:
                 row[f"ratio_{ref}"] = statistics.median(
                     a / b for a, b in zip(times["diagonal"], times[ref]))
+                row[f"cpu_ratio_{ref}"] = statistics.median(
+                    a / b for a, b in zip(cpu["diagonal"], cpu[ref]))
     return rows
 
 
@@ -262,22 +283,24 @@ def markdown(meta, rows) -> str:
          f"{meta['default_block']}, where some trace is per synapse; else step by step), "
          f"see the `mode` column."),
         "",
-        ("| model | H | T | method | mode | median ms | x BPTT | compile s | temp MiB | cos BPTT "
-         "(all / hidden) | cos Diagonal |"),
-        "|---|--:|--:|---|---|--:|--:|--:|--:|--:|--:|",
+        ("| model | H | T | method | mode | median ms | x BPTT | x BPTT (CPU time) | compile s "
+         "| temp MiB | cos BPTT (all / hidden) | cos Diagonal |"),
+        "|---|--:|--:|---|---|--:|--:|--:|--:|--:|--:|--:|",
     ]
     for r in rows:
         if "skipped" in r:
             lines.append(f"| {r['model']} | {r['H']} | {r['T']} | {r['method']} | "
-                         f"{r.get('mode', '')} | skipped: {r['skipped']} | | | | | |")
+                         f"{r.get('mode', '')} | skipped: {r['skipped']} | | | | | | |")
             continue
         if "median_s" not in r:
             continue
         once = " (1 call)" if r.get("single_call") else ""
         cd = f"{r['cos_diagonal']:.6f}" if "cos_diagonal" in r else ""
+        cpu = f"{r['cpu_ratio_bptt']:.2f}" if "cpu_ratio_bptt" in r else ""
         lines.append(
             f"| {r['model']} | {r['H']} | {r['T']} | {r['method']} | {r.get('mode', '')} | "
-            f"{r['median_s'] * 1e3:.1f}{once} | {r['ratio_bptt']:.2f} | {r['compile_s']:.1f} | "
+            f"{r['median_s'] * 1e3:.1f}{once} | {r['ratio_bptt']:.2f} | {cpu} | "
+            f"{r['compile_s']:.1f} | "
             f"{_mib(r['temp_bytes'])} | {r['cos_bptt']:.4f} / {r['cos_bptt_hidden']:.4f} | "
             f"{cd} |")
     extra = [r for r in rows if any(k.startswith("ratio_hand") for k in r)]
@@ -286,8 +309,10 @@ def markdown(meta, rows) -> str:
         for r in extra:
             for k, v in r.items():
                 if k.startswith("ratio_hand"):
+                    cpu = r.get("cpu_" + k)
                     lines.append(f"- {r['model']} H={r['H']} T={r['T']}: diagonal / "
-                                 f"{k[6:]} = {v:.2f}")
+                                 f"{k[6:]} = {v:.2f}"
+                                 + (f" (CPU time {cpu:.2f})" if cpu is not None else ""))
     return "\n".join(lines) + "\n"
 
 
@@ -362,9 +387,11 @@ def main(argv=None) -> int:
                                               if s)}
     if args.repeats < 5:
         parser.error(f"--repeats must be at least 5, got {args.repeats}")
+    # XLA's flags change what is measured (one thread or two): part of the command.
+    flags = f'XLA_FLAGS="{os.environ["XLA_FLAGS"]}" ' if os.environ.get("XLA_FLAGS") else ""
     meta = {
-        "command": "python " + " ".join([sys.argv[0].replace(os.getcwd() + os.sep, "")]
-                                        + (sys.argv[1:] if argv is None else list(argv))),
+        "command": flags + "python " + " ".join([sys.argv[0].replace(os.getcwd() + os.sep, "")]
+                                                + (sys.argv[1:] if argv is None else list(argv))),
         "jax": jax.__version__, "commit": git_revision(), "python": platform.python_version(),
         "cpu_count": os.cpu_count(), "backend": jax.default_backend(),
         "date": datetime.datetime.now().strftime("%Y-%m-%d %H:%M"), "batch": args.batch,

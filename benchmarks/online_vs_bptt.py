@@ -172,17 +172,22 @@ def hand_written(per_synapse: bool):
 
 
 # ----- measuring -----------------------------------------------------------------------------------
-def interleaved_times(compiled: dict, rounds: dict, *args) -> dict:
+def interleaved_times(compiled: dict, rounds: dict, *args, cpu: dict | None = None) -> dict:
     """Seconds per call of each compiled function ``compiled[name][0](*args)``, taken in turn
     (one call of each per round, ``rounds[name]`` rounds), so that the machine's load falls on
-    every method alike. **Returns:** ``{name: [seconds, ...]}`` for the names in `rounds`."""
+    every method alike. `cpu`: a dict that receives the process's CPU seconds per call
+    (``time.process_time``, all threads), which other processes on a shared machine disturb
+    less than the wall clock. **Returns:** ``{name: [seconds, ...]}`` for the names in
+    `rounds`."""
     times = {name: [] for name in rounds}
     for k in range(max(rounds.values())):
         for name, (fn, _) in compiled.items():
             if k < rounds.get(name, 0):
-                start = time.perf_counter()
+                start, start_cpu = time.perf_counter(), time.process_time()
                 jax.block_until_ready(fn(*args))
                 times[name].append(time.perf_counter() - start)
+                if cpu is not None:
+                    cpu.setdefault(name, []).append(time.process_time() - start_cpu)
     return times
 
 

@@ -363,4 +363,6 @@ def test_cli_inspect(capsys):
     assert "traces under diagonal" in out and "dense RTRL" in out
     # ALIF's adaptation trace is per synapse: blocks by default, the whole of a short sequence.
     assert "by default: one block up to" in out
+    # Exact runs step by step: its dense traces keep a product per step, the readout's do not.
+    assert "trace contractions: 2 of 8 traces" in out
     assert main(["inspect", "--model", "lif", "--policies", "bptt"]) == 2

@@ -102,9 +102,11 @@ def run(args) -> int:
                   f"{format_bytes(nbytes):>10} of {format_bytes(dense)} dense: "
                   f"{dense / max(nbytes, 1):.0f}x smaller")
         from ..online import (
+            CONTRACT_EVERY,
             GatheredHeadStep,
             OnlineStep,
             accumulation_mode,
+            deferred_pairs,
             resolve_block,
             whole_sequence_steps,
         )
@@ -116,9 +118,14 @@ def run(args) -> int:
         mode, why = accumulation_mode(runner)
         print(f"    accumulated {'in blocks of steps' if mode == 'blocked' else 'step by step'}"
               f": {why}")
+        n = resolve_block(runner, None)
         if mode == "blocked":
-            n = resolve_block(runner, None)
             print("    by default: " + (
                 "step by step (no trace is stored per synapse; --block K to block)" if n == 1
                 else f"one block up to {whole_sequence_steps(runner)} steps, else blocks of {n}"))
+        if n == 1:
+            deferred = len(deferred_pairs(runner))
+            print(f"    trace contractions: {deferred} of {len(runner.traces.structure)} traces "
+                  f"(those smaller than their parameter or state) every {CONTRACT_EVERY} "
+                  f"steps in one product, the rest at every step")
     return 0

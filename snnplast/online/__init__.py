@@ -6,6 +6,9 @@ from ._blocked import BlockedStep as BlockedStep
 from ._blocked import accumulation_mode as accumulation_mode
 from ._blocked import resolve_block as resolve_block
 from ._blocked import whole_sequence_steps as whole_sequence_steps
+from ._deferred import CONTRACT_EVERY as CONTRACT_EVERY
+from ._deferred import contract_terms as contract_terms
+from ._deferred import deferred_pairs as deferred_pairs
 from ._head_gathered import GatheredHeadStep as GatheredHeadStep
 from ._learner import LearnerState as LearnerState
 from ._learner import OnlineLearner as OnlineLearner

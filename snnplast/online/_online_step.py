@@ -169,6 +169,18 @@ class OnlineStep:
         `phi`: the traced parameters' values (``graph.phi_of(p_leaves)``), computed once for
         a sequence instead of at every step.
         """
+        return self.step_terms(p_leaves, carry, x_t, y_t, key, phi)[0]
+
+    def step_terms(self, p_leaves, carry: Carry, x_t, y_t, key, phi=None, defer=frozenset()):
+        """:meth:`step`, except that the contractions of the traced pairs in `defer` are
+        returned instead of added to ``grad_phi`` (:func:`snnplast.online.contract_terms`
+        adds many steps' terms in one product).
+
+        **Returns:** ``(carry, terms)`` with ``terms = (signals, traces)``: ``traces``
+        ``{(a, q): G_{t-1}}`` for the pairs in `defer`, ``signals`` the row vectors ``[B, ...]``
+        they meet, one per distinct kind (:meth:`signal_kinds`) in sorted order of the kinds
+        the deferred pairs use.
+        """
         x_leaves = jax.tree_util.tree_leaves(x_t)
         cuts = self.direct_cuts()
         direct = None
@@ -188,14 +200,25 @@ class OnlineStep:
         new_s, new_tr, new_k, ls, rows = jax.vmap(per_sample)(
             carry.state, carry.traces, carry.k_prev, x_leaves, d_s, env, e)
         grad_phi = list(carry.grad_phi)
-        for (a, q), tr in carry.traces.items():
+        kinds = self.signal_kinds()
+        signals = {}
+        for kind in sorted(set(kinds.values())):
+            a, cut = kind
             signal = ls[a]
-            if q in cuts:
-                if a in cuts[q]:
+            if cut:
+                if a in cut:
                     signal = signal + carry.pending[a]
-                if a in rows[cuts[q]]:
-                    signal = signal - rows[cuts[q]][a]
-            grad_phi[q] = grad_phi[q] + contract_batch(signal, tr)
+                if a in rows[cut]:
+                    signal = signal - rows[cut][a]
+            signals[kind] = signal
+        deferred = {}
+        for (a, q), tr in carry.traces.items():
+            if (a, q) in defer:
+                deferred[(a, q)] = tr
+            else:
+                grad_phi[q] = grad_phi[q] + contract_batch(signals[kinds[(a, q)]], tr)
+        needed = sorted({kinds[k] for k in deferred})
+        terms = ([signals[k] for k in needed], deferred)
         t = carry.t + 1
         return Carry(
             state=list(new_s), traces=new_tr, k_prev=new_k,
@@ -206,7 +229,15 @@ class OnlineStep:
             loss=carry.loss + lval,
             out_sum=jax.tree_util.tree_map(jnp.add, carry.out_sum, outs), t=t,
             pending={a: e[a] for a in carry.pending},
-        )
+        ), terms
+
+    def signal_kinds(self) -> dict:
+        """``{(a, q): (a, cut)}`` for every traced pair: the row its trace ``G_{t-1}`` meets
+        depends on the leaf ``a`` and on the cut of ``q``'s direct term (``None`` when not
+        cut), so the pairs of one leaf and one cut (a layer's ``W_in`` and ``W_rec``) share
+        it. Sorted: the cuts are tuples of leaves, ``None`` comes first as ``()``."""
+        cuts = self.direct_cuts()
+        return {(a, q): (a, cuts.get(q, ())) for (a, q) in self.traces.structure}
 
     def _rows_through(self, rows: dict, Ht: dict) -> dict:
         """``sum_a rows[a] @ (lam H~[a, b])`` for the leaves ``b`` whose traces the update

@@ -6,23 +6,24 @@ import jax
 import jax.numpy as jnp
 
 from ._blocked import BlockedStep, resolve_block
+from ._deferred import CONTRACT_EVERY, contract_terms, deferred_pairs
 from ._head_gathered import GatheredHeadStep
 from ._online_step import OnlineStep
 
 
-def check_block(block) -> int:
+def check_block(block, name: str = "block") -> int:
     """``block`` checked: a number of steps, or ``None`` for the default choice
     (:func:`resolve_block`)."""
     if block is None:
         return None
     if isinstance(block, bool) or not isinstance(block, int) or block < 1:
-        raise ValueError(f"block must be a positive integer (steps per block) or None, "
+        raise ValueError(f"{name} must be a positive integer (steps per block) or None, "
                          f"got {block!r}")
     return block
 
 
 def online_loss_and_grad(model, inputs, targets, policy, loss, *, key=None, with_scores=False,
-                         block=None):
+                         block=None, contract_every=None):
     """Mean over the batch of ``sum_t loss(out_t, y_t)`` and its online gradient.
 
     **Arguments:**
@@ -37,12 +38,16 @@ def online_loss_and_grad(model, inputs, targets, policy, loss, *, key=None, with
       step recursion elsewhere (:func:`snnplast.online.resolve_block`); a block longer than
       the sequence is the whole sequence.
       The numbers are the same for every block size (up to float rounding).
+    - `contract_every`: in the step recursion, steps whose trace contractions meet in one
+      product (:func:`snnplast.online.contract_terms`; ``None``: :data:`CONTRACT_EVERY`, ``1``:
+      a product at every step). The same numbers for every value (up to float rounding).
 
     **Returns:** ``(loss, grads)`` (and the summed outputs) with ``grads`` shaped like the model
     (``None`` where the model has no trainable array).
     """
     key = jax.random.PRNGKey(0) if key is None else key
     block = check_block(block)
+    contract_every = check_block(contract_every, "contract_every")
     batch = jax.tree_util.tree_leaves(inputs)[0].shape[0]
     x0 = jax.tree_util.tree_map(lambda a: a[0, 0], inputs)
     runner = OnlineStep(model, x0, policy, loss)
@@ -62,27 +67,66 @@ def online_loss_and_grad(model, inputs, targets, policy, loss, *, key=None, with
                            trace_out=False, from_zero=True)
         carry = carry._replace(pending={})  # the blocks leave no direct term pending
     else:
-        carry = run_steps(runner, p, carry, inputs, targets, key, n_steps)
+        carry = run_steps(runner, p, carry, inputs, targets, key, n_steps,
+                          contract_every=contract_every)
     grads = [g / batch for g in runner.gradients(p, carry)]
     if with_scores:
         return carry.loss / batch, runner.as_tree(grads), carry.out_sum
     return carry.loss / batch, runner.as_tree(grads)
 
 
-def run_steps(runner: OnlineStep, p, carry, inputs, targets, key, n_steps: int):
+def run_steps(runner: OnlineStep, p, carry, inputs, targets, key, n_steps: int, *,
+              contract_every: int | None = None):
     """``n_steps`` steps of the step-by-step recursion, reading ``inputs [B, T, ...]`` at
-    ``carry.t``."""
+    ``carry.t``.
+
+    `contract_every`: steps whose trace contractions of the pairs that
+    :func:`~snnplast.online.deferred_pairs` allows meet in one product
+    (:func:`~snnplast.online.contract_terms`); ``None``: :data:`CONTRACT_EVERY`, ``1``: a
+    product at every step.
+    """
 
     phi = runner.graph.phi_of(p)  # once, not at every step
+    every = CONTRACT_EVERY if contract_every is None else contract_every
+    defer = deferred_pairs(runner) if every > 1 and n_steps > 1 else frozenset()
 
     def body(c, _):
         # Step t is read in place along the time axis (a time-major copy of the inputs would
         # grow with T), and its key comes from the step count.
         x_t, y_t = (jax.tree_util.tree_map(lambda a: at_time(a, c.t), z) for z in (inputs, targets))
-        return runner.step(p, c, x_t, y_t, jax.random.fold_in(key, c.t), phi), None
+        return runner.step_terms(p, c, x_t, y_t, jax.random.fold_in(key, c.t), phi, defer)
 
-    carry, _ = jax.lax.scan(body, carry, None, length=n_steps)
-    return carry
+    if not defer:
+        carry, _ = jax.lax.scan(lambda c, _: (body(c, _)[0], None), carry, None, length=n_steps)
+        return carry
+
+    def chunk(c, length):
+        c, terms = jax.lax.scan(body, c, None, length=length)
+        return c._replace(grad_phi=contract_terms(runner, c.grad_phi, terms))
+
+    k = min(every, n_steps)
+    full, rest = divmod(n_steps, k)
+    if full > 1:
+        # The records of a chunk live in buffers carried from chunk to chunk and written in
+        # place: a scan's stacked outputs would be new zero-filled buffers for every chunk.
+        shapes = jax.eval_shape(lambda c: body(c, None)[1], carry)
+        empty = jax.tree_util.tree_map(lambda a: jnp.zeros((k,) + a.shape, a.dtype), shapes)
+
+        def record(state, i):
+            c, bufs = state
+            c, terms = body(c, None)
+            bufs = jax.tree_util.tree_map(
+                lambda b, v: jax.lax.dynamic_update_index_in_dim(b, v, i, 0), bufs, terms)
+            return (c, bufs), None
+
+        def full_chunk(state, _):
+            (c, bufs), _ = jax.lax.scan(record, state, jnp.arange(k))
+            return (c._replace(grad_phi=contract_terms(runner, c.grad_phi, bufs)), bufs), None
+
+        (carry, _), _ = jax.lax.scan(full_chunk, (carry, empty), None, length=full)
+    elif full:
+        carry = chunk(carry, k)
+    return chunk(carry, rest) if rest else carry
 
 
 def run_blocks(blocked: BlockedStep, p, carry, inputs, targets, key, n_steps: int, block: int,
