@@ -4,10 +4,10 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 import pytest
-
-import snnplast as sp
 from cell_zoo import BUILTIN, N_IN
 from numerics import f64 as _f64
+
+import snnplast as sp
 from snnplast.engine import SJac, chain, compose, dense, diagonal, materialize, plan_chain
 from snnplast.engine._chain import right_to_left_cost
 
