@@ -407,11 +407,15 @@ class JobLog:
     **Arguments:**
 
     - `path`: the log file (``.<name>.jobs.jsonl`` beside the results);
-    - `restart`: ignore (and delete) what an earlier run left.
+    - `restart`: ignore (and delete) what an earlier run left;
+    - `context`: what every run of this experiment shares and its numbers depend on (the
+      command's options): part of every run's key, so a run made with other options is never
+      taken for one of these.
     """
 
-    def __init__(self, path: Path, restart: bool = False):
+    def __init__(self, path: Path, restart: bool = False, context: dict | None = None):
         self.path = Path(path)
+        self.context = dict(context or {})
         self.done: dict[str, dict] = {}
         if restart:
             self.path.unlink(missing_ok=True)
@@ -426,10 +430,10 @@ class JobLog:
                 print(f"resuming: {len(self.done)} finished runs read from {self.path}",
                       file=sys.stderr)
 
-    @staticmethod
-    def key(**fields) -> str:
-        """A run's identity: everything that decides its numbers, as one string."""
-        return json.dumps(fields, sort_keys=True, default=str)
+    def key(self, **fields) -> str:
+        """A run's identity: everything that decides its numbers (the context and `fields`), as
+        one string."""
+        return json.dumps({"context": self.context, **fields}, sort_keys=True, default=str)
 
     def get(self, key: str) -> dict | None:
         return self.done.get(key)
@@ -444,8 +448,11 @@ class JobLog:
 
 
 def job_log(args, name: str) -> JobLog:
-    """The :class:`JobLog` of the experiment ``name`` written to ``args.out``."""
-    return JobLog(Path(args.out) / f".{name}.jobs.jsonl", restart=args.restart)
+    """The :class:`JobLog` of the experiment ``name`` written to ``args.out``; its context is the
+    command's options except where the results go and how many seeds (seed s's run does not
+    depend on how many follow it)."""
+    context = {k: v for k, v in vars(args).items() if k not in ("out", "restart", "seeds")}
+    return JobLog(Path(args.out) / f".{name}.jobs.jsonl", restart=args.restart, context=context)
 
 
 def run_methods(make_model: Callable, methods: dict[str, Callable], stream: Callable, *,
@@ -469,9 +476,10 @@ def run_methods(make_model: Callable, methods: dict[str, Callable], stream: Call
     jobs = [(s, m) for s in range(seeds) for m in methods]
     for seed, name in progress(jobs, desc):
         xs, ys = stream(seed)
-        job = JobLog.key(desc=desc, seed=seed, method=name, optimizer=optimizer, lr=lr,
-                         readout=readout, shift=shift, steps=len(xs))
-        if log is not None and (done := log.get(job)) is not None:
+        job = None if log is None else log.key(desc=desc, seed=seed, method=name,
+                                               optimizer=optimizer, lr=lr, readout=readout,
+                                               shift=shift, steps=len(xs))
+        if job is not None and (done := log.get(job)) is not None:
             out[name]["post_shift_mse"].append(done["post_shift_mse"])
             out[name]["curve"].append(done["curve"])
             continue
@@ -486,7 +494,7 @@ def run_methods(make_model: Callable, methods: dict[str, Callable], stream: Call
                                 optimizer=optimizer, readout=readout)
         out[name]["post_shift_mse"].append(post_shift_mse(losses, shift))
         out[name]["curve"].append(losses.tolist())
-        if log is not None:
+        if job is not None:
             log.put(job, {"post_shift_mse": out[name]["post_shift_mse"][-1],
                           "curve": out[name]["curve"][-1]})
     return out

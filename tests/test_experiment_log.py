@@ -22,18 +22,21 @@ def ex(monkeypatch):
 
 def test_log_reads_finished_runs_and_skips_a_cut_line(ex, tmp_path):
     path = tmp_path / ".x.jobs.jsonl"
-    log = ex.JobLog(path)
-    k1, k2 = ex.JobLog.key(seed=0, method="a"), ex.JobLog.key(seed=1, method="a")
+    log = ex.JobLog(path, context={"n": 4})
+    k1, k2 = log.key(seed=0, method="a"), log.key(seed=1, method="a")
     log.put(k1, {"post_shift_mse": 0.5, "curve": [1.0, float("nan")]})
     log.put(k2, {"post_shift_mse": 0.25, "curve": [2.0]})
     with open(path, "a") as f:
         f.write('{"key": "cut sh')  # a crash in the middle of a line
-    again = ex.JobLog(path)
+    again = ex.JobLog(path, context={"n": 4})
     assert set(again.done) == {k1, k2}
     assert again.get(k2) == {"post_shift_mse": 0.25, "curve": [2.0]}
     assert np.isnan(again.get(k1)["curve"][1])
-    assert again.get(ex.JobLog.key(seed=2, method="a")) is None
-    assert ex.JobLog.key(seed=0, method="a") == ex.JobLog.key(method="a", seed=0)
+    assert again.get(again.key(seed=2, method="a")) is None
+    assert again.key(seed=0, method="a") == again.key(method="a", seed=0) == k1
+    # the same seed and method under other options is another run
+    other = ex.JobLog(path, context={"n": 8})
+    assert other.get(other.key(seed=0, method="a")) is None
     assert ex.JobLog(path, restart=True).done == {} and not path.exists()
 
 
