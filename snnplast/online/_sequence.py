@@ -41,6 +41,14 @@ def online_loss_and_grad(model, inputs, targets, policy, loss, *, key=None, with
     - `contract_every`: in the step recursion, steps whose trace contractions meet in one
       product (:func:`snnplast.online.contract_terms`; ``None``: :data:`CONTRACT_EVERY`, ``1``:
       a product at every step). The same numbers for every value (up to float rounding).
+    - `hoist`: evaluate the part of the step that depends on the input alone (an input
+      projection ``W_in x_t``) for a chunk of steps at once, before it
+      (:meth:`OnlineStep.hoist`; in blocks :data:`HOIST_EVERY` steps at a time), instead of
+      inside every step; HeadSparse's gathered step recursion does not hoist. The same
+      numbers either way (up to float rounding). Off by default: on a CPU it saved no time
+      beyond the noise (the per-step product already runs at the batched product's rate),
+      was slower in blocks, and its values cost memory
+      (benchmarks/results/online_suite_rlif_hoisted.md).
 
     **Returns:** ``(loss, grads)`` (and the summed outputs) with ``grads`` shaped like the model
     (``None`` where the model has no trainable array).
