@@ -14,7 +14,14 @@ import jax
 import jax.numpy as jnp
 
 from ..engine import (
-    SJac, add, compose, contract_batch, materialize, scale, state_names, step_graph,
+    SJac,
+    add,
+    compose,
+    contract_batch,
+    materialize,
+    scale,
+    state_names,
+    step_graph,
 )
 from ..policies import Policy
 from ._traces import TraceStep, policy_context
