@@ -14,8 +14,14 @@ meet the cochlea at the same operating point, and what does an 8 kHz channel cos
         log spike counts (20 x 28 cells of the binned sample, each sample standardised) trained
         on the English words of a synthetic training split (the default set, or FOLDER), tested
         on the real recordings; also trained on time-shifted copies (-6..2 bins), on a FOLDER
-        made by ``sim_to_real_voices.py flite`` split into its eSpeak and Flite speakers. The
+        made by ``sim_to_real_voices.py flite`` split into its eSpeak and Flite speakers, and
+        with both sides binned on the word time axis (``--time-axis word``, 40 bins). The
         real set is only ever tested on (it is the validation set: nothing trains on it).
+    python benchmarks/sim_to_real_checks.py words OUT.png [--real DIR] [--words 3,2,8,0]
+        The mean raster of each of some words (log of the mean count per bin and pooled
+        channel, binned on the word time axis, 40 bins), the default set's training speakers
+        above the real recordings: what a word looks like to the network on average, on each
+        side. Prints where each word's energy lies.
 
 Without the folder of real recordings ``levels`` says so and exits (status 0).
 """
@@ -148,12 +154,57 @@ def linear(real_dir: Path, data: Path | None) -> int:
     shifts = range(-6, 3, 2)
     many = np.concatenate([_shifted(x[english], k) for k in shifts])
     print(f"  shifted -6..2 bins: {probe(many, np.tile(y[english], len(shifts)), (rx, ry)):.1%}")
+    # Both sides binned on the word time axis (each sample's word stretched over 40 bins).
+    real, _, _ = load_recordings(real_dir, n_bins=40, time_axis="word", progress=False)
+    train, _ = binned_split(data or ensure_speech_shd(), True, n_bins=40, time_axis="word",
+                            progress=False)  # fmt: skip
+    word_x, word_y = np.asarray(train.x), np.asarray(train.y)
+    tests = (np.asarray(real.x), np.asarray(real.y))
+    print(f"  word time axis:     {probe(word_x[word_y < 10], word_y[word_y < 10], tests):.1%}")
     manifest = (data / "flite_speakers.json") if data else None
     if manifest and manifest.is_file():
         flite = np.isin(who, [int(k) for k in json.loads(manifest.read_text())["speakers"]])
         for name, part in (("eSpeak NG speakers", ~flite), ("Flite speakers", flite)):
             keep = english & part
             print(f"  {name} only ({keep.sum()}): {probe(x[keep], y[keep], (rx, ry)):.1%}")
+    return 0
+
+
+def words(out: Path, real_dir: Path, which: list[int]) -> int:
+    if not real_dir.is_dir():
+        print(f"sim_to_real_checks: skipped: no real recordings at {real_dir} (pass --real DIR)")
+        return 0
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    from snnplast.data import load_recordings
+    from snnplast.data._loading.loader import binned_split
+
+    real, names, _ = load_recordings(real_dir, n_bins=40, time_axis="word", progress=False)
+    train, _ = binned_split(ensure_speech_shd(), True, n_bins=40, time_axis="word", progress=False)
+    fig, axes = plt.subplots(2, len(which), figsize=(3 * len(which), 5.5), sharex=True, sharey=True)
+    for j, word in enumerate(which):
+        for i, (side, split) in enumerate((("synthetic", train), ("real", real))):
+            y = np.asarray(split.y)
+            mean = np.asarray(split.x)[y == word].mean(0).astype(np.float64)
+            ax = axes[i, j]
+            ax.imshow(np.log1p(mean).T, aspect="auto", origin="upper", cmap="magma")
+            ax.set_title(f"{side} '{names[word]}' (mean of {int((y == word).sum())})", fontsize=9)
+            band = mean.sum(0) / mean.sum()
+            late = mean[20:].sum(0) / mean[20:].sum()
+            print(f"{names[word]:>6} {side:>9}: pooled-channel centroid {band @ np.arange(band.size):5.1f}, "
+                  f"of the word's second half {late @ np.arange(late.size):5.1f}; share of spikes "
+                  f"in channels 50-70 (about 1.6-3.4 kHz) {band[50:70].sum():.2f}, in the second "
+                  f"half {late[50:70].sum():.2f}")  # fmt: skip
+    for ax in axes[:, 0]:
+        ax.set_ylabel("pooled channel (0: high frequencies)")
+    for ax in axes[1]:
+        ax.set_xlabel("bin of the word axis")
+    fig.tight_layout()
+    fig.savefig(out, dpi=60)
+    print(f"wrote {out}")
     return 0
 
 
@@ -165,7 +216,13 @@ def main(argv=None) -> int:
     probe = sub.add_parser("linear")
     probe.add_argument("--real", type=Path, default=DEFAULT_REAL)
     probe.add_argument("--data", type=Path, default=None, help="a synthetic set's folder")
+    mean = sub.add_parser("words")
+    mean.add_argument("out", type=Path)
+    mean.add_argument("--real", type=Path, default=DEFAULT_REAL)
+    mean.add_argument("--words", default="3,2,8,0", help="class ids (default 3,2,8,0)")
     args = p.parse_args(argv)
+    if args.check == "words":
+        return words(args.out, args.real, [int(w) for w in args.words.split(",")])
     if args.check == "linear":
         return linear(args.real, args.data)
     return levels(args.real) if args.check == "levels" else band_limit(args.out)

@@ -14,13 +14,13 @@ C, DURATION = 700, 1.4
 
 def _utterance(rng, start, length, *, high_band=True):
     """Spontaneous spikes on every channel over the whole 1.4 s, and a dense burst on the
-    channels tuned below ~3.5 kHz (200-699) from `start` for `length` seconds."""
+    channels tuned below ~5 kHz (200-699) from `start` for `length` seconds."""
     n_floor = 3000
     times = [rng.uniform(0, DURATION, n_floor)]
     units = [rng.integers(0, C, n_floor)]
     times.append(rng.uniform(start, start + length, 6000))
     units.append(rng.integers(200, C, 6000))
-    if high_band:  # a fricative above 3.5 kHz before the vowel: not part of what is looked at
+    if high_band:  # a fricative above 5 kHz before the vowel: not part of what is looked at
         times.append(rng.uniform(max(0.0, start - 0.15), start, 2000))
         units.append(rng.integers(0, 200, 2000))
     return np.concatenate(times), np.concatenate(units)
@@ -32,7 +32,7 @@ def test_word_span_finds_the_burst_in_the_low_band():
     start, end = word_span(times, units, C, DURATION)
     # 10 ms frames smoothed over 50 ms: the edges are found to within a few frames.
     assert abs(start - 0.4) <= 0.03 and abs(end - 0.7) <= 0.03
-    # Spikes above 3.5 kHz (channels 0-199) do not move the word: a telephone-band recording
+    # Spikes above 5 kHz (channels 0-199) do not move the word: a telephone-band recording
     # of the same word, which has none there, gives the same span.
     low = units >= 200
     assert word_span(times[low], units[low], C, DURATION) == (start, end)

@@ -92,6 +92,13 @@ def add_run_options(p, *, lam_help: str, out_help: str) -> None:
         help="time bins per sample (default %(default)s)",
     )
     p.add_argument(
+        "--pool",
+        type=int,
+        default=_default("pool"),
+        help="adjacent input channels summed into one (must divide the data's channels; "
+        "default %(default)s: SHD's 700 as 140)",
+    )
+    p.add_argument(
         "--time-axis",
         default=_default("time_axis"),
         help="what the bins span: 'absolute' (the first 1.4 s of every sample) or 'word' (each "
@@ -221,6 +228,7 @@ def config_from_args(args: argparse.Namespace, method: str):
         data=str(args.data),
         n_bins=args.bins,
         time_axis=args.time_axis,
+        pool=args.pool,
         block=getattr(args, "block", None),
         on_nan=getattr(args, "on_nan", _default("on_nan")),
         **{name: getattr(args, name) for name, *_ in AUGMENT_OPTIONS},
@@ -235,7 +243,7 @@ def _resume_config(args: argparse.Namespace):
     header = run_status(args.resume)
     names = {"data": "data", "model": "model", "hidden": "hidden", "lam": "lam",
              "epochs": "epochs", "batch": "batch", "lr": "lr", "schedule": "schedule",
-             "seed": "seed", "bins": "n_bins", "time_axis": "time_axis",
+             "seed": "seed", "bins": "n_bins", "time_axis": "time_axis", "pool": "pool",
              "method": "method", "on_nan": "on_nan", "out": None,
              **{name: name for name, *_ in AUGMENT_OPTIONS}}  # fmt: skip
     for option, field in names.items():
@@ -307,8 +315,9 @@ def run(args: argparse.Namespace) -> int:
         TensorBoardSink.check_available()
     # The validation speakers stay fixed across seeds: the seed varies weights and order only.
     dataset = load_dataset(
-        config.data, n_bins=config.n_bins, time_axis=config.time_axis, progress=progress
-    )
+        config.data, n_bins=config.n_bins, pool=config.pool, time_axis=config.time_axis,
+        progress=progress,
+    )  # fmt: skip
     sinks = [TensorBoardSink(out)] if args.tensorboard else []
     try:
         summary = fit(

@@ -54,6 +54,8 @@ class TrainConfig:
     - `time_axis`: what those bins span, recorded likewise (``snnplast evaluate`` bins other
       data the same way): ``"absolute"``, the first 1.4 s of every sample, or ``"word"``, each
       sample's word stretched over the bins (see :func:`snnplast.data.word_span`).
+    - `pool`: adjacent cochlea channels summed into one input, recorded likewise (5: SHD's 700
+      channels as 140 inputs; a coarser view blurs the voice's harmonics).
     - `block`: steps per block of trace accumulation for an online method whose carried
       Jacobian is per unit (``None``: the default block; ``1``: step by step). The gradient is
       the same for every value; only time and memory change.
@@ -85,12 +87,13 @@ class TrainConfig:
     data: str = "speech"
     n_bins: int = 100
     time_axis: str = "absolute"
+    pool: int = 5
     block: int | None = None
     on_nan: str = "stop"
 
     def __post_init__(self):
         check_model(self.model)
-        for name in ("hidden", "epochs", "batch", "eval_batch", "n_bins"):
+        for name in ("hidden", "epochs", "batch", "eval_batch", "n_bins", "pool"):
             _positive_int(name, getattr(self, name))
         lr = self.lr
         if (

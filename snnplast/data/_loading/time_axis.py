@@ -7,10 +7,10 @@ place and length, whatever the speaker's rate and the recording's leading silenc
 normalisation, not an augmentation: training data and recordings to evaluate are binned alike
 (``snnplast evaluate`` reads the run's setting).
 
-The word is where the spike rate of the channels tuned below about 3.5 kHz (the last 5/7 of
-the channels in SHD's order, base first) rises above its floor by a fifth of its peak, in 10 ms
-frames smoothed over 50 ms: a telephone-band recording has only spontaneous firing above, so
-the same word is found in a full-band and a band-limited clip.
+The word is where the spike rate of the channels tuned below about 5 kHz (the last 5/7 of the
+channels in SHD's order, base first) rises above its floor by a fifth of its peak, in 10 ms
+frames smoothed over 50 ms: an 8 kHz or telephone-band recording has only spontaneous firing
+above, so the same word is found in a full-band and a band-limited clip.
 """
 
 from __future__ import annotations
