@@ -245,6 +245,9 @@ def parser(description: str) -> argparse.ArgumentParser:
     p.add_argument("--full", action="store_true", help="the paper's sizes (slow on a CPU)")
     p.add_argument("--seeds", type=int, default=None, help="number of seeds (default: per script)")
     p.add_argument("--out", type=Path, default=RESULTS, help="folder for the result files")
+    p.add_argument("--restart", action="store_true",
+                   help="do not resume an interrupted run of the same command (scripts that keep "
+                        "a log of finished runs)")
     return p
 
 
@@ -348,6 +351,7 @@ def write_results(name: str, out: Path, *, command: str, title: str, table: str,
           f"{table.strip()}\n\n{notes.strip()}\n\nPlot: `{name}.png`; raw numbers: `{name}.json`.\n")
     _atomic(paths["md"], md.encode())
     _atomic(paths["json"], json.dumps(_compact({"meta": meta, **data}), default=float).encode())
+    (out / f".{name}.jobs.jsonl").unlink(missing_ok=True)  # the runs are in the results now
     fd, tmp = tempfile.mkstemp(dir=out, prefix=f".{name}.", suffix=".png")
     os.close(fd)
     try:
@@ -391,9 +395,70 @@ def random_k_methods(ks, select: str = "random", exact: bool = True) -> dict[str
     return out
 
 
+class JobLog:
+    """The finished (seed, method) runs of one experiment, kept on disk while it runs.
+
+    An experiment of several seeds and methods can take hours (exact RTRL at n=256); if it is
+    stopped, the next run of the same command reads the runs already finished from here instead
+    of repeating them. One JSON line per run, appended and flushed as each run ends (a line cut
+    short by a crash is ignored). :func:`write_results` deletes the log once the results are
+    written, so a log only ever holds an interrupted run.
+
+    **Arguments:**
+
+    - `path`: the log file (``.<name>.jobs.jsonl`` beside the results);
+    - `restart`: ignore (and delete) what an earlier run left;
+    - `context`: what every run of this experiment shares and its numbers depend on (the
+      command's options): part of every run's key, so a run made with other options is never
+      taken for one of these.
+    """
+
+    def __init__(self, path: Path, restart: bool = False, context: dict | None = None):
+        self.path = Path(path)
+        self.context = dict(context or {})
+        self.done: dict[str, dict] = {}
+        if restart:
+            self.path.unlink(missing_ok=True)
+        elif self.path.exists():
+            for line in self.path.read_text().splitlines():
+                try:
+                    entry = json.loads(line)
+                except json.JSONDecodeError:
+                    continue
+                self.done[entry["key"]] = entry["value"]
+            if self.done:
+                print(f"resuming: {len(self.done)} finished runs read from {self.path}",
+                      file=sys.stderr)
+
+    def key(self, **fields) -> str:
+        """A run's identity: everything that decides its numbers (the context and `fields`), as
+        one string."""
+        return json.dumps({"context": self.context, **fields}, sort_keys=True, default=str)
+
+    def get(self, key: str) -> dict | None:
+        return self.done.get(key)
+
+    def put(self, key: str, value: dict) -> None:
+        self.done[key] = value
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        with open(self.path, "a") as f:
+            f.write(json.dumps({"key": key, "value": value}, default=float) + "\n")
+            f.flush()
+            os.fsync(f.fileno())
+
+
+def job_log(args, name: str) -> JobLog:
+    """The :class:`JobLog` of the experiment ``name`` written to ``args.out``; its context is the
+    command's options except where the results go and how many seeds (seed s's run does not
+    depend on how many follow it)."""
+    context = {k: v for k, v in vars(args).items() if k not in ("out", "restart", "seeds")}
+    return JobLog(Path(args.out) / f".{name}.jobs.jsonl", restart=args.restart, context=context)
+
+
 def run_methods(make_model: Callable, methods: dict[str, Callable], stream: Callable, *,
                 seeds: int, shift: int, optimizer: str = "adam", lr: float = 3e-3,
-                readout: str = "learned", desc: str = "runs") -> dict[str, dict[str, list]]:
+                readout: str = "learned", desc: str = "runs",
+                log: JobLog | None = None) -> dict[str, dict[str, list]]:
     """Every method on every seed: the same initial model and stream per seed for all methods.
 
     **Arguments:**
@@ -401,16 +466,25 @@ def run_methods(make_model: Callable, methods: dict[str, Callable], stream: Call
     - `make_model(key)`: the model of a seed; `stream(seed)`: ``(inputs, targets)``;
     - `methods`: name -> a callable returning a policy, or ``None`` for "no learning after the
       shift" (the parameters are frozen at the shift);
-    - `optimizer`, `lr`, `readout`: as in :func:`online_run`.
+    - `optimizer`, `lr`, `readout`: as in :func:`online_run`;
+    - `log`: runs finished earlier (same `desc`, seed, method and setting) are read from it
+      instead of repeated, and each new run is added to it as soon as it ends.
 
     **Returns:** ``{name: {"post_shift_mse": [per seed], "curve": [per seed losses]}}``.
     """
     out = {m: {"post_shift_mse": [], "curve": []} for m in methods}
     jobs = [(s, m) for s in range(seeds) for m in methods]
     for seed, name in progress(jobs, desc):
+        xs, ys = stream(seed)
+        job = None if log is None else log.key(desc=desc, seed=seed, method=name,
+                                               optimizer=optimizer, lr=lr, readout=readout,
+                                               shift=shift, steps=len(xs))
+        if job is not None and (done := log.get(job)) is not None:
+            out[name]["post_shift_mse"].append(done["post_shift_mse"])
+            out[name]["curve"].append(done["curve"])
+            continue
         key = jax.random.PRNGKey(seed)
         model = make_model(key)
-        xs, ys = stream(seed)
         make = methods[name]
         if make is None:
             losses = online_run(model, sp.Diagonal(), xs, ys, freeze_at=shift, lr=lr,
@@ -420,6 +494,9 @@ def run_methods(make_model: Callable, methods: dict[str, Callable], stream: Call
                                 optimizer=optimizer, readout=readout)
         out[name]["post_shift_mse"].append(post_shift_mse(losses, shift))
         out[name]["curve"].append(losses.tolist())
+        if job is not None:
+            log.put(job, {"post_shift_mse": out[name]["post_shift_mse"][-1],
+                          "curve": out[name]["curve"][-1]})
     return out
 
 

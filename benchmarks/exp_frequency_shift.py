@@ -49,9 +49,11 @@ def main(argv=None):
     shift = steps // 2
     ks = [int(k) for k in args.ks.split(",")]
     stream = lambda seed: ex.sine_shift(steps, shift)
+    suffix = ex.setting_suffix(args) + ("" if steps == 2000 else f"_T{steps}")
+    name = f"frequency_shift_n{args.n}{suffix}"
     res = ex.run_methods(lambda key: ex.elman(args.n, key), ex.random_k_methods(ks), stream,
                          seeds=seeds, shift=shift, lr=args.lr, readout=args.readout,
-                         desc="frequency shift")
+                         desc="frequency shift", log=ex.job_log(args, name))
     with np.errstate(all="ignore"):
         rec = ex.recoveries(res, "k=0", "exact")
         rec_log = ex.recoveries(res, "k=0", "exact", log=True)
@@ -82,8 +84,7 @@ def main(argv=None):
     a2.set_ylabel("recovery of exact RTRL's gain (%)")
     a2.axhline(100, c="gray", ls=":")
     a2.legend(fontsize=7)
-    suffix = ex.setting_suffix(args) + ("" if steps == 2000 else f"_T{steps}")
-    ex.write_results(f"frequency_shift_n{args.n}{suffix}", args.out, command=ex.command_line(argv, __file__),
+    ex.write_results(name, args.out, command=ex.command_line(argv, __file__),
                      title=(f"Frequency-shift online regression: recovery(k), n={args.n}, lr {args.lr:g}, "
                             f"readout {args.readout}"),
                      table=table, notes=notes, figure=fig,

@@ -76,10 +76,10 @@ def main(argv=None):
         "lam=0.95 + Adam": (lambda: sp.Diagonal(lam=0.95), "adam", 3e-3),
         "lam=1 (Diagonal) + Adam": (sp.Diagonal, "adam", 3e-3),
     }
-    res = {}
+    res, log = {}, ex.job_log(args, "immediate")
     for name, (pol, opt, lr) in ex.progress(list(runs.items()), "immediate"):
         res.update({name: ex.run_methods(make, {name: pol}, stream, seeds=seeds, shift=shift,
-                                         optimizer=opt, lr=lr, desc=name)[name]})
+                                         optimizer=opt, lr=lr, desc=name, log=log)[name]})
     rec = ex.recoveries(res, "frozen at shift", "exact + Adam")
     rows = [[name, ex.fmt_sci(r["post_shift_mse"]), ex.fmt_mean_sd(rec[name], 100, unit="%"),
              PAPER.get(name.split(" (")[0], "")] for name, r in res.items()]

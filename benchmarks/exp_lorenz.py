@@ -30,7 +30,7 @@ def main(argv=None):
     xs, ys = ex.lorenz_shift(steps, shift)
     res = ex.run_methods(lambda key: ex.elman(args.n, key, n_in=3, n_out=3),
                          ex.random_k_methods([0, 4]), lambda seed: (xs, ys), seeds=seeds,
-                         shift=shift, desc="lorenz")
+                         shift=shift, desc="lorenz", log=ex.job_log(args, "lorenz"))
     rows, cvs = [], {}
     for name, r in res.items():
         v = np.asarray(r["post_shift_mse"], dtype=float)

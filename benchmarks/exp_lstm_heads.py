@@ -68,8 +68,9 @@ def main(argv=None):
     seeds = args.seeds or (5 if args.full else 3)
     shift = steps // 2
     stream = lambda seed: ex.sine_shift(steps, shift)
+    log = ex.job_log(args, "lstm_heads")
     lstm = ex.run_methods(lambda key: ex.lstm(n, key), ex.random_k_methods([0, 4]), stream,
-                          seeds=seeds, shift=shift, desc="lstm")
+                          seeds=seeds, shift=shift, desc="lstm", log=log)
     rec_l = ex.recoveries(lstm, "k=0", "exact")
     fracs = [float(f) for f in args.fractions.split(",")]
     methods = {"f=0 (Immediate)": sp.Immediate}
@@ -77,7 +78,7 @@ def main(argv=None):
                     (lambda f=f: sp.HeadSparse(f)) for f in fracs})
     methods["exact"] = sp.Exact
     heads = ex.run_methods(lambda key: attention_model(key, args.d_model, args.heads), methods,
-                           stream, seeds=seeds, shift=shift, desc="heads")
+                           stream, seeds=seeds, shift=shift, desc="heads", log=log)
     rec_h = ex.recoveries(heads, "f=0 (Immediate)", "exact")
 
     rows = [[f"LSTM n={n}: {m}", ex.fmt_sci(r["post_shift_mse"]),

@@ -34,10 +34,13 @@ def main(argv=None):
     shift = steps // 2
     stream = lambda seed: ex.sine_shift(steps, shift)
     methods = ex.random_k_methods([0, args.k])
+    name = "scaling" + ex.setting_suffix(args) + ns_suffix + ("_full" if args.full else "")
+    log = ex.job_log(args, name)  # an interrupted run resumes where it stopped
     per_n, rows = {}, []
     for n in ns:
         res = ex.run_methods(lambda key, n=n: ex.elman(n, key), methods, stream, seeds=seeds,
-                             shift=shift, lr=args.lr, readout=args.readout, desc=f"n={n}")
+                             shift=shift, lr=args.lr, readout=args.readout, desc=f"n={n}",
+                             log=log)
         rec = ex.recoveries(res, "k=0", "exact")
         rec_log = ex.recoveries(res, "k=0", "exact", log=True)
         late = ex.late_mse(res)
@@ -64,7 +67,6 @@ def main(argv=None):
     ax.set_xlabel("n (hidden units)")
     ax.set_ylabel(f"recovery at k={args.k} (%)")
     ax.legend(fontsize=7)
-    name = "scaling" + ex.setting_suffix(args) + ns_suffix + ("_full" if args.full else "")
     ex.write_results(name,
                      args.out, command=ex.command_line(argv, __file__),
                      title=f"Scaling: k={args.k} at n = {', '.join(map(str, ns))}", table=table,

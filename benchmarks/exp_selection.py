@@ -33,9 +33,11 @@ def main(argv=None):
     methods = {"k=0": lambda: sp.RandomK(0), "exact": sp.Exact}
     for sel in ("random", "fixed", "adversarial"):
         methods[sel] = lambda sel=sel: sp.RandomK(args.k, select=sel)
+    name = "selection" + ex.setting_suffix(args) + ("_full" if args.full else "")
     res = ex.run_methods(lambda key: ex.elman(args.n, key), methods,
                          lambda seed: ex.sine_shift(steps, shift), seeds=seeds, shift=shift,
-                         lr=args.lr, readout=args.readout, desc="selection")
+                         lr=args.lr, readout=args.readout, desc="selection",
+                         log=ex.job_log(args, name))
     rec = ex.recoveries(res, "k=0", "exact")
     rec_log = ex.recoveries(res, "k=0", "exact", log=True)
     paper = "all recover (selection-invariant)"
@@ -50,8 +52,7 @@ def main(argv=None):
              f"{steps}; {ex.setting_note(args)}; {seeds} seeds.")
     fig, (a1,) = ex.figure(width=7)
     ex.plot_curves(a1, res, shift)
-    ex.write_results("selection" + ex.setting_suffix(args) + ("_full" if args.full else ""),
-                     args.out, command=ex.command_line(argv, __file__),
+    ex.write_results(name, args.out, command=ex.command_line(argv, __file__),
                      title=f"Selection invariance at k={args.k}, n={args.n}", table=table,
                      notes=notes, figure=fig,
                      data={"n": args.n, "k": args.k, "lr": args.lr, "readout": args.readout, "steps": steps, "shift": shift,

@@ -26,12 +26,12 @@ from pathlib import Path
 
 os.environ.setdefault("XLA_FLAGS", "--xla_force_host_platform_device_count=2")
 
-import equinox as eqx  # noqa: E402
-import jax  # noqa: E402
-import numpy as np  # noqa: E402
+import equinox as eqx
+import jax
+import numpy as np
 
-from snnplast.data import load_dataset  # noqa: E402
-from snnplast.train import TrainConfig, fit, load_model  # noqa: E402
+from snnplast.data import load_dataset
+from snnplast.train import TrainConfig, fit, load_model
 
 
 def main() -> None:

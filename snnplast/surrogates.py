@@ -20,7 +20,7 @@ import jax.numpy as jnp
 
 
 @functools.partial(jax.custom_jvp, nondiff_argnums=(0,))
-def _heaviside(surrogate: "Surrogate", x):
+def _heaviside(surrogate: Surrogate, x):
     return (x > 0).astype(x.dtype)
 
 
@@ -94,4 +94,4 @@ class Boxcar(Surrogate):
         return (jnp.abs(x) < 0.5 / self.slope).astype(x.dtype)
 
 
-__all__ = ["Surrogate", "FastSigmoid", "SuperSpike", "Triangle", "Arctan", "Boxcar"]
+__all__ = ["Arctan", "Boxcar", "FastSigmoid", "SuperSpike", "Surrogate", "Triangle"]

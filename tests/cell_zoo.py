@@ -1,10 +1,9 @@
 """Every built-in cell (and the user-style cells) by name, for tests parametrised over them."""
 
 import pytest
+from user_cells import USER_CELLS
 
 import snnplast as sp
-
-from user_cells import USER_CELLS
 
 N_IN = 5
 

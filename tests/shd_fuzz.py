@@ -147,7 +147,7 @@ DAMAGES = [truncate, flip, delete, rename, retype, ragged, bad_value]
 
 
 def main(folder: Path, n: int, seed: int) -> None:
-    import snnplast.data as data
+    from snnplast import data
     from snnplast.data import SHDFormatError, SHDMissingError, load_dataset
 
     base = folder / "base"

@@ -13,7 +13,7 @@ import tonic.dataset
 import tonic.datasets
 import tonic.download_utils
 
-import snnplast.data as data
+from snnplast import data
 from snnplast.data._loading import loader as _loader
 from snnplast.data._shd import tonic_split as _tonic_split
 

@@ -8,9 +8,9 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 import pytest
+from cell_zoo import ALL, BUILTIN, COVERED, N_IN, SLOW_TO_TRACE
 
 import snnplast as sp
-from cell_zoo import ALL, BUILTIN, COVERED, N_IN, SLOW_TO_TRACE
 from snnplast.engine import derive
 
 

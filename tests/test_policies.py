@@ -5,13 +5,13 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 import pytest
-
-import snnplast as sp
 from cell_zoo import ALL, BUILTIN, N_IN, cases
 from numerics import f64 as _f64
 from numerics import problem
 from numerics import rel as _rel
 from numerics import sq as _sq
+
+import snnplast as sp
 
 T = 9
 

@@ -11,10 +11,10 @@ import equinox as eqx
 import jax
 import jax.numpy as jnp
 import pytest
+from cell_zoo import BUILTIN, N_IN
 
 import snnplast as sp
 import snnplast.train
-from cell_zoo import BUILTIN, N_IN
 
 ROOT = pathlib.Path(__file__).resolve().parents[1]
 README = (ROOT / "README.md").read_text()

@@ -195,7 +195,7 @@ def test_show_rejects_bad_index(speech_set, tmp_path, capsys):
 
 
 def test_synth_shd_without_espeak_is_a_one_line_error(monkeypatch, tmp_path, capsys):
-    import snnplast.data._speech.espeak as espeak
+    from snnplast.data._speech import espeak
 
     def missing():
         raise espeak.SpeechUnavailableError("speech synthesis needs eSpeak NG: pip install x")
@@ -210,7 +210,7 @@ def test_synth_shd_without_espeak_is_a_one_line_error(monkeypatch, tmp_path, cap
 def test_bare_train_without_espeak_says_how_to_get_it(monkeypatch, tmp_path, capsys):
     """The default data set needs the speech extra: without it the bare command stops before
     training, in one line that names the install command and the other data sets."""
-    import snnplast.data._speech.espeak as espeak
+    from snnplast.data._speech import espeak
 
     def missing():
         raise espeak.SpeechUnavailableError("speech synthesis needs eSpeak NG: pip install x")
@@ -379,7 +379,7 @@ def test_speech_namespace_example_runs():
     reach synthesis and the cochlea."""
     needs_espeak()
     import snnplast
-    import snnplast.data.speech as speech
+    from snnplast.data import speech
 
     doc = speech.__doc__
     code = "\n".join(line[4:] for line in doc[doc.index("::") + 2 :].strip("\n").splitlines())
@@ -392,13 +392,9 @@ def test_speech_namespace_example_runs():
 
 
 def test_data_exports_the_cochlea_and_speech_api():
-    import snnplast.data as data
+    from snnplast import data
 
-    names = (
-        "Cochlea Spikes cochlea cochlea_batch BasilarMembrane HairCell BushyCell make_speech_shd "
-        "ensure_speech_shd speech_shd_dir convert_audio SpeechUnavailableError plot_sample "
-        "read_wav"
-    ).split()
+    names = ["Cochlea", "Spikes", "cochlea", "cochlea_batch", "BasilarMembrane", "HairCell", "BushyCell", "make_speech_shd", "ensure_speech_shd", "speech_shd_dir", "convert_audio", "SpeechUnavailableError", "plot_sample", "read_wav"]
     missing = [n for n in names if not hasattr(data, n)]
     assert missing == []
     assert issubclass(data.SpeechUnavailableError, ValueError)

@@ -45,7 +45,8 @@ def _command(args: argparse.Namespace, out: Path) -> str:
     if sys.argv[1:2] == ["compare"]:
         return shlex.join(["snnplast", *sys.argv[1:]])
     words = ["snnplast", "compare", "--methods", args.methods, "--data", str(args.data)]
-    options = "model hidden lam epochs batch lr schedule seed bins time_axis pool".split()
+    options = ["model", "hidden", "lam", "epochs", "batch", "lr", "schedule", "seed", "bins",
+               "time_axis", "pool"]  # fmt: skip
     options += [name for name, *_ in AUGMENT_OPTIONS]
     for name in options:
         words += [f"--{name.replace('_', '-')}", str(getattr(args, name))]

@@ -20,7 +20,7 @@ import jax
 from .._cell import Sequential
 
 
-@functools.lru_cache(maxsize=None)
+@functools.cache
 def _unpacked_names(cls) -> tuple | None:
     """``("v", "a", "z")`` for a ``__call__`` that starts ``v, a, z = state``; ``("h",)`` for
     ``h = state`` or ``def __call__(self, h, x)``; ``None`` when it cannot tell."""
@@ -45,7 +45,7 @@ def _unpacked_names(cls) -> tuple | None:
 
 
 def _strip(text: str) -> str:
-    return text[1:] if text.startswith(".") else text
+    return text.removeprefix(".")
 
 
 def _leaf_name(cell, path) -> str:
