@@ -77,7 +77,8 @@ def real_labels(folder: Path, out: Path, takes: int | None) -> tuple[Path, Path,
 
 
 # The training options a collected row names (those not at their defaults).
-_OPTIONS = ("epochs", "method", "channel_shift", "time_stretch", "time_shift", "spike_drop", "blend",
+_OPTIONS = ("epochs", "method", "model", "hidden", "n_bins", "time_axis", "pool",
+            "channel_shift", "time_stretch", "time_shift", "spike_drop", "blend",
             "time_mask", "channel_mask",
             "seed", "data")  # fmt: skip
 

@@ -166,6 +166,8 @@ def test_parse_method():
         ("seed", -1),
         ("schedule", "linear"),
         ("channel_shift", -1),
+        ("pool", 0),
+        ("time_axis", "words"),
     ],
 )
 def test_config_rejects(field, value):
@@ -286,6 +288,8 @@ def test_fit_rejects_mismatched_data(tmp_path):
         (["--method", "magic"], "'magic'"),
         (["--lam", "0.5"], "0.5"),
         (["--lr", "-1"], "-1"),
+        (["--pool", "0"], "pool must be"),
+        (["--time-axis", "clip"], "'clip'"),
     ],
 )
 def test_cli_bad_arguments(args, named, capsys, tmp_path):
@@ -320,11 +324,15 @@ def test_cli_trains_on_a_folder_of_shd_files(tmp_path, monkeypatch, capsys):
     out = tmp_path / "run"
     argv = ["train", "--data", str(folder), "--model", "rlif", "--hidden", "8", "--epochs", "1"]
     argv += ["--batch", "16", "--bins", "20", "--no-progress", "--out", str(out)]
+    argv += ["--pool", "25", "--time-axis", "word"]
     assert main(argv) == 0
     printed = capsys.readouterr().out
     assert "test accuracy" in printed and str(out) in printed
     summary = json.loads((out / "summary.json").read_text())
     assert summary["dataset"]["n_bins"] == 20 and summary["dataset"]["n_classes"] == 20
+    # The options reach the data: 700 channels pooled 25 to one, bins on the word axis.
+    assert summary["dataset"]["n_channels"] == 28 and summary["model"]["n_in"] == 28
+    assert (summary["config"]["pool"], summary["config"]["time_axis"]) == (25, "word")
     assert summary["config"]["data"] == str(folder)
     assert (out / "model.eqx").is_file() and len(_metrics(out)) == 1
 

@@ -45,7 +45,8 @@ def _command(args: argparse.Namespace, out: Path) -> str:
     if sys.argv[1:2] == ["compare"]:
         return shlex.join(["snnplast", *sys.argv[1:]])
     words = ["snnplast", "compare", "--methods", args.methods, "--data", str(args.data)]
-    options = ["model", "hidden", "lam", "epochs", "batch", "lr", "schedule", "seed", "bins"]
+    options = ["model", "hidden", "lam", "epochs", "batch", "lr", "schedule", "seed", "bins",
+               "time_axis", "pool"]  # fmt: skip
     options += [name for name, *_ in AUGMENT_OPTIONS]
     for name in options:
         words += [f"--{name.replace('_', '-')}", str(getattr(args, name))]
@@ -67,7 +68,9 @@ def run(args: argparse.Namespace) -> int:
         config_from_args(args, method)  # each method against the network (random-k's k)
     out = Path(args.out or f"runs/compare-{time.strftime('%Y%m%d-%H%M%S')}")
     progress = not args.no_progress
-    dataset = load_dataset(args.data, n_bins=args.bins, progress=progress)
+    dataset = load_dataset(
+        args.data, n_bins=args.bins, pool=args.pool, time_axis=args.time_axis, progress=progress
+    )
     report = compare(methods, config, dataset, out, progress=progress, command=_command(args, out))
     compare_md = out / next(name for name in report["files"] if name.endswith(".md"))
     print(compare_md.read_text(), end="")

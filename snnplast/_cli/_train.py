@@ -92,6 +92,20 @@ def add_run_options(p, *, lam_help: str, out_help: str) -> None:
         help="time bins per sample (default %(default)s)",
     )
     p.add_argument(
+        "--pool",
+        type=int,
+        default=_default("pool"),
+        help="adjacent input channels summed into one (must divide the data's channels; "
+        "default %(default)s: SHD's 700 as 140)",
+    )
+    p.add_argument(
+        "--time-axis",
+        default=_default("time_axis"),
+        help="what the bins span: 'absolute' (the first 1.4 s of every sample) or 'word' (each "
+        "sample's word, found from its spike rate, stretched over the bins; evaluate bins other "
+        "data the same way) (default %(default)s)",
+    )
+    p.add_argument(
         "--block",
         type=int,
         default=_default("block"),
@@ -213,6 +227,8 @@ def config_from_args(args: argparse.Namespace, method: str):
         seed=args.seed,
         data=str(args.data),
         n_bins=args.bins,
+        time_axis=args.time_axis,
+        pool=args.pool,
         block=getattr(args, "block", None),
         on_nan=getattr(args, "on_nan", _default("on_nan")),
         **{name: getattr(args, name) for name, *_ in AUGMENT_OPTIONS},
@@ -227,7 +243,7 @@ def _resume_config(args: argparse.Namespace):
     header = run_status(args.resume)
     names = {"data": "data", "model": "model", "hidden": "hidden", "lam": "lam",
              "epochs": "epochs", "batch": "batch", "lr": "lr", "schedule": "schedule",
-             "seed": "seed", "bins": "n_bins",
+             "seed": "seed", "bins": "n_bins", "time_axis": "time_axis", "pool": "pool",
              "method": "method", "on_nan": "on_nan", "out": None,
              **{name: name for name, *_ in AUGMENT_OPTIONS}}  # fmt: skip
     for option, field in names.items():
@@ -298,7 +314,10 @@ def run(args: argparse.Namespace) -> int:
         # Checked before minutes of data loading; the writer itself is opened with the run.
         TensorBoardSink.check_available()
     # The validation speakers stay fixed across seeds: the seed varies weights and order only.
-    dataset = load_dataset(config.data, n_bins=config.n_bins, progress=progress)
+    dataset = load_dataset(
+        config.data, n_bins=config.n_bins, pool=config.pool, time_axis=config.time_axis,
+        progress=progress,
+    )  # fmt: skip
     sinks = [TensorBoardSink(out)] if args.tensorboard else []
     try:
         summary = fit(

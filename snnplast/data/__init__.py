@@ -41,6 +41,8 @@ from ._loading.loader import DEFAULT_DATA as DEFAULT_DATA
 from ._loading.loader import check_data_source as check_data_source
 from ._loading.loader import load_dataset as load_dataset
 from ._loading.speakers import split_by_speaker as split_by_speaker
+from ._loading.time_axis import TIME_AXES as TIME_AXES
+from ._loading.time_axis import word_span as word_span
 from ._recordings.convert import SPEAKER_NAMES as SPEAKER_NAMES
 from ._recordings.convert import convert_audio as convert_audio
 from ._recordings.convert import read_names as read_names

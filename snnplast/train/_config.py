@@ -6,12 +6,18 @@ import dataclasses
 import math
 
 from .._errors import ValidationError
+from ..data import TIME_AXES
 from ._augment import Augment
 from ._guard import check_on_nan
 from ._method import parse_method
 from ._models import check_model
 from ._optimizer import check_schedule
 from ._validate import check_method_fits
+
+
+def check_time_axis(time_axis) -> None:
+    if time_axis not in TIME_AXES:
+        raise ValidationError(f"time_axis must be one of {sorted(TIME_AXES)}, got {time_axis!r}")
 
 
 def _positive_int(name: str, value) -> None:
@@ -45,6 +51,11 @@ class TrainConfig:
     - `eval_batch`: samples per evaluation batch (memory only; results do not depend on it).
     - `data`: the data set's name or path, recorded for provenance (``fit`` is given the data).
     - `n_bins`: time bins the data was binned into, recorded likewise.
+    - `time_axis`: what those bins span, recorded likewise (``snnplast evaluate`` bins other
+      data the same way): ``"absolute"``, the first 1.4 s of every sample, or ``"word"``, each
+      sample's word stretched over the bins (see :func:`snnplast.data.word_span`).
+    - `pool`: adjacent cochlea channels summed into one input, recorded likewise (5: SHD's 700
+      channels as 140 inputs; a coarser view blurs the voice's harmonics).
     - `block`: steps per block of trace accumulation for an online method whose carried
       Jacobian is per unit (``None``: the default block; ``1``: step by step). The gradient is
       the same for every value; only time and memory change.
@@ -75,12 +86,14 @@ class TrainConfig:
     eval_batch: int = 250
     data: str = "speech"
     n_bins: int = 100
+    time_axis: str = "absolute"
+    pool: int = 5
     block: int | None = None
     on_nan: str = "stop"
 
     def __post_init__(self):
         check_model(self.model)
-        for name in ("hidden", "epochs", "batch", "eval_batch", "n_bins"):
+        for name in ("hidden", "epochs", "batch", "eval_batch", "n_bins", "pool"):
             _positive_int(name, getattr(self, name))
         lr = self.lr
         if (
@@ -92,6 +105,7 @@ class TrainConfig:
         if isinstance(self.seed, bool) or not isinstance(self.seed, int) or self.seed < 0:
             raise ValidationError(f"seed must be an integer >= 0, got {self.seed!r}")
         check_schedule(self.schedule)
+        check_time_axis(self.time_axis)
         _ = self.augment  # validates the augmentation's fields
         check_method_fits(parse_method(self.method, self.lam), self.hidden, self.method)
         check_on_nan(self.on_nan)

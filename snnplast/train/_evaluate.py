@@ -96,11 +96,13 @@ def scores_of(
     }
 
 
-def _run_binning(run_dir: Path) -> tuple[int, int]:
-    """``(n_bins, pool)`` the run's model was trained with."""
+def _run_binning(run_dir: Path) -> tuple[int, int, str]:
+    """``(n_bins, pool, time_axis)`` the run's model was trained with."""
     try:
         summary = json.loads((run_dir / SUMMARY_FILE).read_text())
         n_bins = int(summary["config"]["n_bins"])
+        # Runs from before the option binned by absolute time.
+        time_axis = str(summary["config"].get("time_axis", "absolute"))
         n_in = int(summary["model"]["n_in"])
     except (OSError, ValueError, KeyError, TypeError) as e:
         raise ValueError(f"{run_dir / SUMMARY_FILE}: unreadable run summary ({e})") from None
@@ -109,10 +111,10 @@ def _run_binning(run_dir: Path) -> tuple[int, int]:
             f"{run_dir}: its model takes {n_in} inputs, which does not pool {_SHD_CHANNELS} "
             "cochlea channels evenly; evaluate supports models trained on SHD-layout data"
         )
-    return n_bins, _SHD_CHANNELS // n_in
+    return n_bins, _SHD_CHANNELS // n_in, time_axis
 
 
-def _load(data, labels, n_bins, pool, cache_dir, progress):
+def _load(data, labels, n_bins, pool, time_axis, cache_dir, progress):
     """``(split, class_names, speaker_names or None, source)`` of `data`: a folder of WAV files,
     or any data set :func:`load_dataset` knows (its test split)."""
     from ..data import is_recordings_folder, load_dataset, load_recordings
@@ -120,12 +122,15 @@ def _load(data, labels, n_bins, pool, cache_dir, progress):
     if isinstance(data, str | os.PathLike) and is_recordings_folder(data):
         split, names, speakers = load_recordings(
             data, labels=labels, n_bins=n_bins, pool=pool, cache_dir=cache_dir,
-            progress=progress,
+            progress=progress, time_axis=time_axis,
         )  # fmt: skip
         return split, names, speakers, f"recordings:{Path(data).expanduser().resolve()}"
     if labels is not None:
         raise ValueError(f"--labels applies to a folder of WAV files; {data} is not one")
-    dataset = load_dataset(data, n_bins=n_bins, pool=pool, cache_dir=cache_dir, progress=progress)
+    dataset = load_dataset(
+        data, n_bins=n_bins, pool=pool, cache_dir=cache_dir, progress=progress,
+        time_axis=time_axis,
+    )  # fmt: skip
     return dataset.test, dataset.class_names, None, dataset.source
 
 
@@ -184,8 +189,8 @@ def evaluate(
 ) -> dict:
     """A trained run's model on another data set's test split, or on a folder of recordings.
 
-    The data is binned as the run's was (its time bins, and pooling that gives the model's
-    input width). A folder of ``.wav`` files, at any sample rate, is converted with the same
+    The data is binned as the run's was (its time bins and time axis, and pooling that gives
+    the model's input width). A folder of ``.wav`` files, at any sample rate, is converted with the same
     cochlea on the fly and cached (see :func:`snnplast.data.convert_audio` for how files are
     labelled). Labels must be classes the model knows: SHD's digits line up with the default
     data set's classes. A prediction is the argmax over all the model's classes.
@@ -211,8 +216,10 @@ def evaluate(
     """
     run_dir = Path(run_dir).expanduser()
     model = load_model(run_dir)
-    n_bins, pool = _run_binning(run_dir)
-    split, names, speakers, source = _load(data, labels, n_bins, pool, cache_dir, progress)
+    n_bins, pool, time_axis = _run_binning(run_dir)
+    split, names, speakers, source = _load(
+        data, labels, n_bins, pool, time_axis, cache_dir, progress
+    )
     n_classes = int(json.loads((run_dir / "model.json").read_text())["n_classes"])
     if len(split.y) == 0:
         raise ValueError(f"{data}: holds no samples to evaluate")

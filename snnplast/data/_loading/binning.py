@@ -4,7 +4,8 @@ Bin ``k`` of ``n_bins`` covers ``[k, k + 1) * duration_s / n_bins`` seconds from
 recording, for every sample alike: a spike at 0.7 s lands in bin 50 of 100 over 1.4 s whatever the
 sample's first and last spikes are (unlike tonic's ``ToFrame(n_time_bins=...)``, which stretches
 each sample's own span over the bins). Spikes at or after `duration_s` are dropped. Channel ``c``
-goes to pooled channel ``c // pool``. A frame entry is the number of spikes in its bin and pooled
+goes to pooled channel ``c // pool``. With ``time_axis="word"`` the bins span each sample's word
+instead (see :mod:`.time_axis`). A frame entry is the number of spikes in its bin and pooled
 channel, clipped at 255 to fit uint8 (``binary=True`` gives 0/1 instead).
 """
 
@@ -16,6 +17,7 @@ import numpy as np
 from tqdm.auto import tqdm
 
 from ..._errors import ValidationError
+from .time_axis import check_time_axis, on_time_axis
 
 # Dense cells counted per np.bincount call: keeps the int64 scratch array (8 MiB) in cache, which
 # is several times faster than one big call, and bounds memory whatever the data size.
@@ -38,7 +40,7 @@ def check_binning(n_bins, duration_s, n_channels, pool) -> int:
     return n_channels // pool
 
 
-def _cell_index(times_s, units, n_bins, duration_s, n_channels, pool, where: str):
+def _cell_index(times_s, units, n_bins, duration_s, n_channels, pool, where: str, time_axis):
     """Flat ``t * C + c`` index of every kept spike in a ``[T, C]`` frame."""
     t = np.asarray(times_s, dtype=np.float64)
     u = np.asarray(units)
@@ -53,6 +55,7 @@ def _cell_index(times_s, units, n_bins, duration_s, n_channels, pool, where: str
     if u.size and (u.min() < 0 or u.max() >= n_channels):
         bad = u[(u < 0) | (u >= n_channels)][0]
         raise ValidationError(f"{where}: channel {bad!r}; allowed 0..{n_channels - 1}")
+    t, u = on_time_axis(t, u, n_channels, duration_s, time_axis)
     # Multiplying before dividing keeps exact multiples of the bin width on their own bin
     # (0.7 * 100 / 1.4 == 50.0, whereas 0.7 / (1.4 / 100) == 49.99...).
     step = np.floor(t * n_bins / duration_s).astype(np.int64)
@@ -75,6 +78,7 @@ def bin_events(
     pool: int = 1,
     *,
     binary: bool = False,
+    time_axis: str = "absolute",
 ) -> np.ndarray:
     """Bin one sample's spikes by absolute time into a dense frame.
 
@@ -87,11 +91,17 @@ def bin_events(
     - `n_channels`: input channels (700 for SHD).
     - `pool`: channels summed into one (must divide `n_channels`; 5 gives 140 for SHD).
     - `binary`: 0/1 spike indicators instead of counts.
+    - `time_axis`: ``"absolute"`` (bins over ``[0, duration_s)`` of the recording) or
+      ``"word"`` (bins over the sample's word, found from its spike rate; see
+      :func:`snnplast.data.word_span`).
 
     **Returns:** ``[T, n_channels // pool]`` uint8 counts clipped at 255 (or 0/1).
     """
     n_out = check_binning(n_bins, duration_s, n_channels, pool)
-    cells = _cell_index(times_s, units, n_bins, duration_s, n_channels, pool, "bin_events")
+    check_time_axis(time_axis)
+    cells = _cell_index(
+        times_s, units, n_bins, duration_s, n_channels, pool, "bin_events", time_axis
+    )
     counts = np.bincount(cells, minlength=n_bins * n_out)
     return _finish(counts, binary).reshape(n_bins, n_out)
 
@@ -106,17 +116,19 @@ def bin_samples(
     *,
     binary: bool = False,
     progress: bool = False,
+    time_axis: str = "absolute",
 ) -> np.ndarray:
     """Bin many samples at once: :func:`bin_events` for each, with one ``bincount`` per chunk.
 
     **Arguments:** as :func:`bin_events`, with `times` and `units` lists of ``N`` per-sample
-    arrays; `progress` shows a progress bar.
+    arrays; `progress` shows a progress bar; `time_axis` applies to each sample on its own.
 
     **Returns:** ``[N, T, n_channels // pool]`` uint8.
     """
     if len(times) != len(units):
         raise ValidationError(f"bin_samples: {len(times)} time arrays but {len(units)} unit arrays")
     n_out = check_binning(n_bins, duration_s, n_channels, pool)
+    check_time_axis(time_axis)
     frame = n_bins * n_out
     out = np.zeros((len(times), n_bins, n_out), dtype=np.uint8)
     chunk = max(1, _CELLS_PER_CHUNK // frame)
@@ -124,7 +136,10 @@ def bin_samples(
         for start in range(0, len(times), chunk):
             stop = min(len(times), start + chunk)
             cells = [
-                _cell_index(times[i], units[i], n_bins, duration_s, n_channels, pool, f"sample {i}")
+                _cell_index(
+                    times[i], units[i], n_bins, duration_s, n_channels, pool, f"sample {i}",
+                    time_axis,
+                )
                 + (i - start) * frame
                 for i in range(start, stop)
             ]

@@ -27,6 +27,7 @@ from .._shd.tonic_split import find_split_file, load_shd_split, split_filename
 from .binning import bin_samples, check_binning
 from .dataset import SpikeDataset, Split
 from .speakers import n_val_speakers, split_by_speaker
+from .time_axis import check_time_axis
 
 # Bump when binning or the cached arrays change meaning, so old cache entries are not reused.
 _BINNED_VERSION = 1
@@ -130,6 +131,14 @@ def check_data_source(name_or_path, cache_dir: str | os.PathLike | None = None) 
     check_same_channels(files)
 
 
+def _binning(n_bins, duration, pool, time_axis) -> dict:
+    binning = {"n_bins": int(n_bins), "duration": float(duration), "pool": int(pool)}
+    # Named only when not the default, so the cache keys of absolute binning stay as they were.
+    if check_time_axis(time_axis) != "absolute":
+        binning["time_axis"] = time_axis
+    return binning
+
+
 def _binned(folder: Path, train: bool, cache: Path, binning: dict, progress: bool) -> dict:
     file = find_split_file(folder, train)
     key = cache_key(version=_BINNED_VERSION, source=file_fingerprint(file), **binning)
@@ -150,6 +159,7 @@ def _binned(folder: Path, train: bool, cache: Path, binning: dict, progress: boo
         events.n_channels,
         binning["pool"],
         progress=progress,
+        time_axis=binning.get("time_axis", "absolute"),
     )
     arrays = {
         "x": x,
@@ -171,6 +181,7 @@ def binned_split(
     pool: int = 5,
     cache_dir: str | os.PathLike | None = None,
     progress: bool = True,
+    time_axis: str = "absolute",
 ) -> tuple[Split, tuple[str, ...]]:
     """One file of an SHD-layout folder as a binned split (cached as :func:`load_dataset` does).
 
@@ -178,14 +189,15 @@ def binned_split(
 
     - `folder`: holds ``shd_train.h5`` / ``shd_test.h5`` (directly or in ``SHD/``).
     - `train`: which of the two files.
-    - `n_bins`, `duration`, `pool`, `cache_dir`, `progress`: as :func:`load_dataset`.
+    - `n_bins`, `duration`, `pool`, `cache_dir`, `progress`, `time_axis`: as
+      :func:`load_dataset`.
 
     **Returns:** ``(split, class_names)``, every sample of the file.
     """
     check_binning(n_bins, duration, pool, pool)
     folder = Path(folder).expanduser()
     check_shd_file(find_split_file(folder, train))
-    binning = {"n_bins": int(n_bins), "duration": float(duration), "pool": int(pool)}
+    binning = _binning(n_bins, duration, pool, time_axis)
     arrays = _binned(folder, train, cache_root(cache_dir), binning, progress)
     split = Split(x=arrays["x"], y=arrays["y"], speakers=arrays["speakers"])
     return split, tuple(str(name) for name in arrays["class_names"])
@@ -205,6 +217,7 @@ def load_dataset(
     seed: int = 0,
     cache_dir: str | os.PathLike | None = None,
     progress: bool = True,
+    time_axis: str = "absolute",
 ) -> SpikeDataset:
     """Load a spiking data set as dense binned arrays, split into train / validation / test.
 
@@ -231,6 +244,9 @@ def load_dataset(
     - `seed`: picks the validation speakers.
     - `cache_dir`: cache root (default ``$SNNPLAST_CACHE`` or ``~/.cache/snnplast``).
     - `progress`: show progress bars while reading, generating and binning.
+    - `time_axis`: what the bins span: ``"absolute"``, ``[0, duration)`` of every sample, or
+      ``"word"``, each sample's word found from its spike rate, stretched over the bins with a
+      margin (see :func:`snnplast.data.word_span`).
 
     **Returns:** a :class:`SpikeDataset`.
 
@@ -242,6 +258,7 @@ def load_dataset(
     # Signs and types only (pool against itself): whether pool divides the channels is checked
     # once the files' channel count is known, still before anything is read.
     check_binning(n_bins, duration, pool, pool)
+    check_time_axis(time_axis)
     n_val_speakers(val_speakers, 1 << 30)
     kind, folder = _resolve(name_or_path, cache, progress)
     files = [check_shd_file(find_split_file(folder, train)) for train in (True, False)]
@@ -250,7 +267,7 @@ def load_dataset(
         check_binning(n_bins, duration, n_channels, pool)
     except ValueError as e:
         raise ValidationError(f"{files[0]}: {e}") from None
-    binning = {"n_bins": int(n_bins), "duration": float(duration), "pool": int(pool)}
+    binning = _binning(n_bins, duration, pool, time_axis)
     train_arrays = _binned(folder, True, cache, binning, progress)
     test_arrays = _binned(folder, False, cache, binning, progress)
     class_names = tuple(str(name) for name in train_arrays["class_names"])

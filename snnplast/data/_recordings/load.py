@@ -15,6 +15,7 @@ from .._cache import cache_key, cache_root, file_fingerprint
 from .._cochlea.cochlea import Cochlea
 from .._loading.dataset import Split
 from .._loading.loader import binned_split
+from .._loading.time_axis import check_time_axis
 from .convert import convert_audio, find_recordings, read_names
 
 # Bump when the conversion changes meaning, so that old cached conversions are not reused.
@@ -41,6 +42,7 @@ def load_recordings(
     model: Cochlea | None = None,
     cache_dir: str | os.PathLike | None = None,
     progress: bool = True,
+    time_axis: str = "absolute",
 ) -> tuple[Split, tuple[str, ...], tuple[str, ...]]:
     """The labelled recordings of `in_dir`, converted to spikes (once) and binned.
 
@@ -49,7 +51,7 @@ def load_recordings(
     - `in_dir`: a folder of mono ``.wav`` files at any sample rate, labelled by their names or
       by `labels` (see :func:`convert_audio`).
     - `labels`: a CSV ``file,label[,speaker]``; None reads labels from the file names.
-    - `n_bins`, `duration`, `pool`: binning, as :func:`load_dataset`.
+    - `n_bins`, `duration`, `pool`, `time_axis`: binning, as :func:`load_dataset`.
     - `seed`: the cochlea's randomness.
     - `model`: the cochlea (default: Lauscher's at the working rate).
     - `cache_dir`: the cache root (default ``$SNNPLAST_CACHE`` or ``~/.cache/snnplast``).
@@ -58,6 +60,7 @@ def load_recordings(
     **Returns:** ``(split, class_names, speaker_names)``: `speaker_names` gives the name of each
     speaker id (``split.speakers`` indexes it).
     """
+    check_time_axis(time_axis)
     model = Cochlea() if model is None else model
     in_dir = Path(in_dir).expanduser()
     recordings = find_recordings(in_dir, labels)
@@ -75,7 +78,9 @@ def load_recordings(
     if not target.is_file():
         folder.mkdir(parents=True, exist_ok=True)
         convert_audio(in_dir, target, labels=labels, seed=seed, model=model, progress=progress)
-    split, classes = binned_split(folder, False, n_bins=n_bins, duration=duration, pool=pool,
-                                  cache_dir=cache, progress=progress)  # fmt: skip
+    split, classes = binned_split(
+        folder, False, n_bins=n_bins, duration=duration, pool=pool, cache_dir=cache,
+        progress=progress, time_axis=time_axis,
+    )  # fmt: skip
     _, speakers = read_names(target)
     return split, classes, tuple(speakers or ())
