@@ -11,6 +11,8 @@ and the gradient of every parameter over the whole sequence, by each method:
   sequence as one block when short enough, else the step recursion); ``diagonal-step``: the
   same, step by step (``block=1``); ``diagonal-product-per-step``: step by step with a trace
   contraction at every step (``contract_every=1``), not a chunk of steps at a time;
+  ``diagonal-hoisted``: ``diagonal`` with the input-only part of the step (``W_in x_t``)
+  evaluated a chunk of steps at once (``hoist=True``);
 - ``immediate``, ``random-k:4``, ``exact``: the engine's other policies (RandomK and Exact keep
   dense traces; skipped, with the reason, when the batch's traces would exceed ``--max-trace-gib``);
 - ``hand-factorised``, ``hand-per-synapse`` (rlif): Diagonal's rule written by hand
@@ -66,13 +68,15 @@ from online_vs_bptt import (
 )
 
 N_IN, N_CLASSES, RATE = 140, 20, 0.05
-METHODS = ("bptt", "diagonal", "diagonal-step", "diagonal-product-per-step", "immediate",
+METHODS = ("bptt", "diagonal", "diagonal-step", "diagonal-product-per-step", "diagonal-hoisted",
+           "immediate",
            "random-k:4", "exact", "hand-factorised", "hand-per-synapse", "hand-alif")
 HAND = {"rlif": ("hand-factorised", "hand-per-synapse"), "ralif": ("hand-alif",)}
 DENSE = {"random-k:4": snnplast.RandomK(k=4), "exact": snnplast.Exact()}
 # The engine's methods: (policy, block) as the builders pass them, for the mode column.
 ENGINE = {"diagonal": (snnplast.Diagonal(), None), "diagonal-step": (snnplast.Diagonal(), 1),
           "diagonal-product-per-step": (snnplast.Diagonal(), 1),
+          "diagonal-hoisted": (snnplast.Diagonal(), None),
           "immediate": (snnplast.Immediate(), None), "random-k:4": (DENSE["random-k:4"], None),
           "exact": (DENSE["exact"], None)}
 
@@ -166,10 +170,20 @@ def product_per_step(params, static, x, y):
     return loss, jax.tree_util.tree_leaves(grads)
 
 
+def hoisted(params, static, x, y):
+    """Diagonal as ``diagonal`` runs it, with the input-only part of the step (``W_in x_t``)
+    evaluated a chunk of steps at once before the chunk (``hoist=True``)."""
+    loss, grads, _ = snnplast.online.online_loss_and_grad(
+        eqx.combine(params, static), x, jnp.broadcast_to(y[:, None], x.shape[:2]),
+        snnplast.Diagonal(), cross_entropy, with_scores=True, hoist=True)
+    return loss, jax.tree_util.tree_leaves(grads)
+
+
 SUITE_BUILDERS = {
     **BUILDERS,
     "diagonal-step": lambda: package_method(snnplast.Diagonal(), block=1),
     "diagonal-product-per-step": lambda: product_per_step,
+    "diagonal-hoisted": lambda: hoisted,
     "exact": lambda: package_method(DENSE["exact"]),
     "hand-alif": lambda: hand_alif,
 }

@@ -33,5 +33,9 @@ from ._parts import diagonal_part as diagonal_part
 from ._parts import restrict_in as restrict_in
 from ._parts import tie_part as tie_part
 
+# The input-only part of a step, evaluated for many steps at once (snnplast.online).
+from ._hoist import HoistPlan as HoistPlan
+from ._hoist import plan_hoist as plan_hoist
+
 # A learning signal contracted with a batch of traces (snnplast.online).
 from ._batch import contract_batch as contract_batch

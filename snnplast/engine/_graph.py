@@ -30,6 +30,7 @@ from . import _jaxcompat as jc
 from ._cut import direct_cut
 from ._eliminate import Graph, eliminate
 from ._flatten import Const, Flat, Node, flatten, is_float
+from ._hoist import HoistPlan, plan_hoist
 from ._interpret import EVALUATE, interpret, when_known
 from ._parts import sharpen
 from ._patterns import PATTERN_RULES
@@ -103,6 +104,7 @@ class StepGraph:
         self.views: dict = {}
         self.view_rules: dict = {}
         self._cuts: dict = {}
+        self._hoist_plans: dict = {}
         self._refine_views(p_leaves, s_leaves, x_leaves)
 
     # ----- classification (trace time) --------------------------------------------------------
@@ -201,10 +203,15 @@ class StepGraph:
         params, _ = eqx.partition(cell, eqx.is_inexact_array)
         return jax.tree_util.tree_leaves(params)
 
-    def values(self, p_leaves, s_leaves, x_leaves, *, phi=None, perturb=None) -> dict:
+    def values(self, p_leaves, s_leaves, x_leaves, *, phi=None, perturb=None,
+               hoisted=None) -> dict:
         """Every value of the step: ``{node id: value}``.
 
         **Arguments:**
+
+        - `hoisted`: optional ``(plan, values)``: the input-only part of the step
+          (:func:`~snnplast.engine.plan_hoist`) already evaluated (:meth:`hoisted_values`);
+          its equations are skipped and its values read.
 
         - `phi`: optional ``{p: value}``: traced parameters used as given (in the shapes of
           :meth:`phi_of`) instead of being computed from `p_leaves`, so that a derivative
@@ -218,8 +225,13 @@ class StepGraph:
                             (self.x_nodes, x_leaves)):
             for n, v in zip(nodes, vals):
                 env[n.id] = v
+        select = None
+        if hoisted is not None:
+            plan, vals = hoisted
+            env.update(zip(plan.needed, vals))
+            select = lambda e: id(e) not in plan.skip
         if not phi and not perturb:
-            return interpret(self.flat.eqns, env, EVALUATE)
+            return interpret(self.flat.eqns, env, EVALUATE, select=select)
         given = {self.phi_nodes[q].id: jnp.reshape(v, self.phi_shapes_orig[q])
                  for q, v in (phi or {}).items()}
         shift = {self.state_out[a].id: d for a, d in (perturb or {}).items()}
@@ -241,7 +253,25 @@ class StepGraph:
             return run
 
         return interpret(self.flat.eqns, env,
-                         {kind: overriding(rule) for kind, rule in EVALUATE.items()})
+                         {kind: overriding(rule) for kind, rule in EVALUATE.items()},
+                         select=select)
+
+    def hoist_plan(self, fixed) -> HoistPlan | None:
+        """The input-only part of the step (:func:`~snnplast.engine.plan_hoist`), cached per
+        `fixed` (traced parameters held fixed in the step's derivatives; ``None``: all)."""
+        key = None if fixed is None else frozenset(fixed)
+        if key not in self._hoist_plans:
+            self._hoist_plans[key] = plan_hoist(self, key)
+        return self._hoist_plans[key]
+
+    def hoisted_values(self, plan: HoistPlan, p_leaves, x_leaves) -> list:
+        """The values of the input-only part of one step (``plan.needed`` in order), from the
+        parameters and that step's input alone. Batch it over many steps with ``vmap``."""
+        env = {n.id: v for n, v in zip(self.p_nodes, p_leaves)}
+        env.update({n.id: v for n, v in zip(self.x_nodes, x_leaves)})
+        interpret(self.flat.eqns, env, when_known(EVALUATE),
+                  select=lambda e: self._is_static(e) or id(e) in plan.skip)
+        return [env[i] for i in plan.needed]
 
     def outputs(self, env: dict):
         """The step's output (as the cell returns it) from the values of :meth:`values`."""

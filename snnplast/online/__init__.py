@@ -2,6 +2,7 @@
 learning signal; memory independent of sequence length."""
 
 from ._blocked import DEFAULT_BLOCK as DEFAULT_BLOCK
+from ._blocked import HOIST_EVERY as HOIST_EVERY
 from ._blocked import BlockedStep as BlockedStep
 from ._blocked import accumulation_mode as accumulation_mode
 from ._blocked import resolve_block as resolve_block

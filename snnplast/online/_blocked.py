@@ -31,6 +31,7 @@ import jax.numpy as jnp
 import numpy as np
 
 from ..engine import SJac, add, coerce, compose, contract_batch, join_structure, materialize
+from ._deferred import CONTRACT_EVERY
 from ._online_step import Carry, OnlineStep
 from ._traces import stored_numbers
 
@@ -92,6 +93,10 @@ def resolve_block(runner: OnlineStep, block: int | None, n_steps: int | None = N
         return n_steps
     return DEFAULT_BLOCK
 
+
+# Steps whose input-only values (OnlineStep.hoist) a block evaluates at once: records of
+# CONTRACT_EVERY steps, as the step recursion's chunks keep.
+HOIST_EVERY = CONTRACT_EVERY
 
 # Copies of the traces that blocks of steps hold at once (the trace in, the trace out, and the
 # per-unit rows mu times the incoming trace), measured: ralif, 256 neurons, batch 64, T=100:
@@ -197,13 +202,17 @@ class BlockedStep:
 
     Shares the carry of :class:`OnlineStep`: a learner or a sequence may switch between
     blocks of any size and single steps.
+
+    `hoist`: evaluate the input-only part of the step (:meth:`OnlineStep.hoist`)
+    :data:`HOIST_EVERY` steps at a time inside the block's forward scan.
     """
 
-    def __init__(self, runner: OnlineStep):
+    def __init__(self, runner: OnlineStep, *, hoist: bool = False):
         mode, reason = accumulation_mode(runner)
         if mode != "blocked":
             raise ValueError(f"blocked traces need a per-unit carried Jacobian: {reason}")
         self.runner = runner
+        self.hoist = hoist and runner.hoist_plan() is not None
         tr = runner.traces
         self.primary = list(tr.primary)
         # Leaves whose traces a parameter's recursion runs over: one reverse scan per group.
@@ -268,15 +277,37 @@ class BlockedStep:
         # The traced parameters once per block (their static part does not change in time).
         direct = (self.cuts, runner.graph.phi_of(p_leaves)) if self.cuts else None
 
-        def fwd(c, _):
-            x_t, y_t = (jax.tree_util.tree_map(lambda a: at_time(a, c.t - offset), z)
+        def fwd(state, i):
+            c, start, pre = state
+            t = c.t - offset
+            if pre is not None:
+                # A new chunk of the input-only values every `hoist_every` steps (the first
+                # before the scan): its records stay [K, B, ...], not the block's [n, B, ...].
+                start, pre = jax.lax.cond((i % hoist_every == 0) & (i > 0),
+                                          lambda: hoisted(t), lambda: (start, pre))
+            x_t, y_t = (jax.tree_util.tree_map(lambda a: at_time(a, t), z)
                         for z in (inputs, targets))
+            pre_t = None if pre is None else [
+                jax.lax.dynamic_index_in_dim(v, t - start, 0, keepdims=False) for v in pre]
             new, rec = runner.record(p_leaves, c, x_t, y_t, jax.random.fold_in(key, c.t),
-                                     direct)
-            return new, (new.loss - c.loss, rec)
+                                     direct, pre_t)
+            return (new, start, pre), (new.loss - c.loss, rec)
 
+        n_in = jax.tree_util.tree_leaves(inputs)[0].shape[1]
+        hoist_every = min(HOIST_EVERY, n, n_in)
+
+        def hoisted(t):
+            """The input-only values of steps ``start .. start + hoist_every`` (``[K, B, ...]``),
+            ``start`` moved back where the inputs end sooner."""
+            start = jnp.clip(t, 0, n_in - hoist_every)
+            x = jax.tree_util.tree_map(
+                lambda a: jax.lax.dynamic_slice_in_dim(a, start, hoist_every, axis=1), inputs)
+            return start, runner.hoist(p_leaves, x)
+
+        start, pre = hoisted(carry.t - offset) if self.hoist else (jnp.zeros((), jnp.int32), None)
         head = carry._replace(traces={}, pending={})
-        head, (losses, (L, A, F, E)) = jax.lax.scan(fwd, head, None, length=n)
+        (head, _, _), (losses, (L, A, F, E)) = jax.lax.scan(fwd, (head, start, pre),
+                                                            jnp.arange(n))
         if self.restricts:
             F = {k: jax.vmap(jax.vmap(lambda f, k=k: runner.policy.restrict_trace(
                 f, k[0], k[1], runner.context)))(f) for k, f in F.items()}

@@ -14,7 +14,14 @@ import jax
 import jax.numpy as jnp
 
 from ..engine import (
-    SJac, add, compose, contract_batch, materialize, scale, state_names, step_graph,
+    SJac,
+    add,
+    compose,
+    contract_batch,
+    materialize,
+    scale,
+    state_names,
+    step_graph,
 )
 from ..policies import Policy
 from ._traces import TraceStep, policy_context
@@ -103,7 +110,37 @@ class OnlineStep:
         )
 
     # ----- one step ------------------------------------------------------------------------------
-    def _learning_signal(self, p_leaves, carry: Carry, x_t, y_t, direct=None):
+    # ----- the input-only part of the step, for many steps at once ----------------------------
+    def hoist_plan(self):
+        """The part of the step that depends on the input and on parameters this step's
+        derivatives hold fixed only (:func:`snnplast.engine.plan_hoist`), or ``None``.
+
+        The learning signal (:meth:`_learning_signal`) holds the cut parameters fixed
+        (:meth:`direct_cuts`), and differentiates no parameter when every one is cut."""
+        cuts = self.direct_cuts()
+        fixed = None if len(cuts) == len(self.graph.phi_nodes) else set(cuts)
+        return self.graph.hoist_plan(fixed)
+
+    def hoist(self, p_leaves, x_chunk):
+        """The input-only values of ``K`` steps of a batch at once (one batched product over
+        the ``B K`` samples instead of one per step).
+
+        **Arguments:** `x_chunk`: the inputs of the steps, leaves ``[B, K, ...]``.
+
+        **Returns:** a list of values ``[K, B, ...]`` (:attr:`HoistPlan.needed`'s order), or
+        ``None`` without a plan; step ``i`` reads index ``i`` of the first axis.
+        """
+        plan = self.hoist_plan()
+        if plan is None:
+            return None
+        leaves = jax.tree_util.tree_leaves(x_chunk)
+        b, k = leaves[0].shape[:2]
+        # Step-major, so that each step reads one contiguous [B, ...] slice.
+        flat = [jnp.swapaxes(a, 0, 1).reshape((k * b,) + a.shape[2:]) for a in leaves]
+        vals = jax.vmap(lambda xx: self.graph.hoisted_values(plan, p_leaves, xx))(flat)
+        return [v.reshape((k, b) + v.shape[1:]) for v in vals]
+
+    def _learning_signal(self, p_leaves, carry: Carry, x_t, y_t, direct=None, pre=None):
         """The batch's loss at this step and its reverse-mode products (this step only):
         ``d loss / d theta`` (direct) and ``d loss / d state_{t-1}``, with the step's values.
 
@@ -125,13 +162,16 @@ class OnlineStep:
 
         # One forward pass of the step serves both the learning signal (reverse mode, this
         # step only) and the Jacobian blocks of the traces: its values ride along as aux.
+        plan = self.hoist_plan() if pre is not None else None
+
         def batch_loss(p, s_b, d_b):
-            def one(s, xx, y, d):
-                env = g.values(p, s, xx, phi=fixed, perturb=d)
+            def one(s, xx, y, d, h):
+                hoisted = None if h is None else (plan, h)
+                env = g.values(p, s, xx, phi=fixed, perturb=d, hoisted=hoisted)
                 out = g.outputs(env)
                 return self.loss(out, y), (out, env)
 
-            losses, aux = jax.vmap(one)(s_b, x_leaves, y_t, d_b)
+            losses, aux = jax.vmap(one)(s_b, x_leaves, y_t, d_b, pre)
             return jnp.sum(losses), aux
 
         if len(cuts) < len(g.phi_nodes):
@@ -171,7 +211,8 @@ class OnlineStep:
         """
         return self.step_terms(p_leaves, carry, x_t, y_t, key, phi)[0]
 
-    def step_terms(self, p_leaves, carry: Carry, x_t, y_t, key, phi=None, defer=frozenset()):
+    def step_terms(self, p_leaves, carry: Carry, x_t, y_t, key, phi=None, defer=frozenset(),
+                   pre=None):
         """:meth:`step`, except that the contractions of the traced pairs in `defer` are
         returned instead of added to ``grad_phi`` (:func:`snnplast.online.contract_terms`
         adds many steps' terms in one product).
@@ -179,14 +220,15 @@ class OnlineStep:
         **Returns:** ``(carry, terms)`` with ``terms = (signals, traces)``: ``traces``
         ``{(a, q): G_{t-1}}`` for the pairs in `defer`, ``signals`` the row vectors ``[B, ...]``
         they meet, one per distinct kind (:meth:`signal_kinds`) in sorted order of the kinds
-        the deferred pairs use.
+        the deferred pairs use. `pre`: this step's values of :meth:`hoist` (or ``None``).
         """
         x_leaves = jax.tree_util.tree_leaves(x_t)
         cuts = self.direct_cuts()
         direct = None
         if cuts:
             direct = (cuts, self.graph.phi_of(p_leaves) if phi is None else phi)
-        lval, d_p, outs, d_s, env, e = self._learning_signal(p_leaves, carry, x_t, y_t, direct)
+        lval, d_p, outs, d_s, env, e = self._learning_signal(p_leaves, carry, x_t, y_t, direct,
+                                                             pre)
         ctx = self.context.with_state(carry.policy_state)
         cut_sets = sorted(set(cuts.values()))
 
@@ -289,7 +331,7 @@ class OnlineStep:
     def _cut_leaves(cuts: dict) -> list:
         return sorted(set().union(*cuts.values())) if cuts else []
 
-    def record(self, p_leaves, carry: Carry, x_t, y_t, key, direct=None):
+    def record(self, p_leaves, carry: Carry, x_t, y_t, key, direct=None, pre=None):
         """One step of a block (:class:`BlockedStep`): everything :meth:`step` does except the
         trace update and its contraction, which the block does at once.
 
@@ -303,7 +345,8 @@ class OnlineStep:
         immediate influences ``F[(a, p)]`` of the traced pairs, and ``E[a] = d loss_t /
         d state_t[a]`` for the leaves of the cuts.
         """
-        lval, d_p, outs, d_s, env, e = self._learning_signal(p_leaves, carry, x_t, y_t, direct)
+        lval, d_p, outs, d_s, env, e = self._learning_signal(p_leaves, carry, x_t, y_t, direct,
+                                                             pre)
         x_leaves = jax.tree_util.tree_leaves(x_t)
         ctx = self.context.with_state(carry.policy_state)
         pairs = self.traces.structure

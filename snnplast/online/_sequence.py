@@ -23,7 +23,7 @@ def check_block(block, name: str = "block") -> int:
 
 
 def online_loss_and_grad(model, inputs, targets, policy, loss, *, key=None, with_scores=False,
-                         block=None, contract_every=None):
+                         block=None, contract_every=None, hoist=False):
     """Mean over the batch of ``sum_t loss(out_t, y_t)`` and its online gradient.
 
     **Arguments:**
@@ -41,6 +41,14 @@ def online_loss_and_grad(model, inputs, targets, policy, loss, *, key=None, with
     - `contract_every`: in the step recursion, steps whose trace contractions meet in one
       product (:func:`snnplast.online.contract_terms`; ``None``: :data:`CONTRACT_EVERY`, ``1``:
       a product at every step). The same numbers for every value (up to float rounding).
+    - `hoist`: evaluate the part of the step that depends on the input alone (an input
+      projection ``W_in x_t``) for a chunk of steps at once, before it
+      (:meth:`OnlineStep.hoist`; in blocks :data:`HOIST_EVERY` steps at a time), instead of
+      inside every step; HeadSparse's gathered step recursion does not hoist. The same
+      numbers either way (up to float rounding). Off by default: on a CPU it saved no time
+      beyond the noise (the per-step product already runs at the batched product's rate),
+      was slower in blocks, and its values cost memory
+      (benchmarks/results/online_suite_rlif_hoisted.md).
 
     **Returns:** ``(loss, grads)`` (and the summed outputs) with ``grads`` shaped like the model
     (``None`` where the model has no trainable array).
@@ -63,12 +71,12 @@ def online_loss_and_grad(model, inputs, targets, policy, loss, *, key=None, with
         carry = gathered.run(p, gathered.init(model, batch, key), inputs, targets, key,
                              n_steps).inner
     elif block > 1:
-        carry = run_blocks(BlockedStep(runner), p, carry, inputs, targets, key, n_steps, block,
-                           trace_out=False, from_zero=True)
+        carry = run_blocks(BlockedStep(runner, hoist=hoist), p, carry, inputs, targets, key,
+                           n_steps, block, trace_out=False, from_zero=True)
         carry = carry._replace(pending={})  # the blocks leave no direct term pending
     else:
         carry = run_steps(runner, p, carry, inputs, targets, key, n_steps,
-                          contract_every=contract_every)
+                          contract_every=contract_every, hoist=hoist)
     grads = [g / batch for g in runner.gradients(p, carry)]
     if with_scores:
         return carry.loss / batch, runner.as_tree(grads), carry.out_sum
@@ -76,57 +84,84 @@ def online_loss_and_grad(model, inputs, targets, policy, loss, *, key=None, with
 
 
 def run_steps(runner: OnlineStep, p, carry, inputs, targets, key, n_steps: int, *,
-              contract_every: int | None = None):
+              contract_every: int | None = None, hoist: bool = False):
     """``n_steps`` steps of the step-by-step recursion, reading ``inputs [B, T, ...]`` at
     ``carry.t``.
 
     `contract_every`: steps whose trace contractions of the pairs that
     :func:`~snnplast.online.deferred_pairs` allows meet in one product
     (:func:`~snnplast.online.contract_terms`); ``None``: :data:`CONTRACT_EVERY`, ``1``: a
-    product at every step.
+    product at every step. `hoist`: evaluate the input-only part of the step
+    (:meth:`OnlineStep.hoist`) for a chunk of steps at once, before the chunk (chunks of
+    `contract_every` steps, or :data:`CONTRACT_EVERY` when that is 1).
     """
 
     phi = runner.graph.phi_of(p)  # once, not at every step
     every = CONTRACT_EVERY if contract_every is None else contract_every
     defer = deferred_pairs(runner) if every > 1 and n_steps > 1 else frozenset()
+    hoisting = hoist and runner.hoist_plan() is not None
 
-    def body(c, _):
+    def body(c, pre_t):
         # Step t is read in place along the time axis (a time-major copy of the inputs would
         # grow with T), and its key comes from the step count.
         x_t, y_t = (jax.tree_util.tree_map(lambda a: at_time(a, c.t), z) for z in (inputs, targets))
-        return runner.step_terms(p, c, x_t, y_t, jax.random.fold_in(key, c.t), phi, defer)
+        return runner.step_terms(p, c, x_t, y_t, jax.random.fold_in(key, c.t), phi, defer,
+                                 pre_t)
 
-    if not defer:
-        carry, _ = jax.lax.scan(lambda c, _: (body(c, _)[0], None), carry, None, length=n_steps)
+    if not defer and not hoisting:
+        carry, _ = jax.lax.scan(lambda c, _: (body(c, None)[0], None), carry, None,
+                                length=n_steps)
         return carry
 
-    def chunk(c, length):
-        c, terms = jax.lax.scan(body, c, None, length=length)
-        return c._replace(grad_phi=contract_terms(runner, c.grad_phi, terms))
+    def pre_of(c, length):
+        """The chunk's input-only values, ``[length, B, ...]`` (None without hoisting)."""
+        if not hoisting:
+            return None
+        x = jax.tree_util.tree_map(
+            lambda a: jax.lax.dynamic_slice_in_dim(a, c.t, length, axis=1), inputs)
+        return runner.hoist(p, x)
 
-    k = min(every, n_steps)
+    def finish(c, terms):
+        return c._replace(grad_phi=contract_terms(runner, c.grad_phi, terms)) if defer else c
+
+    def chunk(c, length):
+        pre = pre_of(c, length)
+        c, terms = jax.lax.scan(lambda c, i: body(c, _index(pre, i)), c, jnp.arange(length))
+        return finish(c, terms)
+
+    k = min(every if every > 1 else CONTRACT_EVERY, n_steps)
     full, rest = divmod(n_steps, k)
     if full > 1:
         # The records of a chunk live in buffers carried from chunk to chunk and written in
         # place: a scan's stacked outputs would be new zero-filled buffers for every chunk.
-        shapes = jax.eval_shape(lambda c: body(c, None)[1], carry)
+        shapes = jax.eval_shape(lambda c: body(c, _index(pre_of(c, k), 0))[1], carry)
         empty = jax.tree_util.tree_map(lambda a: jnp.zeros((k,) + a.shape, a.dtype), shapes)
 
-        def record(state, i):
-            c, bufs = state
-            c, terms = body(c, None)
-            bufs = jax.tree_util.tree_map(
-                lambda b, v: jax.lax.dynamic_update_index_in_dim(b, v, i, 0), bufs, terms)
-            return (c, bufs), None
-
         def full_chunk(state, _):
-            (c, bufs), _ = jax.lax.scan(record, state, jnp.arange(k))
-            return (c._replace(grad_phi=contract_terms(runner, c.grad_phi, bufs)), bufs), None
+            c, bufs = state
+            pre = pre_of(c, k)
+
+            def record(state, i):
+                c, bufs = state
+                c, terms = body(c, _index(pre, i))
+                bufs = jax.tree_util.tree_map(
+                    lambda b, v: jax.lax.dynamic_update_index_in_dim(b, v, i, 0), bufs, terms)
+                return (c, bufs), None
+
+            (c, bufs), _ = jax.lax.scan(record, (c, bufs), jnp.arange(k))
+            return (finish(c, bufs), bufs), None
 
         (carry, _), _ = jax.lax.scan(full_chunk, (carry, empty), None, length=full)
     elif full:
         carry = chunk(carry, k)
     return chunk(carry, rest) if rest else carry
+
+
+def _index(pre, i):
+    """Step ``i``'s values of a chunk's hoisted values ``[K, B, ...]`` (``None`` stays)."""
+    if pre is None:
+        return None
+    return [jax.lax.dynamic_index_in_dim(v, i, 0, keepdims=False) for v in pre]
 
 
 def run_blocks(blocked: BlockedStep, p, carry, inputs, targets, key, n_steps: int, block: int,
