@@ -6,6 +6,7 @@ OUT`` and ``snnplast evaluate RUN --data ../shared/data/real-digits`` (README, S
 
     python benchmarks/sim_to_real_voices.py flite OUT [--speakers 50] [--warp 0.88,1.12]
     python benchmarks/sim_to_real_voices.py warp OUT [--warp 0.85,1.2]
+    python benchmarks/sim_to_real_voices.py source OUT [--jitter 0.02 --shimmer 0.1 ...]
 
 ``flite``: the *English* words of ``--speakers`` of the default set's 100 training speakers are
 spoken by CMU Flite instead (German words and the other speakers unchanged, so the budget of
@@ -24,6 +25,15 @@ module, fetched on first use (or ``$SNNPLAST_FLITE``).
 ``warp``: every training clip of the default set warped by its speaker's vocal-tract factor,
 drawn uniformly from ``--warp`` (eSpeak NG speakers at many more vocal-tract lengths).
 
+``source``: every training clip of the default set resynthesised through the WORLD vocoder
+(``pyworld``; ``pip install pyworld-prebuilt``) with a less regular, breathier voice source than
+eSpeak NG's: the clip is analysed into F0, spectral envelope and aperiodicity, then F0 gets
+frame-to-frame jitter (``--jitter``, relative sd) and a slow wander (+-4%), voiced frames get
+shimmer (``--shimmer``, relative sd of the amplitude), aperiodicity is raised towards noise by a
+per-speaker breathiness in ``--breath`` (more in the upper bands), and the envelope gets a
+per-speaker spectral tilt in ``--tilt`` (dB per octave around 1 kHz). Formants and timing are
+eSpeak NG's: only the source and its colouring change.
+
 Both read the default set from the cache (made on first use).
 """
 
@@ -39,6 +49,7 @@ from pathlib import Path
 import h5py
 import numpy as np
 from scipy.io import wavfile
+from tqdm import tqdm
 
 from snnplast.data import cochlea_batch, resample
 from snnplast.data._shd.file import read_shd_events, write_shd_h5
@@ -141,6 +152,62 @@ def make_warped(out: Path, warps, seed: int = 0) -> None:
     }, indent=1))  # fmt: skip
 
 
+def revoice(x: np.ndarray, who: dict, rng: np.random.Generator, jitter: float,
+            shimmer: float) -> np.ndarray:
+    """One clip through WORLD with speaker `who`'s breathiness and tilt, jittered F0 and shimmer."""
+    import pyworld
+
+    period = 5.0
+    f0, t = pyworld.dio(x, RATE, frame_period=period)
+    f0 = pyworld.stonemask(x, f0, t, RATE)
+    env = pyworld.cheaptrick(x, f0, t, RATE)
+    ap = pyworld.d4c(x, f0, t, RATE)
+    n = len(f0)
+    voiced = f0 > 0
+    wander = np.interp(np.arange(n), np.linspace(0, n, 4), rng.uniform(-0.04, 0.04, 4))
+    f0 = np.where(voiced, f0 * (1 + wander + jitter * rng.standard_normal(n)), 0.0)
+    gain = np.where(voiced, np.clip(1 + shimmer * rng.standard_normal(n), 0.3, None), 1.0)
+    freqs = np.linspace(0, RATE / 2, env.shape[1])
+    tilt = 10 ** (who["tilt"] * np.log2(np.maximum(freqs, 100.0) / 1000.0) / 10)
+    env = env * tilt[None, :] * gain[:, None] ** 2
+    breath = who["breath"] * np.clip(freqs / 4000.0, 0.25, 1.0)
+    ap = 1 - (1 - ap) * (1 - breath[None, :])
+    y = pyworld.synthesize(f0, env, ap, RATE, period)[: len(x)]
+    return y / max(np.max(np.abs(y)), 1e-9) * np.max(np.abs(x))
+
+
+def make_revoiced(out: Path, jitter: float, shimmer: float, breath, tilt, seed: int = 0) -> None:
+    try:
+        import pyworld  # noqa: F401
+    except ImportError:
+        sys.exit("source needs the WORLD vocoder: pip install pyworld-prebuilt")
+    out.mkdir(parents=True, exist_ok=True)
+    base = ensure_speech_shd()
+    _, _, labels, n_channels = read_shd_events(base / "shd_train.h5")
+    with h5py.File(base / "shd_train.h5") as f:
+        speakers = f["extra/speaker"][()]
+    with np.load(base / "shd_train_audio.npz") as data:
+        audio, offsets = data["audio"], data["offsets"]
+    rng = np.random.default_rng(0x5011 + seed)
+    who = {int(s): {"breath": float(rng.uniform(*breath)), "tilt": float(rng.uniform(*tilt))}
+           for s in np.unique(speakers)}
+    started = time.perf_counter()
+    clips = []
+    for i in tqdm(range(len(labels)), desc="WORLD", file=sys.stderr):
+        x = audio[offsets[i] : offsets[i + 1]].astype(np.float64) / 32768.0
+        y = 32768.0 * revoice(x, who[int(speakers[i])], rng, jitter, shimmer)
+        clips.append(_to_int16(place(y, RATE)))
+    seeds = [_cochlea_seed(seed, 0, i) for i in range(len(clips))]
+    spikes = cochlea_batch(clips, RATE, seeds=seeds, workers=2, progress="cochlea")
+    write_shd_h5(out / "shd_train.h5", [s.times for s in spikes], [s.units for s in spikes],
+                 labels, speakers, SHD_KEYS, n_channels=n_channels)  # fmt: skip
+    shutil.copy(base / "shd_test.h5", out / "shd_test.h5")
+    (out / "source.json").write_text(json.dumps({
+        "jitter": jitter, "shimmer": shimmer, "breath": breath, "tilt": tilt, "speakers": who,
+        "seconds": round(time.perf_counter() - started, 1),
+    }, indent=1))  # fmt: skip
+
+
 def _pair(text: str) -> tuple[float, float]:
     lo, hi = (float(v) for v in text.split(","))
     return lo, hi
@@ -158,11 +225,19 @@ def main(argv=None) -> int:
     warped = sub.add_parser("warp")
     warped.add_argument("out", type=Path)
     warped.add_argument("--warp", type=_pair, default=(0.85, 1.2), help="warps LO,HI")
+    source = sub.add_parser("source")
+    source.add_argument("out", type=Path)
+    source.add_argument("--jitter", type=float, default=0.02, help="F0 jitter, relative sd")
+    source.add_argument("--shimmer", type=float, default=0.1, help="amplitude shimmer, relative sd")
+    source.add_argument("--breath", type=_pair, default=(0.0, 0.5), help="breathiness LO,HI")
+    source.add_argument("--tilt", type=_pair, default=(-3.0, 3.0), help="tilt LO,HI (dB/octave)")
     args = p.parse_args(argv)
     if args.command == "flite":
         make(args.out, args.speakers, args.warp, args.held_out_warp)
-    else:
+    elif args.command == "warp":
         make_warped(args.out, args.warp)
+    else:
+        make_revoiced(args.out, args.jitter, args.shimmer, args.breath, args.tilt)
     return 0
 
 
