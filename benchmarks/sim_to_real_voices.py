@@ -127,14 +127,30 @@ def make(out: Path, n_speakers: int, warps, held_out_warps, seed: int = 0) -> No
     }, indent=1))  # fmt: skip
 
 
-def make_warped(out: Path, warps, seed: int = 0) -> None:
-    out.mkdir(parents=True, exist_ok=True)
+def _training_split():
+    """The default set's folder, and its training split: labels, channels, speakers, audio."""
     base = ensure_speech_shd()
     _, _, labels, n_channels = read_shd_events(base / "shd_train.h5")
     with h5py.File(base / "shd_train.h5") as f:
         speakers = f["extra/speaker"][()]
     with np.load(base / "shd_train_audio.npz") as data:
         audio, offsets = data["audio"], data["offsets"]
+    return base, labels, n_channels, speakers, audio, offsets
+
+
+def _write_training_split(out: Path, base: Path, clips, labels, speakers, n_channels, seed):
+    """`clips` (int16 at ``RATE``) through the cochlea as ``OUT/shd_train.h5``, the default set's
+    test split beside it."""
+    seeds = [_cochlea_seed(seed, 0, i) for i in range(len(clips))]
+    spikes = cochlea_batch(clips, RATE, seeds=seeds, workers=2, progress="cochlea")
+    write_shd_h5(out / "shd_train.h5", [s.times for s in spikes], [s.units for s in spikes],
+                 labels, speakers, SHD_KEYS, n_channels=n_channels)  # fmt: skip
+    shutil.copy(base / "shd_test.h5", out / "shd_test.h5")
+
+
+def make_warped(out: Path, warps, seed: int = 0) -> None:
+    out.mkdir(parents=True, exist_ok=True)
+    base, labels, n_channels, speakers, audio, offsets = _training_split()
     rng = np.random.default_rng(0x7717 + seed)
     factor = {int(s): float(rng.uniform(*warps)) for s in np.unique(speakers)}
     started = time.perf_counter()
@@ -142,11 +158,7 @@ def make_warped(out: Path, warps, seed: int = 0) -> None:
     for i in range(len(labels)):
         x = audio[offsets[i] : offsets[i + 1]].astype(np.float64)
         clips.append(_to_int16(place(warp(x, factor[int(speakers[i])]), RATE)))
-    seeds = [_cochlea_seed(seed, 0, i) for i in range(len(clips))]
-    spikes = cochlea_batch(clips, RATE, seeds=seeds, workers=2, progress="cochlea")
-    write_shd_h5(out / "shd_train.h5", [s.times for s in spikes], [s.units for s in spikes],
-                 labels, speakers, SHD_KEYS, n_channels=n_channels)  # fmt: skip
-    shutil.copy(base / "shd_test.h5", out / "shd_test.h5")
+    _write_training_split(out, base, clips, labels, speakers, n_channels, seed)
     (out / "warp.json").write_text(json.dumps({
         "warp": warps, "speakers": factor, "seconds": round(time.perf_counter() - started, 1),
     }, indent=1))  # fmt: skip
@@ -182,12 +194,7 @@ def make_revoiced(out: Path, jitter: float, shimmer: float, breath, tilt, seed: 
     except ImportError:
         sys.exit("source needs the WORLD vocoder: pip install pyworld-prebuilt")
     out.mkdir(parents=True, exist_ok=True)
-    base = ensure_speech_shd()
-    _, _, labels, n_channels = read_shd_events(base / "shd_train.h5")
-    with h5py.File(base / "shd_train.h5") as f:
-        speakers = f["extra/speaker"][()]
-    with np.load(base / "shd_train_audio.npz") as data:
-        audio, offsets = data["audio"], data["offsets"]
+    base, labels, n_channels, speakers, audio, offsets = _training_split()
     rng = np.random.default_rng(0x5011 + seed)
     who = {int(s): {"breath": float(rng.uniform(*breath)), "tilt": float(rng.uniform(*tilt))}
            for s in np.unique(speakers)}
@@ -197,11 +204,7 @@ def make_revoiced(out: Path, jitter: float, shimmer: float, breath, tilt, seed: 
         x = audio[offsets[i] : offsets[i + 1]].astype(np.float64) / 32768.0
         y = 32768.0 * revoice(x, who[int(speakers[i])], rng, jitter, shimmer)
         clips.append(_to_int16(place(y, RATE)))
-    seeds = [_cochlea_seed(seed, 0, i) for i in range(len(clips))]
-    spikes = cochlea_batch(clips, RATE, seeds=seeds, workers=2, progress="cochlea")
-    write_shd_h5(out / "shd_train.h5", [s.times for s in spikes], [s.units for s in spikes],
-                 labels, speakers, SHD_KEYS, n_channels=n_channels)  # fmt: skip
-    shutil.copy(base / "shd_test.h5", out / "shd_test.h5")
+    _write_training_split(out, base, clips, labels, speakers, n_channels, seed)
     (out / "source.json").write_text(json.dumps({
         "jitter": jitter, "shimmer": shimmer, "breath": breath, "tilt": tilt, "speakers": who,
         "seconds": round(time.perf_counter() - started, 1),
