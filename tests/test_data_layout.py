@@ -27,7 +27,7 @@ DATA_NAMES = [
 # Made public after the move, so that the command line and the trainer need no private path.
 DATA_NAMES_ADDED = [
     "DEFAULT_SPEECH_PER_CLASS", "SPEAKER_NAMES", "check_data_source", "is_recordings_folder",
-    "read_names", "TIME_AXES", "word_span",
+    "read_names", "TIME_AXES", "word_span", "check_time_axis",
 ]  # fmt: skip
 SPEECH_NAMES = [
     "ENGLISH_WORDS", "GERMAN_WORDS", "SHD_KEYS", "Speaker", "Utterance", "VOICE_VARIANTS",

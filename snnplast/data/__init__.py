@@ -42,6 +42,7 @@ from ._loading.loader import check_data_source as check_data_source
 from ._loading.loader import load_dataset as load_dataset
 from ._loading.speakers import split_by_speaker as split_by_speaker
 from ._loading.time_axis import TIME_AXES as TIME_AXES
+from ._loading.time_axis import check_time_axis as check_time_axis
 from ._loading.time_axis import word_span as word_span
 from ._recordings.convert import SPEAKER_NAMES as SPEAKER_NAMES
 from ._recordings.convert import convert_audio as convert_audio

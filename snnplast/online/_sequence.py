@@ -12,12 +12,12 @@ from ._online_step import OnlineStep
 
 
 def check_block(block, name: str = "block") -> int:
-    """``block`` checked: a number of steps, or ``None`` for the default choice
-    (:func:`resolve_block`)."""
+    """``block`` (or another count of steps, named `name` in the error) checked: a number of
+    steps, or ``None`` for the default choice."""
     if block is None:
         return None
     if isinstance(block, bool) or not isinstance(block, int) or block < 1:
-        raise ValueError(f"{name} must be a positive integer (steps per block) or None, "
+        raise ValueError(f"{name} must be a positive integer (a number of steps) or None, "
                          f"got {block!r}")
     return block
 

@@ -6,18 +6,13 @@ import dataclasses
 import math
 
 from .._errors import ValidationError
-from ..data import TIME_AXES
+from ..data import check_time_axis
 from ._augment import Augment
 from ._guard import check_on_nan
 from ._method import parse_method
 from ._models import check_model
 from ._optimizer import check_schedule
 from ._validate import check_method_fits
-
-
-def check_time_axis(time_axis) -> None:
-    if time_axis not in TIME_AXES:
-        raise ValidationError(f"time_axis must be one of {sorted(TIME_AXES)}, got {time_axis!r}")
 
 
 def _positive_int(name: str, value) -> None:

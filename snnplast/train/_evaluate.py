@@ -190,9 +190,9 @@ def evaluate(
     """A trained run's model on another data set's test split, or on a folder of recordings.
 
     The data is binned as the run's was (its time bins and time axis, and pooling that gives
-    the model's input width). A folder of ``.wav`` files, at any sample rate, is converted with the same
-    cochlea on the fly and cached (see :func:`snnplast.data.convert_audio` for how files are
-    labelled). Labels must be classes the model knows: SHD's digits line up with the default
+    the model's input width). A folder of ``.wav`` files, at any sample rate, is converted with
+    the same cochlea on the fly and cached (see :func:`snnplast.data.convert_audio` for how files
+    are labelled). Labels must be classes the model knows: SHD's digits line up with the default
     data set's classes. A prediction is the argmax over all the model's classes.
 
     Files written in `out` (default ``RUN_DIR/evaluate-<data name>/``): ``evaluation.json``

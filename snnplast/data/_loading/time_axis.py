@@ -74,7 +74,8 @@ TIME_AXES = {"absolute": _absolute, "word": _word}
 
 
 def check_time_axis(time_axis) -> str:
-    """Validate a time axis's name; return it."""
+    """`time_axis` checked against :data:`TIME_AXES` (a one-line error naming the allowed
+    ones); returned as given."""
     if time_axis not in TIME_AXES:
         raise ValidationError(f"time_axis must be one of {sorted(TIME_AXES)}, got {time_axis!r}")
     return time_axis
