@@ -166,28 +166,32 @@ def _index(pre, i):
 
 def run_blocks(blocked: BlockedStep, p, carry, inputs, targets, key, n_steps: int, block: int,
                *, trace_out: bool = True, from_zero: bool = False):
-    """``n_steps`` steps in blocks of ``block`` (the last one shorter if it must).
+    """``n_steps`` steps in blocks of ``block``: a shorter block first if they do not divide,
+    then every full block in one loop.
 
     `trace_out`: whether the traces after the last block are wanted (a learner carries them
-    on; a sequence's gradient does not need them). `from_zero`: the incoming traces are zero
-    (a sequence's start): the first block skips them, so they are never built.
+    on; a sequence's gradient does not need them: they are then left out only where the
+    sequence is one block). `from_zero`: the incoming traces are zero (a sequence's start):
+    the first block skips them, so they are never built.
+
+    Why one loop even for the last block, which computes traces nobody reads when
+    `trace_out` is false: a last block of its own, after the loop, made XLA keep its records
+    beside the loop's (ralif, 256 neurons, batch 64, T=1600: 59.9 MiB of scratch instead of
+    44.4; one trace copy is 24.75 MiB); the first block of its own, before the loop, does not.
     """
     k = min(block, n_steps)
-    full, rest = divmod(n_steps, k)
-    sizes = [k] * full + ([rest] if rest else [])
-    if from_zero:
-        carry = blocked.block(p, carry, inputs, targets, key, sizes[0], from_zero=True,
-                              trace_out=trace_out or len(sizes) > 1)[0]
-        sizes = sizes[1:]
-        if not sizes:
-            return carry
-    last = sizes.pop()
-    if sizes:
+    full, head = divmod(n_steps, k)
+    if from_zero and not head:
+        head, full = k, full - 1
+    if head:
+        carry = blocked.block(p, carry, inputs, targets, key, head, from_zero=from_zero,
+                              trace_out=trace_out or full > 0)[0]
+    if full:
         def body(c, _):
             return blocked.block(p, c, inputs, targets, key, k)[0], None
 
-        carry, _ = jax.lax.scan(body, carry, None, length=len(sizes))
-    return blocked.block(p, carry, inputs, targets, key, last, trace_out=trace_out)[0]
+        carry, _ = jax.lax.scan(body, carry, None, length=full)
+    return carry
 
 
 def at_time(a, t):
