@@ -114,11 +114,15 @@ def test_modes_and_entry_point(x64, getkey):
         sp.gradients(rlif, xs[0], ys[0], loss=_sq, block=4)
 
 
-def test_default_block_whole_sequence_when_short(x64, getkey):
+def test_default_block_whole_sequence_when_short(x64, getkey, monkeypatch):
     """A per-synapse trace (ALIF's adaptation): a short sequence is one block (no trace is
-    ever built), a long one blocks of DEFAULT_BLOCK; both give the step recursion's numbers.
-    A factorised trace (LIF) runs step by step."""
+    ever built; its records recomputed 3 steps at a time, so a chunk of 1 and three of 3), a
+    long one blocks of DEFAULT_BLOCK; both give the step recursion's numbers. A factorised
+    trace (LIF) runs step by step."""
+    import snnplast.online._blocked as blocked
     from snnplast.online import DEFAULT_BLOCK, resolve_block, whole_sequence_steps
+
+    monkeypatch.setattr(blocked, "RECOMPUTE_EVERY", 3)
 
     ralif = _f64(BUILTIN["ralif"](getkey()))
     runner = OnlineStep(ralif, jnp.zeros(N_IN), sp.Diagonal(), _sq)
@@ -221,6 +225,41 @@ def test_blocked_equals_steps_a_few_samples_at_a_time(samples, x64, getkey, monk
     monkeypatch.setattr(blocked, "UPDATE_SAMPLES", samples)
     cell = _f64(BUILTIN["ralif"](getkey()))
     _check_blocks(cell, sp.Diagonal(), [3], getkey(), batch=4)
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("name, policy", [
+    ("ralif", sp.Diagonal()), ("ralif", sp.Diagonal(lam=0.7)), ("ralif", sp.Immediate()),
+    ("alif", sp.Diagonal()), ("sequential", sp.Diagonal()), ("izhikevich", sp.Diagonal()),
+    ("linear_attention", sp.Diagonal()), ("columnar_lateral", sp.ColumnarPolicy())],
+    ids=lambda v: v if isinstance(v, str) else f"{v.name}-{v.lam}")
+def test_whole_sequence_recomputed_equals_steps(name, policy, x64, getkey, monkeypatch):
+    """A whole-sequence block whose records are recomputed from kept states, 3 or 4 steps at
+    a time (chunks of 1 + 3 x 3, 2 + 2 x 4) or not at all: the step recursion's numbers."""
+    import snnplast.online._blocked as blocked
+
+    cell = _f64(ALL[name](getkey()))
+    xs, ys = _problem(cell, getkey())
+    l1, g1 = online_loss_and_grad(cell, xs, ys, policy, _sq, block=1)
+    for every in (3, 4, None):
+        monkeypatch.setattr(blocked, "RECOMPUTE_EVERY", every)
+        lk, gk = online_loss_and_grad(cell, xs, ys, policy, _sq, block=T)
+        assert _rel(gk, g1) <= 1e-10, (every, _rel(gk, g1))
+        assert abs(float(lk - l1)) <= 1e-10 * abs(float(l1))
+
+
+@pytest.mark.slow
+def test_whole_sequence_recomputed_keeps_little(getkey, monkeypatch):
+    """A whole-sequence block that recomputes its records 10 steps at a time keeps less than
+    half the scratch of one that keeps every step's records (ALIF, 64 neurons, T=100)."""
+    import snnplast.online._blocked as blocked
+
+    cell = sp.ALIF(N_IN, 64, key=getkey(), recurrent=True)
+    monkeypatch.setattr(blocked, "RECOMPUTE_EVERY", 10)
+    recomputed = _blocked_temp_bytes(cell, 100, 100, batch=8)
+    monkeypatch.setattr(blocked, "RECOMPUTE_EVERY", None)
+    kept = _blocked_temp_bytes(cell, 100, 100, batch=8)
+    assert recomputed < 0.5 * kept, (recomputed, kept)
 
 
 def test_bench_prints_one_json_object(capsys):

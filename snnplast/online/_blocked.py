@@ -106,6 +106,13 @@ HOIST_EVERY = CONTRACT_EVERY
 # trace copy being 24.75 MiB; see README, section "Measured", for the times.
 UPDATE_SAMPLES = 1
 
+# Steps whose records a whole-sequence block recomputes at once from the states it kept
+# (BlockedStep._recomputed); None: every step's records are kept. Measured on the default
+# network (ralif, 256 neurons, batch 32, T=100; paired, 15 rounds): records kept 24.4 MiB of
+# scratch at 0.84x BPTT's time; recomputed every 5 / 10 / 16 steps 5.0 / 4.6 / 6.4 MiB at
+# 1.23 / 1.00 / 1.03x (BPTT 12.5 MiB).
+RECOMPUTE_EVERY: int | None = 10
+
 # Trace copies whose memory a sequence may take as one block (records of every step, no trace
 # at all) before it runs in blocks: the one copy that blocks hold (updated in place) and one
 # more, bought for time. Measured (ralif, 256 neurons, batch 64, T=100): one block 48.9 MiB in
@@ -218,7 +225,7 @@ class BlockedStep:
     """
 
     def __init__(self, runner: OnlineStep, *, hoist: bool = False,
-                 samples: int | None = None):
+                 samples: int | None = None, recompute: int | None = None):
         mode, reason = accumulation_mode(runner)
         if mode != "blocked":
             raise ValueError(f"blocked traces need a per-unit carried Jacobian: {reason}")
@@ -230,6 +237,13 @@ class BlockedStep:
             raise ValueError(f"samples must be a positive integer (samples whose traces a "
                              f"block's end updates at once), got {samples!r}")
         self.samples = samples
+        recompute = RECOMPUTE_EVERY if recompute is None else recompute
+        if recompute is not None and (isinstance(recompute, bool)
+                                      or not isinstance(recompute, int) or recompute < 1):
+            raise ValueError(f"recompute must be a positive integer (steps whose records a "
+                             f"whole-sequence block recomputes at once) or None, got "
+                             f"{recompute!r}")
+        self.recompute = recompute
         self.hoist = hoist and runner.hoist_plan() is not None
         tr = runner.traces
         self.primary = list(tr.primary)
@@ -290,6 +304,9 @@ class BlockedStep:
         """
         from ._sequence import at_time
 
+        if (from_zero and not trace_out and self.recompute and n > self.recompute
+                and not self.hoist):
+            return self._recomputed(p_leaves, carry, inputs, targets, key, n, offset)
         runner = self.runner
         traces = carry.traces
         # The traced parameters once per block (their static part does not change in time).
@@ -337,9 +354,8 @@ class BlockedStep:
         mu_in: dict = {}
         mu_F: dict = {}
         leaves_of: dict = {}
+        batch = jax.tree_util.tree_leaves(L)[0].shape[1]
         for leaves, ps in self.groups.items():
-            As = {k: v for k, v in A.items() if k[0] in leaves and k[1] in leaves}
-            batch = jax.tree_util.tree_leaves(L)[0].shape[1]
             lam0 = {a: jnp.zeros((batch,) + shapes[a], L[a].dtype) for a in leaves}
             mu0 = {}
             if trace_out:
@@ -347,50 +363,10 @@ class BlockedStep:
                                                batch) for a in leaves}
                 mu0 = self._fill_mu(leaves, mu0, batch)
 
-            # lambda meets F[(a, p)] unless a cuts p's path (there lambda + E does); mu_s[(a, b)]
-            # meets F[(b, p)].
-            lam_out = {a for a in leaves for p in ps
-                       if (a, p) in F and a not in self.cuts.get(p, ())}
-            mu_out = {(a, b) for a, b in mu0 if any((b, p) in F for p in ps)}
-
-            def rev(c, rec, leaves=leaves, batch=batch, lam_out=lam_out, mu_out=mu_out):
-                lam_next, mu, acc = c
-                L_i, A_i, i = rec
-                # lambda_{t0+i} = L[i] + lambda_{t0+i+1} A[i];  mu_{t0+i} = mu_{t0+i+1} A[i]
-                lam = jax.vmap(lambda r, ai: _rows_times(r, ai, leaves))(lam_next, A_i)
-                lam = {b: L_i[b] + lam.get(b, 0.0) for b in leaves}
-                new_mu = {}
-                if mu:
-                    new_mu = {k: self._coerce_mu(leaves, k, v, None)
-                              for k, v in jax.vmap(_mu_times)(mu, A_i).items()}
-                    new_mu = self._fill_mu(leaves, new_mu, batch)
-                # The signal with the direct term, lambda + E, is written over E's record in
-                # place (a carried buffer): no second [K, B, ...] array.
-                acc = {a: jax.lax.dynamic_update_index_in_dim(
-                    e, lam_next[a] + jax.lax.dynamic_index_in_dim(e, i, keepdims=False), i, 0)
-                    for a, e in acc.items()}
-                # Only what meets some F leaves the scan: its outputs are [K, B, ...] records.
-                return (lam, new_mu, acc), ({a: lam_next[a] for a in lam_out},
-                                            {k: mu[k] for k in mu_out if k in mu})
-
-            E_group = {a: E[a] for a in leaves
-                       if any(a in self.cuts.get(p, ()) for p in ps)}
-            (lam_t0, mu_t0, lam_e), (lam_after, mu_s) = jax.lax.scan(
-                rev, (lam0, mu0, E_group), ({a: L[a] for a in leaves}, As, jnp.arange(n)),
-                reverse=True)
-            # lam_after[i] = lambda_{t0+i+1}, the signal that meets F[i]; mu_s[i] = Phi(t1, t0+i+1).
+            lam_t0, mu_t0, lam_e, lam_after, mu_s = self._reverse(leaves, ps, L, A, E, F, lam0,
+                                                                  mu0, n)
+            grad_phi = self._contract_f(leaves, ps, F, lam_e, lam_after, grad_phi)
             for p in ps:
-                g = grad_phi[p]
-                # F[i] meets lambda_{t0+i+1} (the trace term) and, for the leaves that cut
-                # p's path to the output, E[i] (the direct term): one product for both.
-                for a in leaves:
-                    if (a, p) not in runner.traces.structure or (a, p) not in F:
-                        continue
-                    signal = lam_e[a] if a in self.cuts.get(p, ()) else lam_after[a]
-                    f = F[(a, p)]
-                    flat = SJac(f.out_shape, f.in_shape, f.ties, _flat2(f.val), f.val_keys)
-                    g = g + contract_batch(_flat2(signal), flat)
-                grad_phi[p] = g
                 leaves_of[p] = leaves
                 if not from_zero:
                     for a in leaves:
@@ -409,6 +385,139 @@ class BlockedStep:
         return head._replace(traces=new_traces if trace_out else traces, grad_phi=grad_phi,
                              pending={a: jnp.zeros_like(v) for a, v in carry.pending.items()}
                              ), losses
+
+    def _reverse(self, leaves, ps, L, A, E, F, lam0, mu0, n):
+        """The reverse scan of the leaves ``leaves`` (the parameters ``ps``) over ``n`` steps of
+        records ``[n, B, ...]``, from ``lambda = lam0`` and ``mu = mu0`` at the end.
+
+        **Returns:** ``(lam_t0, mu_t0, lam_e, lam_after, mu_s)``: lambda and mu at the start,
+        ``lambda + E`` written over E's records of the cut leaves, and the records
+        ``lam_after[i] = lambda_{t0+i+1}`` and ``mu_s[i] = Phi(t1, t0+i+1)`` that meet some F.
+        """
+        As = {k: v for k, v in A.items() if k[0] in leaves and k[1] in leaves}
+        batch = jax.tree_util.tree_leaves(L)[0].shape[1]
+        # lambda meets F[(a, p)] unless a cuts p's path (there lambda + E does); mu_s[(a, b)]
+        # meets F[(b, p)].
+        lam_out = {a for a in leaves for p in ps
+                   if (a, p) in F and a not in self.cuts.get(p, ())}
+        mu_out = {(a, b) for a, b in mu0 if any((b, p) in F for p in ps)}
+
+        def rev(c, rec):
+            lam_next, mu, acc = c
+            L_i, A_i, i = rec
+            # lambda_{t0+i} = L[i] + lambda_{t0+i+1} A[i];  mu_{t0+i} = mu_{t0+i+1} A[i]
+            lam = jax.vmap(lambda r, ai: _rows_times(r, ai, leaves))(lam_next, A_i)
+            lam = {b: L_i[b] + lam.get(b, 0.0) for b in leaves}
+            new_mu = {}
+            if mu:
+                new_mu = {k: self._coerce_mu(leaves, k, v, None)
+                          for k, v in jax.vmap(_mu_times)(mu, A_i).items()}
+                new_mu = self._fill_mu(leaves, new_mu, batch)
+            # The signal with the direct term, lambda + E, is written over E's record in
+            # place (a carried buffer): no second [K, B, ...] array.
+            acc = {a: jax.lax.dynamic_update_index_in_dim(
+                e, lam_next[a] + jax.lax.dynamic_index_in_dim(e, i, keepdims=False), i, 0)
+                for a, e in acc.items()}
+            # Only what meets some F leaves the scan: its outputs are [K, B, ...] records.
+            return (lam, new_mu, acc), ({a: lam_next[a] for a in lam_out},
+                                        {k: mu[k] for k in mu_out if k in mu})
+
+        E_group = {a: E[a] for a in leaves if any(a in self.cuts.get(p, ()) for p in ps)}
+        (lam_t0, mu_t0, lam_e), (lam_after, mu_s) = jax.lax.scan(
+            rev, (lam0, mu0, E_group), ({a: L[a] for a in leaves}, As, jnp.arange(n)),
+            reverse=True)
+        return lam_t0, mu_t0, lam_e, lam_after, mu_s
+
+    def _contract_f(self, leaves, ps, F, lam_e, lam_after, grad_phi: list) -> list:
+        """``grad_phi`` plus each ``F[i]`` met by ``lambda_{t0+i+1}`` (the trace term) and, for
+        the leaves that cut p's path to the output, ``E[i]`` (the direct term): one product
+        over (steps, batch) for both."""
+        grad_phi = list(grad_phi)
+        structure = self.runner.traces.structure
+        for p in ps:
+            g = grad_phi[p]
+            for a in leaves:
+                if (a, p) not in structure or (a, p) not in F:
+                    continue
+                signal = lam_e[a] if a in self.cuts.get(p, ()) else lam_after[a]
+                f = F[(a, p)]
+                flat = SJac(f.out_shape, f.in_shape, f.ties, _flat2(f.val), f.val_keys)
+                g = g + contract_batch(_flat2(signal), flat)
+            grad_phi[p] = g
+        return grad_phi
+
+
+    # ----- a whole sequence, its records recomputed a chunk at a time -------------------------
+    def _recomputed(self, p_leaves, carry: Carry, inputs, targets, key, n: int, offset):
+        """:meth:`block` for a whole sequence (from zero traces, none wanted at the end) whose
+        records are not kept: a forward pass keeps the carry every :attr:`recompute` steps
+        (state, same-step Jacobians, policy state, time), and the reverse pass recomputes one
+        chunk's records from its checkpoint, runs the chunk's reverse scan (lambda carried from
+        the chunk after it) and contracts its F. Memory: the checkpoints and one chunk's
+        records instead of every step's; time: one more forward pass of the steps.
+        """
+        from ._sequence import at_time
+
+        runner = self.runner
+        direct = (self.cuts, runner.graph.phi_of(p_leaves)) if self.cuts else None
+        size = self.recompute
+        full, first = divmod(n, size)
+        start = carry._replace(traces={}, pending={})
+
+        def step(c):
+            t = c.t - offset
+            x_t, y_t = (jax.tree_util.tree_map(lambda a: at_time(a, t), z)
+                        for z in (inputs, targets))
+            return runner.record(p_leaves, c, x_t, y_t, jax.random.fold_in(key, c.t), direct)
+
+        def plain(c, _):
+            new, _ = step(c)  # the records are not outputs: XLA drops what only they need
+            return new, new.loss - c.loss
+
+        def keep(c):
+            return c.state, c.k_prev, c.policy_state, c.t
+
+        def chunk_forward(c, _):
+            kept = keep(c)
+            c, losses = jax.lax.scan(plain, c, None, length=size)
+            return c, (kept, losses)
+
+        kept_first = keep(start)
+        c, losses_first = jax.lax.scan(plain, start, None, length=first)
+        c, (kept, losses) = jax.lax.scan(chunk_forward, c, None, length=full)
+        losses = jnp.concatenate([losses_first, losses.reshape(-1)])
+
+        shapes = runner.graph.s_shapes
+        batch = jax.tree_util.tree_leaves(c.state)[0].shape[0]
+
+        def chunk_reverse(state, kept, length):
+            lam, grad_phi = state
+            state0, k_prev, policy_state, t = kept
+            c0 = start._replace(state=state0, k_prev=k_prev, policy_state=policy_state, t=t)
+            _, (L, A, F, E) = jax.lax.scan(lambda c, _: step(c), c0, None, length=length)
+            if self.restricts:
+                F = {k: jax.vmap(jax.vmap(lambda f, k=k: runner.policy.restrict_trace(
+                    f, k[0], k[1], runner.context)))(f) for k, f in F.items()}
+            new_lam = {}
+            for leaves, ps in self.groups.items():
+                lam_t0, _, lam_e, lam_after, _ = self._reverse(leaves, ps, L, A, E, F,
+                                                               lam[leaves], {}, length)
+                grad_phi = self._contract_f(leaves, ps, F, lam_e, lam_after, grad_phi)
+                new_lam[leaves] = lam_t0
+            return new_lam, grad_phi
+
+        lam = {leaves: {a: jnp.zeros((batch,) + shapes[a], runner.dtype) for a in leaves}
+               for leaves in self.groups}
+        state = (lam, list(c.grad_phi))
+        if full:
+            state, _ = jax.lax.scan(lambda s, k: (chunk_reverse(s, k, size), None), state, kept,
+                                    reverse=True)
+        if first:
+            state = chunk_reverse(state, kept_first, first)
+        return c._replace(grad_phi=state[1],
+                          pending={a: jnp.zeros_like(v) for a, v in carry.pending.items()}
+                          ), losses
+
 
     # ----- the incoming traces: read once, updated in place -----------------------------------
     def _carried(self, traces: dict, parts: _CarriedParts, grad_phi: list):
