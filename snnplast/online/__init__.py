@@ -3,6 +3,7 @@ learning signal; memory independent of sequence length."""
 
 from ._blocked import DEFAULT_BLOCK as DEFAULT_BLOCK
 from ._blocked import HOIST_EVERY as HOIST_EVERY
+from ._blocked import RECOMPUTE_EVERY as RECOMPUTE_EVERY
 from ._blocked import UPDATE_SAMPLES as UPDATE_SAMPLES
 from ._blocked import BlockedStep as BlockedStep
 from ._blocked import accumulation_mode as accumulation_mode

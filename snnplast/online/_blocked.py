@@ -107,7 +107,7 @@ HOIST_EVERY = CONTRACT_EVERY
 UPDATE_SAMPLES = 1
 
 # Steps whose records a whole-sequence block recomputes at once from the states it kept
-# (BlockedStep._recomputed); None: every step's records are kept. Measured on the default
+# (BlockedStep._recomputed); 0 or None: every step's records are kept. Measured on the default
 # network (ralif, 256 neurons, batch 32, T=100; paired, 15 rounds): records kept 24.4 MiB of
 # scratch at 0.84x BPTT's time; recomputed every 5 / 10 / 16 steps 5.0 / 4.6 / 6.4 MiB at
 # 1.23 / 1.00 / 1.03x (BPTT 12.5 MiB).
@@ -222,6 +222,9 @@ class BlockedStep:
     :data:`HOIST_EVERY` steps at a time inside the block's forward scan. `samples`: how many
     samples' traces a block's end updates at once, in place (default: :data:`UPDATE_SAMPLES`
     where some trace is stored per synapse, else the whole batch in one batched update).
+    `recompute`: steps whose records a whole-sequence block (from zero traces, none wanted at
+    its end) recomputes at once from the states it kept, in its reverse pass (default
+    :data:`RECOMPUTE_EVERY`; ``0``: keep every step's records; never with `hoist`).
     """
 
     def __init__(self, runner: OnlineStep, *, hoist: bool = False,
@@ -239,10 +242,10 @@ class BlockedStep:
         self.samples = samples
         recompute = RECOMPUTE_EVERY if recompute is None else recompute
         if recompute is not None and (isinstance(recompute, bool)
-                                      or not isinstance(recompute, int) or recompute < 1):
-            raise ValueError(f"recompute must be a positive integer (steps whose records a "
-                             f"whole-sequence block recomputes at once) or None, got "
-                             f"{recompute!r}")
+                                      or not isinstance(recompute, int) or recompute < 0):
+            raise ValueError(f"recompute must be a number of steps (whose records a "
+                             f"whole-sequence block recomputes at once; 0: keep every "
+                             f"step's) or None (the default), got {recompute!r}")
         self.recompute = recompute
         self.hoist = hoist and runner.hoist_plan() is not None
         tr = runner.traces

@@ -23,7 +23,7 @@ def check_block(block, name: str = "block") -> int:
 
 
 def online_loss_and_grad(model, inputs, targets, policy, loss, *, key=None, with_scores=False,
-                         block=None, contract_every=None, hoist=False):
+                         block=None, contract_every=None, hoist=False, recompute=None):
     """Mean over the batch of ``sum_t loss(out_t, y_t)`` and its online gradient.
 
     **Arguments:**
@@ -50,6 +50,11 @@ def online_loss_and_grad(model, inputs, targets, policy, loss, *, key=None, with
       was slower in blocks, and its values cost memory
       (benchmarks/results/online_suite_rlif_hoisted.md).
 
+    - `recompute`: where the sequence is one block, steps whose records its reverse pass
+      recomputes at once from states kept in the forward pass (``None``:
+      :data:`snnplast.online.RECOMPUTE_EVERY`; ``0``: keep every step's records, more memory,
+      less time). The same numbers either way (up to float rounding).
+
     **Returns:** ``(loss, grads)`` (and the summed outputs) with ``grads`` shaped like the model
     (``None`` where the model has no trainable array).
     """
@@ -71,8 +76,8 @@ def online_loss_and_grad(model, inputs, targets, policy, loss, *, key=None, with
         carry = gathered.run(p, gathered.init(model, batch, key), inputs, targets, key,
                              n_steps).inner
     elif block > 1:
-        carry = run_blocks(BlockedStep(runner, hoist=hoist), p, carry, inputs, targets, key,
-                           n_steps, block, trace_out=False, from_zero=True)
+        carry = run_blocks(BlockedStep(runner, hoist=hoist, recompute=recompute), p, carry,
+                           inputs, targets, key, n_steps, block, trace_out=False, from_zero=True)
         carry = carry._replace(pending={})  # the blocks leave no direct term pending
     else:
         carry = run_steps(runner, p, carry, inputs, targets, key, n_steps,
