@@ -14,7 +14,9 @@ meet the cochlea at the same operating point, and what does an 8 kHz channel cos
         log spike counts (20 x 28 cells of the binned sample, each sample standardised) trained
         on the English words of a synthetic training split (the default set, or FOLDER), tested
         on the real recordings; also trained on time-shifted copies (-6..2 bins), on a FOLDER
-        made by ``sim_to_real_voices.py flite`` split into its eSpeak and Flite speakers, and
+        made by ``sim_to_real_voices.py flite`` or ``neural`` split into its eSpeak NG and other
+        speakers (beside the same speakers' eSpeak NG words and random draws of as many eSpeak NG
+        speakers from the default set: the probe's spread), and
         with both sides binned on the word time axis (``--time-axis word``, 40 bins), and
         trained on all 20 words (scored over all 20, as the network is). The
         real set is only ever tested on (it is the validation set: nothing trains on it).
@@ -48,6 +50,9 @@ DEFAULT_REAL = Path(
     os.environ.get("SNNPLAST_REAL_DIGITS")
     or Path(__file__).resolve().parents[1].parent / "shared" / "data" / "real-digits"
 )
+# The manifests ``sim_to_real_voices.py`` writes beside a variant's training split: which of its
+# speakers speak English with another voice source.
+MANIFESTS = {"Flite": "flite_speakers.json", "neural": "neural_speakers.json"}
 BANDS = [(0, 30), (30, 50), (50, 70), (70, 100), (100, 140)]
 
 
@@ -165,12 +170,30 @@ def linear(real_dir: Path, data: Path | None) -> int:
     # As the network is scored: trained on all 20 words, the argmax over all 20.
     print(f"  all 20 words, as made:          {probe(x, y, (rx, ry)):.1%}")
     print(f"  all 20 words, word time axis:   {probe(word_x, word_y, tests):.1%}")
-    manifest = (data / "flite_speakers.json") if data else None
-    if manifest and manifest.is_file():
-        flite = np.isin(who, [int(k) for k in json.loads(manifest.read_text())["speakers"]])
-        for name, part in (("eSpeak NG speakers", ~flite), ("Flite speakers", flite)):
+    for source, manifest in MANIFESTS.items():
+        if not (data and (data / manifest).is_file()):
+            continue
+        chosen = [int(k) for k in json.loads((data / manifest).read_text())["speakers"]]
+        new = np.isin(who, chosen)
+        for name, part in (("eSpeak NG speakers", ~new), (f"{source} speakers", new)):
             keep = english & part
             print(f"  {name} only ({keep.sum()}): {probe(x[keep], y[keep], (rx, ry)):.1%}")
+        # The yardstick for the line above: the same speakers' eSpeak NG words in the default
+        # set, and as many other speakers drawn at random (the probe's spread over speakers).
+        base, _ = binned_split(ensure_speech_shd(), True, progress=False)
+        bx, by, bwho = np.asarray(base.x), np.asarray(base.y), np.asarray(base.speakers)
+        same = (by < 10) & np.isin(bwho, chosen)
+        same_score = probe(bx[same], by[same], (rx, ry))
+        print(f"  the same speakers, eSpeak NG (default set): {same_score:.1%}")
+        rng = np.random.default_rng(0)
+        drawn = [
+            probe(bx[keep], by[keep], (rx, ry))
+            for keep in ((by < 10) & np.isin(bwho, rng.permutation(np.unique(bwho))[: len(chosen)])
+                         for _ in range(6))
+        ]  # fmt: skip
+        print(f"  {len(chosen)} eSpeak NG speakers drawn at random, 6 draws: mean "
+              f"{np.mean(drawn):.1%}, sd {np.std(drawn, ddof=1):.1%}, "
+              f"range {min(drawn):.1%}-{max(drawn):.1%}")  # fmt: skip
     return 0
 
 
