@@ -55,6 +55,7 @@ import json
 import shutil
 import sys
 import time
+from functools import partial
 from pathlib import Path
 
 import h5py
@@ -96,12 +97,12 @@ def speak(engine: Flite, who: dict, word: str, rng: np.random.Generator) -> np.n
     return _to_int16(place(x, RATE))
 
 
-def replace_english(out: Path, name: str, n_speakers: int, seed: int, new_speaker, speak,
-                    held_out, info: dict, tag: int) -> None:
-    """The default training split with the English words of `n_speakers` of its speakers made by
-    ``speak(who, word, rng)`` for ``who = new_speaker(rng, i)``; the held-out speakers
-    ``held_out(rng)`` (an iterable, drawn as they speak) say the ten digits into
-    ``OUT/NAME_test`` as WAVs; ``OUT/NAME_speakers.json`` lists who is who, with `info`."""
+def replace_english(out: Path, name: str, voices, draw, say, n_speakers: int, warps,
+                    held_out_warps, seed: int, tag: int) -> None:
+    """The default training split with the English words of `n_speakers` of its speakers said by
+    ``say(who, word, rng)``, each ``who = draw(rng, voice, warps)`` for the next of `voices` in
+    turn; held-out speakers (one per voice and band of `held_out_warps`) say the ten digits into
+    ``OUT/NAME_test`` as WAVs; ``OUT/NAME_speakers.json`` lists who is who."""
     out.mkdir(parents=True, exist_ok=True)
     base = ensure_speech_shd()
     times, units, labels, n_channels = read_shd_events(base / "shd_train.h5")
@@ -109,20 +110,22 @@ def replace_english(out: Path, name: str, n_speakers: int, seed: int, new_speake
         speakers = f["extra/speaker"][()]
     rng = np.random.default_rng([seed, tag])
     chosen = rng.permutation(len(np.unique(speakers)))[:n_speakers]
-    new = {int(s): new_speaker(rng, i) for i, s in enumerate(chosen)}
+    new = {int(s): draw(rng, voices[i % len(voices)], warps) for i, s in enumerate(chosen)}
     index, clips = [], []
     started = time.perf_counter()
     todo = [i for i, (y, who) in enumerate(zip(labels, speakers)) if int(who) in new and y < 10]
     for i in tqdm(todo, desc="speech", file=sys.stderr):
         index.append(i)
-        clips.append(speak(new[int(speakers[i])], ENGLISH_WORDS[labels[i]], rng))
+        clips.append(say(new[int(speakers[i])], ENGLISH_WORDS[labels[i]], rng))
     spoken = time.perf_counter() - started
     test = out / f"{name}_test"
     test.mkdir(exist_ok=True)
     test_rng = np.random.default_rng([seed, 0x7E57])
-    for k, who in enumerate(held_out(test_rng), start=1):
+    # Each held-out speaker is drawn just before it speaks (the order Flite's set was made in).
+    held_out = (draw(test_rng, v, band) for v in voices for band in held_out_warps)
+    for k, who in enumerate(held_out, start=1):
         for digit, word in enumerate(ENGLISH_WORDS):
-            clip = speak(who, word, test_rng)
+            clip = say(who, word, test_rng)
             wavfile.write(test / f"{digit}_{name[0]}{chr(96 + k)}_0.wav", RATE, clip)
     spikes = cochlea_batch(clips, RATE, seeds=[_cochlea_seed(seed + 7, 0, i) for i in index],
                            workers=2, progress="cochlea")  # fmt: skip
@@ -132,20 +135,16 @@ def replace_english(out: Path, name: str, n_speakers: int, seed: int, new_speake
                  n_channels=n_channels)  # fmt: skip
     shutil.copy(base / "shd_test.h5", out / "shd_test.h5")
     (out / f"{name}_speakers.json").write_text(json.dumps({
-        "speakers": {str(k): v for k, v in new.items()}, **info, "clips": len(clips),
+        "speakers": {str(k): v for k, v in new.items()}, "warp": warps,
+        "held_out_warp": held_out_warps, "clips": len(clips),
         "seconds_speech": round(spoken, 1), "seconds": round(time.perf_counter() - started, 1),
     }, indent=1))  # fmt: skip
 
 
 def make(out: Path, n_speakers: int, warps, held_out_warps, seed: int = 0) -> None:
     with Flite() as engine:
-        replace_english(
-            out, "flite", n_speakers, seed,
-            lambda rng, i: speaker(rng, VOICES[i % len(VOICES)], warps),
-            lambda who, word, rng: speak(engine, who, word, rng),
-            lambda rng: (speaker(rng, v, band) for v in VOICES for band in held_out_warps),
-            {"warp": warps, "held_out_warp": held_out_warps}, 0xF117E,
-        )  # fmt: skip
+        replace_english(out, "flite", VOICES, speaker, partial(speak, engine), n_speakers, warps,
+                        held_out_warps, seed, 0xF117E)  # fmt: skip
 
 
 def neural_speaker(rng: np.random.Generator, voice: str, warps) -> dict:
@@ -180,14 +179,8 @@ def make_neural(out: Path, n_speakers: int, warps, held_out_warps, seed: int = 0
         voices = {"joe": neural_voice("joe", seed=seed), "heart": neural_voice("heart")}
     except ValueError as e:
         sys.exit(f"neural: {e}")
-    names = list(NEURAL_VOICES)
-    replace_english(
-        out, "neural", n_speakers, seed,
-        lambda rng, i: neural_speaker(rng, names[i % len(names)], warps),
-        lambda who, word, rng: neural_speak(voices, who, word, rng),
-        lambda rng: (neural_speaker(rng, v, band) for v in names for band in held_out_warps),
-        {"warp": warps, "held_out_warp": held_out_warps}, 0x4E0A1,
-    )  # fmt: skip
+    replace_english(out, "neural", list(NEURAL_VOICES), neural_speaker, partial(neural_speak, voices),
+                    n_speakers, warps, held_out_warps, seed, 0x4E0A1)  # fmt: skip
 
 
 def _training_split():

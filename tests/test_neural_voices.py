@@ -2,7 +2,7 @@
 
 The Piper adapter is tested on a stand-in for the ONNX session (it records what the model is
 asked and answers with known samples), under a configuration written here; the real voices
-only where their packages are installed, else those tests skip with a message.
+only where their packages are installed, else those tests skip with a message (Piper's is slow).
 """
 
 import json
@@ -93,6 +93,7 @@ def real(name, **kwargs):
         pytest.skip(str(e))
 
 
+@pytest.mark.slow  # two loads of a 63 MB model: 3-6 s on the shared machine
 def test_real_piper_voice_speaks_reproducibly():
     a, b = real("joe", seed=5), real("joe", seed=5)
     x, rate = a.synthesize("three")
