@@ -16,7 +16,8 @@ meet the cochlea at the same operating point, and what does an 8 kHz channel cos
         on the real recordings; also trained on time-shifted copies (-6..2 bins), on a FOLDER
         made by ``sim_to_real_voices.py flite`` or ``neural`` split into its eSpeak NG and other
         speakers (beside the same speakers' eSpeak NG words and random draws of as many eSpeak NG
-        speakers from the default set: the probe's spread), and
+        speakers from the default set: the probe's spread; then each voice of the source apart,
+        and both groups on the word time axis), and
         with both sides binned on the word time axis (``--time-axis word``, 40 bins), and
         trained on all 20 words (scored over all 20, as the network is). The
         real set is only ever tested on (it is the validation set: nothing trains on it).
@@ -164,7 +165,7 @@ def linear(real_dir: Path, data: Path | None) -> int:
     real, _, _ = load_recordings(real_dir, n_bins=40, time_axis="word", progress=False)
     train, _ = binned_split(data or ensure_speech_shd(), True, n_bins=40, time_axis="word",
                             progress=False)  # fmt: skip
-    word_x, word_y = np.asarray(train.x), np.asarray(train.y)
+    word_x, word_y, word_who = np.asarray(train.x), np.asarray(train.y), np.asarray(train.speakers)
     tests = (np.asarray(real.x), np.asarray(real.y))
     print(f"  word time axis:     {probe(word_x[word_y < 10], word_y[word_y < 10], tests):.1%}")
     # As the network is scored: trained on all 20 words, the argmax over all 20.
@@ -173,7 +174,8 @@ def linear(real_dir: Path, data: Path | None) -> int:
     for source, manifest in MANIFESTS.items():
         if not (data and (data / manifest).is_file()):
             continue
-        chosen = [int(k) for k in json.loads((data / manifest).read_text())["speakers"]]
+        listed = json.loads((data / manifest).read_text())["speakers"]
+        chosen = [int(k) for k in listed]
         new = np.isin(who, chosen)
         for name, part in (("eSpeak NG speakers", ~new), (f"{source} speakers", new)):
             keep = english & part
@@ -194,6 +196,18 @@ def linear(real_dir: Path, data: Path | None) -> int:
         print(f"  {len(chosen)} eSpeak NG speakers drawn at random, 6 draws: mean "
               f"{np.mean(drawn):.1%}, sd {np.std(drawn, ddof=1):.1%}, "
               f"range {min(drawn):.1%}-{max(drawn):.1%}")  # fmt: skip
+        # Each voice of the source apart, beside its speakers' eSpeak NG words.
+        for voice in sorted({who_is["voice"] for who_is in listed.values()}):
+            ids = [int(k) for k, who_is in listed.items() if who_is["voice"] == voice]
+            keep, same = english & np.isin(who, ids), (by < 10) & np.isin(bwho, ids)
+            print(f"  {source} voice {voice} only ({keep.sum()}): "
+                  f"{probe(x[keep], y[keep], (rx, ry)):.1%}; the same speakers, eSpeak NG: "
+                  f"{probe(bx[same], by[same], (rx, ry)):.1%}")  # fmt: skip
+        new = np.isin(word_who, chosen)
+        scores = [probe(word_x[k], word_y[k], tests) for k in (~new & (word_y < 10),
+                                                               new & (word_y < 10))]  # fmt: skip
+        print(f"  word time axis, eSpeak NG speakers only: {scores[0]:.1%}, {source} speakers "
+              f"only: {scores[1]:.1%}")  # fmt: skip
     return 0
 
 
