@@ -103,11 +103,13 @@ def replace_english(out: Path, name: str, voices, draw, say, n_speakers: int, wa
     ``say(who, word, rng)``, each ``who = draw(rng, voice, warps)`` for the next of `voices` in
     turn; held-out speakers (one per voice and band of `held_out_warps`) say the ten digits into
     ``OUT/NAME_test`` as WAVs; ``OUT/NAME_speakers.json`` lists who is who."""
-    out.mkdir(parents=True, exist_ok=True)
     base = ensure_speech_shd()
     times, units, labels, n_channels = read_shd_events(base / "shd_train.h5")
     with h5py.File(base / "shd_train.h5") as f:
         speakers = f["extra/speaker"][()]
+    if not 1 <= n_speakers <= len(np.unique(speakers)):
+        sys.exit(f"--speakers must be in 1..{len(np.unique(speakers))}, got {n_speakers}")
+    out.mkdir(parents=True, exist_ok=True)
     rng = np.random.default_rng([seed, tag])
     chosen = rng.permutation(len(np.unique(speakers)))[:n_speakers]
     new = {int(s): draw(rng, voices[i % len(voices)], warps) for i, s in enumerate(chosen)}
