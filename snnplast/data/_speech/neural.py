@@ -41,8 +41,9 @@ def _check_text(text) -> None:
 class NeuralVoice(abc.ABC):
     """One neural voice: text and a take's features in, float audio out."""
 
-    # The features a take accepts, with the voice's own value for each (what an absent one gets).
-    features: ClassVar[Mapping[str, float]]
+    # The features a take accepts, with the voice's own value for each (what an absent one gets;
+    # a Piper voice reads its values from its configuration).
+    features: Mapping[str, float]
     # The features' allowed ranges (closed), checked before the model runs.
     ranges: ClassVar[Mapping[str, tuple[float, float]]]
 
@@ -90,7 +91,6 @@ class PiperNeuralVoice(NeuralVoice):
       model (a stand-in for tests; `config` is still read).
     """
 
-    features: ClassVar[Mapping[str, float]] = {}
     ranges: ClassVar[Mapping[str, tuple[float, float]]] = {
         "length_scale": (0.25, 4.0),
         "noise_scale": (0.0, 2.0),
@@ -160,7 +160,7 @@ class PiperNeuralVoice(NeuralVoice):
 class HibariNeuralVoice(NeuralVoice):
     """hibari's bundled voice ``heart`` (Kokoro's ``af_heart``, distilled), from ``hibari-tts``."""
 
-    features: ClassVar[Mapping[str, float]] = {"speed": 1.0}
+    features: Mapping[str, float] = {"speed": 1.0}
     ranges: ClassVar[Mapping[str, tuple[float, float]]] = {"speed": (0.5, 2.0)}
 
     def __init__(self):
