@@ -72,8 +72,7 @@ def accumulation_mode(runner: OnlineStep) -> tuple[str, str]:
     return "blocked", "every carried block of H is per unit (elementwise)"
 
 
-def resolve_block(runner: OnlineStep, block: int | None, n_steps: int | None = None,
-                  recompute: int | None = None) -> int:
+def resolve_block(runner: OnlineStep, block: int | None, n_steps: int | None = None) -> int:
     """The number of steps per block to run ``runner`` with; ``1`` is the step recursion.
 
     A policy whose carried ``H~`` is not per unit always runs step by step. With
@@ -83,10 +82,8 @@ def resolve_block(runner: OnlineStep, block: int | None, n_steps: int | None = N
     cost little per step, and blocks would only add their records
     (benchmarks/results/online_suite_rlif.md: ~10x the scratch memory, no faster). Where blocks
     are used, a sequence of `n_steps` is one block when its records take no more memory than
-    blocks of :data:`DEFAULT_BLOCK` with the trace they carry and one trace more, or, with its
-    records recomputed (`recompute`, as :class:`BlockedStep` takes it), when its kept states
-    take no more than those blocks (:func:`whole_sequence_steps`): then no per-synapse trace
-    exists at all, which is faster.
+    blocks of :data:`DEFAULT_BLOCK` with the trace they carry and one trace more
+    (:func:`whole_sequence_steps`): then no per-synapse trace exists at all, which is faster.
     """
     if accumulation_mode(runner)[0] != "blocked":
         return 1
@@ -94,7 +91,7 @@ def resolve_block(runner: OnlineStep, block: int | None, n_steps: int | None = N
         return block
     if not _per_synapse(runner):
         return 1
-    if n_steps is not None and n_steps <= whole_sequence_steps(runner, recompute):
+    if n_steps is not None and n_steps <= whole_sequence_steps(runner):
         return n_steps
     return DEFAULT_BLOCK
 
@@ -123,48 +120,17 @@ RECOMPUTE_EVERY: int | None = 10
 _TRACE_COPIES = 2
 
 
-def whole_sequence_steps(runner: OnlineStep, recompute: int | None = None) -> int:
-    """The longest sequence that :func:`resolve_block` runs as one block. With every step's
-    records kept (``recompute`` 0): its records (learning signals, carried blocks, immediate
-    influences) take no more numbers than ``DEFAULT_BLOCK`` steps of records plus two copies
-    of the traces, the one those blocks carry and one more, the memory a short sequence may
-    spend not to form traces at all. With records recomputed every ``recompute`` steps
-    (``None``: :data:`RECOMPUTE_EVERY`): also as long as the states it keeps (one checkpoint per
-    ``recompute`` steps) and one chunk of records take no more than those blocks and their one
-    trace copy.
+def whole_sequence_steps(runner: OnlineStep) -> int:
+    """The longest sequence that :func:`resolve_block` runs as one block: its per-step records
+    (learning signals, carried blocks, immediate influences) take no more numbers than
+    ``DEFAULT_BLOCK`` steps of records plus two copies of the traces: the one those blocks
+    carry and one more, the memory a short sequence may spend not to form traces at all.
 
     **Returns:** a number of steps ``>= DEFAULT_BLOCK``.
     """
-    recompute = check_recompute(recompute)
-    per_step = max(_record_numbers(runner), 1)
-    trace = runner.traces.stored_size()
-    kept = DEFAULT_BLOCK + _TRACE_COPIES * trace // per_step
-    if not recompute:
-        return kept
-    blocks = DEFAULT_BLOCK * per_step + trace
-    checkpoints = recompute * (blocks - recompute * per_step) // max(_kept_numbers(runner), 1)
-    return max(kept, checkpoints)
-
-
-def check_recompute(recompute) -> int:
-    """``recompute`` as :class:`BlockedStep` takes it, checked; ``None`` is
-    :data:`RECOMPUTE_EVERY` (``None`` there: ``0``, every step's records kept)."""
-    recompute = RECOMPUTE_EVERY if recompute is None else recompute
-    if recompute is None:
-        return 0
-    if isinstance(recompute, bool) or not isinstance(recompute, int) or recompute < 0:
-        raise ValueError(f"recompute must be a number of steps (whose records a whole-sequence "
-                         f"block recomputes at once; 0: keep every step's) or None (the "
-                         f"default), got {recompute!r}")
-    return recompute
-
-
-def _kept_numbers(runner: OnlineStep) -> int:
-    """Numbers per sample of one checkpoint of a block that recomputes its records: the state
-    leaves and the same-step Jacobians (:meth:`BlockedStep._recomputed`)."""
-    size = lambda shape: int(np.prod(shape, dtype=np.int64))
-    return (sum(size(shape) for shape in runner.graph.s_shapes)
-            + sum(size(v[-1]) for v in runner.k_struct.values()))
+    per_step = _record_numbers(runner)
+    traces = _TRACE_COPIES * runner.traces.stored_size()
+    return DEFAULT_BLOCK + traces // max(per_step, 1)
 
 
 def _record_numbers(runner: OnlineStep) -> int:
@@ -274,7 +240,13 @@ class BlockedStep:
             raise ValueError(f"samples must be a positive integer (samples whose traces a "
                              f"block's end updates at once), got {samples!r}")
         self.samples = samples
-        self.recompute = check_recompute(recompute)
+        recompute = RECOMPUTE_EVERY if recompute is None else recompute
+        if recompute is not None and (isinstance(recompute, bool)
+                                      or not isinstance(recompute, int) or recompute < 0):
+            raise ValueError(f"recompute must be a number of steps (whose records a "
+                             f"whole-sequence block recomputes at once; 0: keep every "
+                             f"step's) or None (the default), got {recompute!r}")
+        self.recompute = recompute
         self.hoist = hoist and runner.hoist_plan() is not None
         tr = runner.traces
         self.primary = list(tr.primary)

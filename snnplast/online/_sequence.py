@@ -71,7 +71,7 @@ def online_loss_and_grad(model, inputs, targets, policy, loss, *, key=None, with
     # HeadSparse stores the selected heads' traces only, in the step recursion; an explicit
     # block of several steps keeps every head's records (snnplast/online/_head_gathered.py).
     gathered = GatheredHeadStep.build(runner) if block in (None, 1) else None
-    block = resolve_block(runner, block, n_steps, recompute)
+    block = resolve_block(runner, block, n_steps)
     if gathered is not None:
         carry = gathered.run(p, gathered.init(model, batch, key), inputs, targets, key,
                              n_steps).inner
