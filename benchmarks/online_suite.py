@@ -12,7 +12,9 @@ and the gradient of every parameter over the whole sequence, by each method:
   same, step by step (``block=1``); ``diagonal-product-per-step``: step by step with a trace
   contraction at every step (``contract_every=1``), not a chunk of steps at a time;
   ``diagonal-hoisted``: ``diagonal`` with the input-only part of the step (``W_in x_t``)
-  evaluated a chunk of steps at once (``hoist=True``);
+  evaluated a chunk of steps at once (``hoist=True``); ``diagonal-kept``: ``diagonal`` with a
+  whole-sequence block keeping every step's records instead of recomputing them
+  (``recompute=0``);
 - ``immediate``, ``random-k:4``, ``exact``: the engine's other policies (RandomK and Exact keep
   dense traces; skipped, with the reason, when the batch's traces would exceed ``--max-trace-gib``);
 - ``hand-factorised``, ``hand-per-synapse`` (rlif): Diagonal's rule written by hand
@@ -69,7 +71,7 @@ from online_vs_bptt import (
 
 N_IN, N_CLASSES, RATE = 140, 20, 0.05
 METHODS = ("bptt", "diagonal", "diagonal-step", "diagonal-product-per-step", "diagonal-hoisted",
-           "immediate",
+           "diagonal-kept", "immediate",
            "random-k:4", "exact", "hand-factorised", "hand-per-synapse", "hand-alif")
 HAND = {"rlif": ("hand-factorised", "hand-per-synapse"), "ralif": ("hand-alif",)}
 DENSE = {"random-k:4": snnplast.RandomK(k=4), "exact": snnplast.Exact()}
@@ -77,6 +79,7 @@ DENSE = {"random-k:4": snnplast.RandomK(k=4), "exact": snnplast.Exact()}
 ENGINE = {"diagonal": (snnplast.Diagonal(), None), "diagonal-step": (snnplast.Diagonal(), 1),
           "diagonal-product-per-step": (snnplast.Diagonal(), 1),
           "diagonal-hoisted": (snnplast.Diagonal(), None),
+          "diagonal-kept": (snnplast.Diagonal(), None),
           "immediate": (snnplast.Immediate(), None), "random-k:4": (DENSE["random-k:4"], None),
           "exact": (DENSE["exact"], None)}
 
@@ -179,11 +182,21 @@ def hoisted(params, static, x, y):
     return loss, jax.tree_util.tree_leaves(grads)
 
 
+def records_kept(params, static, x, y):
+    """Diagonal as ``diagonal`` runs it, except that a whole-sequence block keeps every step's
+    records instead of recomputing them from kept states (``recompute=0``)."""
+    loss, grads, _ = snnplast.online.online_loss_and_grad(
+        eqx.combine(params, static), x, jnp.broadcast_to(y[:, None], x.shape[:2]),
+        snnplast.Diagonal(), cross_entropy, with_scores=True, recompute=0)
+    return loss, jax.tree_util.tree_leaves(grads)
+
+
 SUITE_BUILDERS = {
     **BUILDERS,
     "diagonal-step": lambda: package_method(snnplast.Diagonal(), block=1),
     "diagonal-product-per-step": lambda: product_per_step,
     "diagonal-hoisted": lambda: hoisted,
+    "diagonal-kept": lambda: records_kept,
     "exact": lambda: package_method(DENSE["exact"]),
     "hand-alif": lambda: hand_alif,
 }

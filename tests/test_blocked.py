@@ -19,17 +19,17 @@ T = 10  # blocks of 3 leave a remainder of 1
 B = 2
 
 
-def _problem(cell, key, steps=T):
-    """A batch of B of the zoo's problems: inputs ``[B, steps, N_IN]`` and targets."""
-    return jax.vmap(lambda k: problem(cell, k, steps))(jax.random.split(key, B))
+def _problem(cell, key, steps=T, batch=B):
+    """A batch of the zoo's problems: inputs ``[batch, steps, N_IN]`` and targets."""
+    return jax.vmap(lambda k: problem(cell, k, steps))(jax.random.split(key, batch))
 
 
 def _mode(cell, policy):
     return accumulation_mode(OnlineStep(cell, jnp.zeros(N_IN), policy, _sq))[0]
 
 
-def _check_blocks(cell, policy, blocks, key):
-    xs, ys = _problem(cell, key)
+def _check_blocks(cell, policy, blocks, key, batch=B):
+    xs, ys = _problem(cell, key, batch=batch)
     l1, g1 = online_loss_and_grad(cell, xs, ys, policy, _sq, block=1)
     assert _rel(g1, jax.tree_util.tree_map(jnp.zeros_like, g1)) > 0  # something to compare
     for k in blocks:
@@ -114,11 +114,15 @@ def test_modes_and_entry_point(x64, getkey):
         sp.gradients(rlif, xs[0], ys[0], loss=_sq, block=4)
 
 
-def test_default_block_whole_sequence_when_short(x64, getkey):
+def test_default_block_whole_sequence_when_short(x64, getkey, monkeypatch):
     """A per-synapse trace (ALIF's adaptation): a short sequence is one block (no trace is
-    ever built), a long one blocks of DEFAULT_BLOCK; both give the step recursion's numbers.
-    A factorised trace (LIF) runs step by step."""
+    ever built; its records recomputed 3 steps at a time, so a chunk of 1 and three of 3), a
+    long one blocks of DEFAULT_BLOCK; both give the step recursion's numbers. A factorised
+    trace (LIF) runs step by step."""
+    import snnplast.online._blocked as blocked
     from snnplast.online import DEFAULT_BLOCK, resolve_block, whole_sequence_steps
+
+    monkeypatch.setattr(blocked, "RECOMPUTE_EVERY", 3)
 
     ralif = _f64(BUILTIN["ralif"](getkey()))
     runner = OnlineStep(ralif, jnp.zeros(N_IN), sp.Diagonal(), _sq)
@@ -167,9 +171,9 @@ def test_learner_in_blocks_equals_steps(every, block, chunks, x64, getkey):
     assert _rel(ref[0], cell) > 1e-6  # the parameters did move
 
 
-def _blocked_temp_bytes(cell, steps, block):
-    xs = jnp.zeros((4, steps, N_IN))
-    ys = jnp.zeros((4, steps, cell.n))
+def _blocked_temp_bytes(cell, steps, block, batch=4):
+    xs = jnp.zeros((batch, steps, N_IN))
+    ys = jnp.zeros((batch, steps, cell.n))
 
     def f(params, xs, ys):
         c = eqx.combine(params, eqx.filter(cell, eqx.is_inexact_array, inverse=True))
@@ -186,6 +190,76 @@ def test_blocked_memory_grows_with_the_block_not_the_sequence(getkey):
     assert long <= 1.1 * short, (short, long)
     bigger = _blocked_temp_bytes(cell, 1024, 128)
     assert bigger > short, (short, bigger)
+
+
+@pytest.mark.parametrize("whole_batch", [False, pytest.param(True, marks=pytest.mark.slow)])
+def test_blocked_traces_updated_in_place(whole_batch, getkey, monkeypatch):
+    """A block's end updates the per-synapse traces a sample at a time in one buffer: the
+    blocks' scratch holds fewer than two copies of the traces beyond one block's records. The
+    whole batch updated at once (slow) holds more: the check can fail."""
+    import snnplast.online._blocked as blocked
+
+    cell = sp.ALIF(N_IN, 64, key=getkey(), recurrent=True)
+    batch, block = 8, 8
+    trace = batch * cell.n * (cell.n + N_IN) * 4  # bytes: the traces of W_rec and W_in
+    records = _blocked_temp_bytes(cell, block, block, batch=batch)  # one block, no trace
+    if whole_batch:
+        monkeypatch.setattr(blocked, "UPDATE_SAMPLES", batch)
+    scratch = _blocked_temp_bytes(cell, 64, block, batch=batch)
+    assert (scratch > records + 2 * trace) == whole_batch, (records, trace, scratch)
+
+
+def test_samples_per_update_divides_the_batch():
+    from snnplast.online import samples_per_update
+
+    assert [samples_per_update(s, 12) for s in (1, 5, 12, 40, None)] == [1, 4, 12, 12, 12]
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("samples", [2, 4])
+def test_blocked_equals_steps_a_few_samples_at_a_time(samples, x64, getkey, monkeypatch):
+    """The traces updated two samples at a time (a batch of 4) or the whole batch at once:
+    the step recursion's numbers."""
+    import snnplast.online._blocked as blocked
+
+    monkeypatch.setattr(blocked, "UPDATE_SAMPLES", samples)
+    cell = _f64(BUILTIN["ralif"](getkey()))
+    _check_blocks(cell, sp.Diagonal(), [3], getkey(), batch=4)
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("name, policy", [
+    ("ralif", sp.Diagonal()), ("ralif", sp.Diagonal(lam=0.7)), ("ralif", sp.Immediate()),
+    ("alif", sp.Diagonal()), ("sequential", sp.Diagonal()), ("izhikevich", sp.Diagonal()),
+    ("linear_attention", sp.Diagonal()), ("columnar_lateral", sp.ColumnarPolicy())],
+    ids=lambda v: v if isinstance(v, str) else f"{v.name}-{v.lam}")
+def test_whole_sequence_recomputed_equals_steps(name, policy, x64, getkey, monkeypatch):
+    """A whole-sequence block whose records are recomputed from kept states, 3 or 4 steps at
+    a time (chunks of 1 + 3 x 3, 2 + 2 x 4) or not at all: the step recursion's numbers."""
+    import snnplast.online._blocked as blocked
+
+    cell = _f64(ALL[name](getkey()))
+    xs, ys = _problem(cell, getkey())
+    l1, g1 = online_loss_and_grad(cell, xs, ys, policy, _sq, block=1)
+    for every in (3, 4, None):
+        monkeypatch.setattr(blocked, "RECOMPUTE_EVERY", every)
+        lk, gk = online_loss_and_grad(cell, xs, ys, policy, _sq, block=T)
+        assert _rel(gk, g1) <= 1e-10, (every, _rel(gk, g1))
+        assert abs(float(lk - l1)) <= 1e-10 * abs(float(l1))
+
+
+@pytest.mark.slow
+def test_whole_sequence_recomputed_keeps_little(getkey, monkeypatch):
+    """A whole-sequence block that recomputes its records 10 steps at a time keeps less than
+    half the scratch of one that keeps every step's records (ALIF, 64 neurons, T=100)."""
+    import snnplast.online._blocked as blocked
+
+    cell = sp.ALIF(N_IN, 64, key=getkey(), recurrent=True)
+    monkeypatch.setattr(blocked, "RECOMPUTE_EVERY", 10)
+    recomputed = _blocked_temp_bytes(cell, 100, 100, batch=8)
+    monkeypatch.setattr(blocked, "RECOMPUTE_EVERY", None)
+    kept = _blocked_temp_bytes(cell, 100, 100, batch=8)
+    assert recomputed < 0.5 * kept, (recomputed, kept)
 
 
 def test_bench_prints_one_json_object(capsys):

@@ -85,19 +85,30 @@ def test_direct_terms_with_traces_equal_per_step_products(name, policy, x64, get
         assert abs(float(loss - ref_loss)) <= 1e-12 * abs(float(ref_loss))
 
 
+def _sub_jaxprs(e):
+    for v in e.params.values():
+        for sub in v if isinstance(v, (tuple, list)) else [v]:
+            inner = getattr(sub, "jaxpr", None)
+            if inner is not None:
+                yield getattr(inner, "jaxpr", inner)
+
+
+def _has_loop(jaxpr) -> bool:
+    return any(e.primitive.name in ("scan", "while") or any(map(_has_loop, _sub_jaxprs(e)))
+               for e in jaxpr.eqns)
+
+
 def _dots_in_loops(jaxpr, shape, inside=False) -> int:
-    """dot_general equations with output `shape` inside scan/while bodies of `jaxpr`."""
+    """dot_general equations with output `shape` inside the loops over steps of `jaxpr`: the
+    innermost scan/while bodies (a loop over blocks or chunks holds the loop over their steps,
+    and the products a block or chunk forms once after its steps)."""
     count = 0
     for e in jaxpr.eqns:
         if inside and e.primitive.name == "dot_general" and e.outvars[0].aval.shape == shape:
             count += 1
         loop = e.primitive.name in ("scan", "while")
-        for v in e.params.values():
-            for sub in v if isinstance(v, (tuple, list)) else [v]:
-                inner = getattr(sub, "jaxpr", None)
-                if inner is not None:
-                    inner = getattr(inner, "jaxpr", inner)
-                    count += _dots_in_loops(inner, shape, inside or loop)
+        for inner in _sub_jaxprs(e):
+            count += _dots_in_loops(inner, shape, not _has_loop(inner) if loop else inside)
     return count
 
 
@@ -121,7 +132,8 @@ def test_no_weight_gradient_per_step(block, x64, getkey):
         unmerged = count()
     finally:
         OnlineStep.direct_cuts = cuts
-    # Off: the per-step reverse-mode product of W_in (in the loop of each block, or of the
-    # steps). On: only the trace's contraction, which is never in the loop over steps (blocks
-    # and chunks of the step recursion, here one chunk of all 8 steps, contract after it).
+    # Off: the per-step reverse-mode product of W_in (in the loop over a block's steps, or
+    # the step recursion's). On: only the trace's contraction, which is never in the loop over
+    # steps (blocks and chunks of the step recursion contract after their steps; the second
+    # block of 4 runs in the loop over blocks).
     assert merged == 0 and unmerged >= 1

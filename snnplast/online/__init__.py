@@ -3,9 +3,12 @@ learning signal; memory independent of sequence length."""
 
 from ._blocked import DEFAULT_BLOCK as DEFAULT_BLOCK
 from ._blocked import HOIST_EVERY as HOIST_EVERY
+from ._blocked import RECOMPUTE_EVERY as RECOMPUTE_EVERY
+from ._blocked import UPDATE_SAMPLES as UPDATE_SAMPLES
 from ._blocked import BlockedStep as BlockedStep
 from ._blocked import accumulation_mode as accumulation_mode
 from ._blocked import resolve_block as resolve_block
+from ._blocked import samples_per_update as samples_per_update
 from ._blocked import whole_sequence_steps as whole_sequence_steps
 from ._deferred import CONTRACT_EVERY as CONTRACT_EVERY
 from ._deferred import contract_terms as contract_terms

@@ -26,6 +26,8 @@ the steps form no weight gradient of their own.
 
 from __future__ import annotations
 
+from typing import NamedTuple
+
 import jax
 import jax.numpy as jnp
 import numpy as np
@@ -80,8 +82,8 @@ def resolve_block(runner: OnlineStep, block: int | None, n_steps: int | None = N
     cost little per step, and blocks would only add their records
     (benchmarks/results/online_suite_rlif.md: ~10x the scratch memory, no faster). Where blocks
     are used, a sequence of `n_steps` is one block when its records take no more memory than
-    blocks of :data:`DEFAULT_BLOCK` with the traces they carry (:func:`whole_sequence_steps`):
-    then no per-synapse trace exists at all.
+    blocks of :data:`DEFAULT_BLOCK` with the trace they carry and one trace more
+    (:func:`whole_sequence_steps`): then no per-synapse trace exists at all, which is faster.
     """
     if accumulation_mode(runner)[0] != "blocked":
         return 1
@@ -98,18 +100,31 @@ def resolve_block(runner: OnlineStep, block: int | None, n_steps: int | None = N
 # CONTRACT_EVERY steps, as the step recursion's chunks keep.
 HOIST_EVERY = CONTRACT_EVERY
 
-# Copies of the traces that blocks of steps hold at once (the trace in, the trace out, and the
-# per-unit rows mu times the incoming trace), measured: ralif, 256 neurons, batch 64, T=100:
-# blocks of 32 took 94.4 MiB of scratch, one block of 100 (no trace) 49.6 MiB, one trace copy
-# being 26 MiB (README, section "Measured"; benchmarks/results/online_suite_ralif.md
-# and its previous version in git).
-_TRACE_COPIES = 3
+# Samples whose per-synapse traces a block's end updates at once, in place
+# (BlockedStep._carried). Measured (ralif, 256 neurons, batch 64, blocks of 32): the scratch at
+# T=1600 is 44.4 MiB one sample at a time, 87.8 MiB (T=400) for the whole batch at once, one
+# trace copy being 24.75 MiB; see README, section "Measured", for the times.
+UPDATE_SAMPLES = 1
+
+# Steps whose records a whole-sequence block recomputes at once from the states it kept
+# (BlockedStep._recomputed); 0 or None: every step's records are kept. Measured on the default
+# network (ralif, 256 neurons, batch 32, T=100; paired, 15 rounds): records kept 24.4 MiB of
+# scratch at 0.84x BPTT's time; recomputed every 5 / 10 / 16 steps 5.0 / 4.6 / 6.4 MiB at
+# 1.23 / 1.00 / 1.03x (BPTT 12.5 MiB).
+RECOMPUTE_EVERY: int | None = 10
+
+# Trace copies whose memory a sequence may take as one block (records of every step, no trace
+# at all) before it runs in blocks: the one copy that blocks hold (updated in place) and one
+# more, bought for time. Measured (ralif, 256 neurons, batch 64, T=100): one block 48.9 MiB in
+# 110 ms, blocks of 32 44.2 MiB in 258 ms (paired); one trace copy 24.75 MiB.
+_TRACE_COPIES = 2
 
 
 def whole_sequence_steps(runner: OnlineStep) -> int:
     """The longest sequence that :func:`resolve_block` runs as one block: its per-step records
     (learning signals, carried blocks, immediate influences) take no more numbers than
-    ``DEFAULT_BLOCK`` steps of records plus the traces those blocks carry.
+    ``DEFAULT_BLOCK`` steps of records plus two copies of the traces: the one those blocks
+    carry and one more, the memory a short sequence may spend not to form traces at all.
 
     **Returns:** a number of steps ``>= DEFAULT_BLOCK``.
     """
@@ -204,14 +219,34 @@ class BlockedStep:
     blocks of any size and single steps.
 
     `hoist`: evaluate the input-only part of the step (:meth:`OnlineStep.hoist`)
-    :data:`HOIST_EVERY` steps at a time inside the block's forward scan.
+    :data:`HOIST_EVERY` steps at a time inside the block's forward scan. `samples`: how many
+    samples' traces a block's end updates at once, in place (default: :data:`UPDATE_SAMPLES`
+    where some trace is stored per synapse, else the whole batch in one batched update).
+    `recompute`: steps whose records a whole-sequence block (from zero traces, none wanted at
+    its end) recomputes at once from the states it kept, in its reverse pass (default
+    :data:`RECOMPUTE_EVERY`; ``0``: keep every step's records; never with `hoist`).
     """
 
-    def __init__(self, runner: OnlineStep, *, hoist: bool = False):
+    def __init__(self, runner: OnlineStep, *, hoist: bool = False,
+                 samples: int | None = None, recompute: int | None = None):
         mode, reason = accumulation_mode(runner)
         if mode != "blocked":
             raise ValueError(f"blocked traces need a per-unit carried Jacobian: {reason}")
         self.runner = runner
+        if samples is None:
+            # Traces that factorise are small: a loop over samples would only add steps.
+            samples = UPDATE_SAMPLES if _per_synapse(runner) else None
+        elif isinstance(samples, bool) or not isinstance(samples, int) or samples < 1:
+            raise ValueError(f"samples must be a positive integer (samples whose traces a "
+                             f"block's end updates at once), got {samples!r}")
+        self.samples = samples
+        recompute = RECOMPUTE_EVERY if recompute is None else recompute
+        if recompute is not None and (isinstance(recompute, bool)
+                                      or not isinstance(recompute, int) or recompute < 0):
+            raise ValueError(f"recompute must be a number of steps (whose records a "
+                             f"whole-sequence block recomputes at once; 0: keep every "
+                             f"step's) or None (the default), got {recompute!r}")
+        self.recompute = recompute
         self.hoist = hoist and runner.hoist_plan() is not None
         tr = runner.traces
         self.primary = list(tr.primary)
@@ -272,6 +307,9 @@ class BlockedStep:
         """
         from ._sequence import at_time
 
+        if (from_zero and not trace_out and self.recompute and n > self.recompute
+                and not self.hoist):
+            return self._recomputed(p_leaves, carry, inputs, targets, key, n, offset)
         runner = self.runner
         traces = carry.traces
         # The traced parameters once per block (their static part does not change in time).
@@ -313,10 +351,14 @@ class BlockedStep:
                 f, k[0], k[1], runner.context)))(f) for k, f in F.items()}
         shapes = runner.graph.s_shapes
         grad_phi = list(head.grad_phi)
-        new_traces = dict(traces)
+        # What meets the incoming traces, per parameter: the signals that contract with them
+        # (rows), the rows mu that carry them to the block's end and the F terms they join.
+        rows: dict = {}
+        mu_in: dict = {}
+        mu_F: dict = {}
+        leaves_of: dict = {}
+        batch = jax.tree_util.tree_leaves(L)[0].shape[1]
         for leaves, ps in self.groups.items():
-            As = {k: v for k, v in A.items() if k[0] in leaves and k[1] in leaves}
-            batch = jax.tree_util.tree_leaves(L)[0].shape[1]
             lam0 = {a: jnp.zeros((batch,) + shapes[a], L[a].dtype) for a in leaves}
             mu0 = {}
             if trace_out:
@@ -324,77 +366,233 @@ class BlockedStep:
                                                batch) for a in leaves}
                 mu0 = self._fill_mu(leaves, mu0, batch)
 
-            def rev(c, rec, leaves=leaves, batch=batch):
-                lam_next, mu, acc = c
-                L_i, A_i, i = rec
-                # lambda_{t0+i} = L[i] + lambda_{t0+i+1} A[i];  mu_{t0+i} = mu_{t0+i+1} A[i]
-                lam = jax.vmap(lambda r, ai: _rows_times(r, ai, leaves))(lam_next, A_i)
-                lam = {b: L_i[b] + lam.get(b, 0.0) for b in leaves}
-                new_mu = {}
-                if mu:
-                    new_mu = {k: self._coerce_mu(leaves, k, v, None)
-                              for k, v in jax.vmap(_mu_times)(mu, A_i).items()}
-                    new_mu = self._fill_mu(leaves, new_mu, batch)
-                # The signal with the direct term, lambda + E, is written over E's record in
-                # place (a carried buffer): no second [K, B, ...] array.
-                acc = {a: jax.lax.dynamic_update_index_in_dim(
-                    e, lam_next[a] + jax.lax.dynamic_index_in_dim(e, i, keepdims=False), i, 0)
-                    for a, e in acc.items()}
-                return (lam, new_mu, acc), (lam_next, mu)
-
-            E_group = {a: E[a] for a in leaves
-                       if any(a in self.cuts.get(p, ()) for p in ps)}
-            (lam_t0, mu_t0, lam_e), (lam_after, mu_s) = jax.lax.scan(
-                rev, (lam0, mu0, E_group), ({a: L[a] for a in leaves}, As, jnp.arange(n)),
-                reverse=True)
-            # lam_after[i] = lambda_{t0+i+1}, the signal that meets F[i]; mu_s[i] = Phi(t1, t0+i+1).
+            lam_t0, mu_t0, lam_e, lam_after, mu_s = self._reverse(leaves, ps, L, A, E, F, lam0,
+                                                                  mu0, n)
+            grad_phi = self._contract_f(leaves, ps, F, lam_e, lam_after, grad_phi)
             for p in ps:
-                g = grad_phi[p]
-                for a in leaves:
-                    if (a, p) in runner.traces.structure and not from_zero:
-                        g = g + contract_batch(lam_t0[a], traces[(a, p)])
-                # F[i] meets lambda_{t0+i+1} (the trace term) and, for the leaves that cut
-                # p's path to the output, E[i] (the direct term): one product for both.
-                for a in leaves:
-                    if (a, p) not in runner.traces.structure or (a, p) not in F:
-                        continue
-                    signal = lam_e[a] if a in self.cuts.get(p, ()) else lam_after[a]
-                    f = F[(a, p)]
-                    flat = SJac(f.out_shape, f.in_shape, f.ties, _flat2(f.val), f.val_keys)
-                    g = g + contract_batch(_flat2(signal), flat)
-                grad_phi[p] = g
-                if not trace_out:
-                    continue
-                for a in leaves:
-                    if (a, p) not in runner.traces.structure:
-                        continue
-                    total = None
-                    for b in leaves:
-                        if (a, b) not in mu_s:
-                            continue
-                        terms = []
-                        if (b, p) in F:
-                            terms.append(_time_sum_compose(mu_s[(a, b)], F[(b, p)]))
-                        if not from_zero and (b, p) in traces:
-                            terms.append(jax.vmap(compose)(mu_t0[(a, b)], traces[(b, p)]))
-                        for t in terms:
-                            total = t if total is None else _badd(total, t)
-                    structure = runner.traces.structure[(a, p)]
-                    if total is None:
-                        new_traces[(a, p)] = jax.tree_util.tree_map(jnp.zeros_like,
-                                                                    traces[(a, p)])
-                    else:
-                        new_traces[(a, p)] = jax.vmap(
-                            lambda j, st=structure: coerce(j, *st))(total)
+                leaves_of[p] = leaves
+                if not from_zero:
+                    for a in leaves:
+                        if (a, p) in runner.traces.structure:
+                            rows[(a, p)] = lam_t0[a]
+                if trace_out:
+                    mu_in[p], mu_F[p] = mu_t0, mu_s
         # A step before the block left its direct terms pending on the incoming trace.
         if not from_zero:
             for q, leaves in runner.direct_cuts().items():
                 for a in leaves:
-                    grad_phi[q] = grad_phi[q] + contract_batch(carry.pending[a],
-                                                               traces[(a, q)])
+                    pend = carry.pending[a]
+                    rows[(a, q)] = pend if (a, q) not in rows else rows[(a, q)] + pend
+        parts = _CarriedParts(leaves_of, rows, mu_in, mu_F, F, from_zero, trace_out)
+        new_traces, grad_phi = self._carried(traces, parts, grad_phi)
         return head._replace(traces=new_traces if trace_out else traces, grad_phi=grad_phi,
                              pending={a: jnp.zeros_like(v) for a, v in carry.pending.items()}
                              ), losses
+
+    def _reverse(self, leaves, ps, L, A, E, F, lam0, mu0, n):
+        """The reverse scan of the leaves ``leaves`` (the parameters ``ps``) over ``n`` steps of
+        records ``[n, B, ...]``, from ``lambda = lam0`` and ``mu = mu0`` at the end.
+
+        **Returns:** ``(lam_t0, mu_t0, lam_e, lam_after, mu_s)``: lambda and mu at the start,
+        ``lambda + E`` written over E's records of the cut leaves, and the records
+        ``lam_after[i] = lambda_{t0+i+1}`` and ``mu_s[i] = Phi(t1, t0+i+1)`` that meet some F.
+        """
+        As = {k: v for k, v in A.items() if k[0] in leaves and k[1] in leaves}
+        batch = jax.tree_util.tree_leaves(L)[0].shape[1]
+        # lambda meets F[(a, p)] unless a cuts p's path (there lambda + E does); mu_s[(a, b)]
+        # meets F[(b, p)].
+        lam_out = {a for a in leaves for p in ps
+                   if (a, p) in F and a not in self.cuts.get(p, ())}
+        mu_out = {(a, b) for a, b in mu0 if any((b, p) in F for p in ps)}
+
+        def rev(c, rec):
+            lam_next, mu, acc = c
+            L_i, A_i, i = rec
+            # lambda_{t0+i} = L[i] + lambda_{t0+i+1} A[i];  mu_{t0+i} = mu_{t0+i+1} A[i]
+            lam = jax.vmap(lambda r, ai: _rows_times(r, ai, leaves))(lam_next, A_i)
+            lam = {b: L_i[b] + lam.get(b, 0.0) for b in leaves}
+            new_mu = {}
+            if mu:
+                new_mu = {k: self._coerce_mu(leaves, k, v, None)
+                          for k, v in jax.vmap(_mu_times)(mu, A_i).items()}
+                new_mu = self._fill_mu(leaves, new_mu, batch)
+            # The signal with the direct term, lambda + E, is written over E's record in
+            # place (a carried buffer): no second [K, B, ...] array.
+            acc = {a: jax.lax.dynamic_update_index_in_dim(
+                e, lam_next[a] + jax.lax.dynamic_index_in_dim(e, i, keepdims=False), i, 0)
+                for a, e in acc.items()}
+            # Only what meets some F leaves the scan: its outputs are [K, B, ...] records.
+            return (lam, new_mu, acc), ({a: lam_next[a] for a in lam_out},
+                                        {k: mu[k] for k in mu_out if k in mu})
+
+        E_group = {a: E[a] for a in leaves if any(a in self.cuts.get(p, ()) for p in ps)}
+        (lam_t0, mu_t0, lam_e), (lam_after, mu_s) = jax.lax.scan(
+            rev, (lam0, mu0, E_group), ({a: L[a] for a in leaves}, As, jnp.arange(n)),
+            reverse=True)
+        return lam_t0, mu_t0, lam_e, lam_after, mu_s
+
+    def _contract_f(self, leaves, ps, F, lam_e, lam_after, grad_phi: list) -> list:
+        """``grad_phi`` plus each ``F[i]`` met by ``lambda_{t0+i+1}`` (the trace term) and, for
+        the leaves that cut p's path to the output, ``E[i]`` (the direct term): one product
+        over (steps, batch) for both."""
+        grad_phi = list(grad_phi)
+        structure = self.runner.traces.structure
+        for p in ps:
+            g = grad_phi[p]
+            for a in leaves:
+                if (a, p) not in structure or (a, p) not in F:
+                    continue
+                signal = lam_e[a] if a in self.cuts.get(p, ()) else lam_after[a]
+                f = F[(a, p)]
+                flat = SJac(f.out_shape, f.in_shape, f.ties, _flat2(f.val), f.val_keys)
+                g = g + contract_batch(_flat2(signal), flat)
+            grad_phi[p] = g
+        return grad_phi
+
+
+    # ----- a whole sequence, its records recomputed a chunk at a time -------------------------
+    def _recomputed(self, p_leaves, carry: Carry, inputs, targets, key, n: int, offset):
+        """:meth:`block` for a whole sequence (from zero traces, none wanted at the end) whose
+        records are not kept: a forward pass keeps the carry every :attr:`recompute` steps
+        (state, same-step Jacobians, policy state, time), and the reverse pass recomputes one
+        chunk's records from its checkpoint, runs the chunk's reverse scan (lambda carried from
+        the chunk after it) and contracts its F. Memory: the checkpoints and one chunk's
+        records instead of every step's; time: one more forward pass of the steps.
+        """
+        from ._sequence import at_time
+
+        runner = self.runner
+        direct = (self.cuts, runner.graph.phi_of(p_leaves)) if self.cuts else None
+        size = self.recompute
+        full, first = divmod(n, size)
+        start = carry._replace(traces={}, pending={})
+
+        def step(c):
+            t = c.t - offset
+            x_t, y_t = (jax.tree_util.tree_map(lambda a: at_time(a, t), z)
+                        for z in (inputs, targets))
+            return runner.record(p_leaves, c, x_t, y_t, jax.random.fold_in(key, c.t), direct)
+
+        def plain(c, _):
+            new, _ = step(c)  # the records are not outputs: XLA drops what only they need
+            return new, new.loss - c.loss
+
+        def keep(c):
+            return c.state, c.k_prev, c.policy_state, c.t
+
+        def chunk_forward(c, _):
+            kept = keep(c)
+            c, losses = jax.lax.scan(plain, c, None, length=size)
+            return c, (kept, losses)
+
+        kept_first = keep(start)
+        c, losses_first = jax.lax.scan(plain, start, None, length=first)
+        c, (kept, losses) = jax.lax.scan(chunk_forward, c, None, length=full)
+        losses = jnp.concatenate([losses_first, losses.reshape(-1)])
+
+        shapes = runner.graph.s_shapes
+        batch = jax.tree_util.tree_leaves(c.state)[0].shape[0]
+
+        def chunk_reverse(state, kept, length):
+            lam, grad_phi = state
+            state0, k_prev, policy_state, t = kept
+            c0 = start._replace(state=state0, k_prev=k_prev, policy_state=policy_state, t=t)
+            _, (L, A, F, E) = jax.lax.scan(lambda c, _: step(c), c0, None, length=length)
+            if self.restricts:
+                F = {k: jax.vmap(jax.vmap(lambda f, k=k: runner.policy.restrict_trace(
+                    f, k[0], k[1], runner.context)))(f) for k, f in F.items()}
+            new_lam = {}
+            for leaves, ps in self.groups.items():
+                lam_t0, _, lam_e, lam_after, _ = self._reverse(leaves, ps, L, A, E, F,
+                                                               lam[leaves], {}, length)
+                grad_phi = self._contract_f(leaves, ps, F, lam_e, lam_after, grad_phi)
+                new_lam[leaves] = lam_t0
+            return new_lam, grad_phi
+
+        lam = {leaves: {a: jnp.zeros((batch,) + shapes[a], runner.dtype) for a in leaves}
+               for leaves in self.groups}
+        state = (lam, list(c.grad_phi))
+        if full:
+            state, _ = jax.lax.scan(lambda s, k: (chunk_reverse(s, k, size), None), state, kept,
+                                    reverse=True)
+        if first:
+            state = chunk_reverse(state, kept_first, first)
+        return c._replace(grad_phi=state[1],
+                          pending={a: jnp.zeros_like(v) for a, v in carry.pending.items()}
+                          ), losses
+
+
+    # ----- the incoming traces: read once, updated in place -----------------------------------
+    def _carried(self, traces: dict, parts: _CarriedParts, grad_phi: list):
+        """The terms of the block that meet the per-synapse traces: ``rows G_t0`` into the
+        gradient and ``G_t1 = mu_t0 G_t0 + sum_s mu_s F_s`` written over ``G_t0``, a few
+        samples at a time (:func:`samples_per_update`) in a loop that carries the traces, so
+        the traces exist once, not as the incoming, composed, summed and coerced copies that
+        one batched update holds at once.
+
+        **Returns:** ``(traces, grad_phi)`` after the block.
+        """
+        if not parts.rows and not parts.mu_F:
+            return traces, grad_phi  # the block starts from zero and carries nothing on
+        batch = jax.tree_util.tree_leaves(traces)[0].shape[0]
+        size = samples_per_update(self.samples, batch)
+        if size == batch:
+            grads, new = self._carried_chunk(traces, parts)
+            return {**traces, **new}, _added(grad_phi, grads)
+
+        def take(tree, start, axis):
+            return jax.tree_util.tree_map(
+                lambda v: jax.lax.dynamic_slice_in_dim(v, start, size, axis), tree)
+
+        last = batch - size
+
+        def body(i, state):
+            bufs, acc, old = state
+            start = i * size
+            # The per-step records are [K, B, ...]: their batch axis is the second.
+            chunk = parts._replace(rows=take(parts.rows, start, 0), mu_in=take(parts.mu_in, start, 0),
+                                   mu_F=take(parts.mu_F, start, 1), F=take(parts.F, start, 1))
+            grads, new = self._carried_chunk(old, chunk)
+            bufs = {k: (v if k not in new else _write(v, new[k], start)) for k, v in bufs.items()}
+            # The next samples' traces are read here, after this write: the buffer's only
+            # readers then come after its writers, and XLA updates it in place (a read of
+            # the slice inside the gradient's fusion, beside the write, made it copy the
+            # whole buffer at every iteration).
+            old = take(bufs, jnp.minimum(start + size, last), 0)
+            return bufs, _added(acc, grads), old
+
+        bufs, grad_phi, _ = jax.lax.fori_loop(0, batch // size, body,
+                                              (traces, grad_phi, take(traces, 0, 0)))
+        return bufs, grad_phi
+
+    def _carried_chunk(self, old: dict, parts: _CarriedParts):
+        """:meth:`_carried` for the samples of ``old`` (each array's first axis, or the second
+        of the per-step records): the gradient terms ``{p: rows G_t0}`` and the new traces."""
+        structure = self.runner.traces.structure
+        grads: dict = {}
+        for (a, p), row in parts.rows.items():
+            term = contract_batch(row, old[(a, p)])
+            grads[p] = term if p not in grads else grads[p] + term
+        new: dict = {}
+        for p, mu_s in parts.mu_F.items():
+            leaves = parts.leaves_of[p]
+            for a in leaves:
+                if (a, p) not in structure:
+                    continue
+                total = None
+                for b in leaves:
+                    terms = []
+                    if (a, b) in mu_s and (b, p) in parts.F:
+                        terms.append(_time_sum_compose(mu_s[(a, b)], parts.F[(b, p)]))
+                    if not parts.from_zero and (a, b) in parts.mu_in[p] and (b, p) in old:
+                        terms.append(jax.vmap(compose)(parts.mu_in[p][(a, b)], old[(b, p)]))
+                    for t in terms:
+                        total = t if total is None else _badd(total, t)
+                if total is None:
+                    new[(a, p)] = jax.tree_util.tree_map(jnp.zeros_like, old[(a, p)])
+                else:
+                    new[(a, p)] = jax.vmap(lambda j, st=structure[(a, p)]: coerce(j, *st))(total)
+        return grads, new
 
     # ----- helpers on mu ---------------------------------------------------------------------
     def _coerce_mu(self, leaves, key, j: SJac, batch):
@@ -417,6 +615,36 @@ class BlockedStep:
                             jnp.zeros((batch,) + tuple(j.val.shape), self.runner.dtype), keys,
                             False)
         return out
+
+
+class _CarriedParts(NamedTuple):
+    """What a block's end needs besides the incoming traces (:meth:`BlockedStep._carried`)."""
+
+    leaves_of: dict  # p -> the leaves its traces recur over
+    rows: dict  # (a, p) -> [B, *shape_a], the signals that meet the incoming trace G[(a, p)]
+    mu_in: dict  # p -> {(a, b): mu_t0}, values [B, ...]
+    mu_F: dict  # p -> {(a, b): mu_s}, values [K, B, ...]
+    F: dict  # (a, p) -> F_s, values [K, B, ...]
+    from_zero: bool
+    trace_out: bool
+
+
+def samples_per_update(samples: int | None, batch: int) -> int:
+    """Samples of a batch of ``batch`` whose traces a block's end updates at once: the largest
+    divisor of ``batch`` not above ``samples`` (``None``: the whole batch)."""
+    if samples is None or samples >= batch:
+        return batch
+    return max(d for d in range(1, samples + 1) if batch % d == 0)
+
+
+def _added(grads: list, terms: dict) -> list:
+    return [g + terms[p] if p in terms else g for p, g in enumerate(grads)]
+
+
+def _write(buf: SJac, new: SJac, start) -> SJac:
+    """``new``'s values written into ``buf``'s from sample ``start`` on (in place in a loop)."""
+    val = jax.lax.dynamic_update_slice_in_dim(buf.val, new.val.astype(buf.val.dtype), start, 0)
+    return SJac(buf.out_shape, buf.in_shape, buf.ties, val, buf.val_keys, False)
 
 
 def _badd(a: SJac, b: SJac) -> SJac:

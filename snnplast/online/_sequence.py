@@ -23,7 +23,7 @@ def check_block(block, name: str = "block") -> int:
 
 
 def online_loss_and_grad(model, inputs, targets, policy, loss, *, key=None, with_scores=False,
-                         block=None, contract_every=None, hoist=False):
+                         block=None, contract_every=None, hoist=False, recompute=None):
     """Mean over the batch of ``sum_t loss(out_t, y_t)`` and its online gradient.
 
     **Arguments:**
@@ -50,6 +50,11 @@ def online_loss_and_grad(model, inputs, targets, policy, loss, *, key=None, with
       was slower in blocks, and its values cost memory
       (benchmarks/results/online_suite_rlif_hoisted.md).
 
+    - `recompute`: where the sequence is one block, steps whose records its reverse pass
+      recomputes at once from states kept in the forward pass (``None``:
+      :data:`snnplast.online.RECOMPUTE_EVERY`; ``0``: keep every step's records, more memory,
+      less time). The same numbers either way (up to float rounding).
+
     **Returns:** ``(loss, grads)`` (and the summed outputs) with ``grads`` shaped like the model
     (``None`` where the model has no trainable array).
     """
@@ -71,8 +76,8 @@ def online_loss_and_grad(model, inputs, targets, policy, loss, *, key=None, with
         carry = gathered.run(p, gathered.init(model, batch, key), inputs, targets, key,
                              n_steps).inner
     elif block > 1:
-        carry = run_blocks(BlockedStep(runner, hoist=hoist), p, carry, inputs, targets, key,
-                           n_steps, block, trace_out=False, from_zero=True)
+        carry = run_blocks(BlockedStep(runner, hoist=hoist, recompute=recompute), p, carry,
+                           inputs, targets, key, n_steps, block, trace_out=False, from_zero=True)
         carry = carry._replace(pending={})  # the blocks leave no direct term pending
     else:
         carry = run_steps(runner, p, carry, inputs, targets, key, n_steps,
@@ -166,28 +171,32 @@ def _index(pre, i):
 
 def run_blocks(blocked: BlockedStep, p, carry, inputs, targets, key, n_steps: int, block: int,
                *, trace_out: bool = True, from_zero: bool = False):
-    """``n_steps`` steps in blocks of ``block`` (the last one shorter if it must).
+    """``n_steps`` steps in blocks of ``block``: a shorter block first if they do not divide,
+    then every full block in one loop.
 
     `trace_out`: whether the traces after the last block are wanted (a learner carries them
-    on; a sequence's gradient does not need them). `from_zero`: the incoming traces are zero
-    (a sequence's start): the first block skips them, so they are never built.
+    on; a sequence's gradient does not need them: they are then left out only where the
+    sequence is one block). `from_zero`: the incoming traces are zero (a sequence's start):
+    the first block skips them, so they are never built.
+
+    Why one loop even for the last block, which computes traces nobody reads when
+    `trace_out` is false: a last block of its own, after the loop, made XLA keep its records
+    beside the loop's (ralif, 256 neurons, batch 64, T=1600: 59.9 MiB of scratch instead of
+    44.4; one trace copy is 24.75 MiB); the first block of its own, before the loop, does not.
     """
     k = min(block, n_steps)
-    full, rest = divmod(n_steps, k)
-    sizes = [k] * full + ([rest] if rest else [])
-    if from_zero:
-        carry = blocked.block(p, carry, inputs, targets, key, sizes[0], from_zero=True,
-                              trace_out=trace_out or len(sizes) > 1)[0]
-        sizes = sizes[1:]
-        if not sizes:
-            return carry
-    last = sizes.pop()
-    if sizes:
+    full, head = divmod(n_steps, k)
+    if from_zero and not head:
+        head, full = k, full - 1
+    if head:
+        carry = blocked.block(p, carry, inputs, targets, key, head, from_zero=from_zero,
+                              trace_out=trace_out or full > 0)[0]
+    if full:
         def body(c, _):
             return blocked.block(p, c, inputs, targets, key, k)[0], None
 
-        carry, _ = jax.lax.scan(body, carry, None, length=len(sizes))
-    return blocked.block(p, carry, inputs, targets, key, last, trace_out=trace_out)[0]
+        carry, _ = jax.lax.scan(body, carry, None, length=full)
+    return carry
 
 
 def at_time(a, t):
