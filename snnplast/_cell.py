@@ -6,7 +6,11 @@ import abc
 from collections.abc import Sequence
 
 import equinox as eqx
+import jax
+import jax.numpy as jnp
 from jaxtyping import Array, PyTree
+
+from ._errors import ValidationTypeError
 
 
 class Cell(eqx.Module):
@@ -82,3 +86,27 @@ class Sequential(Cell):
 
     def __getitem__(self, i):
         return self.layers[i]
+
+
+def check_online_state(cell: Cell) -> None:
+    """Raise a one-line error if a state leaf of `cell` is not floating point.
+
+    Online methods carry eligibility traces per state leaf; an integer leaf (a refractory
+    counter kept as ``int32``) has none, and the trace machinery does not yet skip it. BPTT
+    handles such a cell as it is.
+
+    **Raises:** `ValidationTypeError` naming the leaf, its dtype and what to do instead.
+    """
+    if isinstance(cell, Sequential):
+        for layer in cell.layers:
+            check_online_state(layer)
+        return
+    state = jax.eval_shape(cell.initial_state)
+    for path, leaf in jax.tree_util.tree_flatten_with_path(state)[0]:
+        if not jnp.issubdtype(leaf.dtype, jnp.inexact):
+            name = jax.tree_util.keystr(path) or "state"
+            raise ValidationTypeError(
+                f"{type(cell).__name__}: state leaf {name} is {leaf.dtype}; online methods "
+                "need floating-point state leaves: keep the counter as floats (small integers "
+                "are exact in float32), or use method 'bptt'"
+            )

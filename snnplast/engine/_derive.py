@@ -204,7 +204,10 @@ class TraceStructure:
     def _dense_blocks(self, p, s, xx):
         g = self.graph
         res = g.jacobians(p, s, xx, order=self.order)
-        dtype = jnp.result_type(*s) if s else jnp.float32
+        floats = [a for a in s if jnp.issubdtype(jnp.result_type(a), jnp.inexact)]
+        # An integer state leaf (a refractory counter) has no derivative and sets no dtype.
+        with jax.numpy_dtype_promotion("standard"):
+            dtype = jnp.result_type(*floats) if floats else jnp.float32
         H = {}
         for a, sa in enumerate(g.s_shapes):
             for b, sb in enumerate(g.s_shapes):

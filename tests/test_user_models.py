@@ -1,0 +1,257 @@
+"""Neuron models as researchers write them (``tests/user_cells_more.py``), end to end: the
+engine's structure and Jacobians, every policy's gradient against an independent reference in
+float64, and training through ``compare(model=...)`` and ``--model file.py:factory``."""
+
+import json
+import warnings
+
+import equinox as eqx
+import jax
+import jax.numpy as jnp
+import numpy as np
+import pytest
+from numerics import f64, rel
+from user_cells_more import MORE_CELLS, make_compartments, make_indexed, spike_vjp
+
+import snnplast as sp
+
+N_IN, HIDDEN, STEPS = 3, 4, 6
+
+
+def sq(out, y):
+    return jnp.sum((out - y) ** 2)
+
+
+def _problem(cell, key):
+    k1, k2 = jax.random.split(key)
+    xs = jax.random.normal(k1, (STEPS, N_IN), jnp.float64) * 1.5
+    _, outs = jax.lax.scan(lambda s, x: cell(s, x), cell.initial_state(), xs)
+    return xs, jax.random.normal(k2, outs.shape, jnp.float64)
+
+
+def _loop_reference(cell, xs, ys):
+    """The gradient of the summed loss through a Python loop over the steps (no lax.scan, no
+    snnplast): the reference every method is checked against."""
+    params, static = eqx.partition(cell, eqx.is_inexact_array)
+
+    def total(p):
+        c = eqx.combine(p, static)
+        s, acc = c.initial_state(), 0.0
+        for t in range(xs.shape[0]):
+            s, o = c(s, xs[t])
+            acc = acc + sq(o, ys[t])
+        return acc
+
+    return jax.jit(jax.grad(total))(params)
+
+
+def _grad(cell, xs, ys, method, **kw):
+    g = sp.gradients(cell, xs, ys, method=method, loss=sq, key=jax.random.PRNGKey(3), **kw)
+    return eqx.filter(g, eqx.is_inexact_array)
+
+
+def _dense_step_jacobians(cell, state, x):
+    params, static = eqx.partition(cell, eqx.is_inexact_array)
+    step = lambda p, s: jax.tree_util.tree_leaves(eqx.combine(p, static)(s, x)[0])
+    # reverse mode: a custom_vjp has no forward mode
+    per_leaf = jax.jit(jax.jacrev(step, argnums=(0, 1)))(params, state)  # [(d/d params, d/d state)]
+    return [j[0] for j in per_leaf], [j[1] for j in per_leaf]
+
+
+def _check_materialized(ts, cell, state, x):
+    """H and F of the derived structure against jax.jacrev of the step, block by block."""
+    H, F = ts.materialize(cell, state, x)
+    dp, ds = _dense_step_jacobians(cell, state, x)
+    p_leaves = jax.tree_util.tree_leaves(eqx.filter(cell, eqx.is_inexact_array))
+    for a in range(len(ds)):
+        for b, block in enumerate(jax.tree_util.tree_leaves(ds[a])):
+            np.testing.assert_allclose(H[(a, b)], block, rtol=1e-12, atol=1e-12)
+        dpa = jax.tree_util.tree_leaves(dp[a])
+        assert len(dpa) == len(p_leaves)
+        for k, block in enumerate(dpa):
+            np.testing.assert_allclose(F[(a, k)], block, rtol=1e-12, atol=1e-12)
+
+
+# ----- the engine's rules for stack, pad, rev, cumsum, gather, scatter, dynamic_update_slice ------
+def test_index_ops_keep_structure_and_agree_with_jacfwd(x64, getkey):
+    comp = f64(make_compartments(N_IN, HIDDEN, key=getkey()))
+    indexed = f64(make_indexed(N_IN, HIDDEN, key=getkey()))
+    x = jax.random.normal(getkey(), (N_IN,), jnp.float64)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # no dense fallback for any of these ops
+        ts_comp, ts_indexed = sp.derive(comp, x), sp.derive(indexed, x)
+    # jnp.stack and .at[:, k].set/add keep each neuron's compartments to themselves
+    assert ts_comp.h_class(0, 0) == "block-diagonal"
+    state = jax.random.normal(getkey(), (HIDDEN, 2), jnp.float64)
+    _check_materialized(ts_comp, comp, state, x)
+    _check_materialized(ts_indexed, indexed, jax.random.normal(getkey(), (HIDDEN,), jnp.float64),
+                        x)
+
+
+# ----- custom_vjp surrogates ----------------------------------------------------------------------
+class VJPAdaptive(sp.Cell):
+    """An adaptive LIF whose spike is a custom_vjp: the spike feeds the adaptation state."""
+
+    w: jax.Array
+
+    def initial_state(self):
+        n = self.w.shape[0]
+        return jnp.zeros(n), jnp.zeros(n)
+
+    def __call__(self, state, x):
+        v, a = state
+        v = 0.9 * v + self.w @ x
+        z = spike_vjp(v - 1.0 - a)
+        return (v - jax.lax.stop_gradient(z), 0.9 * a + 0.2 * z), z
+
+
+@jax.custom_vjp
+def _mean_coupled(v):
+    return jnp.tanh(v)
+
+
+def _mean_coupled_fwd(v):
+    return jnp.tanh(v), v
+
+
+def _mean_coupled_bwd(v, g):
+    return (g * (1.0 - jnp.tanh(v) ** 2) + 0.1 * jnp.mean(g),)  # couples every neuron
+
+
+_mean_coupled.defvjp(_mean_coupled_fwd, _mean_coupled_bwd)
+
+
+class VJPCoupled(sp.Cell):
+    w: jax.Array
+
+    def initial_state(self):
+        return jnp.zeros(self.w.shape[0])
+
+    def __call__(self, h, x):
+        h = 0.5 * h + _mean_coupled(h + self.w @ x)
+        return h, h
+
+
+def test_custom_vjp_surrogate_is_diagonal_and_others_dense(x64, getkey):
+    x = jax.random.normal(getkey(), (N_IN,), jnp.float64)
+    cell = VJPAdaptive(jax.random.normal(getkey(), (HIDDEN, N_IN), jnp.float64))
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        ts = sp.derive(cell, x)
+    assert ts.h_class(1, 0) == "diagonal" and ts.h_class(1, 1) != "dense"
+    state = tuple(jax.random.normal(getkey(), (HIDDEN,), jnp.float64) for _ in range(2))
+    _check_materialized(ts, cell, state, x)
+    # A backward pass that mixes positions is not taken for diagonal: dense, warned, correct.
+    coupled = VJPCoupled(jax.random.normal(getkey(), (HIDDEN, N_IN), jnp.float64))
+    with pytest.warns(UserWarning, match="custom_vjp function '_mean_coupled' is not position"):
+        ts = sp.derive(coupled, x)
+    assert ts.h_class(0, 0) == "dense"
+    _check_materialized(ts, coupled, jax.random.normal(getkey(), (HIDDEN,), jnp.float64), x)
+
+
+def test_cond_fallback_names_what_keeps_structure(x64, getkey):
+    from user_cells_more import make_cond_step
+
+    cell = f64(make_cond_step(N_IN, HIDDEN, key=getkey()))
+    with pytest.warns(UserWarning, match="primitive 'cond' .* jnp.where or jax.lax.select"):
+        sp.derive(cell, jnp.zeros(N_IN, jnp.float64))
+
+
+def test_integer_state_leaf_derives(x64, getkey):
+    """A refractory counter kept as integers: no derivative, and no dtype clash with the floats
+    (the suite runs with strict dtype promotion)."""
+    from user_cells_more import make_int_refractory
+
+    cell = f64(make_int_refractory(N_IN, HIDDEN, key=getkey()))
+    x = jax.random.normal(getkey(), (N_IN,), jnp.float64)
+    ts = sp.derive(cell, x)
+    v = jax.random.normal(getkey(), (HIDDEN,), jnp.float64)
+    H, _ = ts.materialize(cell, (v, jnp.array([0, 2, 0, 1], jnp.int32)), x)
+    assert H[(0, 0)].dtype == jnp.float64
+    assert float(jnp.abs(H[(0, 0)][1]).max()) == 0.0  # neuron 1 is refractory: clamped to 0
+    assert float(jnp.abs(H[(0, 0)][0, 0])) > 0.0
+    # BPTT trains it; online methods say in one line what they need instead
+    xs, ys = _problem(cell, getkey())
+    assert rel(_grad(cell, xs, ys, "bptt"), _loop_reference(cell, xs, ys)) <= 1e-10
+    with pytest.raises(TypeError, match=r"state leaf \[1\] is int32; online methods need "):
+        _grad(cell, xs, ys, sp.Diagonal())
+
+
+# ----- every method on every cell, against the Python-loop reference ----------------------------
+DEFAULT_EXACT = {"compartments", "cond_lif", "vjp_spike"}
+EXACT_CASES = [n if n in DEFAULT_EXACT else pytest.param(n, marks=pytest.mark.slow)
+               for n in sorted(MORE_CELLS) if n != "int_refractory"]
+
+
+@pytest.mark.parametrize("name", EXACT_CASES)
+def test_exact_and_diagonal_equal_the_loop_reference(name, x64, getkey):
+    make, local = MORE_CELLS[name]
+    cell = f64(make(N_IN, HIDDEN, key=getkey()))
+    xs, ys = _problem(cell, getkey())
+    ref = _loop_reference(cell, xs, ys)
+    assert rel(_grad(cell, xs, ys, "bptt"), ref) <= 1e-10
+    assert rel(_grad(cell, xs, ys, sp.Exact()), ref) <= 1e-10
+    if local:  # no coupling across neurons between steps: e-prop is exact
+        assert rel(_grad(cell, xs, ys, sp.Diagonal()), ref) <= 1e-10
+    else:  # and where there is, it is an approximation (so the check above can fail)
+        assert rel(_grad(cell, xs, ys, sp.Diagonal()), ref) > 1e-6
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("name", sorted(n for n in MORE_CELLS if n != "int_refractory"))
+def test_blocks_random_k_and_learner_equal_the_reference(name, x64, getkey):
+    import optax
+
+    make, local = MORE_CELLS[name]
+    cell = f64(make(N_IN, HIDDEN, key=getkey()))
+    xs, ys = _problem(cell, getkey())
+    ref = _loop_reference(cell, xs, ys)
+    if local:
+        for block in (1, 4):
+            assert rel(_grad(cell, xs, ys, sp.Diagonal(), block=block), ref) <= 1e-10
+    n_units = max(int(np.prod(np.shape(s))) for s in jax.tree_util.tree_leaves(
+        cell.initial_state()))
+    assert rel(_grad(cell, xs, ys, sp.RandomK(n_units)), ref) <= 1e-10  # k = n is Exact
+    assert np.isfinite(rel(_grad(cell, xs, ys, sp.Immediate()), ref))
+    learner = sp.OnlineLearner(sp.Exact(), sq, optax.sgd(0.0), every=1000)
+    state = learner.init(cell, xs[0])
+    _, state, _ = learner.update(cell, state, xs, ys)
+    pending = eqx.filter(learner.pending_gradients(cell, state), eqx.is_inexact_array)
+    assert rel(pending, ref) <= 1e-10
+
+
+# ----- training: compare(model=cell) and the command line's --model file.py:factory -------------
+@pytest.fixture(scope="module")
+def synth(tmp_path_factory):
+    from snnplast import data
+
+    folder = tmp_path_factory.mktemp("shd")
+    data.make_synth_shd(folder, n_per_class_train=3, n_per_class_test=1)
+    return folder, data.load_dataset(folder, n_bins=12, progress=False)
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("name", sorted(n for n in MORE_CELLS if n != "int_refractory"))
+def test_user_cell_trains_from_python_and_the_command_line(name, synth, tmp_path):
+    from snnplast._cli import main
+    from snnplast.train import TrainConfig, compare, load_model
+
+    folder, ds = synth
+    make, _ = MORE_CELLS[name]
+    cell = make(ds.n_channels, 6, key=jax.random.PRNGKey(0))
+    report = compare("bptt,diagonal", TrainConfig(epochs=1, batch=16, hidden=6), ds,
+                     tmp_path / "py", progress=False, model=cell)
+    assert [r["status"] for r in report["runs"]] == ["complete", "complete"]
+    trained = load_model(tmp_path / "py" / "diagonal", like=cell)
+    assert type(trained.layers[0]) is type(cell)
+    path = __file__.replace("test_user_models.py", "user_cells_more.py")
+    argv = ["compare", "--data", str(folder), "--model", f"{path}:make_{name}", "--hidden", "6",
+            "--epochs", "1", "--batch", "16", "--bins", "12", "--no-progress", "--methods",
+            "exact,immediate,random-k:2", "--out", str(tmp_path / "cli")]
+    assert main(argv) == 0
+    runs = json.loads((tmp_path / "cli" / "compare.json").read_text())["runs"]
+    assert all(r["status"] == "complete" for r in runs)
+    cosine = {r["method"]: r["cosine"] for r in runs}
+    assert cosine["exact"] > 0.999  # float32 RTRL against BPTT's first gradient
+    assert main(["inspect", "--cell", f"{path}:make_{name}", "--hidden", "4",
+                 "--inputs", "5"]) == 0
