@@ -11,7 +11,7 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 from numerics import f64, rel
-from user_cells_more import MORE_CELLS, make_compartments, make_indexed, spike_vjp
+from user_cells_more import MORE_CELLS, spike_vjp
 
 import snnplast as sp
 
@@ -72,20 +72,25 @@ def _check_materialized(ts, cell, state, x):
             np.testing.assert_allclose(F[(a, k)], block, rtol=1e-12, atol=1e-12)
 
 
-# ----- the engine's rules for stack, pad, rev, cumsum, gather, scatter, dynamic_update_slice ------
-def test_index_ops_keep_structure_and_agree_with_jacfwd(x64, getkey):
-    comp = f64(make_compartments(N_IN, HIDDEN, key=getkey()))
-    indexed = f64(make_indexed(N_IN, HIDDEN, key=getkey()))
+# ----- structure kept: stack, pad, rev, cumsum, gather, scatter, dynamic_update_slice, loops ------
+@pytest.mark.parametrize("name, h_class", [
+    ("compartments", "block-diagonal"),  # jnp.stack, .at[:, k].set / add
+    pytest.param("dendrites", "block-diagonal",  # lax.scan(reverse=True) in jax.checkpoint
+                 marks=pytest.mark.slow),
+    pytest.param("sub_steps", "constant-diagonal", marks=pytest.mark.slow),  # lax.fori_loop
+    pytest.param("indexed", "dense", marks=pytest.mark.slow),  # pad, flip, cumsum, h[perm], dus
+])
+def test_structure_kept_and_jacobians_agree_with_jacrev(name, h_class, x64, getkey):
+    make, _ = MORE_CELLS[name]
+    cell = f64(make(N_IN, HIDDEN, key=getkey()))
     x = jax.random.normal(getkey(), (N_IN,), jnp.float64)
     with warnings.catch_warnings():
         warnings.simplefilter("error")  # no dense fallback for any of these ops
-        ts_comp, ts_indexed = sp.derive(comp, x), sp.derive(indexed, x)
-    # jnp.stack and .at[:, k].set/add keep each neuron's compartments to themselves
-    assert ts_comp.h_class(0, 0) == "block-diagonal"
-    state = jax.random.normal(getkey(), (HIDDEN, 2), jnp.float64)
-    _check_materialized(ts_comp, comp, state, x)
-    _check_materialized(ts_indexed, indexed, jax.random.normal(getkey(), (HIDDEN,), jnp.float64),
-                        x)
+        ts = sp.derive(cell, x)
+    assert ts.h_class(0, 0) == h_class
+    state = jax.tree_util.tree_map(lambda s: jax.random.normal(getkey(), s.shape, jnp.float64),
+                                   cell.initial_state())
+    _check_materialized(ts, cell, state, x)
 
 
 # ----- custom_vjp surrogates ----------------------------------------------------------------------
@@ -157,7 +162,18 @@ def test_cond_fallback_names_what_keeps_structure(x64, getkey):
         sp.derive(cell, jnp.zeros(N_IN, jnp.float64))
 
 
-def test_integer_state_leaf_derives(x64, getkey):
+def test_integer_state_leaf_online_error_is_one_line(getkey):
+    from user_cells_more import make_int_refractory
+
+    cell = make_int_refractory(N_IN, HIDDEN, key=getkey())
+    xs, ys = jnp.zeros((STEPS, N_IN)), jnp.zeros((STEPS, HIDDEN))
+    with pytest.raises(TypeError, match=r"IntRefractory: state leaf \[1\] is int32; online "
+                                        r"methods need floating-point state leaves"):
+        sp.gradients(cell, xs, ys, loss=sq, method=sp.Diagonal())
+
+
+@pytest.mark.slow
+def test_integer_state_leaf_derives_and_bptt_trains_it(x64, getkey):
     """A refractory counter kept as integers: no derivative, and no dtype clash with the floats
     (the suite runs with strict dtype promotion)."""
     from user_cells_more import make_int_refractory
@@ -170,20 +186,13 @@ def test_integer_state_leaf_derives(x64, getkey):
     assert H[(0, 0)].dtype == jnp.float64
     assert float(jnp.abs(H[(0, 0)][1]).max()) == 0.0  # neuron 1 is refractory: clamped to 0
     assert float(jnp.abs(H[(0, 0)][0, 0])) > 0.0
-    # BPTT trains it; online methods say in one line what they need instead
     xs, ys = _problem(cell, getkey())
     assert rel(_grad(cell, xs, ys, "bptt"), _loop_reference(cell, xs, ys)) <= 1e-10
-    with pytest.raises(TypeError, match=r"state leaf \[1\] is int32; online methods need "):
-        _grad(cell, xs, ys, sp.Diagonal())
 
 
 # ----- every method on every cell, against the Python-loop reference ----------------------------
-DEFAULT_EXACT = {"compartments", "cond_lif", "vjp_spike"}
-EXACT_CASES = [n if n in DEFAULT_EXACT else pytest.param(n, marks=pytest.mark.slow)
-               for n in sorted(MORE_CELLS) if n != "int_refractory"]
-
-
-@pytest.mark.parametrize("name", EXACT_CASES)
+@pytest.mark.slow
+@pytest.mark.parametrize("name", sorted(n for n in MORE_CELLS if n != "int_refractory"))
 def test_exact_and_diagonal_equal_the_loop_reference(name, x64, getkey):
     make, local = MORE_CELLS[name]
     cell = f64(make(N_IN, HIDDEN, key=getkey()))

@@ -522,3 +522,79 @@ def make_vjp_spike(n_in, hidden, *, key):
 
 
 MORE_CELLS["vjp_spike"] = (make_vjp_spike, True)
+
+
+# ----- loops, vmap and checkpoint inside the step -----------------------------------------------
+class SubSteps(sp.Cell):
+    """Three Euler sub-steps per time step by ``lax.fori_loop``."""
+
+    w: jax.Array
+
+    def initial_state(self):
+        return jnp.zeros(self.w.shape[0])
+
+    def __call__(self, v, x):
+        i = self.w @ x
+        v = jax.lax.fori_loop(0, 3, lambda k, v: v + 0.1 * (-v + jnp.tanh(i)), v)
+        return v, v
+
+
+class VmapNeuron(sp.Cell):
+    """One neuron's update written for scalars and ``jax.vmap``-ed over the layer, with a
+    learnable time constant per neuron."""
+
+    w: jax.Array
+    tau: jax.Array
+
+    def initial_state(self):
+        n = self.w.shape[0]
+        return jnp.zeros(n), jnp.zeros(n)
+
+    def __call__(self, state, x):
+        def one(v, a, i, tau):
+            v = jnp.exp(-1.0 / tau) * v + i - a
+            z = spike_fn(v - 1.0)
+            return v - jax.lax.stop_gradient(z), 0.9 * a + 0.1 * z, z
+
+        v, a, z = jax.vmap(one)(state[0], state[1], self.w @ x, self.tau)
+        return (v, a), z
+
+
+class Dendrites(sp.Cell):
+    """A chain of dendritic segments per neuron (state ``[segments, n]``), integrated from the
+    tip to the soma by ``lax.scan(..., reverse=True)``; the step runs under ``jax.checkpoint``."""
+
+    w: jax.Array
+
+    def initial_state(self):
+        return jnp.zeros((3, self.w.shape[0]))
+
+    def __call__(self, d, x):
+        def segment(c, dj):
+            c = 0.5 * c + jnp.tanh(dj)
+            return c, 0.8 * dj + 0.1 * c
+
+        c, d = jax.checkpoint(lambda i, d: jax.lax.scan(segment, i, d, reverse=True))(
+            self.w @ x, d)
+        return d, spike_fn(c - 1.0)
+
+
+def make_sub_steps(n_in, hidden, *, key):
+    return SubSteps(_normal(key, (hidden, n_in), 1.0))
+
+
+def make_vmap_neuron(n_in, hidden, *, key):
+    k1, k2 = _keys(key, 2)
+    return VmapNeuron(_normal(k1, (hidden, n_in), 1.0),
+                      jax.random.uniform(k2, (hidden,), minval=2.0, maxval=8.0))
+
+
+def make_dendrites(n_in, hidden, *, key):
+    return Dendrites(_normal(key, (hidden, n_in), 1.0))
+
+
+MORE_CELLS.update({
+    "sub_steps": (make_sub_steps, True),
+    "vmap_neuron": (make_vmap_neuron, True),
+    "dendrites": (make_dendrites, False),
+})
