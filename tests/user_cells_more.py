@@ -10,8 +10,6 @@ from one step to the next (no recurrent weights, no normalisation over neurons),
 import equinox as eqx
 import jax
 import jax.numpy as jnp
-import numpy as np
-
 import snnplast as sp
 
 
@@ -260,20 +258,19 @@ class GRUSpike(sp.Cell):
 
 
 class Frozen(sp.Cell):
-    """A trainable bias only: the input weights are a NumPy array marked static (frozen), one
-    parameter is never used in the step, and the time constant is held by ``stop_gradient``."""
+    """A trainable bias only: the input weights are held by ``stop_gradient``, the leak is a
+    static float, and one parameter is never used in the step."""
 
     bias: jax.Array
     unused: jax.Array
-    leak: jax.Array
-    w: np.ndarray = eqx.field(static=True)
+    w: jax.Array
+    leak: float = eqx.field(static=True, default=0.9)
 
     def initial_state(self):
         return jnp.zeros(self.bias.shape[0])
 
     def __call__(self, v, x):
-        w = jnp.asarray(self.w, x.dtype)
-        v = jax.lax.stop_gradient(self.leak) * v + w @ x + self.bias
+        v = self.leak * v + jax.lax.stop_gradient(self.w) @ x + self.bias
         z = spike_fn(v - 1.0)
         return v - jax.lax.stop_gradient(z), z
 
@@ -393,8 +390,7 @@ def make_gru_spike(n_in, hidden, *, key):
 
 def make_frozen(n_in, hidden, *, key):
     k1, k2 = _keys(key, 2)
-    return Frozen(_normal(k1, (hidden,), 0.5), jnp.ones(3), jnp.full(hidden, 0.9),
-                  np.asarray(_normal(k2, (hidden, n_in), 1.0)))
+    return Frozen(_normal(k1, (hidden,), 0.5), jnp.ones(3), _normal(k2, (hidden, n_in), 1.0))
 
 
 def make_two_layer(n_in, hidden, *, key):
