@@ -191,13 +191,22 @@ def test_integer_state_leaf_derives_and_bptt_trains_it(x64, getkey):
 
 
 # ----- every method on every cell, against the Python-loop reference ----------------------------
-@pytest.mark.slow
-@pytest.mark.parametrize("name", sorted(n for n in MORE_CELLS if n != "int_refractory"))
-def test_exact_and_diagonal_equal_the_loop_reference(name, x64, getkey):
+# The integer counter is refused by online methods (tested above).
+ONLINE = sorted(n for n in MORE_CELLS if n != "int_refractory")
+
+
+def _case(name, getkey):
+    """The cell `name` in float64, whether it is local, its problem and the reference."""
     make, local = MORE_CELLS[name]
     cell = f64(make(N_IN, HIDDEN, key=getkey()))
     xs, ys = _problem(cell, getkey())
-    ref = _loop_reference(cell, xs, ys)
+    return cell, local, xs, ys, _loop_reference(cell, xs, ys)
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("name", ONLINE)
+def test_exact_and_diagonal_equal_the_loop_reference(name, x64, getkey):
+    cell, local, xs, ys, ref = _case(name, getkey)
     assert rel(_grad(cell, xs, ys, "bptt"), ref) <= 1e-10
     assert rel(_grad(cell, xs, ys, sp.Exact()), ref) <= 1e-10
     if local:  # no coupling across neurons between steps: e-prop is exact
@@ -207,14 +216,11 @@ def test_exact_and_diagonal_equal_the_loop_reference(name, x64, getkey):
 
 
 @pytest.mark.slow
-@pytest.mark.parametrize("name", sorted(n for n in MORE_CELLS if n != "int_refractory"))
+@pytest.mark.parametrize("name", ONLINE)
 def test_blocks_random_k_and_learner_equal_the_reference(name, x64, getkey):
     import optax
 
-    make, local = MORE_CELLS[name]
-    cell = f64(make(N_IN, HIDDEN, key=getkey()))
-    xs, ys = _problem(cell, getkey())
-    ref = _loop_reference(cell, xs, ys)
+    cell, local, xs, ys, ref = _case(name, getkey)
     if local:
         for block in (1, 4):
             assert rel(_grad(cell, xs, ys, sp.Diagonal(), block=block), ref) <= 1e-10
@@ -240,7 +246,7 @@ def synth(tmp_path_factory):
 
 
 @pytest.mark.slow
-@pytest.mark.parametrize("name", sorted(n for n in MORE_CELLS if n != "int_refractory"))
+@pytest.mark.parametrize("name", ONLINE)
 def test_user_cell_trains_from_python_and_the_command_line(name, synth, tmp_path):
     from snnplast._cli import main
     from snnplast.train import TrainConfig, compare, load_model

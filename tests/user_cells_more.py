@@ -10,6 +10,7 @@ from one step to the next (no recurrent weights, no normalisation over neurons),
 import equinox as eqx
 import jax
 import jax.numpy as jnp
+
 import snnplast as sp
 
 
