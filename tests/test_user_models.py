@@ -14,6 +14,7 @@ from numerics import f64, rel
 from user_cells_more import MORE_CELLS, spike_vjp
 
 import snnplast as sp
+from snnplast._cell import check_online_state
 
 N_IN, HIDDEN, STEPS = 3, 4, 6
 
@@ -162,14 +163,46 @@ def test_cond_fallback_names_what_keeps_structure(x64, getkey):
         sp.derive(cell, jnp.zeros(N_IN, jnp.float64))
 
 
-def test_integer_state_leaf_online_error_is_one_line(getkey):
-    from user_cells_more import make_int_refractory
+def test_integer_state_leaf_online_error_is_one_line():
+    from user_cells_more import IntRefractory
 
-    cell = make_int_refractory(N_IN, HIDDEN, key=getkey())
+    cell = IntRefractory(jnp.ones((HIDDEN, N_IN)))
     xs, ys = jnp.zeros((STEPS, N_IN)), jnp.zeros((STEPS, HIDDEN))
     with pytest.raises(TypeError, match=r"IntRefractory: state leaf \[1\] is int32; online "
                                         r"methods need floating-point state leaves"):
         sp.gradients(cell, xs, ys, loss=sq, method=sp.Diagonal())
+
+
+class LearnedInit(sp.Cell):
+    """A leaky unit whose initial state is a trainable parameter (a learned ``h0``)."""
+
+    w: jax.Array
+    h0: jax.Array
+
+    def initial_state(self):
+        return jnp.tanh(self.h0)
+
+    def __call__(self, h, x):
+        h = 0.9 * h + self.w @ x
+        return h, h
+
+
+class FixedInit(LearnedInit):
+    """The same with the initial state held fixed by stop_gradient."""
+
+    def initial_state(self):
+        return jnp.tanh(jax.lax.stop_gradient(self.h0))
+
+
+def test_learned_initial_state_is_refused_by_online_methods(getkey):
+    """Traces start at zero, so the gradient through a learned initial state would be dropped
+    silently (it was: Exact's gradient was 43% off BPTT's); a fixed one passes."""
+    w = jax.random.normal(getkey(), (HIDDEN, N_IN))
+    xs, ys = jnp.zeros((STEPS, N_IN)), jnp.zeros((STEPS, HIDDEN))
+    with pytest.raises(ValueError, match="LearnedInit: initial_state.. depends on the trainable "
+                                         "parameter h0; online methods start their traces"):
+        sp.gradients(LearnedInit(w, jnp.ones(HIDDEN)), xs, ys, loss=sq, method=sp.Exact())
+    check_online_state(FixedInit(w, jnp.ones(HIDDEN)))  # no error
 
 
 @pytest.mark.slow
