@@ -303,3 +303,19 @@ def test_user_cell_trains_from_python_and_the_command_line(name, synth, tmp_path
     assert cosine["exact"] > 0.999  # float32 RTRL against BPTT's first gradient
     assert main(["inspect", "--cell", f"{path}:make_{name}", "--hidden", "4",
                  "--inputs", "5"]) == 0
+
+
+def test_a_factory_with_another_signature_is_one_line(tmp_path, capsys):
+    """A factory ordered as ``(key, n_in, n)`` (as the test zoo's lambdas are) is told apart
+    from a bug inside the factory: exit status 2 and one line naming the expected call."""
+    from snnplast._cli import main
+
+    (tmp_path / "mine.py").write_text(
+        "import snnplast as sp\n"
+        "def make(key, n_in, n):\n"
+        "    return sp.LIF(n_in, n, key=key)\n")
+    argv = ["inspect", "--model", f"{tmp_path / 'mine.py'}:make", "--hidden", "4"]
+    assert main(argv) == 2
+    err = capsys.readouterr().err.strip()
+    assert "called as factory(n_in, hidden, *, key), but its signature is (key, n_in, n)" in err
+    assert len(err.splitlines()) == 1
