@@ -7,14 +7,15 @@ tonic, binning, and a procedural stand-in.
   :class:`BasilarMembrane`, :class:`HairCell`, :class:`BushyCell` gathered in :class:`Cochlea`;
 - spoken digits from eSpeak NG (:mod:`snnplast.data.speech`) and the SHD look-alike made from
   them (:func:`make_speech_shd`, :func:`ensure_speech_shd`), the default data set;
-- :func:`convert_audio` for a folder of your own labelled WAV files (any sample rate: each is
+- :func:`convert_audio` for a folder of your own labelled recordings (WAV, FLAC, Ogg, MP3, ...;
+  :func:`read_audio`; any sample rate and number of channels: each is
   resampled to the cochlea's working rate, :func:`resample`), :func:`load_recordings` to bin
   them for a trained model, :func:`plot_sample` to look at one sample;
 - :class:`Acoustics`: the simulated rooms, microphones, channels and noise the default set's
   training speech is recorded through (:data:`RECORDED`; :data:`CLEAN` for none);
 - the SHD layout (:func:`write_shd_h5`, :func:`check_shd_file`) and its loading through tonic.
 
-The code lives in one private folder per part, each module one concept: ``_audio`` (WAV files,
+The code lives in one private folder per part, each module one concept: ``_audio`` (audio files,
 resampling), ``_cochlea`` (the cochlea's stages and the worker processes it runs in),
 ``_speech`` (eSpeak NG, the simulated recording chain, the synthetic SHD), ``_shd`` (the file
 format, tonic, the procedural stand-in), ``_loading`` (binning, speaker splits, ``load_dataset``),
@@ -22,6 +23,8 @@ format, tonic, the procedural stand-in), ``_loading`` (binning, speaker splits, 
 """
 
 from . import speech as speech
+from ._audio.formats import AUDIO_SUFFIXES as AUDIO_SUFFIXES
+from ._audio.formats import read_audio as read_audio
 from ._audio.wav import read_wav as read_wav
 from ._audio.wav import resample as resample
 from ._cache import cache_root as cache_root

@@ -11,6 +11,7 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
+from .._audio.formats import is_audio
 from .._cache import cache_key, cache_root, file_fingerprint
 from .._cochlea.cochlea import Cochlea
 from .._loading.dataset import Split
@@ -23,12 +24,12 @@ _RECORDINGS_VERSION = 1
 
 
 def is_recordings_folder(path: str | os.PathLike) -> bool:
-    """True when `path` is a folder of ``.wav`` files (directly, or one folder per label) and
-    not a folder of SHD files."""
+    """True when `path` is a folder of audio files (directly, or one folder per label) and not
+    a folder of SHD files."""
     path = Path(path).expanduser()
     if not path.is_dir() or any(path.glob("shd_t*.h5")) or (path / "SHD").is_dir():
         return False
-    return any(p.suffix.lower() == ".wav" for p in [*path.glob("*"), *path.glob("*/*")])
+    return any(is_audio(p) for p in [*path.glob("*"), *path.glob("*/*")])
 
 
 def load_recordings(
@@ -48,7 +49,7 @@ def load_recordings(
 
     **Arguments:**
 
-    - `in_dir`: a folder of mono ``.wav`` files at any sample rate, labelled by their names or
+    - `in_dir`: a folder of audio files (WAV, FLAC, ...) at any sample rate, labelled by their names or
       by `labels` (see :func:`convert_audio`).
     - `labels`: a CSV ``file,label[,speaker]``; None reads labels from the file names.
     - `n_bins`, `duration`, `pool`, `time_axis`: binning, as :func:`load_dataset`.
