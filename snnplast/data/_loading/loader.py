@@ -56,8 +56,8 @@ def _synth_folder(cache: Path, progress: bool) -> Path:
 def _missing_both(folder: Path, hint: str) -> SHDMissingError:
     return SHDMissingError(
         f"no SHD files in {folder}: put shd_train.h5 and shd_test.h5 exactly there{hint} "
-        "(unzip https://zenkelab.org/datasets/shd_train.h5.zip and shd_test.h5.zip); "
-        "nothing is downloaded automatically"
+        "(or the downloads https://zenkelab.org/datasets/shd_train.h5.zip and shd_test.h5.zip, "
+        "unpacked on first use); nothing is downloaded automatically"
     )
 
 
@@ -91,7 +91,7 @@ def _resolve(name_or_path, cache: Path, progress: bool) -> tuple[str, Path]:
             )
     for train in (True, False):
         try:
-            find_split_file(folder, train)
+            find_split_file(folder, train, cache, progress=progress)
         except SHDMissingError:
             raise _missing_both(folder, hint) from None
     return "shd", folder
@@ -126,8 +126,9 @@ def check_data_source(name_or_path, cache_dir: str | os.PathLike | None = None) 
                     "of SHD files"
                 ) from None
         return
-    _, folder = _resolve(name_or_path, cache_root(cache_dir), progress=False)
-    files = [check_shd_file(find_split_file(folder, train)) for train in (True, False)]
+    cache = cache_root(cache_dir)
+    _, folder = _resolve(name_or_path, cache, progress=False)
+    files = [check_shd_file(find_split_file(folder, train, cache)) for train in (True, False)]
     check_same_channels(files)
 
 
@@ -140,7 +141,7 @@ def _binning(n_bins, duration, pool, time_axis) -> dict:
 
 
 def _binned(folder: Path, train: bool, cache: Path, binning: dict, progress: bool) -> dict:
-    file = find_split_file(folder, train)
+    file = find_split_file(folder, train, cache, progress=progress)
     key = cache_key(version=_BINNED_VERSION, source=file_fingerprint(file), **binning)
     path = cache / "binned" / f"{file.stem}-{key}.npz"
     cached = load_npz(path)
@@ -196,7 +197,7 @@ def binned_split(
     """
     check_binning(n_bins, duration, pool, pool)
     folder = Path(folder).expanduser()
-    check_shd_file(find_split_file(folder, train))
+    check_shd_file(find_split_file(folder, train, cache_dir, progress=progress))
     binning = _binning(n_bins, duration, pool, time_axis)
     arrays = _binned(folder, train, cache_root(cache_dir), binning, progress)
     split = Split(x=arrays["x"], y=arrays["y"], speakers=arrays["speakers"])
@@ -261,7 +262,7 @@ def load_dataset(
     check_time_axis(time_axis)
     n_val_speakers(val_speakers, 1 << 30)
     kind, folder = _resolve(name_or_path, cache, progress)
-    files = [check_shd_file(find_split_file(folder, train)) for train in (True, False)]
+    files = [check_shd_file(find_split_file(folder, train, cache)) for train in (True, False)]
     n_channels = check_same_channels(files)
     try:
         check_binning(n_bins, duration, n_channels, pool)
