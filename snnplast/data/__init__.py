@@ -10,7 +10,8 @@ tonic, binning, and a procedural stand-in.
 - :func:`convert_audio` for a folder of your own labelled recordings (WAV, FLAC, Ogg, MP3, ...;
   :func:`read_audio`; any sample rate and number of channels: each is
   resampled to the cochlea's working rate, :func:`resample`), :func:`load_recordings` to bin
-  them for a trained model, :func:`plot_sample` to look at one sample;
+  them for a trained model (``load_dataset(folder)`` trains on them, whole speakers held out by
+  :func:`hold_out_speakers`), :func:`plot_sample` to look at one sample;
 - :class:`Acoustics`: the simulated rooms, microphones, channels and noise the default set's
   training speech is recorded through (:data:`RECORDED`; :data:`CLEAN` for none);
 - the SHD layout (:func:`write_shd_h5`, :func:`check_shd_file`) and its loading through tonic.
@@ -52,6 +53,7 @@ from ._recordings.convert import convert_audio as convert_audio
 from ._recordings.convert import read_names as read_names
 from ._recordings.load import is_recordings_folder as is_recordings_folder
 from ._recordings.load import load_recordings as load_recordings
+from ._recordings.split import hold_out_speakers as hold_out_speakers
 from ._shd.file import SHDFormatError as SHDFormatError
 from ._shd.file import SHDMissingError as SHDMissingError
 from ._shd.file import check_shd_file as check_shd_file

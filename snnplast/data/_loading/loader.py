@@ -41,7 +41,10 @@ DEFAULT_DATA = "speech"
 
 
 def _allowed() -> str:
-    return "'synth', 'speech', 'shd', or a folder containing shd_train.h5 and shd_test.h5"
+    return (
+        "'synth', 'speech', 'shd', a folder containing shd_train.h5 and shd_test.h5, or a folder "
+        "of labelled recordings"
+    )
 
 
 def _synth_folder(cache: Path, progress: bool) -> Path:
@@ -89,6 +92,12 @@ def _resolve(name_or_path, cache: Path, progress: bool) -> tuple[str, Path]:
                 f"load_dataset: got {str(name_or_path)!r}, which is neither a known name nor an "
                 f"existing folder; allowed: {_allowed()}"
             )
+        # A folder of the user's own recordings: converted and split by speaker, once, cached.
+        from .._recordings.load import is_recordings_folder
+        from .._recordings.split import recordings_data_folder
+
+        if is_recordings_folder(folder):
+            return "recordings", recordings_data_folder(folder, cache_dir=cache, progress=progress)
     for train in (True, False):
         try:
             find_split_file(folder, train, cache, progress=progress)
@@ -125,6 +134,12 @@ def check_data_source(name_or_path, cache_dir: str | os.PathLike | None = None) 
                     f"{e}; or train on another data set: 'synth' (no speech), 'shd' or a folder "
                     "of SHD files"
                 ) from None
+        return
+    from .._recordings.load import is_recordings_folder
+    from .._recordings.split import check_recordings_folder
+
+    if isinstance(name_or_path, str | os.PathLike) and is_recordings_folder(name_or_path):
+        check_recordings_folder(name_or_path)  # the layout and speakers, not the conversion
         return
     cache = cache_root(cache_dir)
     _, folder = _resolve(name_or_path, cache, progress=False)
@@ -235,8 +250,12 @@ def load_dataset(
       three minutes on 2 cores; needs the ``speech`` extra), ``"synth"`` (a procedural stand-in
       without speech, generated in seconds into ``<cache>/synth/``: 2000 training / 500 test
       samples, 20 classes), ``"shd"`` (the real SHD files in
-      ``$SNNPLAST_DATA/shd``, default ``~/.cache/snnplast/shd``), or a folder holding
-      ``shd_train.h5`` and ``shd_test.h5`` (directly or in its ``SHD/`` subfolder).
+      ``$SNNPLAST_DATA/shd``, default ``~/.cache/snnplast/shd``), a folder holding
+      ``shd_train.h5`` and ``shd_test.h5`` (directly or in its ``SHD/`` subfolder; their
+      downloaded ``.zip``/``.gz`` archives do too), or a folder of labelled recordings (any
+      layout ``convert_audio`` reads: converted once through the cochlea, the recordings of a
+      fifth of the speakers held out as the test split; see
+      :func:`~snnplast.data._recordings.split.recordings_data_folder`).
     - `n_bins`: time bins ``T`` over ``[0, duration)``.
     - `duration`: seconds covered; later spikes are dropped.
     - `pool`: adjacent channels summed into one (700 / pool channels; must divide 700).
@@ -279,6 +298,8 @@ def load_dataset(
             f"({len(class_names)} vs {len(test_names)} keys); they must share extra/keys"
         )
     train_index, val_index = split_by_speaker(train_arrays["speakers"], val_speakers, seed)
+    # A recordings folder is named as given, not as the cached split made from it.
+    named = Path(name_or_path).expanduser() if kind == "recordings" else folder
     return SpikeDataset(
         train=_take(train_arrays, train_index),
         val=_take(train_arrays, val_index),
@@ -287,5 +308,5 @@ def load_dataset(
         n_channels=n_channels // pool,
         n_bins=n_bins,
         class_names=class_names,
-        source=f"{kind}:{folder.resolve()}",
+        source=f"{kind}:{named.resolve()}",
     )

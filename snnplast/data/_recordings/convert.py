@@ -80,6 +80,10 @@ def find_recordings(
     return found
 
 
+# Recordings per cochlea process when `workers` is not given.
+_CLIPS_PER_WORKER = 32
+
+
 def convert_audio(
     in_dir: str | os.PathLike,
     out: str | os.PathLike,
@@ -108,7 +112,8 @@ def convert_audio(
     - `exact_length`: run each recording at its own length, exactly as Lauscher does. Otherwise
       recordings are centred in silence padded to a 0.1 s grid, so that many share the basilar
       membrane's transfer matrix (seconds each to compute); times still start at the recording.
-    - `workers`: cochlea processes (default: one per CPU core, at most 8).
+    - `workers`: cochlea processes (default: one per CPU core, at most 8, and one per
+      :data:`_CLIPS_PER_WORKER` recordings: a short folder is converted here).
     - `model`: the cochlea's parameters (default: Lauscher's).
     - `progress`: show a progress bar.
 
@@ -133,7 +138,9 @@ def convert_audio(
         audio.append((x, rate))
     classes, keys = _classes([rec.label for rec in recordings])
     if workers is None:
-        workers = max(1, min(os.cpu_count() or 1, 8))
+        # A worker is a fresh interpreter (seconds to start, and its own transfer matrices);
+        # at ~0.1 s of cochlea per clip it pays for itself only past a few dozen clips.
+        workers = max(1, min(os.cpu_count() or 1, 8, len(recordings) // _CLIPS_PER_WORKER))
 
     # At the cochlea's working rate from here on: padding lengths are chosen there.
     rates = [model.working_rate(r) for _, r in audio]
