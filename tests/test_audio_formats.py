@@ -108,3 +108,17 @@ def test_convert_audio_reads_flac_and_stereo_like_mono_wav(tmp_path):
         cb = np.bincount(fb["spikes/units"][0] // 50, minlength=14)
         assert ca.sum() > 500 and np.corrcoef(ca, cb)[0, 1] > 0.95
         assert abs(int(ca.sum()) - int(cb.sum())) < 0.05 * ca.sum()
+
+
+@pytest.mark.slow
+def test_show_draws_a_recording_through_the_cochlea(tmp_path, capsys):
+    from snnplast._cli import main
+
+    path = tmp_path / "7_ann_0.flac"
+    soundfile.write(path, np.stack([tone(), tone()], axis=1), RATE)
+    out = tmp_path / "seven.png"
+    assert main(["data", "show", str(path), "--out", str(out)]) == 0
+    assert out.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n" and str(out) in capsys.readouterr().out
+    assert main(["data", "show", str(path), "--index", "1", "--out", str(out)]) == 2
+    err = capsys.readouterr().err.strip()
+    assert "--index 1: an audio file holds one recording" in err and "\n" not in err

@@ -2,13 +2,16 @@
 
 - ``synth-shd --out DIR``: a synthetic SHD (eSpeak NG digits through the Lauscher cochlea);
 - ``convert-audio IN_DIR --out FILE.h5``: the user's own labelled recordings, same cochlea;
-- ``show FILE --index i --out x.png``: one sample's spike raster (and waveform, when kept).
+- ``show FILE --index i --out x.png``: one sample's spike raster (and waveform, when kept),
+  or one recording's through the cochlea.
 """
 
 from __future__ import annotations
 
 import argparse
 from pathlib import Path
+
+from .._errors import ValidationError
 
 
 def _non_negative(text: str) -> int:
@@ -72,9 +75,14 @@ def _convert_audio(args) -> int:
 
 
 def _show(args) -> int:
-    from ..data import plot_sample
+    from ..data import is_audio, plot_recording, plot_sample
 
-    out = plot_sample(args.file, args.index, args.out, audio=not args.no_audio)
+    if is_audio(args.file):
+        if args.index != 0:
+            raise ValidationError(f"--index {args.index}: an audio file holds one recording")
+        out = plot_recording(args.file, args.out, audio=not args.no_audio)
+    else:
+        out = plot_sample(args.file, args.index, args.out, audio=not args.no_audio)
     print(f"wrote {out}")
     return 0
 
@@ -152,9 +160,11 @@ def register(subparsers) -> None:
         "show",
         help="plot one sample: spike raster (channel x time), waveform above when kept",
         description="Plot one sample of an SHD-layout file as a raster of channel over time, with "
-        "its waveform above when the audio was kept beside the file.",
+        "its waveform above when the audio was kept beside the file; or one recording (WAV, "
+        "FLAC, ...) through the cochlea, its waveform above.",
     )
-    show.add_argument("file", type=Path, metavar="FILE", help="an SHD-layout .h5 file")
+    show.add_argument("file", type=Path, metavar="FILE",
+                      help="an SHD-layout .h5 file, or an audio file")  # fmt: skip
     show.add_argument("--index", type=_non_negative, default=0, metavar="I", help="default 0")
     show.add_argument("--out", required=True, type=Path, metavar="IMAGE",
                       help="image to write (.png, .pdf, .svg, .jpg)")  # fmt: skip

@@ -11,7 +11,8 @@ tonic, binning, and a procedural stand-in.
   :func:`read_audio`; any sample rate and number of channels: each is
   resampled to the cochlea's working rate, :func:`resample`), :func:`load_recordings` to bin
   them for a trained model (``load_dataset(folder)`` trains on them, whole speakers held out by
-  :func:`hold_out_speakers`), :func:`plot_sample` to look at one sample;
+  :func:`hold_out_speakers`), :func:`plot_sample` to look at one sample
+  (:func:`plot_recording`: one audio file through the cochlea);
 - :class:`Acoustics`: the simulated rooms, microphones, channels and noise the default set's
   training speech is recorded through (:data:`RECORDED`; :data:`CLEAN` for none);
 - the SHD layout (:func:`write_shd_h5`, :func:`check_shd_file`) and its loading through tonic.
@@ -25,6 +26,7 @@ format, tonic, the procedural stand-in), ``_loading`` (binning, speaker splits, 
 
 from . import speech as speech
 from ._audio.formats import AUDIO_SUFFIXES as AUDIO_SUFFIXES
+from ._audio.formats import is_audio as is_audio
 from ._audio.formats import read_audio as read_audio
 from ._audio.wav import read_wav as read_wav
 from ._audio.wav import resample as resample
@@ -53,6 +55,7 @@ from ._recordings.convert import convert_audio as convert_audio
 from ._recordings.convert import read_names as read_names
 from ._recordings.load import is_recordings_folder as is_recordings_folder
 from ._recordings.load import load_recordings as load_recordings
+from ._recordings.show import plot_recording as plot_recording
 from ._recordings.split import hold_out_speakers as hold_out_speakers
 from ._shd.file import SHDFormatError as SHDFormatError
 from ._shd.file import SHDMissingError as SHDMissingError
