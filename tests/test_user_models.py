@@ -11,7 +11,7 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 from numerics import f64, rel
-from user_cells_more import MORE_CELLS, spike_vjp
+from user_cells_more import MORE_CELLS, make_vjp_coupled, spike_vjp
 
 import snnplast as sp
 from snnplast._cell import check_online_state
@@ -111,33 +111,6 @@ class VJPAdaptive(sp.Cell):
         return (v - jax.lax.stop_gradient(z), 0.9 * a + 0.2 * z), z
 
 
-@jax.custom_vjp
-def _mean_coupled(v):
-    return jnp.tanh(v)
-
-
-def _mean_coupled_fwd(v):
-    return jnp.tanh(v), v
-
-
-def _mean_coupled_bwd(v, g):
-    return (g * (1.0 - jnp.tanh(v) ** 2) + 0.1 * jnp.mean(g),)  # couples every neuron
-
-
-_mean_coupled.defvjp(_mean_coupled_fwd, _mean_coupled_bwd)
-
-
-class VJPCoupled(sp.Cell):
-    w: jax.Array
-
-    def initial_state(self):
-        return jnp.zeros(self.w.shape[0])
-
-    def __call__(self, h, x):
-        h = 0.5 * h + _mean_coupled(h + self.w @ x)
-        return h, h
-
-
 def test_custom_vjp_surrogate_is_diagonal_and_others_dense(x64, getkey):
     x = jax.random.normal(getkey(), (N_IN,), jnp.float64)
     cell = VJPAdaptive(jax.random.normal(getkey(), (HIDDEN, N_IN), jnp.float64))
@@ -147,12 +120,11 @@ def test_custom_vjp_surrogate_is_diagonal_and_others_dense(x64, getkey):
     assert ts.h_class(1, 0) == "diagonal" and ts.h_class(1, 1) != "dense"
     state = tuple(jax.random.normal(getkey(), (HIDDEN,), jnp.float64) for _ in range(2))
     _check_materialized(ts, cell, state, x)
-    # A backward pass that mixes positions is not taken for diagonal: dense, warned, correct.
-    coupled = VJPCoupled(jax.random.normal(getkey(), (HIDDEN, N_IN), jnp.float64))
-    with pytest.warns(UserWarning, match="custom_vjp function '_mean_coupled' is not position"):
+    # A backward pass that mixes positions is not taken for diagonal: dense, warned.
+    coupled = f64(make_vjp_coupled(N_IN, HIDDEN, key=getkey()))
+    with pytest.warns(UserWarning, match="custom_vjp function 'mean_coupled' is not position"):
         ts = sp.derive(coupled, x)
-    assert ts.h_class(0, 0) == "dense"
-    _check_materialized(ts, coupled, jax.random.normal(getkey(), (HIDDEN,), jnp.float64), x)
+    assert ts.h_class(0, 0) == "dense"  # its numbers: test_exact_and_diagonal_...[vjp_coupled]
 
 
 def test_cond_fallback_names_what_keeps_structure(x64, getkey):

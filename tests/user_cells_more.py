@@ -518,7 +518,41 @@ def make_vjp_spike(n_in, hidden, *, key):
     return VJPSpike(_normal(key, (hidden, n_in), 1.0))
 
 
+@jax.custom_vjp
+def mean_coupled(v):
+    return jnp.tanh(v)
+
+
+def _mean_coupled_fwd(v):
+    return jnp.tanh(v), v
+
+
+def _mean_coupled_bwd(v, g):
+    return (g * (1.0 - jnp.tanh(v) ** 2) + 0.1 * jnp.mean(g),)  # couples every neuron
+
+
+mean_coupled.defvjp(_mean_coupled_fwd, _mean_coupled_bwd)
+
+
+class VJPCoupled(sp.Cell):
+    """A leaky unit squashed by a custom_vjp whose backward pass mixes the neurons."""
+
+    w: jax.Array
+
+    def initial_state(self):
+        return jnp.zeros(self.w.shape[0])
+
+    def __call__(self, h, x):
+        h = 0.5 * h + mean_coupled(h + self.w @ x)
+        return h, h
+
+
+def make_vjp_coupled(n_in, hidden, *, key):
+    return VJPCoupled(_normal(key, (hidden, n_in), 1.0))
+
+
 MORE_CELLS["vjp_spike"] = (make_vjp_spike, True)
+MORE_CELLS["vjp_coupled"] = (make_vjp_coupled, False)
 
 
 # ----- loops, vmap and checkpoint inside the step -----------------------------------------------
