@@ -292,3 +292,28 @@ def test_a_factory_with_another_signature_is_one_line(tmp_path, capsys):
     err = capsys.readouterr().err.strip()
     assert "called as factory(n_in, hidden, *, key), but its signature is (key, n_in, n)" in err
     assert len(err.splitlines()) == 1
+
+
+class IntMask(sp.Cell):
+    """A leaky unit with an integer mask held as a jax array field."""
+
+    w: jax.Array
+    mask: jax.Array
+
+    def initial_state(self):
+        return jnp.zeros(self.w.shape[0])
+
+    def __call__(self, h, x):
+        h = 0.9 * h + self.mask * jnp.tanh(self.w @ x)
+        return h, h
+
+
+def test_a_traced_integer_array_in_the_cell_is_one_line(getkey):
+    """Under a jit that traces the cell, its integer arrays have no values for the engine to
+    read: one line saying how to hold them (outside a jit the same cell works)."""
+    cell = IntMask(jax.random.normal(getkey(), (HIDDEN, N_IN)), jnp.array([1, 0, 1, 1]))
+    xs, ys = jnp.zeros((STEPS, N_IN)), jnp.zeros((STEPS, HIDDEN))
+    jitted = eqx.filter_jit(lambda c: sp.gradients(c, xs, ys, loss=sq, method=sp.Diagonal()))
+    with pytest.raises(TypeError, match="IntMask: a int32 array of shape .4,. in the cell is "
+                                        "traced .* a static field of Python numbers"):
+        jitted(cell)

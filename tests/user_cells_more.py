@@ -453,7 +453,7 @@ class Indexed(sp.Cell):
     ``jnp.flip``, ``jnp.cumsum``, a permutation ``h[perm]`` and ``lax.dynamic_update_slice``."""
 
     w: jax.Array
-    perm: jax.Array  # integer: not trained
+    perm: tuple = eqx.field(static=True)  # Python ints: a jit of the cell keeps them concrete
 
     def initial_state(self):
         return jnp.zeros(self.w.shape[0])
@@ -462,7 +462,7 @@ class Indexed(sp.Cell):
         n = h.shape[0]
         shifted = jnp.pad(h, (1, 1))[:-2]
         pre = (self.w @ x + 0.3 * shifted + 0.2 * jnp.flip(h) - 0.1 * jnp.cumsum(h) / n
-               + 0.2 * h[self.perm])
+               + 0.2 * h[jnp.asarray(self.perm)])
         h = jnp.tanh(pre)
         h = jax.lax.dynamic_update_slice(h, 0.5 * h[1:2], (0,))
         return h, h
@@ -474,7 +474,8 @@ def make_compartments(n_in, hidden, *, key):
 
 def make_indexed(n_in, hidden, *, key):
     k1, k2 = _keys(key, 2)
-    return Indexed(_normal(k1, (hidden, n_in), 1.0), jax.random.permutation(k2, hidden))
+    return Indexed(_normal(k1, (hidden, n_in), 1.0),
+                   tuple(int(i) for i in jax.random.permutation(k2, hidden)))
 
 
 MORE_CELLS.update({
