@@ -9,7 +9,8 @@ and the gradient of every parameter over the whole sequence, by each method:
 - ``diagonal``: the engine's Diagonal (e-prop) with the default accumulation
   (``snnplast.online.resolve_block``: blocks where a trace is stored per synapse, the whole
   sequence as one block when short enough, else the step recursion); ``diagonal-step``: the
-  same, step by step (``block=1``); ``diagonal-product-per-step``: step by step with a trace
+  same, step by step (``block=1``); ``diagonal-block:K``: in blocks of K steps (``block=K``);
+  ``diagonal-product-per-step``: step by step with a trace
   contraction at every step (``contract_every=1``), not a chunk of steps at a time;
   ``diagonal-hoisted``: ``diagonal`` with the input-only part of the step (``W_in x_t``)
   evaluated a chunk of steps at once (``hoist=True``); ``diagonal-kept``: ``diagonal`` with a
@@ -84,11 +85,33 @@ ENGINE = {"diagonal": (snnplast.Diagonal(), None), "diagonal-step": (snnplast.Di
           "exact": (DENSE["exact"], None)}
 
 
+def explicit_block(name: str) -> int | None:
+    """K of a method ``diagonal-block:K`` (Diagonal in blocks of K steps), else None."""
+    prefix = "diagonal-block:"
+    if not name.startswith(prefix):
+        return None
+    k = name[len(prefix):]
+    if not k.isdigit() or int(k) < 1:
+        raise ValueError(f"{name!r}: the block must be a positive integer, got {k!r}")
+    return int(k)
+
+
+def method_fn(name: str):
+    """``(params, static, x, y) -> (loss, grad leaves)`` of method `name`."""
+    k = explicit_block(name)
+    if k is not None:
+        return package_method(snnplast.Diagonal(), block=k)
+    return make(name, SUITE_BUILDERS)
+
+
 def accumulation(net, x, name) -> str:
     """What the engine runs for method `name` ("step" or "blocked K"), "" for the others."""
-    if name not in ENGINE:
+    if explicit_block(name) is not None:
+        policy, block = snnplast.Diagonal(), explicit_block(name)
+    elif name not in ENGINE:
         return ""
-    policy, block = ENGINE[name]
+    else:
+        policy, block = ENGINE[name]
     runner = snnplast.online.OnlineStep(net, x[0, 0], policy, cross_entropy)
     used = snnplast.online.resolve_block(runner, block, x.shape[1])
     return "step" if used == 1 else f"blocked {used}"
@@ -239,7 +262,7 @@ def bench_case(args, model: str, hidden: int, steps: int) -> list[dict]:
             row["skipped"] = f"not run above T={args.skip_after[name]} (time)"
             continue
         fn, out, compile_s, temp, first_s = compile_method(
-            make(name, SUITE_BUILDERS), params, static, x, y, call=not args.memory_only)
+            method_fn(name), params, static, x, y, call=not args.memory_only)
         compiled[name] = (fn, out)
         row.update(compile_s=compile_s, temp_bytes=temp)
         if args.memory_only:
@@ -324,21 +347,23 @@ def memory_table(rows) -> list[str]:
             mode = f" ({r['mode']})" if r.get("mode") else ""
             cells.setdefault(key, {})[r["T"]] = f"{_mib(r['temp_bytes'])}{mode}"
     temp = {(r["model"], r["H"], r["method"], r["T"]): r.get("temp_bytes") for r in rows}
+    ratio = len(steps) > 1
     lines = ["| model | H | method | " + " | ".join(f"T={t} MiB" for t in steps)
-             + f" | T={steps[-1]} / T={steps[0]} |",
-             "|---|--:|---|" + "--:|" * (len(steps) + 1)]
+             + (f" | T={steps[-1]} / T={steps[0]} |" if ratio else " |"),
+             "|---|--:|---|" + "--:|" * (len(steps) + ratio)]
     for (model, h, method), by_t in cells.items():
+        row = f"| {model} | {h} | {method} | " + " | ".join(by_t.get(t, "") for t in steps)
         lo, hi = temp.get((model, h, method, steps[0])), temp.get((model, h, method, steps[-1]))
-        ratio = f"{hi / lo:.2f}" if lo and hi else ""
-        lines.append(f"| {model} | {h} | {method} | "
-                     + " | ".join(by_t.get(t, "") for t in steps) + f" | {ratio} |")
+        if ratio:
+            row += f" | {hi / lo:.2f}" if lo and hi else " | "
+        lines.append(row + " |")
     return lines
 
 
 def markdown(meta, rows) -> str:
     if meta.get("memory_only"):
         return "\n".join([
-            f"Command: `{meta['command']}`",
+            f"Command: `{meta['command']}`" + (f" ({meta['note']})" if "note" in meta else ""),
             "",
             (f"jax {meta['jax']} ({meta['backend']}), commit {meta['commit']}, Python "
              f"{meta['python']}, {meta['date']}; batch {meta['batch']}, 140 inputs, 20 classes; "
@@ -462,8 +487,13 @@ def main(argv=None) -> int:
     steps = [int(t) for t in args.steps.split(",")]
     methods = [m.strip() for m in args.methods.split(",") if m.strip()]
     for m in methods:
-        if m not in METHODS:
-            parser.error(f"unknown method {m!r}; allowed: {', '.join(METHODS)}")
+        try:
+            known = m in METHODS or explicit_block(m) is not None
+        except ValueError as error:
+            parser.error(str(error))
+        if not known:
+            parser.error(f"unknown method {m!r}; allowed: {', '.join(METHODS)}, "
+                         f"diagonal-block:K")
     args.methods = ["bptt"] + [m for m in methods if m != "bptt"]
     args.skip_after = {k: int(v) for k, v in (s.split(":") for s in args.skip_after.split(",")
                                               if s)}
