@@ -28,7 +28,10 @@ def online_loss_and_grad(model, inputs, targets, policy, loss, *, key=None, with
 
     **Arguments:**
 
-    - `inputs`: ``[B, T, ...]``; `targets`: ``[B, T, ...]``.
+    - `inputs`: ``[B, T, ...]``; `targets`: ``[B, T, ...]``, or ``[B, 1, ...]`` for the same
+      target at every step (a class label): it is read at every step where it is, whereas a
+      target broadcast to ``[B, T, ...]`` is an array XLA materialises (4 bytes per sample and
+      step for int32 labels).
     - `policy`: a transport policy; `key`: PRNG key for random policies (default key 0).
     - `with_scores`: also return the outputs summed over time ``[B, ...]``.
     - `block`: steps per block of trace accumulation when the policy's carried Jacobian is per
@@ -67,6 +70,7 @@ def online_loss_and_grad(model, inputs, targets, policy, loss, *, key=None, with
     p = runner.graph.split(model)
     carry = runner.init(model, batch, key)
     n_steps = jax.tree_util.tree_leaves(inputs)[0].shape[1]
+    check_targets(targets, n_steps)
 
     # HeadSparse stores the selected heads' traces only, in the step recursion; an explicit
     # block of several steps keeps every head's records (snnplast/online/_head_gathered.py).
@@ -209,8 +213,21 @@ def run_blocks(blocked: BlockedStep, p, carry, inputs, targets, key, n_steps: in
 
 
 def at_time(a, t):
-    """``a[:, t]`` for a batch-major array, without copying the rest."""
+    """``a[:, t]`` for a batch-major array, without copying the rest; ``a[:, 0]`` at every
+    ``t`` where the time axis has length 1 (a target for every step)."""
+    if a.shape[1] == 1:
+        return a[:, 0]
     return jax.lax.dynamic_index_in_dim(a, t, axis=1, keepdims=False)
+
+
+def check_targets(targets, n_steps: int) -> None:
+    """Raise a one-line ValueError unless every leaf of ``targets`` is ``[B, T, ...]`` with
+    ``T = n_steps`` or ``1`` (the same target at every step)."""
+    for leaf in jax.tree_util.tree_leaves(targets):
+        shape = jnp.shape(leaf)
+        if len(shape) < 2 or shape[1] not in (1, n_steps):
+            raise ValueError(f"targets must be [B, T, ...] with T = {n_steps} (the inputs' "
+                             f"steps) or 1 (the same target at every step); got shape {shape}")
 
 
 def online_sequence_gradients(model, inputs, targets, policy, loss, *, key=None, block=None):
