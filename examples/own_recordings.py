@@ -5,7 +5,9 @@ The folder may be laid out as ``convert-audio`` reads it: labelled names
 (``7_speaker_12.wav``, or the Free Spoken Digit Dataset's ``7_jackson_32.wav``), one folder per
 label (``yes/0a7c2a8d_nohash_0.wav``, as in Speech Commands), or any names with
 ``--labels labels.csv`` (``file,label[,speaker]``). Whole speakers are held out for the test
-set (and for validation), so the accuracy is on voices the network never heard.
+set (and for validation), so the accuracy is on voices the network never heard. The same in
+one command, without a labels CSV: ``snnplast train --data ~/recordings`` (a fifth of the
+speakers held out for the test split).
 
     python examples/own_recordings.py ~/recordings --out runs/mine
     python examples/own_recordings.py --demo 8 --out runs/demo   # eSpeak NG digits, 8 voices
@@ -24,10 +26,9 @@ import re
 import wave
 from pathlib import Path
 
-import h5py
 import numpy as np
 
-from snnplast.data import convert_audio, load_dataset, write_shd_h5
+from snnplast.data import convert_audio, hold_out_speakers, load_dataset
 from snnplast.train import TrainConfig, fit
 
 
@@ -47,34 +48,6 @@ def make_demo(folder: Path, n_speakers: int, seed: int) -> Path:
             f.setframerate(rate)
             f.writeframes(np.asarray(clip, "<i2").tobytes())
     return folder
-
-
-def split_by_speaker(converted: Path, out: Path, test_fraction: float, seed: int) -> list[str]:
-    """Write ``shd_train.h5`` / ``shd_test.h5`` from one converted file, holding out speakers.
-
-    **Returns:** the names of the test speakers.
-    """
-    with h5py.File(converted, "r") as f:
-        times = list(f["spikes/times"][()])
-        units = list(f["spikes/units"][()])
-        labels = f["labels"][()]
-        speakers = f["extra/speaker"][()]
-        keys = [k.decode() for k in f["extra/keys"][()]]
-        names = [n.decode() for n in f["extra/speaker_names"][()]]
-    unique = np.unique(speakers)
-    if len(unique) < 2:
-        raise ValueError(
-            f"{converted}: all recordings are by one speaker ({names[unique[0]]!r}); a test "
-            "set of unheard voices needs at least two (name files so that they carry speakers)"
-        )
-    n_test = min(len(unique) - 1, max(1, round(test_fraction * len(unique))))
-    held_out = np.random.default_rng(seed).permutation(unique)[:n_test]
-    is_test = np.isin(speakers, held_out)
-    for name, mask in (("shd_train.h5", ~is_test), ("shd_test.h5", is_test)):
-        index = np.flatnonzero(mask)
-        write_shd_h5(out / name, [times[i] for i in index], [units[i] for i in index],
-                     labels[index], speakers[index], keys)  # fmt: skip
-    return sorted(names[s] for s in held_out)
 
 
 def main(argv=None) -> dict:
@@ -107,7 +80,7 @@ def main(argv=None) -> dict:
     convert_audio(in_dir, converted, labels=args.labels, seed=args.seed)
     data_dir = args.out / "data"
     data_dir.mkdir(exist_ok=True)
-    test_speakers = split_by_speaker(converted, data_dir, args.test_speakers, args.seed)
+    test_speakers = hold_out_speakers(converted, data_dir, args.test_speakers, args.seed)
     print(f"test speakers (never trained on): {', '.join(test_speakers)}")
 
     dataset = load_dataset(data_dir, cache_dir=args.out / "cache")

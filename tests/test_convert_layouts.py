@@ -127,11 +127,15 @@ def bad_layout(src, case):
         write_wav(src / "yes" / "a_nohash_0.wav")
         write_wav(src / "3_speaker_1.wav")
         return "3_speaker_1.wav"
-    if case == "not wav in a label folder":
+    if case == "not audio in a label folder":
         write_wav(src / "yes" / "a_nohash_0.wav")
-        (src / "yes" / "b.mp3").write_bytes(b"ID3")
-        return "b.mp3"
-    if case == "not wav beside named recordings":
+        (src / "yes" / "b.m4v").write_bytes(b"\0\0\0 ftyp")
+        return "b.m4v"
+    if case == "not audio beside named recordings":
+        write_wav(src / "3_speaker_1.wav")
+        (src / "4_speaker_1.docx").write_bytes(b"PK")
+        return "4_speaker_1.docx"
+    if case == "undecodable mp3":
         write_wav(src / "3_speaker_1.wav")
         (src / "4_speaker_1.mp3").write_bytes(b"ID3")
         return "4_speaker_1.mp3"
@@ -140,7 +144,14 @@ def bad_layout(src, case):
 
 
 @pytest.mark.parametrize(
-    "case", ["mixed", "not wav in a label folder", "not wav beside named recordings", "no label"]
+    "case",
+    [
+        "mixed",
+        "not audio in a label folder",
+        "not audio beside named recordings",
+        "undecodable mp3",
+        "no label",
+    ],
 )
 def test_bad_layouts_are_one_line_and_leave_nothing(tmp_path, capsys, case):
     src = tmp_path / "in"

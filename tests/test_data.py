@@ -414,6 +414,50 @@ def test_load_dataset_from_folder_and_cache(tmp_path, monkeypatch):
         data.load_dataset(str(folder), n_bins=60, progress=False)
 
 
+@pytest.mark.parametrize("kind", ["zip", "gz", "zip in SHD/"])
+def test_downloads_load_as_they_are(tmp_path, kind):
+    """A folder holding only SHD's downloads (``.h5.zip`` or the original ``.h5.gz``) loads the
+    same data as the unpacked files; they are unpacked into the cache, once, and the user's
+    folder is left as it was."""
+    import gzip
+    import zipfile
+
+    plain = tmp_path / "plain"
+    data.make_synth_shd(plain, n_per_class_train=3, n_per_class_test=1, seed=3)
+    folder = tmp_path / "downloads"
+    inner = folder / "SHD" if kind == "zip in SHD/" else folder
+    inner.mkdir(parents=True)
+    for name in ("shd_train.h5", "shd_test.h5"):
+        if kind == "gz":
+            (inner / f"{name}.gz").write_bytes(gzip.compress((plain / name).read_bytes()))
+        else:
+            with zipfile.ZipFile(inner / f"{name}.zip", "w", zipfile.ZIP_DEFLATED) as z:
+                z.write(plain / name, arcname=name)
+    before = _listing(folder)
+    want = data.load_dataset(str(plain), n_bins=20, val_speakers=1, progress=False)
+    got = data.load_dataset(str(folder), n_bins=20, val_speakers=1, progress=False)
+    for split in ("train", "val", "test"):
+        np.testing.assert_array_equal(getattr(want, split).x, getattr(got, split).x)
+        np.testing.assert_array_equal(getattr(want, split).y, getattr(got, split).y)
+    assert got.class_names == want.class_names and _listing(folder) == before
+    unpacked = sorted(p.name for p in (tmp_path / "cache" / "unpacked").rglob("*.h5"))
+    assert unpacked == ["shd_test.h5", "shd_train.h5"]
+
+
+def test_a_bad_download_is_one_line_and_leaves_nothing(tmp_path):
+    folder = tmp_path / "downloads"
+    folder.mkdir()
+    (folder / "shd_train.h5.zip").write_bytes(b"<html>rate limited</html>")
+    data.make_synth_shd(tmp_path / "plain", n_per_class_train=1, n_per_class_test=1, seed=3)
+    (folder / "shd_test.h5").write_bytes((tmp_path / "plain" / "shd_test.h5").read_bytes())
+    with pytest.raises(data.SHDFormatError) as err:
+        data.load_dataset(str(folder), progress=False)
+    message = str(err.value)
+    assert "shd_train.h5.zip: not a readable zip archive of shd_train.h5" in message
+    assert "\n" not in message
+    assert list((tmp_path / "cache" / "unpacked").rglob("*.h5")) == []
+
+
 def test_load_dataset_synth_default(tmp_path):
     dataset = data.load_dataset("synth", progress=False)
     assert len(dataset.train) + len(dataset.val) == 2000 and len(dataset.test) == 500

@@ -28,6 +28,8 @@ DATA_NAMES = [
 DATA_NAMES_ADDED = [
     "DEFAULT_SPEECH_PER_CLASS", "SPEAKER_NAMES", "check_data_source", "is_recordings_folder",
     "read_names", "TIME_AXES", "word_span", "check_time_axis",
+    # Recordings in any audio format, and a folder of them as a data set.
+    "AUDIO_SUFFIXES", "is_audio", "read_audio", "hold_out_speakers", "plot_recording",
 ]  # fmt: skip
 SPEECH_NAMES = [
     "ENGLISH_WORDS", "GERMAN_WORDS", "SHD_KEYS", "Speaker", "Utterance", "VOICE_VARIANTS",

@@ -1,14 +1,17 @@
 """``snnplast data``: make spiking data sets from speech, and look at them.
 
 - ``synth-shd --out DIR``: a synthetic SHD (eSpeak NG digits through the Lauscher cochlea);
-- ``convert-audio IN_DIR --out FILE.h5``: the user's own labelled WAV files, same cochlea;
-- ``show FILE --index i --out x.png``: one sample's spike raster (and waveform, when kept).
+- ``convert-audio IN_DIR --out FILE.h5``: the user's own labelled recordings, same cochlea;
+- ``show FILE --index i --out x.png``: one sample's spike raster (and waveform, when kept),
+  or one recording's through the cochlea.
 """
 
 from __future__ import annotations
 
 import argparse
 from pathlib import Path
+
+from .._errors import ValidationError
 
 
 def _non_negative(text: str) -> int:
@@ -72,9 +75,14 @@ def _convert_audio(args) -> int:
 
 
 def _show(args) -> int:
-    from ..data import plot_sample
+    from ..data import is_audio, plot_recording, plot_sample
 
-    out = plot_sample(args.file, args.index, args.out, audio=not args.no_audio)
+    if is_audio(args.file):
+        if args.index != 0:
+            raise ValidationError(f"--index {args.index}: an audio file holds one recording")
+        out = plot_recording(args.file, args.out, audio=not args.no_audio)
+    else:
+        out = plot_sample(args.file, args.index, args.out, audio=not args.no_audio)
     print(f"wrote {out}")
     return 0
 
@@ -84,7 +92,7 @@ def register(subparsers) -> None:
 
     data = subparsers.add_parser(
         "data",
-        help="make spiking data sets from speech (synthetic SHD, your WAV files) and plot them",
+        help="make spiking data sets from speech (synthetic SHD, your recordings) and plot them",
         description=__doc__.split("\n\n")[0],
     )
     commands = data.add_subparsers(dest="data_command", metavar="DATA_COMMAND", required=True)
@@ -118,9 +126,10 @@ def register(subparsers) -> None:
 
     convert = commands.add_parser(
         "convert-audio",
-        help="convert a folder of labelled mono WAV files to one SHD-layout file",
+        help="convert a folder of labelled recordings (WAV, FLAC, ...) to one SHD-layout file",
         description=(
-            "Convert mono WAV files to spikes with the Lauscher cochlea and write one .h5 file in "
+            "Convert recordings (WAV, FLAC, Ogg, MP3, AIFF; any sample rate; several channels are "
+            "mixed down) to spikes with the Lauscher cochlea and write one .h5 file in "
             "SHD's layout. Labels and speakers come from the folder's layout: file names "
             "LABEL_speaker_ID.wav (7_speaker_12.wav) or LABEL_SPEAKER_INDEX.wav (the Free Spoken "
             "Digit Dataset's 7_jackson_32.wav); or one folder per label (yes/0a7c2a8d_nohash_0.wav, "
@@ -133,7 +142,7 @@ def register(subparsers) -> None:
         ),
     )
     convert.add_argument("in_dir", type=Path, metavar="IN_DIR",
-                         help="folder of .wav files, or of one folder of them per label")  # fmt: skip
+                         help="folder of audio files, or of one folder of them per label")  # fmt: skip
     convert.add_argument("--out", required=True, type=Path, metavar="FILE.h5", help="output file")
     convert.add_argument("--labels", type=Path, default=None, metavar="CSV",
                          help="CSV with columns file,label[,speaker]")  # fmt: skip
@@ -151,9 +160,11 @@ def register(subparsers) -> None:
         "show",
         help="plot one sample: spike raster (channel x time), waveform above when kept",
         description="Plot one sample of an SHD-layout file as a raster of channel over time, with "
-        "its waveform above when the audio was kept beside the file.",
+        "its waveform above when the audio was kept beside the file; or one recording (WAV, "
+        "FLAC, ...) through the cochlea, its waveform above.",
     )
-    show.add_argument("file", type=Path, metavar="FILE", help="an SHD-layout .h5 file")
+    show.add_argument("file", type=Path, metavar="FILE",
+                      help="an SHD-layout .h5 file, or an audio file")  # fmt: skip
     show.add_argument("--index", type=_non_negative, default=0, metavar="I", help="default 0")
     show.add_argument("--out", required=True, type=Path, metavar="IMAGE",
                       help="image to write (.png, .pdf, .svg, .jpg)")  # fmt: skip

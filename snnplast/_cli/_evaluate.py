@@ -10,9 +10,9 @@ from pathlib import Path
 def register(subparsers) -> None:
     p = subparsers.add_parser(
         "evaluate",
-        help="test a trained run on another data set or a folder of WAV recordings",
+        help="test a trained run on another data set or a folder of recordings",
         description="Evaluate the model of RUN_DIR (a folder written by snnplast train) on the "
-        "test split of a data set, or on a folder of mono WAV files at any sample rate "
+        "test split of a data set, or on a folder of recordings (WAV, FLAC, ...) at any sample rate "
         "(converted through the same cochlea on first use, then cached; labelled as "
         "'snnplast data convert-audio' reads them, e.g. 7_speaker_12.wav or 7_jackson_32.wav, "
         "or by --labels). Prints accuracy overall, per class and per "
@@ -21,10 +21,10 @@ def register(subparsers) -> None:
     p.add_argument("run_dir", type=Path, metavar="RUN_DIR", help="a training run's folder")
     p.add_argument(
         "--data", required=True, metavar="DATA",
-        help="'speech', 'synth', 'shd', a folder of SHD files, or a folder of WAV files",
+        help="'speech', 'synth', 'shd', a folder of SHD files, or a folder of recordings",
     )  # fmt: skip
     p.add_argument("--labels", type=Path, default=None, metavar="CSV",
-                   help="labels of a WAV folder: CSV with columns file,label[,speaker]")  # fmt: skip
+                   help="labels of a recordings folder: CSV with columns file,label[,speaker]")  # fmt: skip
     p.add_argument("--out", type=Path, default=None, metavar="DIR",
                    help="where to write the files (default RUN_DIR/evaluate-<data name>)")  # fmt: skip
     p.add_argument("--json", action="store_true", help="print the result as JSON")

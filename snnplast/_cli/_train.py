@@ -38,8 +38,8 @@ def add_run_options(p, *, lam_help: str, out_help: str) -> None:
     p.add_argument(
         "--data",
         default=_default("data"),
-        help="'speech' (spoken digits, made on first use), 'synth', 'shd' or a folder of SHD "
-        "files (default %(default)s)",
+        help="'speech' (spoken digits, made on first use), 'synth', 'shd', a folder of SHD "
+        "files, or a folder of labelled recordings (default %(default)s)",
     )
     p.add_argument(
         "--model",
@@ -278,8 +278,7 @@ def _check_out(out: Path) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from ..data import load_dataset
-    from ..data import check_data_source
+    from ..data import check_data_source, load_dataset
     from ..train import (
         DataParallel,
         TensorBoardSink,

@@ -7,14 +7,17 @@ tonic, binning, and a procedural stand-in.
   :class:`BasilarMembrane`, :class:`HairCell`, :class:`BushyCell` gathered in :class:`Cochlea`;
 - spoken digits from eSpeak NG (:mod:`snnplast.data.speech`) and the SHD look-alike made from
   them (:func:`make_speech_shd`, :func:`ensure_speech_shd`), the default data set;
-- :func:`convert_audio` for a folder of your own labelled WAV files (any sample rate: each is
+- :func:`convert_audio` for a folder of your own labelled recordings (WAV, FLAC, Ogg, MP3, ...;
+  :func:`read_audio`; any sample rate and number of channels: each is
   resampled to the cochlea's working rate, :func:`resample`), :func:`load_recordings` to bin
-  them for a trained model, :func:`plot_sample` to look at one sample;
+  them for a trained model (``load_dataset(folder)`` trains on them, whole speakers held out by
+  :func:`hold_out_speakers`), :func:`plot_sample` to look at one sample
+  (:func:`plot_recording`: one audio file through the cochlea);
 - :class:`Acoustics`: the simulated rooms, microphones, channels and noise the default set's
   training speech is recorded through (:data:`RECORDED`; :data:`CLEAN` for none);
 - the SHD layout (:func:`write_shd_h5`, :func:`check_shd_file`) and its loading through tonic.
 
-The code lives in one private folder per part, each module one concept: ``_audio`` (WAV files,
+The code lives in one private folder per part, each module one concept: ``_audio`` (audio files,
 resampling), ``_cochlea`` (the cochlea's stages and the worker processes it runs in),
 ``_speech`` (eSpeak NG, the simulated recording chain, the synthetic SHD), ``_shd`` (the file
 format, tonic, the procedural stand-in), ``_loading`` (binning, speaker splits, ``load_dataset``),
@@ -22,6 +25,9 @@ format, tonic, the procedural stand-in), ``_loading`` (binning, speaker splits, 
 """
 
 from . import speech as speech
+from ._audio.formats import AUDIO_SUFFIXES as AUDIO_SUFFIXES
+from ._audio.formats import is_audio as is_audio
+from ._audio.formats import read_audio as read_audio
 from ._audio.wav import read_wav as read_wav
 from ._audio.wav import resample as resample
 from ._cache import cache_root as cache_root
@@ -49,6 +55,8 @@ from ._recordings.convert import convert_audio as convert_audio
 from ._recordings.convert import read_names as read_names
 from ._recordings.load import is_recordings_folder as is_recordings_folder
 from ._recordings.load import load_recordings as load_recordings
+from ._recordings.show import plot_recording as plot_recording
+from ._recordings.split import hold_out_speakers as hold_out_speakers
 from ._shd.file import SHDFormatError as SHDFormatError
 from ._shd.file import SHDMissingError as SHDMissingError
 from ._shd.file import check_shd_file as check_shd_file

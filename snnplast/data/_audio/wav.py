@@ -1,4 +1,4 @@
-"""Audio clips: reading a mono WAV file, and changing a clip's sample rate."""
+"""Audio clips: reading a WAV file as one channel, and changing a clip's sample rate."""
 
 from __future__ import annotations
 
@@ -13,16 +13,17 @@ from ..._errors import ValidationError
 
 
 def read_wav(path: str | os.PathLike) -> tuple[np.ndarray, int]:
-    """A mono WAV file's samples, scaled to [-1, 1].
+    """A WAV file's samples as one channel, scaled to [-1, 1].
 
     **Arguments:**
 
-    - `path`: a ``.wav`` file (PCM 8/16/24/32-bit or float).
+    - `path`: a ``.wav`` file (PCM 8/16/24/32-bit or float), any number of channels (mixed down
+      to their mean: a voice recorded in stereo holds the same speech on each channel).
 
     **Returns:** ``(samples [N] float64, sample_rate)``.
 
-    **Raises:** `FileNotFoundError` if absent; `ValueError` naming the file when it is not WAV,
-    has more than one channel, or holds no samples.
+    **Raises:** `FileNotFoundError` if absent; `ValueError` naming the file when it is not WAV
+    or holds no samples.
     """
     from scipy.io import wavfile
 
@@ -36,12 +37,6 @@ def read_wav(path: str | os.PathLike) -> tuple[np.ndarray, int]:
             rate, data = wavfile.read(path)
     except (ValueError, EOFError, OSError) as e:
         raise ValidationError(f"{path}: not a readable WAV file ({e})") from None
-    if data.ndim == 2 and data.shape[1] == 1:
-        data = data[:, 0]
-    if data.ndim != 1:
-        raise ValidationError(
-            f"{path}: has {data.shape[1]} channels; only mono WAV is supported (mix it down first)"
-        )
     if data.size == 0:
         raise ValidationError(f"{path}: holds no samples")
     if np.issubdtype(data.dtype, np.floating):
@@ -50,7 +45,7 @@ def read_wav(path: str | os.PathLike) -> tuple[np.ndarray, int]:
         x = (data.astype(np.float64) - 128.0) / 128.0
     else:
         x = data.astype(np.float64) / float(-np.iinfo(data.dtype).min)
-    return x, int(rate)
+    return (x.mean(axis=1) if x.ndim == 2 else x), int(rate)
 
 
 def resample(audio: np.ndarray, rate: int, target: int) -> np.ndarray:

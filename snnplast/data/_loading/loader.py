@@ -41,7 +41,10 @@ DEFAULT_DATA = "speech"
 
 
 def _allowed() -> str:
-    return "'synth', 'speech', 'shd', or a folder containing shd_train.h5 and shd_test.h5"
+    return (
+        "'synth', 'speech', 'shd', a folder containing shd_train.h5 and shd_test.h5, or a folder "
+        "of labelled recordings"
+    )
 
 
 def _synth_folder(cache: Path, progress: bool) -> Path:
@@ -56,8 +59,8 @@ def _synth_folder(cache: Path, progress: bool) -> Path:
 def _missing_both(folder: Path, hint: str) -> SHDMissingError:
     return SHDMissingError(
         f"no SHD files in {folder}: put shd_train.h5 and shd_test.h5 exactly there{hint} "
-        "(unzip https://zenkelab.org/datasets/shd_train.h5.zip and shd_test.h5.zip); "
-        "nothing is downloaded automatically"
+        "(or the downloads https://zenkelab.org/datasets/shd_train.h5.zip and shd_test.h5.zip, "
+        "unpacked on first use); nothing is downloaded automatically"
     )
 
 
@@ -89,9 +92,15 @@ def _resolve(name_or_path, cache: Path, progress: bool) -> tuple[str, Path]:
                 f"load_dataset: got {str(name_or_path)!r}, which is neither a known name nor an "
                 f"existing folder; allowed: {_allowed()}"
             )
+        # A folder of the user's own recordings: converted and split by speaker, once, cached.
+        from .._recordings.load import is_recordings_folder
+        from .._recordings.split import recordings_data_folder
+
+        if is_recordings_folder(folder):
+            return "recordings", recordings_data_folder(folder, cache_dir=cache, progress=progress)
     for train in (True, False):
         try:
-            find_split_file(folder, train)
+            find_split_file(folder, train, cache, progress=progress)
         except SHDMissingError:
             raise _missing_both(folder, hint) from None
     return "shd", folder
@@ -126,8 +135,15 @@ def check_data_source(name_or_path, cache_dir: str | os.PathLike | None = None) 
                     "of SHD files"
                 ) from None
         return
-    _, folder = _resolve(name_or_path, cache_root(cache_dir), progress=False)
-    files = [check_shd_file(find_split_file(folder, train)) for train in (True, False)]
+    from .._recordings.load import is_recordings_folder
+    from .._recordings.split import check_recordings_folder
+
+    if isinstance(name_or_path, str | os.PathLike) and is_recordings_folder(name_or_path):
+        check_recordings_folder(name_or_path)  # the layout and speakers, not the conversion
+        return
+    cache = cache_root(cache_dir)
+    _, folder = _resolve(name_or_path, cache, progress=False)
+    files = [check_shd_file(find_split_file(folder, train, cache)) for train in (True, False)]
     check_same_channels(files)
 
 
@@ -140,7 +156,7 @@ def _binning(n_bins, duration, pool, time_axis) -> dict:
 
 
 def _binned(folder: Path, train: bool, cache: Path, binning: dict, progress: bool) -> dict:
-    file = find_split_file(folder, train)
+    file = find_split_file(folder, train, cache, progress=progress)
     key = cache_key(version=_BINNED_VERSION, source=file_fingerprint(file), **binning)
     path = cache / "binned" / f"{file.stem}-{key}.npz"
     cached = load_npz(path)
@@ -196,7 +212,7 @@ def binned_split(
     """
     check_binning(n_bins, duration, pool, pool)
     folder = Path(folder).expanduser()
-    check_shd_file(find_split_file(folder, train))
+    check_shd_file(find_split_file(folder, train, cache_dir, progress=progress))
     binning = _binning(n_bins, duration, pool, time_axis)
     arrays = _binned(folder, train, cache_root(cache_dir), binning, progress)
     split = Split(x=arrays["x"], y=arrays["y"], speakers=arrays["speakers"])
@@ -234,8 +250,12 @@ def load_dataset(
       three minutes on 2 cores; needs the ``speech`` extra), ``"synth"`` (a procedural stand-in
       without speech, generated in seconds into ``<cache>/synth/``: 2000 training / 500 test
       samples, 20 classes), ``"shd"`` (the real SHD files in
-      ``$SNNPLAST_DATA/shd``, default ``~/.cache/snnplast/shd``), or a folder holding
-      ``shd_train.h5`` and ``shd_test.h5`` (directly or in its ``SHD/`` subfolder).
+      ``$SNNPLAST_DATA/shd``, default ``~/.cache/snnplast/shd``), a folder holding
+      ``shd_train.h5`` and ``shd_test.h5`` (directly or in its ``SHD/`` subfolder; their
+      downloaded ``.zip``/``.gz`` archives do too), or a folder of labelled recordings (any
+      layout ``convert_audio`` reads: converted once through the cochlea, the recordings of a
+      fifth of the speakers held out as the test split; see
+      :func:`~snnplast.data._recordings.split.recordings_data_folder`).
     - `n_bins`: time bins ``T`` over ``[0, duration)``.
     - `duration`: seconds covered; later spikes are dropped.
     - `pool`: adjacent channels summed into one (700 / pool channels; must divide 700).
@@ -261,7 +281,7 @@ def load_dataset(
     check_time_axis(time_axis)
     n_val_speakers(val_speakers, 1 << 30)
     kind, folder = _resolve(name_or_path, cache, progress)
-    files = [check_shd_file(find_split_file(folder, train)) for train in (True, False)]
+    files = [check_shd_file(find_split_file(folder, train, cache)) for train in (True, False)]
     n_channels = check_same_channels(files)
     try:
         check_binning(n_bins, duration, n_channels, pool)
@@ -278,6 +298,8 @@ def load_dataset(
             f"({len(class_names)} vs {len(test_names)} keys); they must share extra/keys"
         )
     train_index, val_index = split_by_speaker(train_arrays["speakers"], val_speakers, seed)
+    # A recordings folder is named as given, not as the cached split made from it.
+    named = Path(name_or_path).expanduser() if kind == "recordings" else folder
     return SpikeDataset(
         train=_take(train_arrays, train_index),
         val=_take(train_arrays, val_index),
@@ -286,5 +308,5 @@ def load_dataset(
         n_channels=n_channels // pool,
         n_bins=n_bins,
         class_names=class_names,
-        source=f"{kind}:{folder.resolve()}",
+        source=f"{kind}:{named.resolve()}",
     )

@@ -1,4 +1,4 @@
-"""A folder of the user's own labelled WAV recordings, converted to one SHD-layout spike file.
+"""A folder of the user's own labelled recordings (WAV, FLAC, ...), made one SHD-layout spike file.
 
 Labels and speakers come from the folder's layout (see :mod:`.layouts`): file names
 ``LABEL_speaker_ID.wav`` or ``LABEL_SPEAKER_INDEX.wav`` (the Free Spoken Digit Dataset), one
@@ -18,8 +18,9 @@ import numpy as np
 
 from ..._atomic import atomic_write
 from ..._errors import ValidationError
+from .._audio.formats import read_audio
 from .._audio.sidecar import save_sidecar
-from .._audio.wav import read_wav, resample
+from .._audio.wav import resample
 from .._cochlea.basilar_membrane import fast_length
 from .._cochlea.cochlea import Cochlea, cochlea_batch
 from .._shd.file import write_shd_h5
@@ -62,21 +63,25 @@ def find_recordings(
 
     **Arguments:**
 
-    - `in_dir`: a folder of labelled ``.wav`` files, or of one folder per label.
+    - `in_dir`: a folder of labelled audio files (WAV, FLAC, ...), or of one folder per label.
     - `labels`: a CSV (``file,label[,speaker]``); None reads the folder's layout.
 
     **Returns:** a list of :class:`Recording`, sorted by path within `in_dir`.
 
-    **Raises:** `ValueError` naming the file (one line) for a non-WAV file, a file with no label,
-    mixed layouts or an empty folder; `FileNotFoundError` when `in_dir` or `labels` is absent.
+    **Raises:** `ValueError` naming the file (one line) for a file that is not audio, a file with
+    no label, mixed layouts or an empty folder; `FileNotFoundError` when `in_dir` or `labels` is absent.
     """
     in_dir = Path(in_dir)
     if not in_dir.is_dir():
         raise FileNotFoundError(f"{in_dir}: no such folder")
     found = find_layout(in_dir) if labels is None else from_csv(in_dir, Path(labels))
     if not found:
-        raise ValidationError(f"{in_dir}: no .wav files to convert")
+        raise ValidationError(f"{in_dir}: no audio files to convert")
     return found
+
+
+# Recordings per cochlea process when `workers` is not given.
+_CLIPS_PER_WORKER = 32
 
 
 def convert_audio(
@@ -90,15 +95,16 @@ def convert_audio(
     model: Cochlea | None = None,
     progress: bool = True,
 ) -> Path:
-    """Convert labelled WAV files to one spike file in SHD layout (with their audio beside it).
+    """Convert labelled audio files to one spike file in SHD layout (with their audio beside it).
 
     Every file is read and checked before any spikes are computed, and the output appears only
     when complete: a bad input leaves no output file.
 
     **Arguments:**
 
-    - `in_dir`: folder of mono ``.wav`` files named ``LABEL_speaker_ID.wav`` or
-      ``LABEL_SPEAKER_INDEX.wav``, or of one folder per label (see :func:`find_recordings`).
+    - `in_dir`: folder of audio files (any format :func:`read_audio` reads, any channels) named
+      ``LABEL_speaker_ID.wav`` or ``LABEL_SPEAKER_INDEX.wav``, or of one folder per label (see
+      :func:`find_recordings`).
     - `out`: the ``.h5`` file to write (replaced if present). Besides SHD's datasets it holds
       ``extra/speaker_names``: the speaker name of each id in ``extra/speaker``.
     - `labels`: CSV with ``file,label[,speaker]``; None reads the folder's layout.
@@ -106,7 +112,8 @@ def convert_audio(
     - `exact_length`: run each recording at its own length, exactly as Lauscher does. Otherwise
       recordings are centred in silence padded to a 0.1 s grid, so that many share the basilar
       membrane's transfer matrix (seconds each to compute); times still start at the recording.
-    - `workers`: cochlea processes (default: one per CPU core, at most 8).
+    - `workers`: cochlea processes (default: one per CPU core, at most 8, and one per
+      :data:`_CLIPS_PER_WORKER` recordings: a short folder is converted here).
     - `model`: the cochlea's parameters (default: Lauscher's).
     - `progress`: show a progress bar.
 
@@ -123,7 +130,7 @@ def convert_audio(
     recordings = find_recordings(in_dir, labels)
     audio = []
     for rec in recordings:
-        x, rate = read_wav(rec.path)
+        x, rate = read_audio(rec.path)
         if not np.any(x):
             raise ValidationError(f"{rec.path}: is silent (all samples 0)")
         if x.size < 0.01 * rate:
@@ -131,7 +138,9 @@ def convert_audio(
         audio.append((x, rate))
     classes, keys = _classes([rec.label for rec in recordings])
     if workers is None:
-        workers = max(1, min(os.cpu_count() or 1, 8))
+        # A worker is a fresh interpreter (seconds to start, and its own transfer matrices);
+        # at ~0.1 s of cochlea per clip it pays for itself only past a few dozen clips.
+        workers = max(1, min(os.cpu_count() or 1, 8, len(recordings) // _CLIPS_PER_WORKER))
 
     # At the cochlea's working rate from here on: padding lengths are chosen there.
     rates = [model.working_rate(r) for _, r in audio]

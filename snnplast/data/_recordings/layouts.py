@@ -11,6 +11,9 @@
   label folders (``README.md``, ``testing_list.txt``) are left out.
 - **A CSV** with the header ``file,label[,speaker]``, ``file`` relative to the folder.
 
+The files may be in any format :func:`~snnplast.data.read_audio` reads (WAV, FLAC, Ogg, MP3,
+AIFF, ...; ``.wav`` in the names above stands for any of them), with any number of channels.
+
 Speakers are names of any kind; :func:`speaker_ids` turns them into the integer ids of the SHD
 layout.
 """
@@ -23,6 +26,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from ..._errors import ValidationError
+from .._audio.formats import check_audio, is_audio
 
 # The speaker of a recording whose layout names none. All such recordings count as one speaker.
 UNKNOWN_SPEAKER = "unknown"
@@ -60,12 +64,11 @@ def _visible(path: Path) -> bool:
     return not path.name.startswith(".")
 
 
-def _wav_files(folder: Path) -> list[Path]:
-    """The files of `folder` (not its sub-folders), each checked to be a ``.wav``."""
+def _audio_files(folder: Path) -> list[Path]:
+    """The files of `folder` (not its sub-folders), each checked to be an audio file."""
     files = sorted(p for p in folder.iterdir() if p.is_file() and _visible(p))
     for path in files:
-        if path.suffix.lower() != ".wav":
-            raise ValidationError(f"{path}: not a .wav file; only WAV audio is supported")
+        check_audio(path)
     return files
 
 
@@ -74,7 +77,7 @@ def _label_folders(in_dir: Path) -> list[Path]:
         p
         for p in in_dir.iterdir()
         if p.is_dir() and _visible(p) and not p.name.startswith("_")
-        and any(f.suffix.lower() == ".wav" for f in p.iterdir())
+        and any(is_audio(f) for f in p.iterdir())
     )  # fmt: skip
 
 
@@ -94,8 +97,7 @@ def from_names(in_dir: Path) -> list[Recording]:
     for path in files:
         if _is_text(path):
             continue
-        if path.suffix.lower() != ".wav":
-            raise ValidationError(f"{path}: not a .wav file; only WAV audio is supported")
+        check_audio(path)
         match = next((m for p in _LABELLED_NAMES if (m := p.match(path.stem))), None)
         if match is None:
             raise ValidationError(
@@ -111,7 +113,7 @@ def from_folders(in_dir: Path, folders: list[Path]) -> list[Recording]:
     """One folder per label; the speaker from each file name where it has one."""
     found = []
     for folder in folders:
-        for path in _wav_files(folder):
+        for path in _audio_files(folder):
             match = next((m for p in _SPEAKER_NAMES if (m := p.match(path.stem))), None)
             speaker = UNKNOWN_SPEAKER if match is None else match["speaker"]
             name = path.relative_to(in_dir).as_posix()
@@ -120,7 +122,7 @@ def from_folders(in_dir: Path, folders: list[Path]) -> list[Recording]:
 
 
 def from_csv(in_dir: Path, table: Path) -> list[Recording]:
-    """The rows of `table` (``file,label[,speaker]``); every ``.wav`` of `in_dir` must be listed."""
+    """The rows of `table` (``file,label[,speaker]``); every audio file of `in_dir` is listed."""
     if not table.is_file():
         raise FileNotFoundError(f"{table}: no such labels file")
     with open(table, newline="") as f:
@@ -138,12 +140,11 @@ def from_csv(in_dir: Path, table: Path) -> list[Recording]:
         path = in_dir / row["file"]
         if not row["label"]:
             raise ValidationError(f"{path}: no label ({table.name}, line {line})")
-        if path.suffix.lower() != ".wav":
-            raise ValidationError(f"{path}: not a .wav file; only WAV audio is supported")
+        check_audio(path)
         name = Path(row["file"]).as_posix()
         listed[name] = Recording(path, name, row["label"], row.get("speaker") or UNKNOWN_SPEAKER)
     for path in sorted(in_dir.glob("*")):
-        if path.suffix.lower() == ".wav" and path.name not in listed:
+        if is_audio(path) and path.name not in listed:
             raise ValidationError(f"{path}: no label; add a row for it to {table}")
     return [listed[name] for name in sorted(listed)]
 
@@ -153,7 +154,7 @@ def find_layout(in_dir: Path) -> list[Recording]:
     folders = _label_folders(in_dir)
     if not folders:
         return from_names(in_dir)
-    loose = sorted(p for p in in_dir.glob("*") if p.is_file() and p.suffix.lower() == ".wav")
+    loose = sorted(p for p in in_dir.glob("*") if p.is_file() and is_audio(p))
     if loose:
         raise ValidationError(
             f"{loose[0]}: lies beside label folders ({folders[0].name}/ ...); use one layout, "

@@ -1,4 +1,4 @@
-"""A folder of WAV recordings as a binned split, converted once through the cochlea and cached.
+"""A folder of recordings as a binned split, converted once through the cochlea and cached.
 
 This is how a trained model meets a user's own recordings: the folder is converted with
 :func:`convert_audio` (every file resampled to the cochlea's working rate, whatever rate it was
@@ -11,24 +11,23 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
-from .._cache import cache_key, cache_root, file_fingerprint
+from .._audio.formats import is_audio
+from .._cache import cache_root
 from .._cochlea.cochlea import Cochlea
 from .._loading.dataset import Split
 from .._loading.loader import binned_split
 from .._loading.time_axis import check_time_axis
-from .convert import convert_audio, find_recordings, read_names
-
-# Bump when the conversion changes meaning, so that old cached conversions are not reused.
-_RECORDINGS_VERSION = 1
+from .cached import converted
+from .convert import find_recordings, read_names
 
 
 def is_recordings_folder(path: str | os.PathLike) -> bool:
-    """True when `path` is a folder of ``.wav`` files (directly, or one folder per label) and
-    not a folder of SHD files."""
+    """True when `path` is a folder of audio files (directly, or one folder per label) and not
+    a folder of SHD files."""
     path = Path(path).expanduser()
     if not path.is_dir() or any(path.glob("shd_t*.h5")) or (path / "SHD").is_dir():
         return False
-    return any(p.suffix.lower() == ".wav" for p in [*path.glob("*"), *path.glob("*/*")])
+    return any(is_audio(p) for p in [*path.glob("*"), *path.glob("*/*")])
 
 
 def load_recordings(
@@ -48,7 +47,7 @@ def load_recordings(
 
     **Arguments:**
 
-    - `in_dir`: a folder of mono ``.wav`` files at any sample rate, labelled by their names or
+    - `in_dir`: a folder of audio files (WAV, FLAC, ...) at any sample rate, labelled by their names or
       by `labels` (see :func:`convert_audio`).
     - `labels`: a CSV ``file,label[,speaker]``; None reads labels from the file names.
     - `n_bins`, `duration`, `pool`, `time_axis`: binning, as :func:`load_dataset`.
@@ -64,20 +63,12 @@ def load_recordings(
     model = Cochlea() if model is None else model
     in_dir = Path(in_dir).expanduser()
     recordings = find_recordings(in_dir, labels)
-    key = cache_key(
-        version=_RECORDINGS_VERSION,
-        files=[file_fingerprint(rec.path) for rec in recordings],
-        # The labels' content, not their file's date: a rewritten identical table is the same.
-        labels=None if labels is None else Path(labels).read_text(),
-        seed=seed,
-        cochlea=repr(model),
-    )
     cache = cache_root(cache_dir)
-    folder = cache / "recordings" / key
-    target = folder / "shd_test.h5"
-    if not target.is_file():
-        folder.mkdir(parents=True, exist_ok=True)
-        convert_audio(in_dir, target, labels=labels, seed=seed, model=model, progress=progress)
+    target = converted(
+        in_dir, recordings, labels=labels, seed=seed, model=model, cache_dir=cache,
+        progress=progress,
+    )  # fmt: skip
+    folder = target.parent
     split, classes = binned_split(
         folder, False, n_bins=n_bins, duration=duration, pool=pool, cache_dir=cache,
         progress=progress, time_axis=time_axis,

@@ -60,8 +60,8 @@ def missing_message(path: str | os.PathLike) -> str:
     """The one-line message for an absent SHD file at `path`."""
     path = Path(path).absolute()
     return (
-        f"SHD file not found: {path}; put {path.name} exactly there "
-        f"(unzip {SHD_URL}{path.name}.zip), nothing is downloaded automatically"
+        f"SHD file not found: {path}; put {path.name} exactly there (or its download "
+        f"{SHD_URL}{path.name}.zip, unpacked on first use), nothing is downloaded automatically"
     )
 
 

@@ -33,7 +33,9 @@ def read_sample(path: str | os.PathLike, index: int) -> dict:
         with h5py.File(path, "r") as f:
             n = f["labels"].shape[0]
             if isinstance(index, bool) or not isinstance(index, int) or not 0 <= index < n:
-                raise ValidationError(f"--index {index!r} out of range: {path} has samples 0..{n - 1}")
+                raise ValidationError(
+                    f"--index {index!r} out of range: {path} has samples 0..{n - 1}"
+                )
             label = int(f["labels"][index])
             keys = f["extra/keys"][()]
             key = keys[label].decode() if label < len(keys) else str(label)
@@ -47,6 +49,64 @@ def read_sample(path: str | os.PathLike, index: int) -> dict:
             }
     except KeyError as e:
         raise ValidationError(f"{path}: not in SHD layout ({e})") from None
+
+
+def check_image_path(out: str | os.PathLike) -> Path:
+    """`out` as a Path, checked to name an image type :func:`draw_raster` writes, in an
+    existing folder."""
+    out = Path(out)
+    if out.suffix.lower() not in _FORMATS:
+        raise ValidationError(f"--out {out}: unknown image type; allowed: {', '.join(_FORMATS)}")
+    if not out.parent.is_dir():
+        raise FileNotFoundError(f"{out.parent}: output folder does not exist")
+    return out
+
+
+def draw_raster(
+    out: Path,
+    times: np.ndarray,
+    units: np.ndarray,
+    title: str,
+    wave: tuple[np.ndarray, int, float] | None = None,
+) -> Path:
+    """Save a raster plot (channel over time) of one sample's spikes, with its waveform above.
+
+    **Arguments:**
+
+    - `out`: the image (checked by :func:`check_image_path`); written atomically.
+    - `times`, `units`: the spikes (seconds, channels).
+    - `title`: the figure's title.
+    - `wave`: ``(samples in [-1, 1], rate, start time)`` to draw above the raster, or None.
+
+    **Returns:** `out`.
+    """
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    rows = 2 if wave is not None else 1
+    fig, axes = plt.subplots(
+        rows, 1, figsize=(8, 6 if rows == 2 else 4.5), sharex=True, squeeze=False,
+        gridspec_kw={"height_ratios": [1, 3] if rows == 2 else [1]},
+    )  # fmt: skip
+    axes = axes[:, 0]
+    if wave is not None:
+        samples, rate, start = wave
+        axes[0].plot(start + np.arange(samples.size) / rate, samples, lw=0.5, color="0.2")
+        axes[0].set_ylabel("amplitude")
+    raster = axes[-1]
+    raster.scatter(times, units, s=0.5, marker=".", color="black", lw=0)
+    raster.set_xlabel("time (s)")
+    raster.set_ylabel("channel")
+    raster.set_ylim(-5, max(700, int(np.max(units, initial=0)) + 1) + 5)
+    axes[0].set_title(title)
+    fig.tight_layout()
+    try:
+        atomic_write(out, lambda tmp: fig.savefig(tmp, dpi=120, format=out.suffix[1:].lower()))
+    finally:
+        plt.close(fig)
+    return out
 
 
 def plot_sample(
@@ -64,41 +124,12 @@ def plot_sample(
 
     **Returns:** `out`.
     """
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    out = Path(out)
-    if out.suffix.lower() not in _FORMATS:
-        raise ValidationError(f"--out {out}: unknown image type; allowed: {', '.join(_FORMATS)}")
-    if not out.parent.is_dir():
-        raise FileNotFoundError(f"{out.parent}: output folder does not exist")
+    out = check_image_path(out)
     sample = read_sample(path, index)
     clip = load_sidecar(path, index) if audio else None
-    rows = 2 if clip is not None else 1
-    fig, axes = plt.subplots(
-        rows, 1, figsize=(8, 6 if rows == 2 else 4.5), sharex=True, squeeze=False,
-        gridspec_kw={"height_ratios": [1, 3] if rows == 2 else [1]},
-    )  # fmt: skip
-    axes = axes[:, 0]
-    if clip is not None:
-        wave, rate, start = clip
-        t = start + np.arange(wave.size) / rate
-        axes[0].plot(t, wave / 32768.0, lw=0.5, color="0.2")
-        axes[0].set_ylabel("amplitude")
-    raster = axes[-1]
-    raster.scatter(sample["times"], sample["units"], s=0.5, marker=".", color="black", lw=0)
-    raster.set_xlabel("time (s)")
-    raster.set_ylabel("channel")
-    raster.set_ylim(-5, max(700, int(sample["units"].max(initial=0)) + 1) + 5)
-    axes[0].set_title(
+    wave = None if clip is None else (clip[0] / 32768.0, clip[1], clip[2])
+    title = (
         f"{Path(path).name} #{index}: '{sample['key']}' (class {sample['label']}), "
         f"speaker {sample['speaker']}, {sample['times'].size} spikes"
     )
-    fig.tight_layout()
-    try:
-        atomic_write(out, lambda tmp: fig.savefig(tmp, dpi=120, format=out.suffix[1:].lower()))
-    finally:
-        plt.close(fig)
-    return out
+    return draw_raster(out, sample["times"], sample["units"], title, wave)

@@ -20,6 +20,7 @@ import numpy as np
 from tqdm.auto import tqdm
 
 from .._cache import cache_root
+from .archive import find_archive, unpacked
 from .file import (
     _H5_ERRORS,
     SHD_CHANNELS,
@@ -37,16 +38,37 @@ def split_filename(train: bool) -> str:
     return "shd_train.h5" if train else "shd_test.h5"
 
 
-def find_split_file(directory: str | os.PathLike, train: bool) -> Path:
+def find_split_file(
+    directory: str | os.PathLike,
+    train: bool,
+    cache_dir: str | os.PathLike | None = None,
+    *,
+    progress: bool = True,
+) -> Path:
     """The split's file in `directory` or `directory/SHD` (tonic's own layout).
+
+    Where only the downloaded archive is there (``shd_train.h5.zip`` or ``.gz``), it is unpacked
+    once into the cache (:func:`~.archive.unpacked`) and that file is returned.
+
+    **Arguments:**
+
+    - `directory`: the folder to look in.
+    - `train`: the training split's file if True, else the test split's.
+    - `cache_dir`: where an archive is unpacked (default ``$SNNPLAST_CACHE`` or
+      ``~/.cache/snnplast``).
+    - `progress`: show a progress bar while unpacking.
 
     **Raises:** :class:`SHDMissingError` naming where to put the file when neither holds it.
     """
     directory = Path(directory).expanduser()
     name = split_filename(train)
-    for candidate in (directory / name, directory / "SHD" / name):
-        if candidate.exists():
-            return candidate
+    folders = [directory, directory / "SHD"]
+    for folder in folders:
+        if (folder / name).exists():
+            return folder / name
+    archive = find_archive(folders, name)
+    if archive is not None:
+        return unpacked(archive, name, cache_dir, progress=progress)
     raise SHDMissingError(missing_message(directory / name))
 
 
@@ -190,7 +212,7 @@ def load_shd_split(
 
     **Raises:** :class:`SHDMissingError` / :class:`SHDFormatError` (one line, naming the file).
     """
-    file = check_shd_file(find_split_file(root, train))
+    file = check_shd_file(find_split_file(root, train, cache_dir, progress=progress))
     desc = f"reading {file.name}"
     try:
         dataset = _shd_class()(save_to=str(tonic_root(file, cache_dir)), train=train)

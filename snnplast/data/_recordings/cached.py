@@ -1,0 +1,46 @@
+"""A folder of recordings converted once into the cache, keyed by what the spikes depend on."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+from .._cache import cache_key, cache_root, file_fingerprint
+from .._cochlea.cochlea import Cochlea
+from .convert import convert_audio
+from .layouts import Recording
+
+# Bump when the conversion changes meaning, so that old cached conversions are not reused.
+_RECORDINGS_VERSION = 1
+
+
+def converted(
+    in_dir: Path,
+    recordings: list[Recording],
+    *,
+    labels: str | os.PathLike | None,
+    seed: int,
+    model: Cochlea,
+    cache_dir: str | os.PathLike | None,
+    progress: bool,
+) -> Path:
+    """``<cache>/recordings/<key>/shd_test.h5``: `recordings` (found in `in_dir`) as spikes.
+
+    The key holds every file's name, size and modification time, the labels' content, the seed
+    and the cochlea; a later call with the same key reuses the file.
+
+    **Returns:** the converted file (SHD layout, with ``extra/speaker_names``).
+    """
+    key = cache_key(
+        version=_RECORDINGS_VERSION,
+        files=[file_fingerprint(rec.path) for rec in recordings],
+        # The labels' content, not their file's date: a rewritten identical table is the same.
+        labels=None if labels is None else Path(labels).read_text(),
+        seed=seed,
+        cochlea=repr(model),
+    )
+    target = cache_root(cache_dir) / "recordings" / key / "shd_test.h5"
+    if not target.is_file():
+        target.parent.mkdir(parents=True, exist_ok=True)
+        convert_audio(in_dir, target, labels=labels, seed=seed, model=model, progress=progress)
+    return target

@@ -1,0 +1,135 @@
+"""A folder of recordings as a data set to train on: converted once, whole speakers held out
+for the test split.
+
+``load_dataset(folder)`` (and ``snnplast train --data FOLDER``) on a folder of labelled
+recordings converts it through the cochlea (the same cached conversion ``snnplast evaluate``
+uses), then writes ``shd_train.h5`` / ``shd_test.h5`` beside it in the cache, the test file
+holding every recording of a fixed share of the speakers (:data:`TEST_SPEAKERS`, drawn with a
+fixed seed, so the test set does not move with the training seed). Validation is then taken
+from the training speakers as for any other data set.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import h5py
+import numpy as np
+
+from ..._atomic import atomic_write
+from ..._errors import ValidationError
+from .._cochlea.cochlea import Cochlea
+from .._shd.file import CHANNELS_ATTR, SHD_CHANNELS, write_shd_h5
+from .cached import converted
+from .convert import SPEAKER_NAMES, find_recordings, read_names
+from .layouts import Recording
+
+# The share of speakers whose recordings form the test split (at least one).
+TEST_SPEAKERS = 0.2
+# Which speakers they are does not depend on the training seed.
+_TEST_SEED = 0
+
+
+def hold_out_speakers(
+    source: str | os.PathLike,
+    out: str | os.PathLike,
+    test_speakers: float = TEST_SPEAKERS,
+    seed: int = _TEST_SEED,
+) -> list[str]:
+    """Write ``out/shd_train.h5`` and ``out/shd_test.h5`` from one SHD-layout file, the test
+    file holding all recordings of ``round(test_speakers * n)`` speakers (at least one, at most
+    all but one).
+
+    **Arguments:**
+
+    - `source`: a file written by :func:`convert_audio` (or any SHD-layout file).
+    - `out`: an existing folder; both files are written atomically.
+    - `test_speakers`: the share of speakers held out, in (0, 1).
+    - `seed`: which speakers.
+
+    **Returns:** the names of the test speakers (from ``extra/speaker_names`` where the file has
+    them, else their ids), sorted.
+
+    **Raises:** `ValueError` (one line) when the file has fewer than two speakers.
+    """
+    if isinstance(test_speakers, bool) or not 0 < test_speakers < 1:
+        raise ValidationError(f"test_speakers must be a share in (0, 1), got {test_speakers!r}")
+    source, out = Path(source), Path(out)
+    with h5py.File(source, "r") as f:
+        times = list(f["spikes/times"][()])
+        units = list(f["spikes/units"][()])
+        labels = f["labels"][()]
+        speakers = f["extra/speaker"][()]
+        n_channels = int(f.attrs.get(CHANNELS_ATTR, SHD_CHANNELS))
+    keys, names = read_names(source)
+    unique = np.unique(speakers)
+    name = (lambda s: names[s]) if names else str
+    if len(unique) < 2:
+        raise ValidationError(
+            f"{source}: every recording is by one speaker ({name(unique[0])!r}); a test split of "
+            "unheard voices needs at least two (name the files so that they carry speakers)"
+        )
+    n_test = min(len(unique) - 1, max(1, round(test_speakers * len(unique))))
+    held_out = np.random.default_rng(seed).permutation(unique)[:n_test]
+    is_test = np.isin(speakers, held_out)
+    for file, mask in (("shd_train.h5", ~is_test), ("shd_test.h5", is_test)):
+        index = np.flatnonzero(mask)
+
+        def write(tmp: Path, index=index) -> None:
+            write_shd_h5(tmp, [times[i] for i in index], [units[i] for i in index],
+                         labels[index], speakers[index], keys, n_channels=n_channels)  # fmt: skip
+            if names:
+                with h5py.File(tmp, "a") as f:
+                    f.create_dataset(SPEAKER_NAMES, data=np.array([n.encode() for n in names]))
+
+        atomic_write(out / file, write)
+    return sorted(name(s) for s in held_out)
+
+
+def check_recordings_folder(in_dir: str | os.PathLike) -> list[Recording]:
+    """The recordings of `in_dir` (:func:`find_recordings`), checked to be by two speakers or
+    more, so that whole speakers can be held out; cheap, before any conversion.
+
+    **Raises:** `ValueError` (one line) for a bad layout or a single speaker.
+    """
+    in_dir = Path(in_dir).expanduser()
+    recordings = find_recordings(in_dir, None)
+    speakers = sorted({rec.speaker for rec in recordings})
+    if len(speakers) < 2:
+        raise ValidationError(
+            f"{in_dir}: every recording is by one speaker ({speakers[0]!r}); a test split of "
+            "unheard voices needs at least two (name the files so that they carry speakers, e.g. "
+            "7_jackson_0.wav)"
+        )
+    return recordings
+
+
+def recordings_data_folder(
+    in_dir: str | os.PathLike,
+    *,
+    cache_dir: str | os.PathLike | None = None,
+    progress: bool = True,
+) -> Path:
+    """A folder holding ``shd_train.h5`` / ``shd_test.h5`` made from the recordings of `in_dir`.
+
+    **Arguments:**
+
+    - `in_dir`: a folder of labelled recordings in a layout :func:`convert_audio` reads.
+    - `cache_dir`: cache root (default ``$SNNPLAST_CACHE`` or ``~/.cache/snnplast``).
+    - `progress`: show the conversion's progress.
+
+    **Returns:** ``<cache>/recordings/<key>/split/``, made on first use.
+    """
+    in_dir = Path(in_dir).expanduser()
+    source = converted(
+        in_dir, check_recordings_folder(in_dir), labels=None, seed=0, model=Cochlea(),
+        cache_dir=cache_dir, progress=progress,
+    )  # fmt: skip
+    folder = source.parent / f"split-{TEST_SPEAKERS:g}"
+    if not all((folder / f).is_file() for f in ("shd_train.h5", "shd_test.h5")):
+        folder.mkdir(exist_ok=True)
+        test = hold_out_speakers(source, folder)
+        if progress:
+            print(f"{in_dir}: test speakers (never trained on): {', '.join(test)}")
+    return folder
