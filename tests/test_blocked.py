@@ -141,9 +141,9 @@ def test_default_block_whole_sequence_when_short(x64, getkey, monkeypatch):
     assert abs(float(l0 - l1)) <= 1e-10 * abs(float(l1))
 
 
-@pytest.mark.parametrize("name, block", [("rlif", None)] + [
-    pytest.param(n, b, marks=pytest.mark.slow)
-    for n, b in (("ralif", 1), ("ralif", 3), ("ralif", None), ("rlif", 1))])
+@pytest.mark.parametrize("name, block", [("rlif", 1)] + [
+    pytest.param(n, b, marks=pytest.mark.slow) for n, b in (("ralif", 1), ("ralif", 3),
+                                                            ("ralif", None))])
 def test_one_target_per_sequence(name, block, x64, getkey, monkeypatch):
     """Targets ``[B, 1, ...]`` (the same at every step) give the numbers of the same targets
     broadcast to ``[B, T, ...]``: in blocks, as one recomputed block (ralif, ``None``) and step
