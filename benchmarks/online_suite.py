@@ -9,7 +9,8 @@ and the gradient of every parameter over the whole sequence, by each method:
 - ``diagonal``: the engine's Diagonal (e-prop) with the default accumulation
   (``snnplast.online.resolve_block``: blocks where a trace is stored per synapse, the whole
   sequence as one block when short enough, else the step recursion); ``diagonal-step``: the
-  same, step by step (``block=1``); ``diagonal-product-per-step``: step by step with a trace
+  same, step by step (``block=1``); ``diagonal-block:K``: in blocks of K steps (``block=K``);
+  ``diagonal-product-per-step``: step by step with a trace
   contraction at every step (``contract_every=1``), not a chunk of steps at a time;
   ``diagonal-hoisted``: ``diagonal`` with the input-only part of the step (``W_in x_t``)
   evaluated a chunk of steps at once (``hoist=True``); ``diagonal-kept``: ``diagonal`` with a
@@ -84,11 +85,33 @@ ENGINE = {"diagonal": (snnplast.Diagonal(), None), "diagonal-step": (snnplast.Di
           "exact": (DENSE["exact"], None)}
 
 
+def explicit_block(name: str) -> int | None:
+    """K of a method ``diagonal-block:K`` (Diagonal in blocks of K steps), else None."""
+    prefix = "diagonal-block:"
+    if not name.startswith(prefix):
+        return None
+    k = name[len(prefix):]
+    if not k.isdigit() or int(k) < 1:
+        raise ValueError(f"{name!r}: the block must be a positive integer, got {k!r}")
+    return int(k)
+
+
+def method_fn(name: str):
+    """``(params, static, x, y) -> (loss, grad leaves)`` of method `name`."""
+    k = explicit_block(name)
+    if k is not None:
+        return package_method(snnplast.Diagonal(), block=k)
+    return make(name, SUITE_BUILDERS)
+
+
 def accumulation(net, x, name) -> str:
     """What the engine runs for method `name` ("step" or "blocked K"), "" for the others."""
-    if name not in ENGINE:
+    if explicit_block(name) is not None:
+        policy, block = snnplast.Diagonal(), explicit_block(name)
+    elif name not in ENGINE:
         return ""
-    policy, block = ENGINE[name]
+    else:
+        policy, block = ENGINE[name]
     runner = snnplast.online.OnlineStep(net, x[0, 0], policy, cross_entropy)
     used = snnplast.online.resolve_block(runner, block, x.shape[1])
     return "step" if used == 1 else f"blocked {used}"
@@ -202,13 +225,17 @@ SUITE_BUILDERS = {
 }
 
 
-def compile_method(fn, params, static, x, y):
+def compile_method(fn, params, static, x, y, call=True):
+    """Compile `fn` for these arguments; `call`: also run it once (else output and first-call
+    time are None)."""
     jitted = jax.jit(lambda p, x, y: fn(p, static, x, y))
     start = time.perf_counter()
     compiled = jitted.lower(params, x, y).compile()
     compile_s = time.perf_counter() - start
     memory = compiled.memory_analysis()
     temp = None if memory is None else int(memory.temp_size_in_bytes)
+    if not call:
+        return compiled, None, compile_s, temp, None
     start = time.perf_counter()
     out = jax.block_until_ready(compiled(params, x, y))
     return compiled, out, compile_s, temp, time.perf_counter() - start
@@ -234,11 +261,19 @@ def bench_case(args, model: str, hidden: int, steps: int) -> list[dict]:
         if name in args.skip_after and steps > args.skip_after[name]:
             row["skipped"] = f"not run above T={args.skip_after[name]} (time)"
             continue
-        fn, out, compile_s, temp, first_s = compile_method(make(name, SUITE_BUILDERS), params, static, x, y)
+        fn, out, compile_s, temp, first_s = compile_method(
+            method_fn(name), params, static, x, y, call=not args.memory_only)
         compiled[name] = (fn, out)
-        row.update(compile_s=compile_s, temp_bytes=temp, first_call_s=first_s)
+        row.update(compile_s=compile_s, temp_bytes=temp)
+        if args.memory_only:
+            print(f"{model} H={hidden} T={steps} {name}: compile {compile_s:.1f} s, temp "
+                  f"{(temp or 0) / 2**20:.1f} MiB", flush=True)
+            continue
+        row["first_call_s"] = first_s
         print(f"{model} H={hidden} T={steps} {name}: compile {compile_s:.1f} s, temp "
               f"{(temp or 0) / 2**20:.1f} MiB, first call {first_s:.2f} s", flush=True)
+    if args.memory_only:
+        return rows
 
     loss_ref, g_ref = compiled["bptt"][1]
     for row in rows:
@@ -299,7 +334,44 @@ def _mib(n):
     return "-" if n is None else f"{n / 2**20:.1f}"
 
 
+def memory_table(rows) -> list[str]:
+    """One row per (model, H, method), one column per T: compiled temp MiB (and the mode), with
+    the ratio of the longest T to the shortest."""
+    steps = sorted({r["T"] for r in rows})
+    cells: dict = {}
+    for r in rows:
+        key = (r["model"], r["H"], r["method"])
+        if "skipped" in r:
+            cells.setdefault(key, {})[r["T"]] = f"skipped: {r['skipped']}"
+        elif r.get("temp_bytes") is not None:
+            mode = f" ({r['mode']})" if r.get("mode") else ""
+            cells.setdefault(key, {})[r["T"]] = f"{_mib(r['temp_bytes'])}{mode}"
+    temp = {(r["model"], r["H"], r["method"], r["T"]): r.get("temp_bytes") for r in rows}
+    ratio = len(steps) > 1
+    lines = ["| model | H | method | " + " | ".join(f"T={t} MiB" for t in steps)
+             + (f" | T={steps[-1]} / T={steps[0]} |" if ratio else " |"),
+             "|---|--:|---|" + "--:|" * (len(steps) + ratio)]
+    for (model, h, method), by_t in cells.items():
+        row = f"| {model} | {h} | {method} | " + " | ".join(by_t.get(t, "") for t in steps)
+        lo, hi = temp.get((model, h, method, steps[0])), temp.get((model, h, method, steps[-1]))
+        if ratio:
+            row += f" | {hi / lo:.2f}" if lo and hi else " | "
+        lines.append(row + " |")
+    return lines
+
+
 def markdown(meta, rows) -> str:
+    if meta.get("memory_only"):
+        return "\n".join([
+            f"Command: `{meta['command']}`" + (f" ({meta['note']})" if "note" in meta else ""),
+            "",
+            (f"jax {meta['jax']} ({meta['backend']}), commit {meta['commit']}, Python "
+             f"{meta['python']}, {meta['date']}; batch {meta['batch']}, 140 inputs, 20 classes; "
+             f"compiled temporary memory (`memory_analysis().temp_size_in_bytes`) of one "
+             f"training gradient, methods compiled, not run; the mode the engine chose in "
+             f"brackets (default block {meta['default_block']})."),
+            "",
+            *memory_table(rows)]) + "\n"
     lines = [
         f"Command: `{meta['command']}`" + (f" ({meta['note']})" if "note" in meta else ""),
         "",
@@ -344,6 +416,7 @@ def markdown(meta, rows) -> str:
 
 
 def plot(rows, path: Path) -> None:
+    memory_only = not any("median_s" in r for r in rows)
     import matplotlib
 
     matplotlib.use("Agg")
@@ -354,13 +427,17 @@ def plot(rows, path: Path) -> None:
     for col, model in enumerate(models):
         hs = sorted({r["H"] for r in rows if r["model"] == model})
         h = 256 if 256 in hs else hs[len(hs) // 2]
-        sel = [r for r in rows if r["model"] == model and r["H"] == h and "median_s" in r]
+        sel = [r for r in rows if r["model"] == model and r["H"] == h
+               and r.get("temp_bytes") is not None]
         for name in dict.fromkeys(r["method"] for r in sel):
-            pts = sorted((r["T"], r["median_s"] * 1e3, r["temp_bytes"] or 0) for r in sel
+            pts = sorted((r["T"], r.get("median_s"), r["temp_bytes"]) for r in sel
                          if r["method"] == name)
-            ts = [p[0] for p in pts]
-            axes[0][col].plot(ts, [p[1] for p in pts], "o-", label=name)
-            axes[1][col].plot(ts, [p[2] / 2**20 for p in pts], "o-", label=name)
+            timed = [p for p in pts if p[1] is not None]
+            if timed:
+                axes[0][col].plot([p[0] for p in timed], [p[1] * 1e3 for p in timed], "o-",
+                                  label=name)
+            axes[1][col].plot([p[0] for p in pts], [p[2] / 2**20 for p in pts], "o-",
+                              label=name)
         for row, label in ((0, "ms per gradient"), (1, "compiled temp MiB")):
             ax = axes[row][col]
             ax.set_xscale("log")
@@ -368,7 +445,7 @@ def plot(rows, path: Path) -> None:
             ax.set_xlabel("T (steps)")
             ax.set_ylabel(label)
             ax.set_title(f"{model}, H={h}")
-        axes[0][col].legend(fontsize=7)
+        axes[1 if memory_only else 0][col].legend(fontsize=7)
     fig.tight_layout()
     fig.savefig(path, dpi=110)
 
@@ -388,6 +465,9 @@ def main(argv=None) -> int:
     parser.add_argument("--skip-after", default="",
                         help="METHOD:T,... do not run METHOD above sequence length T")
     parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--memory-only", action="store_true",
+                        help="only compile every method and report its temp memory (no call, "
+                             "no gate, no timing)")
     parser.add_argument("--out", default="benchmarks/results/online_suite")
     parser.add_argument("--render", action="store_true",
                         help="only write the markdown and the plot from --out's JSON (what an "
@@ -407,8 +487,13 @@ def main(argv=None) -> int:
     steps = [int(t) for t in args.steps.split(",")]
     methods = [m.strip() for m in args.methods.split(",") if m.strip()]
     for m in methods:
-        if m not in METHODS:
-            parser.error(f"unknown method {m!r}; allowed: {', '.join(METHODS)}")
+        try:
+            known = m in METHODS or explicit_block(m) is not None
+        except ValueError as error:
+            parser.error(str(error))
+        if not known:
+            parser.error(f"unknown method {m!r}; allowed: {', '.join(METHODS)}, "
+                         f"diagonal-block:K")
     args.methods = ["bptt"] + [m for m in methods if m != "bptt"]
     args.skip_after = {k: int(v) for k, v in (s.split(":") for s in args.skip_after.split(",")
                                               if s)}
@@ -423,7 +508,7 @@ def main(argv=None) -> int:
         "cpu_count": os.cpu_count(), "backend": jax.default_backend(),
         "date": datetime.datetime.now().strftime("%Y-%m-%d %H:%M"), "batch": args.batch,
         "seed": args.seed, "default_block": snnplast.online.DEFAULT_BLOCK,
-        "load_average": os.getloadavg(),
+        "load_average": os.getloadavg(), "memory_only": args.memory_only,
     }
     rows = []
     out.parent.mkdir(parents=True, exist_ok=True)

@@ -141,6 +141,50 @@ def test_default_block_whole_sequence_when_short(x64, getkey, monkeypatch):
     assert abs(float(l0 - l1)) <= 1e-10 * abs(float(l1))
 
 
+@pytest.mark.parametrize("name, block", [("rlif", 1)] + [
+    pytest.param(n, b, marks=pytest.mark.slow) for n, b in (("ralif", 1), ("ralif", 3),
+                                                            ("ralif", None))])
+def test_one_target_per_sequence(name, block, x64, getkey, monkeypatch):
+    """Targets ``[B, 1, ...]`` (the same at every step) give the numbers of the same targets
+    broadcast to ``[B, T, ...]``: in blocks, as one recomputed block (ralif, ``None``) and step
+    by step; a time axis of another length is refused."""
+    import snnplast.online._blocked as blocked
+
+    monkeypatch.setattr(blocked, "RECOMPUTE_EVERY", 3)
+    cell = _f64(BUILTIN[name](getkey()))
+    xs, ys = _problem(cell, getkey())
+    once = ys[:, :1]
+    l1, g1 = online_loss_and_grad(cell, xs, jnp.broadcast_to(once, ys.shape), sp.Diagonal(), _sq,
+                                  block=block)
+    l0, g0 = online_loss_and_grad(cell, xs, once, sp.Diagonal(), _sq, block=block)
+    assert _rel(g1, jax.tree_util.tree_map(jnp.zeros_like, g1)) > 0  # something to compare
+    assert _rel(g0, g1) <= 1e-12, _rel(g0, g1)
+    assert abs(float(l0 - l1)) <= 1e-12 * abs(float(l1))
+    with pytest.raises(ValueError, match=r"targets must be \[B, T, \.\.\.\] with T = 10"):
+        online_loss_and_grad(cell, xs, ys[:, :-1], sp.Diagonal(), _sq)
+
+
+@pytest.mark.slow
+def test_one_target_per_sequence_is_not_materialised(getkey):
+    """A label for the whole sequence, passed as ``[B, 1]``, adds no scratch per step; broadcast
+    to ``[B, T]`` inside the compiled function, it does (XLA materialises it)."""
+    cell = BUILTIN["rlif"](getkey())
+    params, static = eqx.partition(cell, eqx.is_inexact_array)
+    n_out = sp.unroll(cell, jnp.zeros((1, N_IN)))[1].shape[-1]
+
+    def temp(steps, broadcast):
+        def f(params, xs, y):
+            y = jnp.broadcast_to(y, (B, steps, n_out)) if broadcast else y
+            return online_loss_and_grad(eqx.combine(params, static), xs, y, sp.Diagonal(), _sq)
+
+        args = (params, jnp.zeros((B, steps, N_IN)), jnp.zeros((B, 1, n_out)))
+        return jax.jit(f).lower(*args).compile().memory_analysis().temp_size_in_bytes
+
+    short, long = temp(96, False), temp(960, False)
+    assert long <= 1.02 * short, (short, long)
+    assert temp(960, True) >= long + B * 960 * n_out * 4, (long, temp(960, True))
+
+
 def _learn(cell, policy, every, block, chunks, key):
     xs, ys = _problem(cell, key, steps=sum(chunks))
     learner = sp.OnlineLearner(policy, _sq, optax.sgd(0.05), every=every, block=block)

@@ -107,8 +107,8 @@ def _dots(jaxpr, shape, loops=()) -> list:
 
 
 def test_one_product_per_chunk(x64, getkey):
-    """W_in's contraction runs once per chunk (in the loop over chunks, or after it for the
-    remainder), not once per step."""
+    """W_in's contraction runs once per chunk (in the loop over chunks), not once per step;
+    the steps left over by whole chunks (run first) each have their own."""
     cell = f64(BUILTIN["rlif"](getkey()))
     xs, ys = jax.vmap(lambda k: problem(cell, k, 8))(jax.random.split(getkey(), B))
     runner = OnlineStep(cell, xs[0, 0], sp.Diagonal(), sq)
@@ -123,4 +123,4 @@ def test_one_product_per_chunk(x64, getkey):
         return sorted(_dots(jax.make_jaxpr(run)(p).jaxpr, cell.w_in.shape))
 
     assert loops(1) == [(8,)]  # a product at each of the 8 steps
-    assert loops(3) == [(), (2,)]  # at each of 2 chunks of 3, then the remainder of 2
+    assert loops(3) == [(2,), (2,)]  # at each of the 2 steps left over, then 2 chunks of 3
