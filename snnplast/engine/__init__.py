@@ -9,6 +9,8 @@ from ._graph import StepGraph as StepGraph
 from ._names import state_names as state_names
 from ._rules import RuleContext as RuleContext
 from ._rules import register_rule as register_rule
+from . import _index_rules  # noqa: F401 - registers the rules of the ops that place by index
+from . import _vjp_rule  # noqa: F401 - registers the rule of custom_vjp functions
 
 # Structured Jacobians and their algebra (the representation).
 from ._sjac import Abstract as Abstract

@@ -11,6 +11,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
+from .._errors import ValidationTypeError
 from ._eliminate import ORDERS
 from ._graph import StepGraph, StepJacobians
 from ._names import state_names, traced_param_names
@@ -204,7 +205,10 @@ class TraceStructure:
     def _dense_blocks(self, p, s, xx):
         g = self.graph
         res = g.jacobians(p, s, xx, order=self.order)
-        dtype = jnp.result_type(*s) if s else jnp.float32
+        floats = [a for a in s if jnp.issubdtype(jnp.result_type(a), jnp.inexact)]
+        # An integer state leaf (a refractory counter) has no derivative and sets no dtype.
+        with jax.numpy_dtype_promotion("standard"):
+            dtype = jnp.result_type(*floats) if floats else jnp.float32
         H = {}
         for a, sa in enumerate(g.s_shapes):
             for b, sb in enumerate(g.s_shapes):
@@ -238,6 +242,13 @@ def _cache_key(cell, x):
     for leaf in leaves:
         if eqx.is_inexact_array(leaf):
             h.update(repr((jnp.shape(leaf), str(jnp.result_type(leaf)))).encode())
+        elif isinstance(leaf, jax.core.Tracer):
+            raise ValidationTypeError(
+                f"{type(cell).__name__}: a {leaf.dtype} array of shape {leaf.shape} in the cell "
+                "is traced (the cell is an argument of a jit); the trace engine reads the values "
+                "of non-trainable arrays, which shape the step: hold them as a static field of "
+                "Python numbers (a tuple) and make the array inside __call__"
+            )
         elif isinstance(leaf, (np.ndarray, jax.Array)):
             h.update(np.asarray(leaf).tobytes())
         else:

@@ -1,4 +1,4 @@
-"""Flatten a jaxpr into one list of equations with call bodies inlined.
+"""Flatten a jaxpr into one list of equations with call bodies inlined and short loops unrolled.
 
 ``jit`` bodies (what ``jnp.where`` and every ``jax.nn`` function arrive wrapped in) are inlined.
 A ``custom_jvp`` call becomes two parts: the call itself, evaluated for its value only, and the
@@ -19,6 +19,11 @@ import numpy as np
 from . import _jaxcompat as jc
 
 _ids = itertools.count()
+
+# A loop inside the step (sub-steps of an ODE, ``lax.fori_loop`` with a fixed count) up to this
+# many iterations is unrolled, so each iteration's operations keep their structure; a longer one
+# stays one primitive, differentiated densely.
+MAX_UNROLL = 32
 
 
 @dataclasses.dataclass(eq=False)
@@ -96,6 +101,8 @@ def flatten(jaxpr, consts, inputs, flat: Flat | None = None):
             _, outs = flatten(body, body_consts, ins, flat)
         elif name in jc.CUSTOM_JVP and not all_nondiff:
             outs = _flatten_custom_jvp(eqn, ins, flat)
+        elif name == "scan" and not all_nondiff and 0 < eqn.params["length"] <= MAX_UNROLL:
+            outs = _flatten_scan(eqn, ins, flat)
         else:
             outs = [flat.new_node(v.aval) for v in eqn.outvars]
             kind = "value" if all_nondiff else "op"
@@ -141,3 +148,34 @@ def _flatten_custom_jvp(eqn, ins, flat: Flat):
             continue  # a zero tangent: no edge
         flat.eqns.append(FlatEqn(None, {}, [t], [o], "alias"))
     return outs
+
+
+def _inline(fn, ins, flat: Flat):
+    """Append the equations of ``fn(*ins)`` (traced on the inputs' shapes) to `flat`."""
+    structs = [jax.ShapeDtypeStruct(a.shape, _dtype(a)) for a in ins]
+    closed = jax.make_jaxpr(fn)(*structs)
+    return flatten(closed.jaxpr, closed.consts, list(ins), flat)[1]
+
+
+def _dtype(a):
+    return a.dtype if isinstance(a, Node) else np.asarray(a.value).dtype
+
+
+def _flatten_scan(eqn, ins, flat: Flat):
+    """A ``scan`` of fixed length, unrolled: its body once per iteration, ``xs`` indexed and the
+    per-iteration outputs stacked by ordinary (structured) operations."""
+    p = eqn.params
+    body, n_consts, n_carry = p["jaxpr"], p["num_consts"], p["num_carry"]
+    consts, carry = ins[:n_consts], ins[n_consts:n_consts + n_carry]
+    xs = ins[n_consts + n_carry:]
+    steps = range(p["length"])
+    ys_by_step = {}
+    for i in reversed(steps) if p["reverse"] else steps:
+        x_i = [_inline(lambda v, i=i: jax.lax.index_in_dim(v, i, keepdims=False), [x], flat)[0]
+               for x in xs]
+        outs = flatten(body.jaxpr, body.consts, [*consts, *carry, *x_i], flat)[1]
+        carry, ys_by_step[i] = outs[:n_carry], outs[n_carry:]
+    n_ys = len(eqn.outvars) - n_carry
+    stacked = [_inline(lambda *v: jax.numpy.stack(v), [ys_by_step[i][k] for i in steps], flat)[0]
+               for k in range(n_ys)]
+    return [*carry, *stacked]

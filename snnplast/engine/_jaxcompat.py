@@ -18,7 +18,7 @@ def bind(eqn_primitive, params, *args):
 
 
 # Call-like primitives whose body is another jaxpr that the engine inlines.
-CALL_PRIMITIVES = ("pjit", "jit", "closed_call", "core_call", "remat", "checkpoint",
+CALL_PRIMITIVES = ("pjit", "jit", "closed_call", "core_call", "remat", "remat2", "checkpoint",
                    "custom_lin", "name")
 CUSTOM_JVP = ("custom_jvp_call", "custom_jvp_call_jaxpr")
 

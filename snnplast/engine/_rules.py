@@ -60,6 +60,13 @@ def register_rule(primitive, rule: Rule) -> None:
 
 
 _warned: set = set()
+# What keeps the structure instead, for the constructs that reach the fallback most often.
+_HINTS = {
+    "cond": "; jnp.where or jax.lax.select on both branches' values keeps the structure",
+    "switch": "; jnp.where or jax.lax.select on the branches' values keeps the structure",
+    "while": "; a loop with a fixed count written in Python (unrolled) keeps the structure",
+    "scan": "; a loop with a fixed count written in Python (unrolled) keeps the structure",
+}
 
 
 def rule_for(primitive, owner: str) -> Rule:
@@ -70,7 +77,8 @@ def rule_for(primitive, owner: str) -> Rule:
         _warned.add((name, owner))
         warnings.warn(
             f"snnplast: no Jacobian rule for primitive '{name}' in {owner}; using a dense "
-            "Jacobian from JAX's forward-mode AD for it (correct, but not compressed)",
+            "Jacobian from JAX's forward-mode AD for it (correct, but not compressed)"
+            + _HINTS.get(name, ""),
             stacklevel=4,
         )
     return dense_fallback
@@ -415,27 +423,28 @@ def dense_fallback(ctx: RuleContext):
 
 
 # ----- the registry, by family ------------------------------------------------------------------
-for _name, _coefs in {
+LINEAR_SCALAR = {
     "add": (1.0, 1.0), "add_any": (1.0, 1.0), "sub": (1.0, -1.0), "neg": (-1.0,),
     "copy": (1.0,), "copy_p": (1.0,), "real": (1.0,), "reduce_precision": (1.0,),
     "optimization_barrier": (1.0,),
-}.items():
-    deflinear_scalar(_name, _coefs)
-
-for _name in (
+}
+ELEMENTWISE = (
     "exp", "exp2", "log", "log1p", "expm1", "tanh", "logistic", "sin", "cos", "tan", "asin",
     "acos", "atan", "sinh", "cosh", "asinh", "acosh", "atanh", "sqrt", "rsqrt", "cbrt", "abs",
     "integer_pow", "square", "erf", "erfc", "erf_inv", "lgamma", "digamma", "max", "min", "pow",
     "atan2", "rem", "clamp", "nextafter", "sign", "floor", "ceil", "round", "is_finite",
     "logaddexp",
-):
-    def_elementwise_jvp(_name)
-
-for _name in (
+)
+ZERO_DERIVATIVE = (
     "stop_gradient", "gt", "ge", "lt", "le", "eq", "ne", "and", "or", "not", "xor", "iota",
     "argmax", "argmin", "random_bits", "random_seed", "random_wrap", "random_unwrap",
     "shift_left", "shift_right_logical", "shift_right_arithmetic", "population_count",
-):
+)
+for _name, _coefs in LINEAR_SCALAR.items():
+    deflinear_scalar(_name, _coefs)
+for _name in ELEMENTWISE:
+    def_elementwise_jvp(_name)
+for _name in ZERO_DERIVATIVE:
     def_zero(_name)
 
 register_rule("mul", _mul_rule)

@@ -3,6 +3,7 @@ rebuilds it (``model.json``) and the skeleton its saved weights are read over.""
 
 from __future__ import annotations
 
+import equinox as eqx
 import jax
 import jax.numpy as jnp
 
@@ -17,7 +18,8 @@ _READOUT_KAPPA = 0.9  # leak of the readout: it smooths the output over ~10 bins
 
 def _output_shape(cell: Cell, n_in: int) -> tuple[int, ...]:
     try:
-        out = jax.eval_shape(lambda c: c(c.initial_state(), jnp.zeros(n_in))[1], cell)
+        # filter_eval_shape: a cell may hold functions (an eqx.nn.MLP's activation)
+        out = eqx.filter_eval_shape(lambda c: c(c.initial_state(), jnp.zeros(n_in))[1], cell)
     except (TypeError, ValueError) as e:
         first = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
         raise ValidationError(

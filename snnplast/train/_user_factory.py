@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import importlib
 import importlib.util
+import inspect
 import os
 import sys
 from pathlib import Path
@@ -56,7 +57,24 @@ def load_factory(model: str):
         obj = getattr(obj, part)
     if not callable(obj):
         raise ValidationTypeError(f"model {model!r}: {attr} is not callable, got {obj!r}")
+    _check_signature(model, obj)
     return obj
+
+
+def _check_signature(model: str, factory) -> None:
+    """A factory that cannot be called as ``factory(n_in, hidden, key=key)`` is bad input, told
+    before the call (a TypeError from inside the factory stays the user's own)."""
+    try:
+        signature = inspect.signature(factory)
+    except (TypeError, ValueError):  # a builtin or C callable: nothing to check
+        return
+    try:
+        signature.bind(1, 1, key=None)
+    except TypeError as e:
+        raise ValidationTypeError(
+            f"model {model!r}: a model factory is called as factory(n_in, hidden, *, key), but "
+            f"its signature is {signature} ({e})"
+        ) from None
 
 
 def lasting(model: str) -> str:
