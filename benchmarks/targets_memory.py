@@ -1,12 +1,14 @@
-"""Where an online gradient's scratch grows with T: the engine, or the labels broadcast over T.
+"""Whether an online gradient's scratch grows with T through the trainer: its labels, or the
+engine.
 
-The trainer's dispatch (``snnplast.train.loss_and_grad``) turns a batch's labels ``[B]`` into
-per-step targets ``[B, T]`` with ``jnp.broadcast_to`` inside the compiled function, and XLA
-materialises them (4 bytes per sample and step for int32 labels). This script compiles the same
-online gradient (``build_model(model, 140, H, 20)``, Diagonal, the default accumulation) twice per
+The trainer's dispatch (``snnplast.train.loss_and_grad``) once turned a batch's labels ``[B]``
+into per-step targets ``[B, T]`` with ``jnp.broadcast_to`` inside the compiled function, and XLA
+materialised them (4 bytes per sample and step for int32 labels); it now passes ``[B, 1]``, one
+target per sequence, which the engine reads in place. This script compiles the same online
+gradient (``build_model(model, 140, H, 20)``, Diagonal, the default accumulation) twice per
 sequence length: through the trainer's dispatch, and through
-``snnplast.online.online_loss_and_grad`` with the per-step targets passed as an argument, and
-prints both compiled temporary sizes (nothing is run).
+``snnplast.online.online_loss_and_grad`` with per-step targets ``[B, T]`` passed as an argument
+(the engine alone), and prints both compiled temporary sizes (nothing is run).
 
 Usage::
 
@@ -39,7 +41,7 @@ def main(argv=None) -> int:
     net = build_model(args.model, 140, args.hidden, 20, key=jax.random.PRNGKey(0))
     params, static = eqx.partition(net, eqx.is_inexact_array)
     policy = snnplast.Diagonal()
-    print("| T | through loss_and_grad (labels [B] broadcast) MiB | targets [B, T] as an argument MiB |")
+    print("| T | through loss_and_grad (labels [B]) MiB | targets [B, T] as an argument MiB |")
     print("|--:|--:|--:|")
     for t in (int(s) for s in args.steps.split(",")):
         x = jnp.zeros((args.batch, t, 140), jnp.float32)

@@ -174,6 +174,9 @@ def test_learned_initial_state_is_refused_by_online_methods(getkey):
     with pytest.raises(ValueError, match="LearnedInit: initial_state.. depends on the trainable "
                                          "parameter h0; online methods start their traces"):
         sp.gradients(LearnedInit(w, jnp.ones(HIDDEN)), xs, ys, loss=sq, method=sp.Exact())
+    learner = sp.OnlineLearner(sp.Exact(), sq)
+    with pytest.raises(ValueError, match="depends on the trainable parameter h0"):
+        learner.init(LearnedInit(w, jnp.ones(HIDDEN)), xs[0])
     check_online_state(FixedInit(w, jnp.ones(HIDDEN)))  # no error
 
 

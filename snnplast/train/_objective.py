@@ -87,8 +87,8 @@ def loss_and_grad(model: Cell, x: Float[Array, "B T C"], y: Int[Array, " B"], me
         return eqx.filter_value_and_grad(batch_objective, has_aux=True)(model, x, y)
     if isinstance(method, Policy):
         check_online_state(model)
-        targets = jnp.broadcast_to(y[:, None], x.shape[:2])
-        loss, grads, scores = online_loss_and_grad(model, x, targets, method, cross_entropy,
+        # One target per sequence, read at every step in place (a [B, T] copy grows with T).
+        loss, grads, scores = online_loss_and_grad(model, x, y[:, None], method, cross_entropy,
                                                    with_scores=True, block=block)
         return (loss, scores), grads
     if isinstance(method, TruncatedBPTT):
