@@ -20,8 +20,12 @@ def _problem(cell, key):
     return problem(cell, key, T)
 
 
+# Slow here: cells whose kind another default case covers, and the two costliest to trace
+# (lstm: gru and eqx_gru are gated; columnar_lateral: its Jacobians are checked against jacfwd in
+# float64 by default in test_engine.py, and Exact composes them as for any cell).
 @pytest.mark.parametrize("name", cases(ALL, slow={"columnar", "eqx_lstm", "concat_gates",
-                                                  "scratch_gru", "alif", "reshape_clash"}))
+                                                  "scratch_gru", "alif", "reshape_clash",
+                                                  "lstm", "columnar_lateral"}))
 def test_exact_equals_bptt(name, x64, getkey):
     cell = _f64(ALL[name](getkey()))
     xs, ys = _problem(cell, getkey())
