@@ -112,8 +112,8 @@ def convert_audio(
     - `exact_length`: run each recording at its own length, exactly as Lauscher does. Otherwise
       recordings are centred in silence padded to a 0.1 s grid, so that many share the basilar
       membrane's transfer matrix (seconds each to compute); times still start at the recording.
-    - `workers`: cochlea processes (default: one per CPU core, at most 8, and one per
-      :data:`_CLIPS_PER_WORKER` recordings: a short folder is converted here).
+    - `workers`: cochlea processes (default: one per CPU core, at most 8, and one per 32
+      recordings: a short folder is converted in this process).
     - `model`: the cochlea's parameters (default: Lauscher's).
     - `progress`: show a progress bar.
 

@@ -20,6 +20,7 @@ import numpy as np
 from ..._atomic import atomic_write
 from ..._errors import ValidationError
 from .._cochlea.cochlea import Cochlea
+from .._loading.speakers import split_by_speaker
 from .._shd.file import CHANNELS_ATTR, SHD_CHANNELS, write_shd_h5
 from .cached import converted
 from .convert import SPEAKER_NAMES, find_recordings, read_names
@@ -70,11 +71,9 @@ def hold_out_speakers(
             f"{source}: every recording is by one speaker ({name(unique[0])!r}); a test split of "
             "unheard voices needs at least two (name the files so that they carry speakers)"
         )
-    n_test = min(len(unique) - 1, max(1, round(test_speakers * len(unique))))
-    held_out = np.random.default_rng(seed).permutation(unique)[:n_test]
-    is_test = np.isin(speakers, held_out)
-    for file, mask in (("shd_train.h5", ~is_test), ("shd_test.h5", is_test)):
-        index = np.flatnonzero(mask)
+    # The same draw as validation speakers are held out by (at least one, all but one at most).
+    train, test = split_by_speaker(speakers, float(test_speakers), seed)
+    for file, index in (("shd_train.h5", train), ("shd_test.h5", test)):
 
         def write(tmp: Path, index=index) -> None:
             write_shd_h5(tmp, [times[i] for i in index], [units[i] for i in index],
@@ -84,7 +83,7 @@ def hold_out_speakers(
                     f.create_dataset(SPEAKER_NAMES, data=np.array([n.encode() for n in names]))
 
         atomic_write(out / file, write)
-    return sorted(name(s) for s in held_out)
+    return sorted(name(s) for s in np.unique(speakers[test]))
 
 
 def check_recordings_folder(in_dir: str | os.PathLike) -> list[Recording]:
