@@ -29,6 +29,9 @@ def build_parser() -> argparse.ArgumentParser:
         prog="snnplast",
         description="Online learning for spiking and recurrent networks without BPTT.",
     )
+    from .. import __version__
+
+    parser.add_argument("--version", action="version", version=f"snnplast {__version__}")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
     for name in _COMMANDS:
         try:

@@ -20,6 +20,18 @@ _DEFAULT_TABLE = [
 ]
 
 
+# One problem's settings when any is given: the default network at its default size.
+_ONE = {
+    "model": "ralif",
+    "hidden": 256,
+    "inputs": 140,
+    "batch": 32,
+    "steps": 100,
+    "method": "diagonal",
+    "block": None,
+}
+
+
 def problem(model: str, hidden: int, inputs: int, batch: int, steps: int, seed: int = 0):
     """The network of ``snnplast train`` (``build_model``) and a batch of random spikes with
     random labels: what one training step of that shape computes.
@@ -139,13 +151,15 @@ def register(subparsers) -> None:
         "no options: a small table (rlif and ralif, 128 neurons, 100 steps, batch 32; BPTT, "
         "Diagonal in blocks and step by step), about 2 minutes on 2 CPU cores.",
     )
-    p.add_argument("--model", help=f"one of {', '.join(MODELS)}, or module:factory")
-    p.add_argument("--hidden", type=int, default=256, help="hidden neurons (default %(default)s)")
-    p.add_argument("--inputs", type=int, default=140, help="input channels (default %(default)s)")
-    p.add_argument("--batch", type=int, default=32, help="sequences per step (default %(default)s)")
-    p.add_argument("--steps", type=int, default=100, help="time steps (default %(default)s)")
-    p.add_argument("--method", default="diagonal",
-                   help=f"{', '.join(method_usages())} (default %(default)s)")
+    # Defaults stay None here, so that any option given means one problem, never the table.
+    p.add_argument("--model",
+                   help=f"one of {', '.join(MODELS)}, or module:factory (default {_ONE['model']})")
+    p.add_argument("--hidden", type=int, help=f"hidden neurons (default {_ONE['hidden']})")
+    p.add_argument("--inputs", type=int, help=f"input channels (default {_ONE['inputs']})")
+    p.add_argument("--batch", type=int, help=f"sequences per step (default {_ONE['batch']})")
+    p.add_argument("--steps", type=int, help=f"time steps (default {_ONE['steps']})")
+    p.add_argument("--method",
+                   help=f"{', '.join(method_usages())} (default {_ONE['method']})")
     p.add_argument("--block", type=int, default=None, metavar="K",
                    help="steps per block of trace accumulation, 1 for step by step "
                    "(default: the fixed default block)")
@@ -156,9 +170,10 @@ def register(subparsers) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from ..train import check_model
+    from ..train import check_model, parse_method
 
-    if args.model is None:
+    given = {name: getattr(args, name) for name in _ONE if getattr(args, name) is not None}
+    if not given:
         rows = [measure(m, h, 140, b, t, meth, blk, repeats=args.repeats, seed=args.seed)
                 for m, h, b, t, meth, blk in _DEFAULT_TABLE]
         if args.json:
@@ -166,13 +181,13 @@ def run(args: argparse.Namespace) -> int:
             return 0
         _print_table(rows)
         return 0
-    check_model(args.model)
+    one = {**_ONE, **given}
+    check_model(one["model"])
+    parse_method(one["method"])  # before the minutes of compiling and timing
     for name in ("hidden", "inputs", "batch", "steps"):
-        value = getattr(args, name)
-        if value < 1:
-            raise ValueError(f"--{name} must be an integer >= 1, got {value}")
-    row = measure(args.model, args.hidden, args.inputs, args.batch, args.steps, args.method,
-                  args.block, repeats=args.repeats, seed=args.seed)
+        if one[name] < 1:
+            raise ValueError(f"--{name} must be an integer >= 1, got {one[name]}")
+    row = measure(**one, repeats=args.repeats, seed=args.seed)
     if args.json:
         print(json.dumps(row))
     else:
