@@ -13,3 +13,19 @@ class ValidationError(ValueError):
 
 class ValidationTypeError(ValidationError, TypeError):
     """A :class:`ValidationError` for a value of the wrong type (also a `TypeError`)."""
+
+
+def did_you_mean(word: str, choices) -> str:
+    """``"; did you mean 'x'?"`` for the choice closest to a mistyped `word`, or ``""``.
+
+    **Arguments:**
+
+    - `word`: what the user wrote (compared without case).
+    - `choices`: the names allowed.
+
+    **Returns:** the hint, to end an error message with.
+    """
+    import difflib
+
+    close = difflib.get_close_matches(str(word).strip().lower(), list(choices), n=1, cutoff=0.6)
+    return f"; did you mean {close[0]!r}?" if close else ""

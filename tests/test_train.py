@@ -244,7 +244,8 @@ def test_fit_writes_files(trained):
     on_disk = json.loads((out / "summary.json").read_text())
     assert on_disk == summary
     assert summary["complete"] and summary["epochs_completed"] == 2
-    assert summary["config"] == CONFIG.to_dict()
+    # The record names the data's own bins (CONFIG leaves n_bins at its default of 100).
+    assert summary["config"] == {**CONFIG.to_dict(), "n_bins": T}
     assert summary["peak_memory_bytes"] > 0
     assert summary["step_temp_bytes"] is None or summary["step_temp_bytes"] > 0
     assert summary["wall_seconds"] >= 2 * summary["seconds_per_epoch"] > 0

@@ -57,7 +57,7 @@ def _command(args: argparse.Namespace, out: Path) -> str:
 def run(args: argparse.Namespace) -> int:
     from ..data import load_dataset
     from ..train import compare, parse_methods
-    from ._train import config_from_args
+    from ._train import check_out, config_from_args
 
     # Every method and setting is checked before minutes of data loading can start.
     methods = parse_methods(args.methods, args.lam)
@@ -66,7 +66,8 @@ def run(args: argparse.Namespace) -> int:
     config = config_from_args(args, online[0] if online else "bptt")
     for method in online[1:]:
         config_from_args(args, method)  # each method against the network (random-k's k)
-    out = Path(args.out or f"runs/compare-{time.strftime('%Y%m%d-%H%M%S')}")
+    out = Path(args.out or f"runs/compare-{time.strftime('%Y%m%d-%H%M%S')}").expanduser()
+    check_out(out)
     progress = not args.no_progress
     dataset = load_dataset(
         args.data, n_bins=args.bins, pool=args.pool, time_axis=args.time_axis, progress=progress

@@ -257,8 +257,8 @@ def _resume_config(args: argparse.Namespace):
     return TrainConfig.from_dict(header["config"]), header
 
 
-def _check_out(out: Path) -> None:
-    """A fresh run must not silently replace an unfinished one."""
+def check_out(out: Path) -> None:
+    """`--out` of a fresh run: a folder (or nothing yet), not an unfinished run to replace."""
     from ..train import CHECKPOINT_FILE, CheckpointError, run_status
 
     if out.exists() and not out.is_dir():
@@ -293,7 +293,7 @@ def run(args: argparse.Namespace) -> int:
         raise ValueError(f"--checkpoint-every must be >= 1, got {args.checkpoint_every}")
     if args.resume is not None:
         config, header = _resume_config(args)
-        out = Path(args.resume)
+        out = Path(args.resume).expanduser()
         if header["complete"]:
             print(
                 f"{out} is already complete ({config.epochs} of {config.epochs} epochs); "
@@ -303,8 +303,8 @@ def run(args: argparse.Namespace) -> int:
     else:
         config = config_from_args(args, args.method)
         out = Path(args.out or f"runs/{_slug(config.model)}-{_slug(config.method)}-"
-                   f"{time.strftime('%Y%m%d-%H%M%S')}")
-        _check_out(out)
+                   f"{time.strftime('%Y%m%d-%H%M%S')}").expanduser()
+        check_out(out)
     initialize_distributed()
     DataParallel(args.devices).check_batch(config.batch, "--batch")
     check_data_source(config.data)

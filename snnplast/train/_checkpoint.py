@@ -25,6 +25,7 @@ import jax
 import numpy as np
 
 from .._atomic import atomic_write_bytes
+from .._errors import ValidationError
 from ._network import skeleton
 
 MODEL_FILE = "model.eqx"
@@ -36,6 +37,24 @@ _LENGTH = struct.Struct("<Q")
 
 class CheckpointError(ValueError):
     """A folder holds no readable checkpoint of a run (missing, damaged, or of another run)."""
+
+
+def output_folder(out_dir: str | os.PathLike, name: str = "out_dir") -> Path:
+    """`out_dir` as a path with ``~`` expanded, checked before any work is done for it.
+
+    **Arguments:**
+
+    - `out_dir`: the folder files are to be written into (made later if missing).
+    - `name`: what the caller calls it, for the message (``--out`` on the command line).
+
+    **Returns:** the path.
+
+    **Raises:** :class:`ValidationError` when `out_dir` exists and is not a folder.
+    """
+    path = Path(out_dir).expanduser()
+    if path.exists() and not path.is_dir():
+        raise ValidationError(f"{name} {path} exists and is not a folder; pass a folder")
+    return path
 
 
 def write_json(path: str | os.PathLike, value) -> None:
@@ -87,7 +106,7 @@ def load_model(out_dir: str | os.PathLike, *, like=None):
 
     **Returns:** the :class:`snnplast.Sequential` with the saved weights.
     """
-    out_dir = Path(out_dir)
+    out_dir = Path(out_dir).expanduser()
     for name in (MODEL_FILE, MODEL_SPEC_FILE):
         if not (out_dir / name).is_file():
             raise FileNotFoundError(f"{out_dir / name} not found: is {out_dir} a training run?")
@@ -139,10 +158,11 @@ def read_checkpoint_header(out_dir: str | os.PathLike) -> dict:
 
     **Raises:** :class:`CheckpointError` (one line, naming the folder) when there is none.
     """
-    path = Path(out_dir) / CHECKPOINT_FILE
-    if not Path(out_dir).is_dir():
-        raise CheckpointError(f"{out_dir} is not a training run: no such folder")
-    return _split(path)[0]
+    out_dir = Path(out_dir).expanduser()
+    if not out_dir.is_dir():
+        what = "a file, not a folder" if out_dir.exists() else "no such folder"
+        raise CheckpointError(f"{out_dir} is not a training run: {what}")
+    return _split(out_dir / CHECKPOINT_FILE)[0]
 
 
 def load_checkpoint(out_dir: str | os.PathLike, skeleton) -> tuple[dict, object]:

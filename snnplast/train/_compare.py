@@ -13,7 +13,7 @@ from tqdm.auto import tqdm
 from .._atomic import atomic_write_bytes
 from .._errors import ValidationTypeError
 from ._agreement import first_batch, gradient_agreement
-from ._checkpoint import write_json
+from ._checkpoint import output_folder, write_json
 from ._config import TrainConfig
 from ._method import REFERENCE
 from ._method_list import folder_name, parse_methods, run_config
@@ -120,7 +120,7 @@ def compare(
     methods = parse_methods(methods, config.lam)
     runs = {m: run_config(config, m) for m in methods}
     _check_dataset(dataset)
-    out_dir = Path(out_dir)
+    out_dir = output_folder(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
 
     agreement = gradient_agreement(config, dataset, methods, model=model)
@@ -148,6 +148,7 @@ def compare(
 
     shared = config.to_dict()
     del shared["method"]
+    shared["n_bins"] = int(dataset.n_bins)  # what the runs trained on, as fit records it
     if model is not None:
         shared.update(model=f"object:{describe(model)}", hidden=None)
     if command is None:

@@ -4,8 +4,11 @@ from __future__ import annotations
 
 import dataclasses
 import math
+import os
 
-from .._errors import ValidationError
+import numpy as np
+
+from .._errors import ValidationError, ValidationTypeError
 from ..data import check_time_axis
 from ._augment import Augment
 from ._guard import check_on_nan
@@ -23,6 +26,8 @@ def _positive_int(name: str, value) -> None:
 @dataclasses.dataclass(frozen=True)
 class TrainConfig:
     """A training run's settings. Invalid values raise a one-line `ValueError` naming them.
+
+    NumPy numbers stand for the Python numbers they hold, and `data` may be a path.
 
     **Fields:**
 
@@ -45,7 +50,8 @@ class TrainConfig:
     - `seed`: seeds the weights and the shuffling; the same seed gives the same run.
     - `eval_batch`: samples per evaluation batch (memory only; results do not depend on it).
     - `data`: the data set's name or path, recorded for provenance (``fit`` is given the data).
-    - `n_bins`: time bins the data was binned into, recorded likewise.
+    - `n_bins`: time bins the data was binned into, recorded likewise (``fit`` records the
+      given data's own count when they differ).
     - `time_axis`: what those bins span, recorded likewise (``snnplast evaluate`` bins other
       data the same way): ``"absolute"``, the first 1.4 s of every sample, or ``"word"``, each
       sample's word stretched over the bins (see :func:`snnplast.data.word_span`).
@@ -87,6 +93,7 @@ class TrainConfig:
     on_nan: str = "stop"
 
     def __post_init__(self):
+        self._normalise()
         check_model(self.model)
         for name in ("hidden", "epochs", "batch", "eval_batch", "n_bins", "pool"):
             _positive_int(name, getattr(self, name))
@@ -106,6 +113,21 @@ class TrainConfig:
         check_on_nan(self.on_nan)
         if self.block is not None:
             _positive_int("block", self.block)
+
+    def _normalise(self) -> None:
+        # What a sweep hands over: NumPy numbers (np.arange, np.logspace) and a data folder as
+        # a Path. They become the Python values they stand for, which the run's JSON records
+        # can hold; anything else is checked as given.
+        for field in dataclasses.fields(self):
+            value = getattr(self, field.name)
+            if isinstance(value, np.integer | np.floating):
+                object.__setattr__(self, field.name, value.item())
+        if isinstance(self.data, os.PathLike):
+            object.__setattr__(self, "data", os.fspath(self.data))
+        if not isinstance(self.data, str):
+            raise ValidationTypeError(
+                f"data must be a data set's name or a folder (str or path), got {self.data!r}"
+            )
 
     @property
     def augment(self) -> Augment:

@@ -15,7 +15,7 @@ import numpy as np
 
 from .._atomic import atomic_write
 from ._batches import padded_batches
-from ._checkpoint import load_model, write_json
+from ._checkpoint import load_model, output_folder, write_json
 from ._objective import sample_objective
 from ._trainer import SUMMARY_FILE
 
@@ -100,11 +100,13 @@ def _run_binning(run_dir: Path) -> tuple[int, int, str]:
     """``(n_bins, pool, time_axis)`` the run's model was trained with."""
     try:
         summary = json.loads((run_dir / SUMMARY_FILE).read_text())
-        n_bins = int(summary["config"]["n_bins"])
+        # The bins the model was trained on: runs made before the config recorded the data's
+        # own may name another count there.
+        n_bins = int(summary.get("dataset", {}).get("n_bins") or summary["config"]["n_bins"])
         # Runs from before the option binned by absolute time.
         time_axis = str(summary["config"].get("time_axis", "absolute"))
         n_in = int(summary["model"]["n_in"])
-    except (OSError, ValueError, KeyError, TypeError) as e:
+    except (OSError, ValueError, KeyError, TypeError, AttributeError) as e:
         raise ValueError(f"{run_dir / SUMMARY_FILE}: unreadable run summary ({e})") from None
     if _SHD_CHANNELS % n_in:
         raise ValueError(
@@ -215,6 +217,8 @@ def evaluate(
     the model's classes), ``class_names``, ``n``, ``data``, ``run``, ``out`` and ``files``.
     """
     run_dir = Path(run_dir).expanduser()
+    # Checked before minutes of conversion, not after them.
+    out = run_dir / f"evaluate-{_slug(data)}" if out is None else output_folder(out, "out")
     model = load_model(run_dir)
     n_bins, pool, time_axis = _run_binning(run_dir)
     split, names, speakers, source = _load(
@@ -231,7 +235,6 @@ def evaluate(
     names = tuple(names[:n_classes]) + tuple(str(i) for i in range(len(names), n_classes))
     scores = class_scores(model, split.x, batch)
     result = scores_of(split.y, scores, split.speakers, names, speakers)
-    out = run_dir / f"evaluate-{_slug(data)}" if out is None else Path(out).expanduser()
     out.mkdir(parents=True, exist_ok=True)
     result = {**result, "data": source, "run": str(run_dir.resolve()), "out": str(out),
               "files": [EVALUATION_FILE, CONFUSION_FILE]}  # fmt: skip

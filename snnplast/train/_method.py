@@ -8,7 +8,7 @@ method here, on the command line and in its help at once.
 
 from __future__ import annotations
 
-from .._errors import ValidationError, ValidationTypeError
+from .._errors import ValidationError, ValidationTypeError, did_you_mean
 from .._truncated import TruncatedBPTT
 from ..policies import METHODS as POLICY_METHODS
 from ..policies import check_lam, policy_from_text, register_method
@@ -67,5 +67,8 @@ def parse_method(text: str, lam: float = 1.0):
             )
         return REFERENCE
     if name not in POLICY_METHODS:
-        raise ValidationError(f"unknown method {text!r}; allowed: {', '.join(method_usages())}")
+        raise ValidationError(
+            f"unknown method {text!r}; allowed: {', '.join(method_usages())}"
+            + did_you_mean(name, [REFERENCE, *POLICY_METHODS])
+        )
     return policy_from_text(text, check_lam(lam))

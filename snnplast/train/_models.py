@@ -18,7 +18,7 @@ import dataclasses
 from collections.abc import Callable
 
 from .._cell import Cell
-from .._errors import ValidationError, ValidationTypeError
+from .._errors import ValidationError, ValidationTypeError, did_you_mean
 from ..cells import ALIF, GRU, LIF, LSTM, RNN, Columnar, LinearAttention
 from ._user_factory import load_factory
 
@@ -115,6 +115,7 @@ def resolve_model(model: str) -> ModelFactory:
     if factory is None:
         raise ValidationError(
             f"unknown model {model!r}; allowed: {', '.join(MODELS)}, or module:factory"
+            + did_you_mean(model, MODELS)
         )
     return factory
 

@@ -84,7 +84,7 @@ def find_runs(path: str | os.PathLike) -> list[Run]:
 
     **Raises:** `FileNotFoundError` for a missing folder, `ValueError` for one holding no run.
     """
-    path = Path(path)
+    path = Path(path).expanduser()
     if not path.is_dir():
         raise FileNotFoundError(f"{path}: no such run folder")
     if (path / METRICS_FILE).is_file():
@@ -134,7 +134,7 @@ def read_benchmark(path: str | os.PathLike) -> tuple[list[Series], str | None, s
     **Raises:** `ValueError` naming the file and the keys looked for, when it has no rows with a
     sequence length and a time or memory.
     """
-    path = Path(path)
+    path = Path(path).expanduser()
     if not path.is_file():
         raise FileNotFoundError(f"{path}: no such benchmark file")
     try:
@@ -297,7 +297,7 @@ def plot_runs(paths: Sequence[str | os.PathLike], out: str | os.PathLike) -> Pat
     **Raises:** `ValueError` / `FileNotFoundError` naming a path that is none of those, or an
     unknown image type; nothing is written then.
     """
-    out = Path(out)
+    out = Path(out).expanduser()
     if out.suffix.lower() not in FORMATS:
         raise ValueError(f"--out {out}: unknown image type; allowed: {', '.join(FORMATS)}")
     if not out.parent.is_dir():

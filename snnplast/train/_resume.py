@@ -79,7 +79,7 @@ def run_status(run_dir: str | os.PathLike) -> dict:
 
     **Raises:** :class:`CheckpointError`, one line naming the folder, when it is not a run.
     """
-    header = check_header(read_checkpoint_header(run_dir), Path(run_dir))
+    header = check_header(read_checkpoint_header(run_dir), Path(run_dir).expanduser())
     epochs = header["config"].get("epochs")
     header["complete"] = header["state"]["epoch"] > epochs
     return header

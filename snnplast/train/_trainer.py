@@ -23,6 +23,7 @@ from ._checkpoint import (
     MODEL_SPEC_FILE,
     CheckpointError,
     load_checkpoint,
+    output_folder,
     save_checkpoint,
     save_model,
     to_host,
@@ -95,7 +96,19 @@ def _evaluate(model, split, size: int, parallel: DataParallel) -> tuple[float | 
     return loss_sum / n, correct / n
 
 
+_DATASET_FIELDS = ("train", "val", "test", "n_classes", "n_channels", "n_bins")
+
+
 def _check_dataset(dataset) -> None:
+    missing = [name for name in _DATASET_FIELDS if not hasattr(dataset, name)]
+    if missing:
+        # A name, a folder or (x, y) arrays are what people try first: say what to pass.
+        got = repr(dataset) if isinstance(dataset, str | os.PathLike) else type(dataset).__name__
+        raise ValidationTypeError(
+            f"dataset must be a snnplast.data.SpikeDataset, what load_dataset returns (or an "
+            f"object with its fields {', '.join(_DATASET_FIELDS)}), got {got} (no "
+            f"{', '.join(missing)}); for a name or a folder, pass load_dataset(it, n_bins=...)"
+        )
     for name in ("train", "val", "test"):
         split = getattr(dataset, name)
         if split.x.ndim != 3 or split.x.shape[2] != dataset.n_channels:
@@ -227,7 +240,8 @@ def fit(
 
     - `config`: a :class:`TrainConfig`.
     - `dataset`: a ``snnplast.data.SpikeDataset`` (or any object with its fields).
-    - `out_dir`: folder for the files; a fresh run overwrites files in it.
+    - `out_dir`: folder for the files (``~`` is the home folder); a fresh run overwrites files
+      in it; an existing file there is refused.
     - `progress`: show a progress bar per epoch with the running loss and accuracy.
     - `model`: a :class:`snnplast.Cell` to train instead of ``config.model``.
     - `resume`: continue the run whose checkpoint is in `out_dir` (same config and data);
@@ -250,7 +264,7 @@ def fit(
     _check_dataset(dataset)
     checkpoint_every = _check_every(checkpoint_every)
     start = time.perf_counter()
-    out_dir = Path(out_dir)
+    out_dir = output_folder(out_dir)
     initialize_distributed()
     parallel = DataParallel(devices)
 
@@ -260,6 +274,9 @@ def fit(
         config.seed, config.hidden, dataset.n_channels, dataset.n_classes,
     )  # fmt: skip
     recorded = config.to_dict()
+    # `snnplast evaluate` bins other data as the record says: it must be the data's binning,
+    # whatever the config was left at (TrainConfig's n_bins is only recorded).
+    recorded["n_bins"] = int(dataset.n_bins)
     if spec["model"] is None:
         # What was trained is the object, not config.model: the record must not claim otherwise.
         recorded.update(model=f"object:{spec['class']}", hidden=None)

@@ -7,7 +7,7 @@ from pathlib import Path
 
 import numpy as np
 
-from ..._errors import ValidationError
+from ..._errors import ValidationError, did_you_mean
 from .._cache import (
     cache_key,
     cache_root,
@@ -91,6 +91,7 @@ def _resolve(name_or_path, cache: Path, progress: bool) -> tuple[str, Path]:
             raise ValidationError(
                 f"load_dataset: got {str(name_or_path)!r}, which is neither a known name nor an "
                 f"existing folder; allowed: {_allowed()}"
+                + did_you_mean(folder.name, ("synth", "speech", "shd"))
             )
         # A folder of the user's own recordings: converted and split by speaker, once, cached.
         from .._recordings.load import is_recordings_folder
@@ -98,11 +99,17 @@ def _resolve(name_or_path, cache: Path, progress: bool) -> tuple[str, Path]:
 
         if is_recordings_folder(folder):
             return "recordings", recordings_data_folder(folder, cache_dir=cache, progress=progress)
+    found = []
     for train in (True, False):
         try:
-            find_split_file(folder, train, cache, progress=progress)
-        except SHDMissingError:
-            raise _missing_both(folder, hint) from None
+            found.append(find_split_file(folder, train, cache, progress=progress))
+        except SHDMissingError as e:
+            missing = e
+    if not found:
+        raise _missing_both(folder, hint)
+    if len(found) == 1:
+        # One of the two is there: name the other, not "no SHD files".
+        raise SHDMissingError(f"{found[0].name} is there, but: {missing}{hint}")
     return "shd", folder
 
 

@@ -1,0 +1,261 @@
+"""How people call snnplast before they have read everything: paths with ``~``, an ``--out``
+that is a file, NumPy numbers in a config, a data set's name where a data set is wanted, a
+typo in a name. Each case ends in the right result or in one line that names the value and
+what to do, before any work and with nothing written."""
+
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from snnplast._cli import _bench, main
+from snnplast._errors import ValidationError, ValidationTypeError
+from snnplast.data import SpikeDataset, Split, load_dataset
+from snnplast.train import (
+    CheckpointError,
+    TrainConfig,
+    check_model,
+    compare,
+    evaluate,
+    fit,
+    load_model,
+    parse_method,
+    run_status,
+)
+
+C, T = 140, 6
+
+
+def _dataset(n_bins=T) -> SpikeDataset:
+    rng = np.random.default_rng(0)
+
+    def split(n):
+        x = rng.poisson(0.2, (n, n_bins, C)).astype(np.uint8)
+        y = (np.arange(n) % 2).astype(np.int32)
+        return Split(x=x, y=y, speakers=np.zeros(n, np.int32))
+
+    return SpikeDataset(split(8), split(4), split(4), 2, C, n_bins, ("a", "b"), "fake")
+
+
+TINY = TrainConfig(model="lif", hidden=4, epochs=1, batch=4, n_bins=T, eval_batch=4)
+
+
+@pytest.fixture
+def home(tmp_path, monkeypatch):
+    """A home folder of the test's own, so that ``~`` is somewhere to look."""
+    monkeypatch.setenv("HOME", str(tmp_path))
+    monkeypatch.chdir(tmp_path)
+    return tmp_path
+
+
+# --- names with a typo ----------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("check", "typo", "meant"),
+    [
+        (check_model, "rlf", "rlif"),
+        (check_model, "ALIF", "alif"),
+        (parse_method, "diagonl", "diagonal"),
+        (parse_method, "randomk:4", "random-k"),
+        (lambda name: load_dataset(name, progress=False), "synht", "synth"),
+    ],
+)
+def test_a_typo_is_answered_with_the_close_name(check, typo, meant):
+    with pytest.raises(ValidationError, match=rf"did you mean '{meant}'\?$"):
+        check(typo)
+
+
+def test_a_name_far_from_every_other_gets_no_guess():
+    with pytest.raises(ValidationError) as e:
+        check_model("transformer")
+    assert "did you mean" not in str(e.value) and "allowed: lif" in str(e.value)
+
+
+def test_the_command_line_suggests_too(capsys, home):
+    assert main(["train", "--method", "diagonl", "--out", "run"]) == 2
+    err = capsys.readouterr().err.strip()
+    assert err.endswith("did you mean 'diagonal'?") and len(err.splitlines()) == 1
+    assert not (home / "run").exists()
+
+
+# --- TrainConfig takes what a sweep hands it ---------------------------------------------------
+
+
+def test_config_takes_numpy_numbers_and_a_path_as_the_python_values():
+    config = TrainConfig(
+        hidden=np.int64(8), epochs=np.int32(2), seed=np.int64(3), lr=np.float32(0.5),
+        lam=np.float64(1.0), spike_drop=np.float32(0.25), data=Path("some/folder"),
+    )  # fmt: skip
+    assert (config.hidden, config.epochs, config.seed) == (8, 2, 3)
+    assert type(config.hidden) is int and type(config.lr) is float and type(config.data) is str
+    assert config.lr == 0.5 and config.spike_drop == 0.25 and config.data == "some/folder"
+    # What the run's JSON files record: it must serialise.
+    assert json.loads(json.dumps(config.to_dict()))["hidden"] == 8
+
+
+@pytest.mark.parametrize(
+    ("values", "message"),
+    [
+        ({"data": 3}, "data must be a data set's name or a folder"),
+        ({"hidden": np.float64(8.5)}, "hidden must be an integer >= 1, got 8.5"),
+        ({"lr": "0.01"}, "lr must be a finite number > 0, got '0.01'"),
+        ({"epochs": np.int64(0)}, "epochs must be an integer >= 1, got 0"),
+    ],
+)
+def test_config_still_refuses_wrong_values(values, message):
+    with pytest.raises(ValidationError, match=message):
+        TrainConfig(**values)
+
+
+# --- fit and compare given the wrong kind of data set ----------------------------------------
+
+
+@pytest.mark.parametrize(
+    "data",
+    ["synth", Path("/data/shd"), (np.zeros((4, T, C)), np.zeros(4, np.int32)), {"train": None}],
+    ids=["name", "path", "arrays", "dict"],
+)
+def test_fit_says_what_to_pass_instead_of_a_name_or_arrays(data, home):
+    for train in (fit, lambda c, d, o: compare("bptt", c, d, o, progress=False)):
+        with pytest.raises(ValidationTypeError, match=r"SpikeDataset.*load_dataset\(it"):
+            train(TINY, data, home / "run")
+    assert not (home / "run").exists()
+
+
+# --- output folders -------------------------------------------------------------------------
+
+
+def test_an_out_that_is_a_file_is_refused_before_any_work(home, capsys):
+    (home / "notes.txt").write_text("mine")
+    with pytest.raises(ValidationError, match="notes.txt exists and is not a folder"):
+        fit(TINY, _dataset(), home / "notes.txt", progress=False)
+    with pytest.raises(ValidationError, match="notes.txt exists and is not a folder"):
+        compare("bptt", TINY, _dataset(), home / "notes.txt", progress=False)
+    # Checked before the run folder and the data are looked at: no conversion to wait for.
+    with pytest.raises(ValidationError, match="notes.txt exists and is not a folder"):
+        evaluate(home / "no-run", "synth", out=home / "notes.txt", progress=False)
+    assert main(["compare", "--methods", "bptt", "--data", "synth", "--out", "notes.txt"]) == 2
+    assert "--out notes.txt exists and is not a folder" in capsys.readouterr().err
+    assert (home / "notes.txt").read_text() == "mine"
+
+
+def test_resume_of_a_file_says_it_is_a_file(home):
+    (home / "run.txt").write_text("")
+    with pytest.raises(
+        CheckpointError, match="run.txt is not a training run: a file, not a folder"
+    ):
+        run_status(home / "run.txt")
+    with pytest.raises(CheckpointError, match="no such folder"):
+        run_status(home / "missing")
+
+
+def test_tilde_means_the_home_folder(home):
+    # A path with ~ from a config file or a Python string, where no shell expands it.
+    with pytest.raises(CheckpointError, match=f"{home}/missing is not a training run"):
+        run_status("~/missing")
+    with pytest.raises(FileNotFoundError, match=f"{home}/missing/model.eqx not found"):
+        load_model("~/missing")
+    (home / "file").write_text("")
+    with pytest.raises(ValidationError, match=f"{home}/file exists"):
+        fit(TINY, _dataset(), "~/file", progress=False)
+    assert not (home / "~").exists()
+
+
+@pytest.mark.slow
+def test_fit_and_the_command_line_write_under_the_home_folder(home):
+    summary = fit(TINY, _dataset(), "~/runs/a", progress=False)
+    assert (home / "runs" / "a" / "model.eqx").is_file() and summary["complete"]
+    assert not (home / "~").exists()
+    assert main(["train", "--resume", "~/runs/a"]) == 0  # already complete, found
+    assert main(["plot", "~/runs/a", "--out", "~/curves.png"]) == 0
+    assert (home / "curves.png").is_file() and not (home / "~").exists()
+
+
+# --- the record of a run names the data it trained on ---------------------------------------
+
+
+@pytest.mark.slow
+def test_a_run_records_its_data_binning_and_evaluate_uses_it(home):
+    """TrainConfig's n_bins is only recorded; left at its default while the data has 10 bins,
+    the record said 100, and ``evaluate`` binned other data into 100."""
+    data = load_dataset("synth", n_bins=10, progress=False)
+    config = TrainConfig(model="lif", hidden=8, epochs=1, batch=64, data="synth")
+    assert config.n_bins != 10
+    summary = fit(config, data, home / "run", progress=False)
+    assert summary["config"]["n_bins"] == 10
+    result = evaluate(home / "run", "synth", progress=False)
+    # The same model on the same test split, binned the same: the same accuracy.
+    assert result["n"] == summary["dataset"]["n_test"]
+    assert result["accuracy"] == pytest.approx(summary["test_accuracy"], abs=1e-9)
+
+
+def test_evaluate_bins_as_the_data_was_for_runs_recorded_before(tmp_path):
+    from snnplast.train._evaluate import _run_binning
+
+    summary = {"config": {"n_bins": 100}, "dataset": {"n_bins": 10}, "model": {"n_in": 140}}
+    (tmp_path / "summary.json").write_text(json.dumps(summary))
+    assert _run_binning(tmp_path) == (10, 5, "absolute")
+
+
+# --- snnplast bench: an option given is an option used -----------------------------------------
+
+
+def test_bench_options_without_a_model_measure_that_problem(monkeypatch, capsys):
+    calls = []
+
+    def measure(**kw):
+        calls.append(kw)
+        return {**kw, "mode": "step", "ms_per_step": 1.0, "compile_seconds": 0.0,
+                "temp_bytes": 0, "cosine_vs_bptt": 1.0}  # fmt: skip
+
+    monkeypatch.setattr(_bench, "measure", measure)
+    assert main(["bench", "--method", "immediate", "--hidden", "4", "--repeats", "1"]) == 0
+    # Before, without --model, these were ignored and the 2-minute default table ran.
+    assert len(calls) == 1
+    assert calls[0]["method"] == "immediate" and calls[0]["hidden"] == 4
+    assert calls[0]["model"] == "ralif" and calls[0]["steps"] == 100
+    assert main(["bench", "--method", "diagonl", "--hidden", "4"]) == 2
+    assert "did you mean 'diagonal'?" in capsys.readouterr().err
+    assert len(calls) == 1
+
+
+def test_bench_help_states_the_defaults_it_uses():
+    text = " ".join(_bench_help().split())
+    for name, value in _bench._ONE.items():
+        if value is not None:
+            assert f"(default {value})" in text, name
+
+
+def _bench_help() -> str:
+    from snnplast._cli import build_parser
+
+    parser = build_parser()
+    sub = next(a for a in parser._actions if a.dest == "command")
+    return sub.choices["bench"].format_help()
+
+
+# --- a data folder with one of the two SHD files; the version ---------------------------------
+
+
+@pytest.mark.parametrize("present", ["shd_train.h5", "shd_test.h5"])
+def test_a_folder_with_one_shd_file_names_the_other(present, tmp_path, capsys):
+    from snnplast.data import write_shd_h5
+
+    write_shd_h5(tmp_path / present, [np.array([0.1])], [np.array([3])], [0], [0], ["zero"])
+    absent = ({"shd_train.h5", "shd_test.h5"} - {present}).pop()
+    with pytest.raises(FileNotFoundError, match=rf"{present} is there, but: .*{absent}"):
+        load_dataset(tmp_path, progress=False, cache_dir=tmp_path / "cache")
+    assert main(["train", "--data", str(tmp_path), "--out", str(tmp_path / "run")]) == 2
+    assert f"{present} is there, but" in capsys.readouterr().err
+    assert not (tmp_path / "run").exists()
+
+
+def test_version(capsys):
+    import snnplast
+
+    with pytest.raises(SystemExit) as e:
+        main(["--version"])
+    assert e.value.code == 0
+    assert capsys.readouterr().out.strip() == f"snnplast {snnplast.__version__}"
