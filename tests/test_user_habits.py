@@ -259,3 +259,28 @@ def test_version(capsys):
         main(["--version"])
     assert e.value.code == 0
     assert capsys.readouterr().out.strip() == f"snnplast {snnplast.__version__}"
+
+
+# --- Ctrl-C ---------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("checkpointed", [True, False])
+def test_ctrl_c_in_training_says_how_to_continue(checkpointed, home, monkeypatch, capsys):
+    import snnplast.data
+    import snnplast.train
+
+    def interrupted_fit(config, dataset, out, **kw):
+        if checkpointed:
+            out.mkdir()
+            (out / "checkpoint.eqx").write_bytes(b"")
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(snnplast.data, "load_dataset", lambda *a, **kw: _dataset())
+    monkeypatch.setattr(snnplast.train, "fit", interrupted_fit)
+    assert main(["train", "--data", "synth", "--out", "my run", "--no-progress"]) == 130
+    err = capsys.readouterr().err.strip()
+    assert "Traceback" not in err and len(err.splitlines()) == 1
+    if checkpointed:
+        assert err.endswith("continue it with: snnplast train --resume 'my run'")
+    else:
+        assert err.endswith("interrupted before its first checkpoint")

@@ -52,6 +52,9 @@ def main(argv=None) -> int:
         return 2
     try:
         return int(args.func(args) or 0)
+    except KeyboardInterrupt:
+        print(f"\nsnnplast {args.command}: interrupted", file=sys.stderr)
+        return 130
     except Exception as e:  # noqa: BLE001 - sorted into bad input and bugs right here
         if not is_validation_error(e):
             traceback.print_exc()

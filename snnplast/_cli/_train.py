@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import re
+import shlex
 import sys
 import time
 from pathlib import Path
@@ -326,6 +327,17 @@ def run(args: argparse.Namespace) -> int:
     except FloatingPointError as e:
         print(f"snnplast train: error: {e}", file=sys.stderr)
         return 1
+    except KeyboardInterrupt:
+        # Ctrl-C is how a run is stopped: say how to go on, not where Python was.
+        from ..train import CHECKPOINT_FILE
+
+        go_on = (
+            f"; continue it with: snnplast train --resume {shlex.quote(str(out))}"
+            if (out / CHECKPOINT_FILE).is_file()
+            else " before its first checkpoint"
+        )
+        print(f"\nsnnplast train: interrupted{go_on}", file=sys.stderr)
+        return 130
     finally:
         for sink in sinks:
             sink.close()
