@@ -284,3 +284,17 @@ def test_ctrl_c_in_training_says_how_to_continue(checkpointed, home, monkeypatch
         assert err.endswith("continue it with: snnplast train --resume 'my run'")
     else:
         assert err.endswith("interrupted before its first checkpoint")
+
+
+@pytest.mark.slow
+def test_a_batch_above_the_training_split_is_said(home, monkeypatch, capsys):
+    import snnplast.data
+
+    monkeypatch.setattr(snnplast.data, "load_dataset", lambda *a, **kw: _dataset())
+    argv = ["train", "--data", "synth", "--model", "lif", "--hidden", "4", "--epochs", "1",
+            "--bins", str(T), "--batch", "100", "--out", "run", "--no-progress"]  # fmt: skip
+    assert main(argv) == 0
+    assert "--batch 100 is more than the 8 training samples: each step took all 8" in (
+        capsys.readouterr().out
+    )
+    assert json.loads((home / "run" / "summary.json").read_text())["batch_used"] == 8

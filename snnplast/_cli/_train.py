@@ -342,6 +342,10 @@ def run(args: argparse.Namespace) -> int:
         for sink in sinks:
             sink.close()
     d = summary["dataset"]
+    if summary["batch_used"] != config.batch:
+        # Said, not silent: the run's steps are not what --batch asked for.
+        print(f"--batch {config.batch} is more than the {d['n_train']} training samples: each "
+              f"step took all {summary['batch_used']}")  # fmt: skip
     rows = [
         ("val accuracy", _pct(summary["val_accuracy"])),
         ("test accuracy", _pct(summary["test_accuracy"])),

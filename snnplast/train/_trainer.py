@@ -230,7 +230,8 @@ def fit(
       train_seconds``.
     - ``summary.json``: final ``val_accuracy`` and ``test_accuracy``, the epoch with the best
       validation accuracy, ``wall_seconds``, ``compile_seconds``, ``seconds_per_epoch``
-      (training only), ``peak_memory_bytes`` (process peak RSS), ``step_temp_bytes`` (XLA's
+      (training only), ``batch_used`` (``config.batch``, or the training split's size when
+      that is smaller), ``peak_memory_bytes`` (process peak RSS), ``step_temp_bytes`` (XLA's
       scratch memory for one training step, None if unknown), ``nan_skips``, ``devices``,
       ``resumes``, the data set and the config.
     - ``model.eqx`` (the weights after the last epoch) and ``model.json`` (what rebuilds the
