@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from .._errors import ValidationTypeError
 from ._sharding import DataParallel
 from ._trainer import _evaluate
 
@@ -18,5 +19,11 @@ def evaluate_model(model, split, batch: int = 250) -> tuple[float | None, float 
     **Returns:** ``(loss, accuracy)``: the per-sample loss (cross-entropy summed over time) and
     the fraction of correct predictions; ``(None, None)`` for an empty split.
     """
+    if not (hasattr(split, "x") and hasattr(split, "y")):
+        hint = "; pass one of its splits, e.g. dataset.test" if hasattr(split, "test") else ""
+        raise ValidationTypeError(
+            f"split must be a snnplast.data.Split (x [N, T, C], y [N]), got "
+            f"{type(split).__name__}{hint}"
+        )
     # One device: the evaluation of a model in hand, whatever the batch size.
     return _evaluate(model, split, max(1, min(batch, len(split.y))), DataParallel(1))

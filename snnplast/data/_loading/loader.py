@@ -7,7 +7,7 @@ from pathlib import Path
 
 import numpy as np
 
-from ..._errors import ValidationError, did_you_mean
+from ..._errors import ValidationError, ValidationTypeError, did_you_mean
 from .._cache import (
     cache_key,
     cache_root,
@@ -47,6 +47,13 @@ def _allowed() -> str:
     )
 
 
+def _kind(value) -> str:
+    """`value` for a one-line message: its repr if short, else its type (a data set's arrays
+    would print over many lines)."""
+    text = repr(value)
+    return text if len(text) <= 60 and "\n" not in text else f"a {type(value).__name__}"
+
+
 def _synth_folder(cache: Path, progress: bool) -> Path:
     key = cache_key(version=SYNTH_VERSION, seed=_SYNTH_SEED, **_SYNTH_SIZES)
     folder = cache / "synth" / key
@@ -66,7 +73,7 @@ def _missing_both(folder: Path, hint: str) -> SHDMissingError:
 
 def _resolve(name_or_path, cache: Path, progress: bool) -> tuple[str, Path]:
     if not isinstance(name_or_path, str | os.PathLike):
-        raise ValidationError(f"load_dataset: got {name_or_path!r}; allowed: {_allowed()}")
+        raise ValidationTypeError(f"load_dataset: got {_kind(name_or_path)}; allowed: {_allowed()}")
     if name_or_path == "synth":
         return "synth", _synth_folder(cache, progress)
     if name_or_path == "speech":
@@ -125,7 +132,7 @@ def check_data_source(name_or_path, cache_dir: str | os.PathLike | None = None) 
     naming the value or the file and what is allowed.
     """
     if not isinstance(name_or_path, str | os.PathLike):
-        raise ValidationError(f"data: got {name_or_path!r}; allowed: {_allowed()}")
+        raise ValidationTypeError(f"data: got {_kind(name_or_path)}; allowed: {_allowed()}")
     if name_or_path == "synth":
         return
     if name_or_path == "speech":
