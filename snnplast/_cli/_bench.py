@@ -162,7 +162,7 @@ def register(subparsers) -> None:
                    help=f"{', '.join(method_usages())} (default {_ONE['method']})")
     p.add_argument("--block", type=int, default=None, metavar="K",
                    help="steps per block of trace accumulation, 1 for step by step "
-                   "(default: the fixed default block)")
+                   "(default: as train chooses it; the mode column says which)")
     p.add_argument("--repeats", type=int, default=5, help="timed calls (default %(default)s)")
     p.add_argument("--seed", type=int, default=0, help="(default %(default)s)")
     p.add_argument("--json", action="store_true", help="print one JSON object")

@@ -112,7 +112,8 @@ def add_run_options(p, *, lam_help: str, out_help: str) -> None:
         default=_default("block"),
         metavar="K",
         help="online methods with a per-unit trace: accumulate traces K steps at a time, "
-        "1 for step by step (same gradient; default: a fixed block)",
+        "1 for step by step (same gradient; default: blocks only where a trace is stored per "
+        "synapse, the whole sequence or 32 steps; snnplast inspect says which)",
     )
     p.add_argument(
         "--on-nan",
