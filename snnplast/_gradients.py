@@ -7,10 +7,10 @@ from collections.abc import Callable
 import equinox as eqx
 
 from ._cell import Cell, check_online_state
-from ._rollout import check_sequence, sequence_loss
+from ._rollout import check_sequence, check_step, sequence_loss
 from ._truncated import TruncatedBPTT
 from .online import online_sequence_gradients
-from .policies import Policy
+from .policies import METHODS, Policy
 
 _METHODS = ("bptt",)
 
@@ -52,11 +52,19 @@ def gradients(model: Cell, inputs, targets, *, method="bptt", loss: Callable, ke
     if not callable(loss):
         raise TypeError(f"loss must be callable as loss(output, target), got {loss!r}")
     check_sequence(inputs, targets)
+    check_step(model, inputs)
     if isinstance(method, str):
         if method not in _METHODS:
+            name = method.strip().lower().partition(":")[0]
+            hint = (
+                f" ({method!r} is the command line's name for snnplast.{METHODS[name].policy.__name__}; "
+                f"snnplast.policies.policy_from_text({method!r}) builds it)"
+                if name in METHODS
+                else ""
+            )
             raise ValueError(
                 f"method must be 'bptt' or a transport policy such as snnplast.Diagonal(), "
-                f"got {method!r}"
+                f"got {method!r}{hint}"
             )
         if block is not None:
             raise ValueError(f"block has no meaning for method 'bptt', got block={block!r}")

@@ -29,6 +29,31 @@ def check_sequence(inputs, targets) -> None:
         raise ValueError("inputs have zero time steps; need T >= 1")
 
 
+def check_step(model: Cell, inputs) -> None:
+    """Raise a one-line error when `inputs` is a batch ``[B, T, ...]`` given where one sequence
+    ``[T, ...]`` goes: one step of `model` fails on ``inputs[0]`` and reads ``inputs[0, 0]``.
+    Any other failure is left to the run, whose error is the cell's own (or the engine's)."""
+
+    def reads(x) -> bool:
+        try:
+            jax.eval_shape(model, model.initial_state(), x)
+        except (TypeError, ValueError):
+            return False
+        return True
+
+    leaves = jax.tree_util.tree_leaves(inputs)
+    first = jax.tree_util.tree_map(lambda a: a[0], inputs)
+    if reads(first) or not all(jnp.ndim(a) >= 2 for a in leaves):
+        return
+    if reads(jax.tree_util.tree_map(lambda a: a[0], first)):
+        shapes = jax.tree_util.tree_map(jnp.shape, inputs)
+        raise ValueError(
+            f"inputs {shapes} look like a batch of sequences: gradients takes one unbatched "
+            f"sequence [T, ...] (one step of the model reads inputs[0, 0], not inputs[0]); for a "
+            f"batch, jax.vmap over the sequences"
+        )
+
+
 def unroll(model: Cell, inputs, state=None):
     """Run ``model`` over ``inputs`` ``[T, ...]`` from ``state`` (default: its initial state).
 

@@ -298,3 +298,75 @@ def test_a_batch_above_the_training_split_is_said(home, monkeypatch, capsys):
         capsys.readouterr().out
     )
     assert json.loads((home / "run" / "summary.json").read_text())["batch_used"] == 8
+
+
+# --- snnplast.gradients called as the command line is -----------------------------------------
+
+
+def _lif_problem():
+    import jax
+    import jax.numpy as jnp
+
+    import snnplast
+
+    cell = snnplast.LIF(3, 4, key=jax.random.PRNGKey(0))
+    xs = jnp.ones((5, 3))
+    ys = jnp.zeros((5, 4))
+    return cell, xs, ys, lambda z, y: jnp.sum((z - y) ** 2)
+
+
+def test_gradients_of_a_batch_names_the_shapes_and_vmap():
+    import snnplast
+
+    cell, xs, ys, loss = _lif_problem()
+    with pytest.raises(ValueError, match=r"inputs \(2, 5, 3\) look like a batch.*jax.vmap"):
+        snnplast.gradients(cell, np.stack([xs, xs]), np.stack([ys, ys]), loss=loss)
+    # Inputs of the wrong width are no batch: the cell's own error, as before.
+    with pytest.raises(TypeError, match="dot_general"):
+        snnplast.gradients(cell, np.ones((5, 7), np.float32), ys, loss=loss)
+
+
+def test_gradients_with_the_command_line_name_points_to_the_object():
+    import snnplast
+    from snnplast.policies import policy_from_text
+
+    cell, xs, ys, loss = _lif_problem()
+    with pytest.raises(ValueError, match=r"'random-k:2' is the command line's name for "
+                       r"snnplast.RandomK; snnplast.policies.policy_from_text"):  # fmt: skip
+        snnplast.gradients(cell, xs, ys, loss=loss, method="random-k:2")
+    # What the message says to do builds that object.
+    assert policy_from_text("random-k:2") == snnplast.RandomK(2)
+
+
+# --- a whole data set where a split or a name goes --------------------------------------------
+
+
+def test_a_data_set_where_a_name_goes_is_one_short_line():
+    data = _dataset()
+    with pytest.raises(ValidationTypeError) as e:
+        load_dataset(data, progress=False)
+    message = str(e.value)
+    assert message.startswith("load_dataset: got a SpikeDataset; allowed: 'synth'")
+    assert "\n" not in message and "array(" not in message
+
+
+def test_evaluate_model_of_a_data_set_names_its_split():
+    from snnplast.train import evaluate_model
+
+    with pytest.raises(ValidationTypeError, match="got SpikeDataset; pass one of its splits, e.g. "
+                       "dataset.test"):  # fmt: skip
+        evaluate_model(None, _dataset())
+    with pytest.raises(ValidationTypeError, match=r"must be a snnplast.data.Split .*got tuple$"):
+        evaluate_model(None, (np.zeros((2, T, C)), np.zeros(2)))
+
+
+def test_a_data_folder_is_recorded_whole_so_resume_finds_it_from_anywhere(home):
+    from snnplast._cli import build_parser
+    from snnplast._cli._train import config_from_args
+
+    (home / "my data").mkdir()
+    args = build_parser().parse_args(["train", "--data", "my data"])
+    assert config_from_args(args, "bptt").data == str(home / "my data")
+    for name in ("synth", "nowhere"):  # a name, and what is no folder, stay as given
+        args = build_parser().parse_args(["train", "--data", name])
+        assert config_from_args(args, "bptt").data == name

@@ -212,6 +212,17 @@ def _slug(text: str) -> str:
     return re.sub(r"[^A-Za-z0-9._-]+", "-", text).strip("-")
 
 
+def _data_source(data) -> str:
+    """`--data` as the run records it: a folder as an absolute path, so that ``--resume`` from
+    another working folder finds the same data; a name as it is."""
+    from ..data import DATA_NAMES
+
+    text = str(data)
+    if text in DATA_NAMES or not Path(text).expanduser().is_dir():
+        return text
+    return str(Path(text).expanduser().resolve())
+
+
 def config_from_args(args: argparse.Namespace, method: str):
     """The run's TrainConfig from the options `train` and `compare` share; it checks every
     argument, before minutes of data loading can start."""
@@ -227,7 +238,7 @@ def config_from_args(args: argparse.Namespace, method: str):
         lr=args.lr,
         schedule=args.schedule,
         seed=args.seed,
-        data=str(args.data),
+        data=_data_source(args.data),
         n_bins=args.bins,
         time_axis=args.time_axis,
         pool=args.pool,

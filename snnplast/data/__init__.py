@@ -43,6 +43,7 @@ from ._loading.binning import bin_events as bin_events
 from ._loading.binning import bin_samples as bin_samples
 from ._loading.dataset import SpikeDataset as SpikeDataset
 from ._loading.dataset import Split as Split
+from ._loading.loader import DATA_NAMES as DATA_NAMES
 from ._loading.loader import DEFAULT_DATA as DEFAULT_DATA
 from ._loading.loader import check_data_source as check_data_source
 from ._loading.loader import load_dataset as load_dataset

@@ -38,6 +38,8 @@ _SYNTH_SIZES = {"n_per_class_train": 100, "n_per_class_test": 25}
 # What `snnplast train` and `load_dataset()` use when no data set is named: spoken digits made on
 # this machine (eSpeak NG through the cochlea), generated into the cache on first use.
 DEFAULT_DATA = "speech"
+# The data sets known by name; anything else is a folder.
+DATA_NAMES = ("synth", "speech", "shd")
 
 
 def _allowed() -> str:
@@ -98,7 +100,7 @@ def _resolve(name_or_path, cache: Path, progress: bool) -> tuple[str, Path]:
             raise ValidationError(
                 f"load_dataset: got {str(name_or_path)!r}, which is neither a known name nor an "
                 f"existing folder; allowed: {_allowed()}"
-                + did_you_mean(folder.name, ("synth", "speech", "shd"))
+                + did_you_mean(folder.name, DATA_NAMES)
             )
         # A folder of the user's own recordings: converted and split by speaker, once, cached.
         from .._recordings.load import is_recordings_folder
