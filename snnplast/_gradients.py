@@ -56,12 +56,11 @@ def gradients(model: Cell, inputs, targets, *, method="bptt", loss: Callable, ke
     if isinstance(method, str):
         if method not in _METHODS:
             name = method.strip().lower().partition(":")[0]
-            hint = (
-                f" ({method!r} is the command line's name for snnplast.{METHODS[name].policy.__name__}; "
-                f"snnplast.policies.policy_from_text({method!r}) builds it)"
-                if name in METHODS
-                else ""
-            )
+            hint = ""
+            if name in METHODS:
+                policy = METHODS[name].policy.__name__
+                hint = (f" ({method!r} is the command line's name for snnplast.{policy}; "
+                        f"snnplast.policies.policy_from_text({method!r}) builds it)")  # fmt: skip
             raise ValueError(
                 f"method must be 'bptt' or a transport policy such as snnplast.Diagonal(), "
                 f"got {method!r}{hint}"

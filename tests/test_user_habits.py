@@ -370,3 +370,20 @@ def test_a_data_folder_is_recorded_whole_so_resume_finds_it_from_anywhere(home):
     for name in ("synth", "nowhere"):  # a name, and what is no folder, stay as given
         args = build_parser().parse_args(["train", "--data", name])
         assert config_from_args(args, "bptt").data == name
+
+
+def test_every_path_option_takes_tilde(home):
+    from snnplast._cli import build_parser
+    from snnplast.data._shd.show import check_image_path
+
+    parse = build_parser().parse_args
+    args = parse(["evaluate", "~/run", "--data", "synth", "--out", "~/o", "--labels", "~/l.csv"])
+    assert (args.run_dir, args.out, args.labels) == (home / "run", home / "o", home / "l.csv")
+    args = parse(["data", "show", "~/f.h5", "--out", "~/f.png"])
+    assert (args.file, args.out) == (home / "f.h5", home / "f.png")
+    args = parse(["data", "convert-audio", "~/wav", "--out", "~/x.h5"])
+    assert (args.in_dir, args.out) == (home / "wav", home / "x.h5")
+    assert parse(["data", "synth-shd", "--out", "~/d"]).out == home / "d"
+    assert parse(["plot", "~/run", "--out", "~/p.png"]).paths == [home / "run"]
+    # The same where Python is given the text.
+    assert check_image_path("~/f.png") == home / "f.png"

@@ -9,9 +9,9 @@
 from __future__ import annotations
 
 import argparse
-from pathlib import Path
 
 from .._errors import ValidationError
+from ._paths import user_path
 
 
 def _non_negative(text: str) -> int:
@@ -108,7 +108,7 @@ def register(subparsers) -> None:
             "pip install 'snnplast[speech]'."
         ),
     )
-    synth.add_argument("--out", required=True, type=Path, metavar="DIR", help="output folder")
+    synth.add_argument("--out", required=True, type=user_path, metavar="DIR", help="output folder")
     synth.add_argument(
         "--per-class", type=_positive, default=DEFAULT_PER_CLASS, metavar="N",
         help=f"training utterances per class, one per training speaker (default {DEFAULT_PER_CLASS},"
@@ -141,10 +141,11 @@ def register(subparsers) -> None:
             "name of each id in extra/speaker_names, and both mappings are printed."
         ),
     )
-    convert.add_argument("in_dir", type=Path, metavar="IN_DIR",
+    convert.add_argument("in_dir", type=user_path, metavar="IN_DIR",
                          help="folder of audio files, or of one folder of them per label")  # fmt: skip
-    convert.add_argument("--out", required=True, type=Path, metavar="FILE.h5", help="output file")
-    convert.add_argument("--labels", type=Path, default=None, metavar="CSV",
+    convert.add_argument("--out", required=True, type=user_path, metavar="FILE.h5",
+                         help="output file")  # fmt: skip
+    convert.add_argument("--labels", type=user_path, default=None, metavar="CSV",
                          help="CSV with columns file,label[,speaker]")  # fmt: skip
     convert.add_argument("--seed", type=_non_negative, default=0, metavar="S", help="default 0")
     convert.add_argument(
@@ -163,10 +164,10 @@ def register(subparsers) -> None:
         "its waveform above when the audio was kept beside the file; or one recording (WAV, "
         "FLAC, ...) through the cochlea, its waveform above.",
     )
-    show.add_argument("file", type=Path, metavar="FILE",
+    show.add_argument("file", type=user_path, metavar="FILE",
                       help="an SHD-layout .h5 file, or an audio file")  # fmt: skip
     show.add_argument("--index", type=_non_negative, default=0, metavar="I", help="default 0")
-    show.add_argument("--out", required=True, type=Path, metavar="IMAGE",
+    show.add_argument("--out", required=True, type=user_path, metavar="IMAGE",
                       help="image to write (.png, .pdf, .svg, .jpg)")  # fmt: skip
     show.add_argument("--no-audio", action="store_true", help="leave out the waveform")
     show.set_defaults(func=_show)

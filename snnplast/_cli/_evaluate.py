@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import argparse
 import json
-from pathlib import Path
+
+from ._paths import user_path
 
 
 def register(subparsers) -> None:
@@ -18,14 +19,14 @@ def register(subparsers) -> None:
         "or by --labels). Prints accuracy overall, per class and per "
         "speaker; writes evaluation.json and confusion.png.",
     )
-    p.add_argument("run_dir", type=Path, metavar="RUN_DIR", help="a training run's folder")
+    p.add_argument("run_dir", type=user_path, metavar="RUN_DIR", help="a training run's folder")
     p.add_argument(
         "--data", required=True, metavar="DATA",
         help="'speech', 'synth', 'shd', a folder of SHD files, or a folder of recordings",
     )  # fmt: skip
-    p.add_argument("--labels", type=Path, default=None, metavar="CSV",
+    p.add_argument("--labels", type=user_path, default=None, metavar="CSV",
                    help="labels of a recordings folder: CSV with columns file,label[,speaker]")  # fmt: skip
-    p.add_argument("--out", type=Path, default=None, metavar="DIR",
+    p.add_argument("--out", type=user_path, default=None, metavar="DIR",
                    help="where to write the files (default RUN_DIR/evaluate-<data name>)")  # fmt: skip
     p.add_argument("--json", action="store_true", help="print the result as JSON")
     p.add_argument("--no-progress", action="store_true", help="no progress bars")

@@ -3,7 +3,8 @@
 from __future__ import annotations
 
 import argparse
-from pathlib import Path
+
+from ._paths import user_path
 
 
 def register(subparsers) -> None:
@@ -16,9 +17,9 @@ def register(subparsers) -> None:
         "with a sequence length such as T and a time such as ms_per_step or median_s and/or a "
         "memory such as temp_bytes), time and memory against sequence length.",
     )
-    p.add_argument("paths", nargs="+", type=Path, metavar="RUN_DIR|BENCH.json",
+    p.add_argument("paths", nargs="+", type=user_path, metavar="RUN_DIR|BENCH.json",
                    help="run folders, compare folders, benchmark .json files")  # fmt: skip
-    p.add_argument("--out", required=True, type=Path, metavar="IMAGE",
+    p.add_argument("--out", required=True, type=user_path, metavar="IMAGE",
                    help="image to write (.png, .pdf, .svg, .jpg)")  # fmt: skip
     p.set_defaults(func=run)
 

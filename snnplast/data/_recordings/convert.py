@@ -120,7 +120,7 @@ def convert_audio(
     **Returns:** `out`.
     """
     model = Cochlea() if model is None else model
-    out = Path(out)
+    out = Path(out).expanduser()
     if out.suffix.lower() not in (".h5", ".hdf5"):
         raise ValidationError(f"--out {out}: must name an .h5 file")
     if not out.parent.is_dir():

@@ -53,8 +53,8 @@ def read_sample(path: str | os.PathLike, index: int) -> dict:
 
 def check_image_path(out: str | os.PathLike) -> Path:
     """`out` as a Path, checked to name an image type :func:`draw_raster` writes, in an
-    existing folder."""
-    out = Path(out)
+    existing folder (``~`` is the home folder)."""
+    out = Path(out).expanduser()
     if out.suffix.lower() not in _FORMATS:
         raise ValidationError(f"--out {out}: unknown image type; allowed: {', '.join(_FORMATS)}")
     if not out.parent.is_dir():
