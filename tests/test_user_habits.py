@@ -387,3 +387,24 @@ def test_every_path_option_takes_tilde(home):
     assert parse(["plot", "~/run", "--out", "~/p.png"]).paths == [home / "run"]
     # The same where Python is given the text.
     assert check_image_path("~/f.png") == home / "f.png"
+
+
+# --- inspect's flags; output piped into head ---------------------------------------------------
+
+
+def test_inspect_with_both_model_and_cell_says_pick_one(capsys):
+    assert main(["inspect", "--model", "lif", "--cell", "mine.py:make"]) == 2
+    err = capsys.readouterr().err
+    assert "give --model lif (a hidden layer under the readout) or --cell mine.py:make" in err
+
+
+def test_a_reader_that_leaves_early_is_no_bug(monkeypatch, capsys):
+    """`snnplast inspect | head -3`: the pipe closes under the printing command."""
+    from snnplast._cli import _plot
+
+    def printing(args):
+        raise BrokenPipeError(32, "Broken pipe")
+
+    monkeypatch.setattr(_plot, "run", printing)
+    assert main(["plot", "run", "--out", "p.png"]) == 141
+    assert capsys.readouterr().err == ""

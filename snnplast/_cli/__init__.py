@@ -10,6 +10,7 @@ from __future__ import annotations
 import argparse
 import importlib
 import linecache
+import os
 import sys
 import traceback
 from pathlib import Path
@@ -55,6 +56,14 @@ def main(argv=None) -> int:
     except KeyboardInterrupt:
         print(f"\nsnnplast {args.command}: interrupted", file=sys.stderr)
         return 130
+    except BrokenPipeError:
+        # The reader left (`snnplast inspect | head`): nothing is wrong, stop quietly, as
+        # programs ended by SIGPIPE do. Output still buffered would raise again at exit.
+        try:
+            os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        except (OSError, ValueError):
+            pass
+        return 141
     except Exception as e:  # noqa: BLE001 - sorted into bad input and bugs right here
         if not is_validation_error(e):
             traceback.print_exc()

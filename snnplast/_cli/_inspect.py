@@ -8,6 +8,9 @@ import inspect
 import jax
 import jax.numpy as jnp
 
+# The model shown without --model or --cell: the recurrent LIF network, quick to trace.
+_MODEL = "rlif"
+
 
 def register(sub) -> None:
     from ..train import MODELS
@@ -21,16 +24,17 @@ def register(sub) -> None:
         "and the bytes per sample of each policy's eligibility traces beside the dense RTRL "
         "influence matrix.",
     )
-    p.add_argument("--model", default="rlif",
+    p.add_argument("--model", default=None,
                    help="a registered model (as in train: " + ", ".join(MODELS) + ") or "
-                   "module:factory: a hidden layer under the trainer's leaky-integrator readout")
+                   "module:factory: a hidden layer under the trainer's leaky-integrator readout "
+                   f"(default {_MODEL})")
     p.add_argument("--cell", default=None, metavar="MODULE:FACTORY",
                    help="inspect your own cell as it is, without the readout: "
                    "FACTORY(n_in, hidden, *, key) in MODULE (importable, or a .py path) returns "
                    "a snnplast.Cell")
-    p.add_argument("--hidden", type=int, default=128)
+    p.add_argument("--hidden", type=int, default=128, help="hidden neurons (default 128)")
     p.add_argument("--inputs", type=int, default=140, help="input channels (default 140)")
-    p.add_argument("--classes", type=int, default=20)
+    p.add_argument("--classes", type=int, default=20, help="readout classes (default 20)")
     p.add_argument("--heads", type=int, default=None,
                    help="heads of a model whose factory takes `heads` (attention; default: the "
                    "model's own, 4)")
@@ -54,7 +58,12 @@ def build(args):
     from .._errors import ValidationError, ValidationTypeError
     from ..train import complete_model, resolve_model
 
-    text = args.cell if args.cell is not None else args.model
+    if args.cell is not None and args.model is not None:
+        raise ValidationError(
+            f"give --model {args.model} (a hidden layer under the readout) or --cell {args.cell} "
+            "(a cell as it is), not both"
+        )
+    text = args.cell if args.cell is not None else (args.model or _MODEL)
     factory = resolve_model(text)
     kwargs = {}
     if args.heads is not None:
