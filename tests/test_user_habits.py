@@ -408,3 +408,9 @@ def test_a_reader_that_leaves_early_is_no_bug(monkeypatch, capsys):
     monkeypatch.setattr(_plot, "run", printing)
     assert main(["plot", "run", "--out", "p.png"]) == 141
     assert capsys.readouterr().err == ""
+
+
+def test_a_data_file_where_its_folder_goes_names_the_folder(tmp_path):
+    (tmp_path / "shd_train.h5").write_bytes(b"")
+    with pytest.raises(ValidationError, match=rf"shd_train.h5' is a file; .*pass '{tmp_path}'"):
+        load_dataset(tmp_path / "shd_train.h5", progress=False)

@@ -96,6 +96,13 @@ def _resolve(name_or_path, cache: Path, progress: bool) -> tuple[str, Path]:
     else:
         folder = Path(name_or_path).expanduser()
         hint = ""
+        if folder.is_file():
+            # shd_test.h5 itself, or a file convert-audio wrote: a data set is a folder.
+            raise ValidationError(
+                f"load_dataset: {str(name_or_path)!r} is a file; a data set is a folder holding "
+                f"shd_train.h5 and shd_test.h5 (pass {str(folder.parent)!r} if they are "
+                "there), or a folder of labelled recordings"
+            )
         if not folder.is_dir():
             raise ValidationError(
                 f"load_dataset: got {str(name_or_path)!r}, which is neither a known name nor an "
