@@ -30,6 +30,8 @@ DATA_NAMES_ADDED = [
     "read_names", "TIME_AXES", "word_span", "check_time_axis",
     # Recordings in any audio format, and a folder of them as a data set.
     "AUDIO_SUFFIXES", "is_audio", "read_audio", "hold_out_speakers", "plot_recording",
+    # The data sets known by name (the command line records any other --data as a folder).
+    "DATA_NAMES",
 ]  # fmt: skip
 SPEECH_NAMES = [
     "ENGLISH_WORDS", "GERMAN_WORDS", "SHD_KEYS", "Speaker", "Utterance", "VOICE_VARIANTS",

@@ -343,7 +343,7 @@ def test_gradients_with_the_command_line_name_points_to_the_object():
 
 def test_a_data_set_where_a_name_goes_is_one_short_line():
     data = _dataset()
-    with pytest.raises(ValidationTypeError) as e:
+    with pytest.raises(ValidationError) as e:
         load_dataset(data, progress=False)
     message = str(e.value)
     assert message.startswith("load_dataset: got a SpikeDataset; allowed: 'synth'")

@@ -7,7 +7,7 @@ from pathlib import Path
 
 import numpy as np
 
-from ..._errors import ValidationError, ValidationTypeError, did_you_mean
+from ..._errors import ValidationError, did_you_mean
 from .._cache import (
     cache_key,
     cache_root,
@@ -75,7 +75,7 @@ def _missing_both(folder: Path, hint: str) -> SHDMissingError:
 
 def _resolve(name_or_path, cache: Path, progress: bool) -> tuple[str, Path]:
     if not isinstance(name_or_path, str | os.PathLike):
-        raise ValidationTypeError(f"load_dataset: got {_kind(name_or_path)}; allowed: {_allowed()}")
+        raise ValidationError(f"load_dataset: got {_kind(name_or_path)}; allowed: {_allowed()}")
     if name_or_path == "synth":
         return "synth", _synth_folder(cache, progress)
     if name_or_path == "speech":
@@ -141,7 +141,7 @@ def check_data_source(name_or_path, cache_dir: str | os.PathLike | None = None) 
     naming the value or the file and what is allowed.
     """
     if not isinstance(name_or_path, str | os.PathLike):
-        raise ValidationTypeError(f"data: got {_kind(name_or_path)}; allowed: {_allowed()}")
+        raise ValidationError(f"data: got {_kind(name_or_path)}; allowed: {_allowed()}")
     if name_or_path == "synth":
         return
     if name_or_path == "speech":
