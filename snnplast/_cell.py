@@ -11,7 +11,7 @@ import jax.numpy as jnp
 from jax.extend.core import Literal
 from jaxtyping import Array, PyTree
 
-from ._errors import ValidationError, ValidationTypeError
+from ._errors import ValidationError
 
 
 class Cell(eqx.Module):
@@ -92,28 +92,20 @@ class Sequential(Cell):
 def check_online_state(cell: Cell) -> None:
     """Raise a one-line error where online methods would not handle `cell`'s state.
 
-    Online methods carry eligibility traces per state leaf, starting from zero. So an integer
-    leaf (a refractory counter kept as ``int32``), which has no trace and which the trace
-    machinery does not yet skip, and an initial state computed from trainable parameters (a
-    learned ``h0``), whose influence a zero trace would silently drop, are refused. BPTT handles
-    both as they are.
+    Online methods carry eligibility traces per floating-point state leaf, starting from zero.
+    Integer and boolean leaves (a refractory counter kept as ``int32``, a step count, a flag)
+    have no derivative: they are carried with the state and shape each step's Jacobians, but
+    have no trace and no learning signal, so they need nothing here. An initial state computed
+    from trainable parameters (a learned ``h0``), whose influence a zero trace would silently
+    drop, is refused. BPTT handles every state as it is.
 
-    **Raises:** `ValidationError` naming the leaf or parameter and what to do instead.
+    **Raises:** `ValidationError` naming the parameter and what to do instead.
     """
     if isinstance(cell, Sequential):
         for layer in cell.layers:
             check_online_state(layer)
         return
     _check_initial_state_is_fixed(cell)
-    state = jax.eval_shape(cell.initial_state)
-    for path, leaf in jax.tree_util.tree_flatten_with_path(state)[0]:
-        if not jnp.issubdtype(leaf.dtype, jnp.inexact):
-            name = jax.tree_util.keystr(path) or "state"
-            raise ValidationTypeError(
-                f"{type(cell).__name__}: state leaf {name} is {leaf.dtype}; online methods "
-                "need floating-point state leaves: keep the counter as floats (small integers "
-                "are exact in float32), or use method 'bptt'"
-            )
 
 
 def _check_initial_state_is_fixed(cell: Cell) -> None:

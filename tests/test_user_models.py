@@ -135,16 +135,6 @@ def test_cond_fallback_names_what_keeps_structure(x64, getkey):
         sp.derive(cell, jnp.zeros(N_IN, jnp.float64))
 
 
-def test_integer_state_leaf_online_error_is_one_line():
-    from user_cells_more import IntRefractory
-
-    cell = IntRefractory(jnp.ones((HIDDEN, N_IN)))
-    xs, ys = jnp.zeros((STEPS, N_IN)), jnp.zeros((STEPS, HIDDEN))
-    with pytest.raises(TypeError, match=r"IntRefractory: state leaf \[1\] is int32; online "
-                                        r"methods need floating-point state leaves"):
-        sp.gradients(cell, xs, ys, loss=sq, method=sp.Diagonal())
-
-
 class LearnedInit(sp.Cell):
     """A leaky unit whose initial state is a trainable parameter (a learned ``h0``)."""
 
@@ -199,8 +189,8 @@ def test_integer_state_leaf_derives_and_bptt_trains_it(x64, getkey):
 
 
 # ----- every method on every cell, against the Python-loop reference ----------------------------
-# The integer counter is refused by online methods (tested above).
-ONLINE = sorted(n for n in MORE_CELLS if n != "int_refractory")
+# The integer counter included: carried, never traced (tests/test_integer_state.py in detail).
+ONLINE = sorted(MORE_CELLS)
 
 
 def _case(name, getkey):

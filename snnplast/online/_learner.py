@@ -69,7 +69,7 @@ class OnlineLearner:
 
     def init(self, model, x_example, *, batch: int | None = None, key=None) -> LearnerState:
         """Start a stream (or ``batch`` parallel streams) from the model's initial state."""
-        # Traces start at zero: a learned initial state or an integer state leaf is refused here
+        # Traces start at zero: a learned initial state is refused here
         # in one line, as gradients() and the trainer do, rather than silently mishandled.
         check_online_state(model)
         key = jax.random.PRNGKey(0) if key is None else key

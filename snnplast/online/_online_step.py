@@ -20,6 +20,7 @@ from ..engine import (
     contract_batch,
     materialize,
     scale,
+    state_dtype,
     state_names,
     step_graph,
 )
@@ -72,7 +73,7 @@ class OnlineStep:
         self.traces = TraceStep(self.graph, policy, self.context, self.derived)
         pstate = policy.init_state(self.context, jax.random.PRNGKey(0))
         self.traces.fix_structure(p, s, xx, pstate)
-        self.dtype = jnp.result_type(*s) if s else jnp.float32
+        self.dtype = state_dtype(s)
 
     # ----- carry ---------------------------------------------------------------------------------
     def init(self, model, batch: int, key) -> Carry:
