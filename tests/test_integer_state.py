@@ -143,17 +143,13 @@ def _counter_engaged(states):
     return bool(ints) and all(len(np.unique(a)) > 1 for a in ints)
 
 
-# ----- default: the refractory LIF under Exact and blocked Diagonal ----------------------------
-def test_refractory_counter_exact_and_diagonal_equal_the_loop(x64, getkey):
+# ----- default: the refractory LIF under Exact ------------------------------------------------
+def test_refractory_counter_exact_equals_the_loop(x64, getkey):
     cell, xs, ys, states, ref = _case(_refractory, getkey)
     assert _counter_engaged(states)
     refractory = np.asarray(states[1])
     assert (refractory > 0).any() and (refractory == 0).any()
     assert rel(_grad(cell, xs, ys, sp.Exact()), ref) <= 1e-10
-    # No coupling across neurons: e-prop's Diagonal is exact too, here in blocks of 3 steps
-    # (the records of a block, then one reverse scan; step by step in the slow tests below).
-    assert accumulation_mode(OnlineStep(cell, xs[0], sp.Diagonal(), sq))[0] == "blocked"
-    assert rel(_grad(cell, xs, ys, sp.Diagonal(), block=3), ref) <= 1e-10
 
 
 @pytest.mark.slow
@@ -179,9 +175,11 @@ def test_every_policy_runs_and_the_exact_ones_match(make, x64, getkey):
         # A policy whose carried H is not per unit (RandomK on a recurrent cell) runs step by
         # step whatever the block: then this is the same computation twice.
         assert rel(_grad(cell, xs, ys, policy, block=3), step) <= 1e-12, policy
-    if make is _refractory:  # local: Columnar and Diagonal are exact step by step too
+    if make is _refractory:  # local: Columnar and Diagonal are exact, in blocks too
+        assert accumulation_mode(OnlineStep(cell, xs[0], sp.Diagonal(), sq))[0] == "blocked"
         assert rel(_grad(cell, xs, ys, sp.ColumnarPolicy()), ref) <= 1e-10
         assert rel(_grad(cell, xs, ys, sp.Diagonal(), block=1), ref) <= 1e-10
+        assert rel(_grad(cell, xs, ys, sp.Diagonal(), block=3), ref) <= 1e-10
     else:  # recurrent: Diagonal approximates, and the check above could fail
         assert rel(_grad(cell, xs, ys, sp.Diagonal()), ref) > 1e-6
 

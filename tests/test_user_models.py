@@ -14,7 +14,7 @@ from numerics import f64, rel
 from user_cells_more import MORE_CELLS, make_vjp_coupled, spike_vjp
 
 import snnplast as sp
-from snnplast._cell import check_online_state
+from snnplast._cell import initial_state_parameters
 
 N_IN, HIDDEN, STEPS = 3, 4, 6
 
@@ -156,18 +156,20 @@ class FixedInit(LearnedInit):
         return jnp.tanh(jax.lax.stop_gradient(self.h0))
 
 
-def test_learned_initial_state_is_refused_by_online_methods(getkey):
-    """Traces start at zero, so the gradient through a learned initial state would be dropped
-    silently (it was: Exact's gradient was 43% off BPTT's); a fixed one passes."""
-    w = jax.random.normal(getkey(), (HIDDEN, N_IN))
-    xs, ys = jnp.zeros((STEPS, N_IN)), jnp.zeros((STEPS, HIDDEN))
-    with pytest.raises(ValueError, match="LearnedInit: initial_state.. depends on the trainable "
-                                         "parameter h0; online methods start their traces"):
-        sp.gradients(LearnedInit(w, jnp.ones(HIDDEN)), xs, ys, loss=sq, method=sp.Exact())
-    learner = sp.OnlineLearner(sp.Exact(), sq)
-    with pytest.raises(ValueError, match="depends on the trainable parameter h0"):
-        learner.init(LearnedInit(w, jnp.ones(HIDDEN)), xs[0])
-    check_online_state(FixedInit(w, jnp.ones(HIDDEN)))  # no error
+def test_learned_initial_state_trains_online(x64, getkey):
+    """Online methods compute a learned initial state inside the first step (FixedStart), so
+    its gradient is the one BPTT gives (traces from zero dropped it: Exact was 43% off);
+    stop_gradient holds it fixed."""
+    w = jax.random.normal(getkey(), (HIDDEN, N_IN), jnp.float64)
+    h0 = jax.random.normal(getkey(), (HIDDEN,), jnp.float64)
+    assert initial_state_parameters(LearnedInit(w, h0)) == ["h0"]
+    assert initial_state_parameters(FixedInit(w, h0)) == []
+    xs = jax.random.normal(getkey(), (STEPS, N_IN), jnp.float64)
+    ys = jax.random.normal(getkey(), (STEPS, HIDDEN), jnp.float64)
+    cell = LearnedInit(w, h0)
+    ref = _loop_reference(cell, xs, ys)
+    assert float(jnp.abs(ref.h0).max()) > 1e-3
+    assert rel(_grad(cell, xs, ys, sp.Exact()), ref) <= 1e-10
 
 
 @pytest.mark.slow
