@@ -8,7 +8,7 @@ import jax.numpy as jnp
 import numpy as np
 import optax
 import pytest
-from numerics import f64, rel
+from numerics import f64, loop_reference, rel
 from user_cells_more import spike_fn
 
 import snnplast as sp
@@ -81,47 +81,39 @@ class CountedHeads(sp.Cell):
         return (h, count), h.reshape(-1)
 
 
-def _refractory(key):
-    return RefractoryLIF(jax.random.normal(key, (N, N_IN)) * 1.5)
+@pytest.fixture
+def rng():
+    # NumPy draws: jax.random in float64 compiles once per shape (seconds in a small test).
+    return np.random.default_rng(20)
 
 
-def _flagged(key):
-    k1, k2 = jax.random.split(key)
-    return FlaggedRNN(jax.random.normal(k1, (N, N_IN)) * 1.5, jax.random.normal(k2, (N, N)))
+def _normal(rng, shape, scale=1.0):
+    return jnp.asarray(rng.normal(size=shape) * scale)
 
 
-def _heads(key):
-    k1, k2 = jax.random.split(key)
-    return CountedHeads(jax.random.normal(k1, (N, N_IN)), jax.random.normal(k2, (2, 2, 2)))
+def _refractory(rng):
+    return RefractoryLIF(_normal(rng, (N, N_IN), 1.5))
 
 
-def _problem(cell, key, steps=T):
+def _flagged(rng):
+    return FlaggedRNN(_normal(rng, (N, N_IN), 1.5), _normal(rng, (N, N)))
+
+
+def _heads(rng):
+    return CountedHeads(_normal(rng, (N, N_IN)), _normal(rng, (2, 2, 2)))
+
+
+def _problem(cell, rng, steps=T):
     """Inputs ``[steps, N_IN]``, random targets and the states the cell goes through."""
-    k1, k2 = jax.random.split(key)
-    xs = jax.random.normal(k1, (steps, N_IN), jnp.float64) * 1.5
+    xs = _normal(rng, (steps, N_IN), 1.5)
 
     def step(s, x):
         new, o = cell(s, x)
         return new, (new, o)
 
     _, (states, outs) = jax.lax.scan(step, cell.initial_state(), xs)
-    ys = jax.random.normal(k2, outs.shape, jnp.float64)
+    ys = _normal(rng, outs.shape)
     return xs, ys, states
-
-
-def _loop_reference(cell, xs, ys):
-    """``jax.grad`` of the summed loss through a Python loop over the steps (no snnplast)."""
-    params, static = eqx.partition(cell, eqx.is_inexact_array)
-
-    def total(p):
-        c = eqx.combine(p, static)
-        s, acc = c.initial_state(), 0.0
-        for t in range(xs.shape[0]):
-            s, o = c(s, xs[t])
-            acc = acc + sq(o, ys[t])
-        return acc
-
-    return jax.jit(jax.grad(total))(params)
 
 
 def _grad(cell, xs, ys, method, **kw):
@@ -129,10 +121,10 @@ def _grad(cell, xs, ys, method, **kw):
     return eqx.filter(g, eqx.is_inexact_array)
 
 
-def _case(make, getkey):
-    cell = f64(make(getkey()))
-    xs, ys, states = _problem(cell, getkey())
-    return cell, xs, ys, states, _loop_reference(cell, xs, ys)
+def _case(make, rng):
+    cell = f64(make(rng))
+    xs, ys, states = _problem(cell, rng)
+    return cell, xs, ys, states, loop_reference(cell, xs, ys)
 
 
 def _counter_engaged(states):
@@ -144,8 +136,8 @@ def _counter_engaged(states):
 
 
 # ----- default: the refractory LIF under Exact ------------------------------------------------
-def test_refractory_counter_exact_equals_the_loop(x64, getkey):
-    cell, xs, ys, states, ref = _case(_refractory, getkey)
+def test_refractory_counter_exact_equals_the_loop(x64, rng):
+    cell, xs, ys, states, ref = _case(_refractory, rng)
     assert _counter_engaged(states)
     refractory = np.asarray(states[1])
     assert (refractory > 0).any() and (refractory == 0).any()
@@ -153,8 +145,8 @@ def test_refractory_counter_exact_equals_the_loop(x64, getkey):
 
 
 @pytest.mark.slow
-def test_bool_flag_and_step_count_exact_equals_the_loop(x64, getkey):
-    cell, xs, ys, states, ref = _case(_flagged, getkey)
+def test_bool_flag_and_step_count_exact_equals_the_loop(x64, rng):
+    cell, xs, ys, states, ref = _case(_flagged, rng)
     assert _counter_engaged(states)
     assert rel(_grad(cell, xs, ys, sp.Exact()), ref) <= 1e-10
 
@@ -162,8 +154,8 @@ def test_bool_flag_and_step_count_exact_equals_the_loop(x64, getkey):
 # ----- slow: every other policy, blocks, HeadSparse, the learner -------------------------------
 @pytest.mark.slow
 @pytest.mark.parametrize("make", [_refractory, _flagged], ids=["refractory", "flagged"])
-def test_every_policy_runs_and_the_exact_ones_match(make, x64, getkey):
-    cell, xs, ys, _, ref = _case(make, getkey)
+def test_every_policy_runs_and_the_exact_ones_match(make, x64, rng):
+    cell, xs, ys, _, ref = _case(make, rng)
     n_traced = sum(int(np.prod(s.shape)) for s in jax.tree_util.tree_leaves(cell.initial_state())
                    if jnp.issubdtype(s.dtype, jnp.inexact))
     assert rel(_grad(cell, xs, ys, sp.RandomK(n_traced)), ref) <= 1e-10  # k = n is Exact
@@ -185,24 +177,23 @@ def test_every_policy_runs_and_the_exact_ones_match(make, x64, getkey):
 
 
 @pytest.mark.slow
-def test_integer_leaves_inside_a_network(x64, getkey):
+def test_integer_leaves_inside_a_network(x64, rng):
     """The refractory layer under a leaky readout, as the trainer builds a network, and the
     flagged unit after it: integer leaves between floating ones, in a Sequential."""
-    k1, k2, k3 = jax.random.split(getkey(), 3)
-    flagged = FlaggedRNN(jax.random.normal(k2, (N, N)), jax.random.normal(k3, (N, N)) * 0.5)
-    net = f64(sp.Sequential([_refractory(k1), flagged, sp.LI(N, 2, key=k3)]))
-    xs, ys, _ = _problem(net, getkey())
-    ref = _loop_reference(net, xs, ys)
+    flagged = FlaggedRNN(_normal(rng, (N, N)), _normal(rng, (N, N), 0.5))
+    net = f64(sp.Sequential([_refractory(rng), flagged, sp.LI(N, 2, key=jax.random.PRNGKey(5))]))
+    xs, ys, _ = _problem(net, rng)
+    ref = loop_reference(net, xs, ys)
     assert rel(_grad(net, xs, ys, sp.Exact()), ref) <= 1e-10
     diag = _grad(net, xs, ys, sp.Diagonal(), block=1)
     assert rel(_grad(net, xs, ys, sp.Diagonal()), diag) <= 1e-12
 
 
 @pytest.mark.slow
-def test_head_sparse_with_a_counter_per_head(x64, getkey):
+def test_head_sparse_with_a_counter_per_head(x64, rng, getkey):
     """HeadSparse stores the selected heads' traces (the gathered path: the counter has no head
     to select) and at fraction 1 is exact."""
-    cell, xs, ys, states, ref = _case(_heads, getkey)
+    cell, xs, ys, states, ref = _case(_heads, rng)
     assert _counter_engaged(states)
     runner = OnlineStep(cell, xs[0], sp.HeadSparse(0.5), sq)
     assert GatheredHeadStep.why_not(runner) is None
@@ -217,10 +208,10 @@ def test_head_sparse_with_a_counter_per_head(x64, getkey):
 
 @pytest.mark.slow
 @pytest.mark.parametrize("make", [_refractory, _flagged], ids=["refractory", "flagged"])
-def test_learner_chunks_and_blocks(make, x64, getkey):
+def test_learner_chunks_and_blocks(make, x64, rng):
     """OnlineLearner: chunks fed one after another accumulate the loop's gradient (Exact), and
     updates every 2 steps give the same parameters in blocks as step by step (Diagonal)."""
-    cell, xs, ys, _, ref = _case(make, getkey)
+    cell, xs, ys, _, ref = _case(make, rng)
     learner = sp.OnlineLearner(sp.Exact(), sq, optax.sgd(0.0), every=1000)
     state = learner.init(cell, xs[0])
     _, state, _ = learner.update(cell, state, xs[:3], ys[:3])
@@ -240,11 +231,11 @@ def test_learner_chunks_and_blocks(make, x64, getkey):
 
 
 @pytest.mark.slow
-def test_long_sequence_in_contraction_chunks(x64, getkey):
+def test_long_sequence_in_contraction_chunks(x64, rng):
     """Past 32 steps the step recursion contracts traces in chunks (the left-over steps first):
     the counter is carried through them."""
-    cell = f64(_refractory(getkey()))
-    xs, ys, _ = _problem(cell, getkey(), steps=40)
-    ref = _loop_reference(cell, xs, ys)
+    cell = f64(_refractory(rng))
+    xs, ys, _ = _problem(cell, rng, steps=40)
+    ref = loop_reference(cell, xs, ys)
     assert rel(_grad(cell, xs, ys, sp.Exact()), ref) <= 1e-10
     assert rel(_grad(cell, xs, ys, sp.Diagonal(), block=1), ref) <= 1e-10

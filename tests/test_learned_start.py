@@ -10,7 +10,7 @@ import jax.numpy as jnp
 import numpy as np
 import optax
 import pytest
-from numerics import f64, rel
+from numerics import f64, loop_reference, rel
 
 import snnplast as sp
 from snnplast.online import FixedStart, OnlineStep, fixed_start, online_loss_and_grad
@@ -68,21 +68,6 @@ def _problem(cell, key, steps=T):
     return xs, jax.random.normal(k2, outs.shape, jnp.float64)
 
 
-def _loop_reference(cell, xs, ys):
-    """``jax.grad`` of the summed loss through a Python loop from ``initial_state()``."""
-    params, static = eqx.partition(cell, eqx.is_inexact_array)
-
-    def total(p):
-        c = eqx.combine(p, static)
-        s, acc = c.initial_state(), 0.0
-        for t in range(xs.shape[0]):
-            s, o = c(s, xs[t])
-            acc = acc + sq(o, ys[t])
-        return acc
-
-    return jax.jit(jax.grad(total))(params)
-
-
 def _grad(cell, xs, ys, method, **kw):
     g = sp.gradients(cell, xs, ys, method=method, loss=sq, key=jax.random.PRNGKey(3), **kw)
     return eqx.filter(g, eqx.is_inexact_array)
@@ -95,7 +80,7 @@ def test_recurrent_every_policy(x64, getkey):
     cell = f64(_rnn(getkey()))
     assert isinstance(fixed_start(cell), FixedStart)
     xs, ys = _problem(cell, getkey())
-    ref = _loop_reference(cell, xs, ys)
+    ref = loop_reference(cell, xs, ys)
     assert float(jnp.abs(ref.h0).max()) > 1e-3
     assert rel(_grad(cell, xs, ys, sp.Exact()), ref) <= 1e-10
     assert rel(_grad(cell, xs, ys, sp.RandomK(N)), ref) <= 1e-10
@@ -118,7 +103,7 @@ def test_in_a_network_and_the_learner(x64, getkey):
     wrapped = fixed_start(net)
     assert isinstance(wrapped.layers[0], FixedStart) and wrapped.layers[1] is net.layers[1]
     xs, ys = _problem(net, getkey())
-    ref = _loop_reference(net, xs, ys)
+    ref = loop_reference(net, xs, ys)
     assert rel(_grad(net, xs, ys, sp.Exact()), ref) <= 1e-10
     learner = sp.OnlineLearner(sp.Exact(), sq, optax.sgd(0.0), every=1000)
     state = learner.init(net, xs[0])
@@ -145,7 +130,7 @@ def test_head_sparse_learned_start_per_head(x64, getkey):
     cell = f64(LearnedHeads(jax.random.normal(k1, (N, N_IN)),
                             jax.random.normal(k2, (2, 2, 2)), jax.random.normal(k3, (2, 2))))
     xs, ys = _problem(cell, getkey())
-    ref = _loop_reference(cell, xs, ys)
+    ref = loop_reference(cell, xs, ys)
     assert rel(_grad(cell, xs, ys, sp.HeadSparse(1.0)), ref) <= 1e-10
     runner = OnlineStep(cell, xs[0], sp.HeadSparse(0.5), sq)
     assert GatheredHeadStep.why_not(runner) is None  # the flag has no head to select

@@ -10,7 +10,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 import pytest
-from numerics import f64, rel
+from numerics import f64, loop_reference, rel
 from user_cells_more import MORE_CELLS, make_vjp_coupled, spike_vjp
 
 import snnplast as sp
@@ -28,22 +28,6 @@ def _problem(cell, key):
     xs = jax.random.normal(k1, (STEPS, N_IN), jnp.float64) * 1.5
     _, outs = jax.lax.scan(lambda s, x: cell(s, x), cell.initial_state(), xs)
     return xs, jax.random.normal(k2, outs.shape, jnp.float64)
-
-
-def _loop_reference(cell, xs, ys):
-    """The gradient of the summed loss through a Python loop over the steps (no lax.scan, no
-    snnplast): the reference every method is checked against."""
-    params, static = eqx.partition(cell, eqx.is_inexact_array)
-
-    def total(p):
-        c = eqx.combine(p, static)
-        s, acc = c.initial_state(), 0.0
-        for t in range(xs.shape[0]):
-            s, o = c(s, xs[t])
-            acc = acc + sq(o, ys[t])
-        return acc
-
-    return jax.jit(jax.grad(total))(params)
 
 
 def _grad(cell, xs, ys, method, **kw):
@@ -156,18 +140,17 @@ class FixedInit(LearnedInit):
         return jnp.tanh(jax.lax.stop_gradient(self.h0))
 
 
-def test_learned_initial_state_trains_online(x64, getkey):
+def test_learned_initial_state_trains_online(x64):
     """Online methods compute a learned initial state inside the first step (FixedStart), so
     its gradient is the one BPTT gives (traces from zero dropped it: Exact was 43% off);
     stop_gradient holds it fixed."""
-    w = jax.random.normal(getkey(), (HIDDEN, N_IN), jnp.float64)
-    h0 = jax.random.normal(getkey(), (HIDDEN,), jnp.float64)
+    # NumPy draws: jax.random in float64 compiles once per shape (seconds in a small test).
+    w, h0, xs, ys = (jnp.asarray(np.random.default_rng(7).normal(size=shape)) for shape in
+                     ((HIDDEN, N_IN), (HIDDEN,), (STEPS, N_IN), (STEPS, HIDDEN)))
     assert initial_state_parameters(LearnedInit(w, h0)) == ["h0"]
     assert initial_state_parameters(FixedInit(w, h0)) == []
-    xs = jax.random.normal(getkey(), (STEPS, N_IN), jnp.float64)
-    ys = jax.random.normal(getkey(), (STEPS, HIDDEN), jnp.float64)
     cell = LearnedInit(w, h0)
-    ref = _loop_reference(cell, xs, ys)
+    ref = loop_reference(cell, xs, ys)
     assert float(jnp.abs(ref.h0).max()) > 1e-3
     assert rel(_grad(cell, xs, ys, sp.Exact()), ref) <= 1e-10
 
@@ -187,7 +170,7 @@ def test_integer_state_leaf_derives_and_bptt_trains_it(x64, getkey):
     assert float(jnp.abs(H[(0, 0)][1]).max()) == 0.0  # neuron 1 is refractory: clamped to 0
     assert float(jnp.abs(H[(0, 0)][0, 0])) > 0.0
     xs, ys = _problem(cell, getkey())
-    assert rel(_grad(cell, xs, ys, "bptt"), _loop_reference(cell, xs, ys)) <= 1e-10
+    assert rel(_grad(cell, xs, ys, "bptt"), loop_reference(cell, xs, ys)) <= 1e-10
 
 
 # ----- every method on every cell, against the Python-loop reference ----------------------------
@@ -200,12 +183,12 @@ def _case(name, getkey):
     make, local = MORE_CELLS[name]
     cell = f64(make(N_IN, HIDDEN, key=getkey()))
     xs, ys = _problem(cell, getkey())
-    return cell, local, xs, ys, _loop_reference(cell, xs, ys)
+    return cell, local, xs, ys, loop_reference(cell, xs, ys)
 
 
 @pytest.mark.slow
 @pytest.mark.parametrize("name", ONLINE)
-def test_exact_and_diagonal_equal_the_loop_reference(name, x64, getkey):
+def test_exact_and_diagonal_equal_theloop_reference(name, x64, getkey):
     cell, local, xs, ys, ref = _case(name, getkey)
     assert rel(_grad(cell, xs, ys, "bptt"), ref) <= 1e-10
     assert rel(_grad(cell, xs, ys, sp.Exact()), ref) <= 1e-10
