@@ -11,8 +11,6 @@ import jax.numpy as jnp
 from jax.extend.core import Literal
 from jaxtyping import Array, PyTree
 
-from ._errors import ValidationError, ValidationTypeError
-
 
 class Cell(eqx.Module):
     """Abstract base of every neuron model.
@@ -89,34 +87,16 @@ class Sequential(Cell):
         return self.layers[i]
 
 
-def check_online_state(cell: Cell) -> None:
-    """Raise a one-line error where online methods would not handle `cell`'s state.
+def initial_state_parameters(cell: Cell) -> list[str]:
+    """The trainable parameters that `cell`'s initial state depends on (a learned ``h0``).
 
-    Online methods carry eligibility traces per state leaf, starting from zero. So an integer
-    leaf (a refractory counter kept as ``int32``), which has no trace and which the trace
-    machinery does not yet skip, and an initial state computed from trainable parameters (a
-    learned ``h0``), whose influence a zero trace would silently drop, are refused. BPTT handles
-    both as they are.
+    Online methods start their traces at ``d s_0 / d theta``, which is zero unless this list
+    is not empty (they then compute the start inside the first step:
+    :class:`snnplast.online.FixedStart`). ``stop_gradient`` cuts the dependence. Not for a
+    :class:`Sequential` as a whole: ask each layer.
 
-    **Raises:** `ValidationError` naming the leaf or parameter and what to do instead.
+    **Returns:** the parameters' paths in the cell (``"h0"``, ``"layer.bias"``), in leaf order.
     """
-    if isinstance(cell, Sequential):
-        for layer in cell.layers:
-            check_online_state(layer)
-        return
-    _check_initial_state_is_fixed(cell)
-    state = jax.eval_shape(cell.initial_state)
-    for path, leaf in jax.tree_util.tree_flatten_with_path(state)[0]:
-        if not jnp.issubdtype(leaf.dtype, jnp.inexact):
-            name = jax.tree_util.keystr(path) or "state"
-            raise ValidationTypeError(
-                f"{type(cell).__name__}: state leaf {name} is {leaf.dtype}; online methods "
-                "need floating-point state leaves: keep the counter as floats (small integers "
-                "are exact in float32), or use method 'bptt'"
-            )
-
-
-def _check_initial_state_is_fixed(cell: Cell) -> None:
     params, static = eqx.partition(cell, eqx.is_inexact_array)
     leaves = jax.tree_util.tree_flatten_with_path(params)[0]
     treedef = jax.tree_util.tree_structure(params)
@@ -125,13 +105,7 @@ def _check_initial_state_is_fixed(cell: Cell) -> None:
         return eqx.combine(jax.tree_util.tree_unflatten(treedef, flat), static).initial_state()
 
     reached = _reaching(jax.make_jaxpr(initial)([leaf for _, leaf in leaves]).jaxpr)
-    if reached:
-        name = jax.tree_util.keystr(leaves[min(reached)][0]).lstrip(".")
-        raise ValidationError(
-            f"{type(cell).__name__}: initial_state() depends on the trainable parameter {name}; "
-            "online methods start their traces at zero and would drop its gradient: make it "
-            "fixed (stop_gradient, a static field) or use method 'bptt'"
-        )
+    return [jax.tree_util.keystr(leaves[k][0]).lstrip(".") for k in sorted(reached)]
 
 
 def _reaching(jaxpr) -> set[int]:

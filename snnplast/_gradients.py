@@ -6,7 +6,7 @@ from collections.abc import Callable
 
 import equinox as eqx
 
-from ._cell import Cell, check_online_state
+from ._cell import Cell
 from ._rollout import check_sequence, check_step, sequence_loss
 from ._truncated import TruncatedBPTT
 from .online import online_sequence_gradients
@@ -69,7 +69,6 @@ def gradients(model: Cell, inputs, targets, *, method="bptt", loss: Callable, ke
             raise ValueError(f"block has no meaning for method 'bptt', got block={block!r}")
         return _bptt(model, inputs, targets, loss)
     if isinstance(method, Policy):
-        check_online_state(model)
         return online_sequence_gradients(model, inputs, targets, method, loss, key=key,
                                          block=block)
     if isinstance(method, TruncatedBPTT):

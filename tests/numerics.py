@@ -34,3 +34,20 @@ def rel(a, b):
     la, lb = ([np.asarray(x, np.float64) for x in t] for t in (la, lb))
     num = sum(float(np.sum((x - y) ** 2)) for x, y in zip(la, lb))
     return (num / max(sum(float(np.sum(y**2)) for y in lb), 1e-300)) ** 0.5
+
+
+def loop_reference(cell, xs, ys, loss=sq):
+    """The gradient of ``sum_t loss(out_t, ys[t])`` through a Python loop over the steps of one
+    sequence ``xs [T, ...]`` from ``cell.initial_state()`` (no lax.scan, no snnplast): the
+    reference every method is checked against."""
+    params, static = eqx.partition(cell, eqx.is_inexact_array)
+
+    def total(p):
+        c = eqx.combine(p, static)
+        s, acc = c.initial_state(), 0.0
+        for t in range(xs.shape[0]):
+            s, o = c(s, xs[t])
+            acc = acc + loss(o, ys[t])
+        return acc
+
+    return jax.jit(jax.grad(total))(params)

@@ -10,11 +10,11 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 import pytest
-from numerics import f64, rel
+from numerics import f64, loop_reference, rel
 from user_cells_more import MORE_CELLS, make_vjp_coupled, spike_vjp
 
 import snnplast as sp
-from snnplast._cell import check_online_state
+from snnplast._cell import initial_state_parameters
 
 N_IN, HIDDEN, STEPS = 3, 4, 6
 
@@ -28,22 +28,6 @@ def _problem(cell, key):
     xs = jax.random.normal(k1, (STEPS, N_IN), jnp.float64) * 1.5
     _, outs = jax.lax.scan(lambda s, x: cell(s, x), cell.initial_state(), xs)
     return xs, jax.random.normal(k2, outs.shape, jnp.float64)
-
-
-def _loop_reference(cell, xs, ys):
-    """The gradient of the summed loss through a Python loop over the steps (no lax.scan, no
-    snnplast): the reference every method is checked against."""
-    params, static = eqx.partition(cell, eqx.is_inexact_array)
-
-    def total(p):
-        c = eqx.combine(p, static)
-        s, acc = c.initial_state(), 0.0
-        for t in range(xs.shape[0]):
-            s, o = c(s, xs[t])
-            acc = acc + sq(o, ys[t])
-        return acc
-
-    return jax.jit(jax.grad(total))(params)
 
 
 def _grad(cell, xs, ys, method, **kw):
@@ -135,16 +119,6 @@ def test_cond_fallback_names_what_keeps_structure(x64, getkey):
         sp.derive(cell, jnp.zeros(N_IN, jnp.float64))
 
 
-def test_integer_state_leaf_online_error_is_one_line():
-    from user_cells_more import IntRefractory
-
-    cell = IntRefractory(jnp.ones((HIDDEN, N_IN)))
-    xs, ys = jnp.zeros((STEPS, N_IN)), jnp.zeros((STEPS, HIDDEN))
-    with pytest.raises(TypeError, match=r"IntRefractory: state leaf \[1\] is int32; online "
-                                        r"methods need floating-point state leaves"):
-        sp.gradients(cell, xs, ys, loss=sq, method=sp.Diagonal())
-
-
 class LearnedInit(sp.Cell):
     """A leaky unit whose initial state is a trainable parameter (a learned ``h0``)."""
 
@@ -166,18 +140,19 @@ class FixedInit(LearnedInit):
         return jnp.tanh(jax.lax.stop_gradient(self.h0))
 
 
-def test_learned_initial_state_is_refused_by_online_methods(getkey):
-    """Traces start at zero, so the gradient through a learned initial state would be dropped
-    silently (it was: Exact's gradient was 43% off BPTT's); a fixed one passes."""
-    w = jax.random.normal(getkey(), (HIDDEN, N_IN))
-    xs, ys = jnp.zeros((STEPS, N_IN)), jnp.zeros((STEPS, HIDDEN))
-    with pytest.raises(ValueError, match="LearnedInit: initial_state.. depends on the trainable "
-                                         "parameter h0; online methods start their traces"):
-        sp.gradients(LearnedInit(w, jnp.ones(HIDDEN)), xs, ys, loss=sq, method=sp.Exact())
-    learner = sp.OnlineLearner(sp.Exact(), sq)
-    with pytest.raises(ValueError, match="depends on the trainable parameter h0"):
-        learner.init(LearnedInit(w, jnp.ones(HIDDEN)), xs[0])
-    check_online_state(FixedInit(w, jnp.ones(HIDDEN)))  # no error
+def test_learned_initial_state_trains_online(x64):
+    """Online methods compute a learned initial state inside the first step (FixedStart), so
+    its gradient is the one BPTT gives (traces from zero dropped it: Exact was 43% off);
+    stop_gradient holds it fixed."""
+    # NumPy draws: jax.random in float64 compiles once per shape (seconds in a small test).
+    w, h0, xs, ys = (jnp.asarray(np.random.default_rng(7).normal(size=shape)) for shape in
+                     ((HIDDEN, N_IN), (HIDDEN,), (STEPS, N_IN), (STEPS, HIDDEN)))
+    assert initial_state_parameters(LearnedInit(w, h0)) == ["h0"]
+    assert initial_state_parameters(FixedInit(w, h0)) == []
+    cell = LearnedInit(w, h0)
+    ref = loop_reference(cell, xs, ys)
+    assert float(jnp.abs(ref.h0).max()) > 1e-3
+    assert rel(_grad(cell, xs, ys, sp.Exact()), ref) <= 1e-10
 
 
 @pytest.mark.slow
@@ -195,12 +170,12 @@ def test_integer_state_leaf_derives_and_bptt_trains_it(x64, getkey):
     assert float(jnp.abs(H[(0, 0)][1]).max()) == 0.0  # neuron 1 is refractory: clamped to 0
     assert float(jnp.abs(H[(0, 0)][0, 0])) > 0.0
     xs, ys = _problem(cell, getkey())
-    assert rel(_grad(cell, xs, ys, "bptt"), _loop_reference(cell, xs, ys)) <= 1e-10
+    assert rel(_grad(cell, xs, ys, "bptt"), loop_reference(cell, xs, ys)) <= 1e-10
 
 
 # ----- every method on every cell, against the Python-loop reference ----------------------------
-# The integer counter is refused by online methods (tested above).
-ONLINE = sorted(n for n in MORE_CELLS if n != "int_refractory")
+# The integer counter included: carried, never traced (tests/test_integer_state.py in detail).
+ONLINE = sorted(MORE_CELLS)
 
 
 def _case(name, getkey):
@@ -208,12 +183,12 @@ def _case(name, getkey):
     make, local = MORE_CELLS[name]
     cell = f64(make(N_IN, HIDDEN, key=getkey()))
     xs, ys = _problem(cell, getkey())
-    return cell, local, xs, ys, _loop_reference(cell, xs, ys)
+    return cell, local, xs, ys, loop_reference(cell, xs, ys)
 
 
 @pytest.mark.slow
 @pytest.mark.parametrize("name", ONLINE)
-def test_exact_and_diagonal_equal_the_loop_reference(name, x64, getkey):
+def test_exact_and_diagonal_equal_theloop_reference(name, x64, getkey):
     cell, local, xs, ys, ref = _case(name, getkey)
     assert rel(_grad(cell, xs, ys, "bptt"), ref) <= 1e-10
     assert rel(_grad(cell, xs, ys, sp.Exact()), ref) <= 1e-10

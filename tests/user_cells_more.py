@@ -330,6 +330,24 @@ class RecurrentLIF(sp.Cell):
         return (v, z), z
 
 
+class LearnedStartLIF(sp.Cell):
+    """An adaptive LIF whose initial membrane and adaptation are trained (a learned ``h0``):
+    ``v0`` as it is, the adaptation through a softplus."""
+
+    w: jax.Array
+    v0: jax.Array
+    a0: jax.Array
+
+    def initial_state(self):
+        return self.v0, jax.nn.softplus(self.a0)
+
+    def __call__(self, state, x):
+        v, a = state
+        v = 0.9 * v + self.w @ x
+        z = spike_fn(v - 1.0 - a)
+        return (v - z, 0.8 * a + 0.3 * z), z
+
+
 def _keys(key, k):
     return jax.random.split(key, k)
 
@@ -403,6 +421,12 @@ def make_cond_step(n_in, hidden, *, key):
     return CondStep(_normal(key, (hidden, n_in), 1.0))
 
 
+def make_learned_start(n_in, hidden, *, key):
+    k1, k2, k3 = _keys(key, 3)
+    return LearnedStartLIF(_normal(k1, (hidden, n_in), 1.0), _normal(k2, (hidden,), 0.5),
+                           _normal(k3, (hidden,), 0.5))
+
+
 def make_recurrent_lif(n_in, hidden, *, key):
     k1, k2 = _keys(key, 2)
     return RecurrentLIF(_normal(k1, (n_in, hidden), 1.0), _normal(k2, (hidden, hidden), 0.5))
@@ -425,6 +449,7 @@ MORE_CELLS = {
     "two_layer": (make_two_layer, False),
     "cond_step": (make_cond_step, True),
     "recurrent_lif": (make_recurrent_lif, False),
+    "learned_start": (make_learned_start, True),
 }
 
 

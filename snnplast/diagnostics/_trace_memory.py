@@ -7,7 +7,7 @@ import math
 import jax.numpy as jnp
 
 from .._cell import Cell
-from ..engine import SJac, derive
+from ..engine import SJac
 from ..online import GatheredHeadStep, OnlineStep
 from ..policies import Policy
 
@@ -33,13 +33,12 @@ def trace_table(model: Cell, x, policy: Policy) -> tuple[list, int]:
     - `policy`: a transport policy.
 
     **Returns:** ``(rows, total bytes)``; each row is ``(state, parameter, class, stored shape,
-    bytes, dense bytes)``, named as :class:`~snnplast.TraceStructure` names them; the class is
+    bytes, dense bytes)``, named by the model's state leaves and parameters; the class is
     ``factored`` (fewer numbers than parameters), ``one per parameter``, ``block`` or ``dense``.
     """
 
     runner = OnlineStep(model, x, policy, lambda o, y: jnp.sum(o))
     itemsize = jnp.dtype(runner.dtype).itemsize
-    ts = derive(model, x)
     # HeadSparse stores the selected heads only where it can (snnplast.gradients' default).
     gathered = GatheredHeadStep.build(runner)
     gathered_shapes = gathered.stored_shapes() if gathered is not None else {}
@@ -51,7 +50,7 @@ def trace_table(model: Cell, x, policy: Policy) -> tuple[list, int]:
         stored = math.prod(shape)
         dense = math.prod(out_shape) * math.prod(in_shape)
         cls = _trace_class(stored, math.prod(out_shape), math.prod(in_shape))
-        rows.append((ts.state_names[a], ts.param_names[p], cls, shape, stored * itemsize,
+        rows.append((runner.state_names[a], runner.param_names[p], cls, shape, stored * itemsize,
                      dense * itemsize))
         total += stored * itemsize
     return rows, total

@@ -5,8 +5,11 @@ elimination."""
 from ._derive import TraceStructure as TraceStructure
 from ._derive import derive as derive
 from ._derive import step_graph as step_graph
+from ._dtype import is_float as is_float
+from ._dtype import state_dtype as state_dtype
 from ._graph import StepGraph as StepGraph
 from ._names import state_names as state_names
+from ._names import traced_param_names as traced_param_names
 from ._rules import RuleContext as RuleContext
 from ._rules import register_rule as register_rule
 from . import _index_rules  # noqa: F401 - registers the rules of the ops that place by index

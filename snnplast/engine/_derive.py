@@ -12,6 +12,7 @@ import jax.numpy as jnp
 import numpy as np
 
 from .._errors import ValidationTypeError
+from ._dtype import state_dtype
 from ._eliminate import ORDERS
 from ._graph import StepGraph, StepJacobians
 from ._names import state_names, traced_param_names
@@ -205,10 +206,7 @@ class TraceStructure:
     def _dense_blocks(self, p, s, xx):
         g = self.graph
         res = g.jacobians(p, s, xx, order=self.order)
-        floats = [a for a in s if jnp.issubdtype(jnp.result_type(a), jnp.inexact)]
-        # An integer state leaf (a refractory counter) has no derivative and sets no dtype.
-        with jax.numpy_dtype_promotion("standard"):
-            dtype = jnp.result_type(*floats) if floats else jnp.float32
+        dtype = state_dtype(s)
         H = {}
         for a, sa in enumerate(g.s_shapes):
             for b, sb in enumerate(g.s_shapes):

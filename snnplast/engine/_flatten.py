@@ -17,6 +17,7 @@ import jax
 import numpy as np
 
 from . import _jaxcompat as jc
+from ._dtype import is_float
 
 _ids = itertools.count()
 
@@ -67,11 +68,6 @@ class Flat:
 
     def is_nondiff(self, a) -> bool:
         return isinstance(a, Const) or a.id in self.nondiff or not is_float(a.dtype)
-
-
-def is_float(dtype) -> bool:
-    """Whether values of `dtype` carry derivatives (floating or complex)."""
-    return jax.numpy.issubdtype(dtype, jax.numpy.inexact)
 
 
 def flatten(jaxpr, consts, inputs, flat: Flat | None = None):

@@ -28,8 +28,9 @@ import numpy as np
 
 from . import _jaxcompat as jc
 from ._cut import direct_cut
+from ._dtype import is_float
 from ._eliminate import Graph, eliminate
-from ._flatten import Const, Flat, Node, flatten, is_float
+from ._flatten import Const, Flat, Node, flatten
 from ._hoist import HoistPlan, plan_hoist
 from ._interpret import EVALUATE, interpret, when_known
 from ._parts import sharpen

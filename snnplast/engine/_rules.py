@@ -22,7 +22,7 @@ import numpy as np
 from jax import lax
 
 from . import _jaxcompat as jc
-from ._flatten import is_float
+from ._dtype import is_float
 from ._sjac import SJac, _squeeze_broadcast, dense, diagonal
 
 Rule = Callable[["RuleContext"], list]

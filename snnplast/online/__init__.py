@@ -13,6 +13,8 @@ from ._blocked import whole_sequence_steps as whole_sequence_steps
 from ._deferred import CONTRACT_EVERY as CONTRACT_EVERY
 from ._deferred import contract_terms as contract_terms
 from ._deferred import deferred_pairs as deferred_pairs
+from ._fixed_start import FixedStart as FixedStart
+from ._fixed_start import fixed_start as fixed_start
 from ._head_gathered import GatheredHeadStep as GatheredHeadStep
 from ._learner import LearnerState as LearnerState
 from ._learner import OnlineLearner as OnlineLearner

@@ -127,7 +127,8 @@ class GatheredHeadStep:
         self.structure = runner.traces.structure
         self.shapes = runner.traces.shapes
         self.s_shapes = [tuple(s) for s in runner.graph.s_shapes]
-        self.heads = sorted({s[0] for s in self.s_shapes})
+        # Only traced leaves have heads to select: an integer leaf (a counter) has no trace.
+        self.heads = sorted({self.s_shapes[a][0] for a in runner.traces.primary})
 
     @classmethod
     def why_not(cls, runner: OnlineStep) -> str | None:
@@ -139,7 +140,7 @@ class GatheredHeadStep:
         if runner.derived:
             return "the cell has derived state leaves"
         shapes = runner.graph.s_shapes
-        if any(len(s) == 0 for s in shapes):
+        if any(len(shapes[a]) == 0 for a in runner.traces.primary):
             return "a state leaf has no head axis"
         captured = {}
 

@@ -9,7 +9,6 @@ import jax
 import jax.numpy as jnp
 import optax
 
-from .._cell import check_online_state
 from ..policies import Policy
 from ._blocked import BlockedStep, resolve_block
 from ._online_step import Carry, OnlineStep
@@ -68,10 +67,8 @@ class OnlineLearner:
         self._update_blocks = eqx.filter_jit(self._update_blocks_impl)
 
     def init(self, model, x_example, *, batch: int | None = None, key=None) -> LearnerState:
-        """Start a stream (or ``batch`` parallel streams) from the model's initial state."""
-        # Traces start at zero: a learned initial state or an integer state leaf is refused here
-        # in one line, as gradients() and the trainer do, rather than silently mishandled.
-        check_online_state(model)
+        """Start a stream (or ``batch`` parallel streams) from the model's initial state (a
+        learned one gets its gradient through the stream's first step: :class:`FixedStart`)."""
         key = jax.random.PRNGKey(0) if key is None else key
         self._runner = OnlineStep(model, x_example, self.policy, self.loss)
         self._blocked = None

@@ -5,6 +5,7 @@ from __future__ import annotations
 import jax
 import jax.numpy as jnp
 
+from .._cell import initial_state_parameters
 from ..engine import SJac, compose, materialize
 from ..policies import ColumnarPolicy
 from ._online_step import OnlineStep
@@ -42,6 +43,11 @@ def master_user_lms(cell, inputs, targets, *, alpha: float, w0=None, meta: bool 
 
     **Returns:** ``(grads, predictions [T], w_T)``; ``grads`` shaped like the cell.
     """
+    learned = initial_state_parameters(cell)
+    if learned:
+        raise ValueError(f"master_user_lms needs a fixed initial state; {type(cell).__name__}'s "
+                         f"depends on the trainable parameter {learned[0]} (use "
+                         f"snnplast.gradients with ColumnarPolicy, which trains it)")
     runner = OnlineStep(cell, inputs[0], ColumnarPolicy(), lambda o, y: jnp.sum(o))
     g = runner.graph
     if len(g.s_shapes) != 1 or len(g.s_shapes[0]) != 1:

@@ -20,10 +20,13 @@ from ..engine import (
     contract_batch,
     materialize,
     scale,
+    state_dtype,
     state_names,
     step_graph,
+    traced_param_names,
 )
 from ..policies import Policy
+from ._fixed_start import fixed_start, fixed_start_names, without_fixed_start
 from ._traces import TraceStep, policy_context
 
 
@@ -47,8 +50,14 @@ class OnlineStep:
         if not isinstance(policy, Policy):
             raise TypeError(f"method must be 'bptt' or a transport policy such as "
                             f"snnplast.Diagonal(), got {policy!r}")
+        # A learned initial state is computed in the first step, so traces start at zero.
+        # Names for messages and tables ("a <- v", not "[0][2]"), of the model's own leaves.
+        self.state_names = fixed_start_names(model, state_names(model))
+        original = model
+        model = fixed_start(model)
         self.graph = step_graph(model, x_example)
-        self.state_names = state_names(model)  # for messages: "a <- v", not "[0][2]"
+        # The wrapper adds no parameter: the model's own paths name the traced parameters.
+        self.param_names = traced_param_names(original, self.graph)
         self.policy = policy
         self.loss = loss
         self.context = policy_context(model, self.graph)
@@ -72,10 +81,11 @@ class OnlineStep:
         self.traces = TraceStep(self.graph, policy, self.context, self.derived)
         pstate = policy.init_state(self.context, jax.random.PRNGKey(0))
         self.traces.fix_structure(p, s, xx, pstate)
-        self.dtype = jnp.result_type(*s) if s else jnp.float32
+        self.dtype = state_dtype(s)
 
     # ----- carry ---------------------------------------------------------------------------------
     def init(self, model, batch: int, key) -> Carry:
+        model = fixed_start(model)
         s0 = jax.tree_util.tree_leaves(model.initial_state())
         state = [jnp.broadcast_to(a, (batch,) + jnp.shape(a)) for a in s0]
         tr = {k: _batched(v, batch) for k, v in self.traces.zeros(self.dtype).items()}
@@ -438,7 +448,8 @@ class OnlineStep:
         return [a + b for a, b in zip(carry.grad_direct, through_phi)]
 
     def as_tree(self, leaves):
-        return jax.tree_util.tree_unflatten(self.graph.p_def, leaves)
+        """Parameter leaves (gradients) as a pytree shaped like the model."""
+        return without_fixed_start(jax.tree_util.tree_unflatten(self.graph.p_def, leaves))
 
 
 def _batched(j: SJac, batch: int) -> SJac:

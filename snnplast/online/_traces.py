@@ -20,9 +20,11 @@ from ..engine import (
     coerce,
     compose,
     compose_cost,
+    is_float,
     join_structure,
     plan_chain,
     scale,
+    state_dtype,
 )
 from ..policies import Policy, PolicyContext
 
@@ -63,8 +65,10 @@ class TraceStep:
         self.policy = policy
         self.context = context
         self.derived = tuple(derived)
-        n_s = len(graph.s_shapes)
-        self.primary = [a for a in range(n_s) if a not in self.derived]
+        # Integer and boolean leaves (a refractory counter) have no derivative: carried with
+        # the state, never traced, no learning signal.
+        self.primary = [a for a, node in enumerate(graph.s_nodes)
+                        if a not in self.derived and is_float(node.dtype)]
         self.pairs = [(a, p) for a in self.primary for p in range(len(graph.phi_nodes))
                       if policy.keep_trace(a, p, context)]
         self.structure: dict = {}
@@ -125,7 +129,7 @@ class TraceStep:
     # ----- fixing the structure ---------------------------------------------------------------
     def fix_structure(self, p_leaves, s_leaves, x_leaves, policy_state):
         """Iterate the recursion on structures until the trace structure is stable."""
-        dtype = jnp.result_type(*s_leaves) if s_leaves else jnp.float32
+        dtype = state_dtype(s_leaves)
         structure: dict = {}
         shapes = {}
         for _ in range(16):

@@ -16,7 +16,7 @@ import jax
 import jax.numpy as jnp
 from jaxtyping import Array, Float, Int
 
-from .._cell import Cell, check_online_state
+from .._cell import Cell
 from .._errors import ValidationError
 from .._rollout import unroll
 from .._truncated import TruncatedBPTT
@@ -86,7 +86,6 @@ def loss_and_grad(model: Cell, x: Float[Array, "B T C"], y: Int[Array, " B"], me
     if isinstance(method, str) and method == "bptt":
         return eqx.filter_value_and_grad(batch_objective, has_aux=True)(model, x, y)
     if isinstance(method, Policy):
-        check_online_state(model)
         # One target per sequence, read at every step in place (a [B, T] copy grows with T).
         loss, grads, scores = online_loss_and_grad(model, x, y[:, None], method, cross_entropy,
                                                    with_scores=True, block=block)
