@@ -79,12 +79,14 @@ def _check(name, fraction, lam, getkey):
     assert _rel(got, ref) <= 1e-10, _rel(got, ref)
 
 
-# LinearAttention goes through the gathered path by default in test_policies'
-# test_head_sparse_limits too (against BPTT at f = 1 and Immediate at f = 0).
-# user_multi_head also runs by default below, through the public entry point.
+# mixed_heads (heads beside a head-free leaf) by default; the others are slow here. LinearAttention
+# also goes through the gathered path in test_policies' test_head_sparse_limits (slow: against
+# BPTT at f = 1 and Immediate at f = 0); user_multi_head runs by default below, through the
+# public entry point.
 @pytest.mark.parametrize("name", [
-    "heads_then_readout", "mixed_heads",
-    *(pytest.param(n, marks=pytest.mark.slow) for n in ("user_multi_head", "linear_attention"))])
+    "mixed_heads",
+    *(pytest.param(n, marks=pytest.mark.slow)
+      for n in ("heads_then_readout", "user_multi_head", "linear_attention"))])
 def test_gathered_heads_equal_every_head(name, x64, getkey):
     _check(name, 0.25, 1.0, getkey)
 
