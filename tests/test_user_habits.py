@@ -414,3 +414,35 @@ def test_a_data_file_where_its_folder_goes_names_the_folder(tmp_path):
     (tmp_path / "shd_train.h5").write_bytes(b"")
     with pytest.raises(ValidationError, match=rf"shd_train.h5' is a file; .*pass '{tmp_path}'"):
         load_dataset(tmp_path / "shd_train.h5", progress=False)
+
+
+def test_a_folder_the_machine_refuses_is_one_line_and_no_bug(monkeypatch, capsys, tmp_path):
+    """An --out where nothing may be written (permission, a read-only file system) or a full
+    disk: the machine's answer and what to do, in one line, not a bug report."""
+    import errno
+    import os
+
+    from snnplast._cli import _plot
+
+    refused = Path("/sys/snnplast_cannot_write_here")
+    try:
+        os.mkdir(refused)  # even root may not create folders in sysfs
+    except OSError as e:
+        real = e
+    else:  # pragma: no cover - a machine without sysfs
+        os.rmdir(refused)
+        real = PermissionError(errno.EACCES, "Permission denied", str(refused))
+    full = OSError(errno.ENOSPC, "No space left on device", str(tmp_path / "metrics.jsonl"))
+    for error, hint in ((real, "choose a folder you can write to"), (full, "--resume")):
+        def writing(args, error=error):
+            raise error
+
+        monkeypatch.setattr(_plot, "run", writing)
+        assert main(["plot", "run", "--out", "p.png"]) == 1
+        err = capsys.readouterr().err
+        assert err.count("\n") == 1 and "a bug" not in err, err
+        assert f"error: {error.strerror}: {error.filename}; " in err and hint in err, err
+    # Any other OSError of the code is still a bug with its traceback.
+    monkeypatch.setattr(_plot, "run", lambda args: os.close(-1))
+    assert main(["plot", "run", "--out", "p.png"]) == 1
+    assert "a bug" in capsys.readouterr().err

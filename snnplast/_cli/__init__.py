@@ -8,6 +8,7 @@ exit status 2; anything else is a bug and keeps its traceback (exit status 1).
 from __future__ import annotations
 
 import argparse
+import errno
 import importlib
 import linecache
 import os
@@ -65,6 +66,12 @@ def main(argv=None) -> int:
             pass
         return 141
     except Exception as e:  # noqa: BLE001 - sorted into bad input and bugs right here
+        where = machine_error(e)
+        if where is not None:
+            # Neither bad input nor a bug: the machine refused (a folder that cannot be
+            # written, a full disk). Files are written atomically, so nothing half-written stays.
+            print(f"snnplast {args.command}: error: {where}", file=sys.stderr)
+            return 1
         if not is_validation_error(e):
             traceback.print_exc()
             print(
@@ -77,6 +84,27 @@ def main(argv=None) -> int:
         # Bad input ends in one line naming the problem, not a traceback.
         print(f"snnplast {args.command}: error: {e}", file=sys.stderr)
         return 2
+
+
+# errno -> what to do about it, for errors of the machine rather than of the input or the code.
+_MACHINE_ERRORS = {
+    errno.EACCES: "choose a folder you can write to",
+    errno.EPERM: "choose a folder you can write to",
+    errno.EROFS: "the file system is read-only: choose another folder",
+    errno.ENOSPC: "the disk is full: free space or choose another folder (a training run "
+                  "continues from its last checkpoint with --resume)",
+    errno.EDQUOT: "the disk quota is used up: free space or choose another folder (a training "
+                  "run continues from its last checkpoint with --resume)",
+}
+
+
+def machine_error(e: BaseException) -> str | None:
+    """One line for an `OSError` of the machine (permission denied, a read-only file system, a
+    full disk), naming the file and what to do; ``None`` for any other error."""
+    if not isinstance(e, OSError) or e.errno not in _MACHINE_ERRORS:
+        return None
+    where = f": {e.filename}" if e.filename else ""
+    return f"{e.strerror or type(e).__name__}{where}; {_MACHINE_ERRORS[e.errno]}"
 
 
 def is_validation_error(e: BaseException) -> bool:
