@@ -1,0 +1,99 @@
+"""The jax / jax.numpy / equinox functions a user's neuron calls, one by one: the engine's
+per-step Jacobians against ``jax.jacfwd`` of the step, and the ``Exact`` (and, where the cell is
+neuron-local, ``Diagonal``) gradient against ``jax.grad`` of a Python loop, in float64.
+
+The cells are in ``tests/primitive_cells.py``. By default a few grouped cells cover the rules
+this file was written for (ops along one axis: cumulative products and extrema, sort, argsort,
+products over an axis); ``-m slow`` runs every function of the sweep.
+"""
+
+import warnings
+
+import equinox as eqx
+import jax
+import jax.numpy as jnp
+import numpy as np
+import pytest
+from numerics import f64, loop_reference, rel
+from primitive_cells import CASES, problem
+
+import snnplast as sp
+
+
+def sq(out, y):
+    return jnp.sum((out - y) ** 2)
+
+
+def _dense_step_jacobians(cell, state, x):
+    """d new float state / d (params, state) of one step, by JAX's own AD."""
+    params, static = eqx.partition(cell, eqx.is_inexact_array)
+
+    def step(p, s):
+        new = eqx.combine(p, static)(s, x)[0]
+        return [leaf for leaf in jax.tree_util.tree_leaves(new) if eqx.is_inexact_array(leaf)]
+
+    try:
+        return jax.jit(jax.jacfwd(step, argnums=(0, 1)))(params, state)
+    except TypeError:  # a custom_vjp inside the step has reverse mode only
+        return jax.jit(jax.jacrev(step, argnums=(0, 1)))(params, state)
+
+
+def check_against_jacfwd(ts, cell, state, x):
+    """Every H and F block of the derived structure equals JAX's Jacobian of the step."""
+    H, F = ts.materialize(cell, state, x)
+    leaves = jax.tree_util.tree_leaves(state)
+    floats = [a for a, leaf in enumerate(leaves) if eqx.is_inexact_array(leaf)]
+    per_leaf = _dense_step_jacobians(cell, state, x)
+    for (dp, ds), a in zip(per_leaf, floats):
+        ds = jax.tree_util.tree_leaves(ds)
+        for b in floats:
+            np.testing.assert_allclose(H[(a, b)], ds[b], rtol=1e-12, atol=1e-12)
+        for k, block in enumerate(jax.tree_util.tree_leaves(dp)):
+            np.testing.assert_allclose(F[(a, k)], block, rtol=1e-12, atol=1e-12)
+
+
+def _grad(cell, xs, ys, method, **kw):
+    g = sp.gradients(cell, xs, ys, method=method, loss=sq, key=jax.random.PRNGKey(3), **kw)
+    return eqx.filter(g, eqx.is_inexact_array)
+
+
+def _state_after(cell, xs, steps):
+    s = cell.initial_state()
+    for t in range(steps):
+        s, _ = cell(s, xs[t])
+    return s
+
+
+# ----- default: the rules of ops along one axis, on a [n, 2] state ---------------------------
+def test_ops_along_one_axis_keep_neurons_apart_and_agree_with_jacfwd(x64):
+    """cumprod, cummax, cumlogsumexp, sort, argsort and prod along a neuron's compartments:
+    each neuron's 2x2 block only (block-diagonal H, no dense fallback), equal to jacfwd."""
+    cell = f64(CASES["axis_ops"][0](jax.random.PRNGKey(0)))
+    xs, _ = problem(cell, jax.random.PRNGKey(1))
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # a dense fallback warns
+        ts = sp.derive(cell, xs[0])
+    assert ts.h_class(0, 0) == "block-diagonal"
+    check_against_jacfwd(ts, cell, _state_after(cell, xs, 2), xs[2])
+
+
+def test_ops_along_one_axis_exact_gradient_equals_the_loop(x64):
+    cell = f64(CASES["axis_ops"][0](jax.random.PRNGKey(0)))
+    xs, ys = problem(cell, jax.random.PRNGKey(1))
+    assert rel(_grad(cell, xs, ys, sp.Exact()), loop_reference(cell, xs, ys, sq)) <= 1e-10
+
+
+# ----- slow: every function of the sweep ------------------------------------------------------
+@pytest.mark.slow
+@pytest.mark.parametrize("name", sorted(CASES))
+def test_function_jacobians_and_gradients(name, x64):
+    build, local = CASES[name]
+    cell = f64(build(jax.random.PRNGKey(0)))
+    xs, ys = problem(cell, jax.random.PRNGKey(1))
+    ts = sp.derive(cell, xs[0])
+    check_against_jacfwd(ts, cell, _state_after(cell, xs, 2), xs[2])
+    ref = loop_reference(cell, xs, ys, sq)
+    assert rel(_grad(cell, xs, ys, sp.Exact()), ref) <= 1e-10
+    if local:
+        for block in (1, None):
+            assert rel(_grad(cell, xs, ys, sp.Diagonal(), block=block), ref) <= 1e-10
