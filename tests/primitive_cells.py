@@ -168,7 +168,7 @@ def _(p, v, x):
 def _(p, v, x):
     v = leak(p, v, x) + jnp.tile(p["b2"], 2) + 0.5 * jnp.repeat(p["b2"], 2); return v, v
 
-@case("jnp.take_along_axis", True, init=lambda: jnp.asarray(np.linspace(0.1, 0.8, 2 * H).reshape(H, 2)))
+@case("jnp.take_along_axis", False, init=lambda: jnp.asarray(np.linspace(0.1, 0.8, 2 * H).reshape(H, 2)))
 def _(p, v, x):
     idx = jnp.array([[1, 0]] * H)
     i = cur(p, x)
@@ -194,22 +194,18 @@ for _n, _f in [("sinc", jnp.sinc), ("exp2", lambda a: jnp.exp2(0.3 * a)), ("log2
                ("nan_to_num", lambda a: jnp.nan_to_num(jnp.log(a))),
                ("isnan", lambda a: jnp.where(jnp.isnan(jnp.log(a)), 0.0, a)),
                ("interp", lambda a: jnp.interp(a, jnp.linspace(-2, 2, 7), jnp.tanh(jnp.linspace(-2, 2, 7)))),
-               ("expit", jss.expit), ("logit", lambda a: jss.logit(jax.nn.sigmoid(a) * 0.8 + 0.1)),
-               ("erf", jss.erf), ("gammaln", lambda a: jss.gammaln(2.0 + a * a)),
-               ("xlogy", lambda a: jss.xlogy(a, a * a + 1.0)),
-               ("xlogy(0)", lambda a: jss.xlogy(jnp.maximum(a, 0.0), jnp.abs(a) + 1.0)),
-               ("lax.reduce_precision", lambda a: lax.reduce_precision(a, exponent_bits=8, mantissa_bits=7)),
+               ("scipy.special.expit", jss.expit), ("scipy.special.logit", lambda a: jss.logit(jax.nn.sigmoid(a) * 0.8 + 0.1)),
+               ("scipy.special.erf", jss.erf), ("scipy.special.gammaln", lambda a: jss.gammaln(2.0 + a * a)),
+               ("scipy.special.xlogy", lambda a: jss.xlogy(a, a * a + 1.0)),
+               ("scipy.special.xlogy(x=0)", lambda a: jss.xlogy(jnp.maximum(a, 0.0), jnp.abs(a) + 1.0)),
                ("lax.clamp", lambda a: lax.clamp(-0.5, a, 0.7)), ("lax.rsqrt", lambda a: lax.rsqrt(1 + a * a)),
                ("lax.cbrt", lambda a: lax.cbrt(a + 3.0)), ("lax.integer_pow", lambda a: a ** 3),
                ("jnp.remainder", lambda a: jnp.remainder(a, 0.7)), ("lax.rem", lambda a: lax.rem(a, 0.7)),
                ("lax.sign", lambda a: a * lax.sign(a)), ("jnp.round", lambda a: a - 0.1 * jnp.round(a)),
                ("jnp.abs", jnp.abs), ("jnp.arctan2", lambda a: jnp.arctan2(a, 1.5)),
                ("jnp.logaddexp", lambda a: jnp.logaddexp(a, 0.3)),
-               ("erf_inv", lambda a: jax.scipy.special.erfinv(jnp.tanh(a) * 0.9)),
-               ("digamma", lambda a: jax.scipy.special.digamma(2.0 + a * a)),
-               ("cast f16", lambda a: a.astype(jnp.float16).astype(a.dtype)),
-               ("cast bf16 math", lambda a: jnp.tanh(a.astype(jnp.bfloat16)).astype(a.dtype)),
-               ("cast f32", lambda a: jnp.tanh(a.astype(jnp.float32)).astype(a.dtype))]:
+               ("scipy.special.erf_inv", lambda a: jax.scipy.special.erfinv(jnp.tanh(a) * 0.9)),
+               ("scipy.special.digamma", lambda a: jax.scipy.special.digamma(2.0 + a * a))]:
     def _mk(f):
         def g(p, v, x):
             v = p["tau"] * v + cur(p, x) + 0.3 * f(v); return v, v
@@ -237,7 +233,7 @@ def _(p, v, x):
 def _(p, v, x):
     v = jnp.einsum("i,i->i", p["tau"], v) + jnp.einsum("ij,j", p["w"], x); return v, v
 
-@case("jnp.einsum(ij,ij->i)", True, extra=lambda k: dict(M=jax.random.normal(k, (H, 2)) * 0.3),
+@case("jnp.einsum(ij,ij->i)", False, extra=lambda k: dict(M=jax.random.normal(k, (H, 2)) * 0.3),
       init=lambda: jnp.asarray(np.linspace(0.1, 0.8, 2 * H).reshape(H, 2)))
 def _(p, v, x):
     i = cur(p, x)
@@ -394,6 +390,27 @@ def _(p, v, x):
     rank = jnp.argsort(v, axis=1).astype(v.dtype)
     v = 0.5 * u + (1.0 + 0.1 * rank) * i + 0.2 * jnp.prod(jnp.tanh(v) + 1.2, axis=1, keepdims=True)
     return v, v[:, 0]
+
+
+# ---- lower precision inside a float64 step -----------------------------------------------------
+# JAX's reverse mode rounds a cotangent to the cast's precision on the way back; the engine keeps
+# its Jacobians in the state's precision. The two agree to the low precision's resolution
+# (LOW_PRECISION gives its epsilon), not to float64's.
+LOW_PRECISION = {}
+
+
+def _low(name, dtype, f):
+    def g(p, v, x):
+        v = p["tau"] * v + cur(p, x) + 0.3 * f(v); return v, v
+    case(name, True)(g)
+    LOW_PRECISION[name] = float(jnp.finfo(dtype).eps)
+
+
+_low("cast float16", jnp.float16, lambda a: a.astype(jnp.float16).astype(a.dtype))
+_low("cast bfloat16 math", jnp.bfloat16, lambda a: jnp.tanh(a.astype(jnp.bfloat16)).astype(a.dtype))
+_low("cast float32 math", jnp.float32, lambda a: jnp.tanh(a.astype(jnp.float32)).astype(a.dtype))
+_low("lax.reduce_precision", jnp.bfloat16,
+     lambda a: lax.reduce_precision(a, exponent_bits=8, mantissa_bits=7))
 
 
 # ---- an integer input: eqx.nn.Embedding ---------------------------------------------------------
