@@ -48,6 +48,10 @@ def v0():
     return jnp.asarray(np.linspace(0.1, 0.7, H))
 
 
+def _v2():
+    return jnp.asarray(np.linspace(0.1, 0.8, 2 * H).reshape(H, 2))
+
+
 CASES = {}
 
 
@@ -377,11 +381,7 @@ _eqx("eqx.nn.MultiheadAttention(self over state)", False,
      lambda p, v, x: ((vv := p["tau"] * v + cur(p, x) + 0.3 * p["m"](v[:, None], v[:, None], v[:, None])[:, 0]), vv))
 
 
-# ---- ops along one axis, grouped (the default test) -------------------------------------------
-def _v2():
-    return jnp.asarray(np.linspace(0.1, 0.8, 2 * H).reshape(H, 2))
-
-
+# ---- ops along one axis on a [n, 2] state, grouped ----------------------------------------------
 @case("axis_ops", False, init=_v2)
 def _(p, v, x):
     i = cur(p, x)[:, None]
@@ -389,6 +389,17 @@ def _(p, v, x):
          + 0.2 * lax.cumlogsumexp(v, axis=1, reverse=True) + 0.3 * jnp.sort(v, axis=1))
     rank = jnp.argsort(v, axis=1).astype(v.dtype)
     v = 0.5 * u + (1.0 + 0.1 * rank) * i + 0.2 * jnp.prod(jnp.tanh(v) + 1.2, axis=1, keepdims=True)
+    return v, v[:, 0]
+
+
+# ---- per-neuron indexing under jax.vmap (gather / scatter with batch dims), grouped ------------
+@case("vmapped_indexing", False, init=_v2)
+def _(p, v, x):
+    i = cur(p, x)
+    k = (v[:, 0] > v[:, 1]).astype(jnp.int32)  # which compartment leads, per neuron
+    lead = jax.vmap(lambda u, j: u[j])(v, k)
+    swapped = jnp.take_along_axis(v, jnp.stack([1 - k, k], -1), axis=1)
+    v = jax.vmap(lambda u, j, a: u.at[j].set(a))(0.6 * swapped, k, 0.5 * lead + i)
     return v, v[:, 0]
 
 

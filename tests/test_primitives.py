@@ -64,11 +64,14 @@ def _state_after(cell, xs, steps):
     return s
 
 
-# ----- default: the rules of ops along one axis, on a [n, 2] state ---------------------------
-def test_ops_along_one_axis_keep_neurons_apart_and_agree_with_jacfwd(x64):
-    """cumprod, cummax, cumlogsumexp, sort, argsort and prod along a neuron's compartments:
-    each neuron's 2x2 block only (block-diagonal H, no dense fallback), equal to jacfwd."""
-    cell = f64(CASES["axis_ops"][0](jax.random.PRNGKey(0)))
+# ----- default: rules that keep a neuron's compartments apart from other neurons -------------
+@pytest.mark.parametrize("name", [
+    "axis_ops",  # cumprod, cummax, cumlogsumexp, sort, argsort, prod along the compartments
+    "vmapped_indexing",  # jax.vmap of u[k] and u.at[k].set, take_along_axis: batched gathers
+])
+def test_structure_kept_and_jacobians_agree_with_jacfwd(name, x64):
+    """Each neuron's 2x2 block only (block-diagonal H, no dense fallback), equal to jacfwd."""
+    cell = f64(CASES[name][0](jax.random.PRNGKey(0)))
     xs, _ = problem(cell, jax.random.PRNGKey(1))
     with warnings.catch_warnings():
         warnings.simplefilter("error")  # a dense fallback warns
