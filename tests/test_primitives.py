@@ -100,6 +100,16 @@ def test_lower_precision_inside_the_step_derives_and_agrees(name, x64):
     assert error <= 4 * LOW_PRECISION[name]
 
 
+def test_linear_solve_falls_back_densely_and_agrees(x64):
+    """jnp.linalg.solve (custom_linear_solve) has no rule; its dense fallback crashed on the
+    symbolic zero tangents JAX's own JVP of it refuses."""
+    cell = f64(CASES["jnp.linalg.solve"][0](jax.random.PRNGKey(0)))
+    xs, _ = problem(cell, jax.random.PRNGKey(1))
+    with pytest.warns(UserWarning, match="custom_linear_solve"):
+        ts = sp.derive(cell, xs[0])
+    check_against_jacfwd(ts, cell, _state_after(cell, xs, 2), xs[2])
+
+
 # ----- slow: every function of the sweep ------------------------------------------------------
 @pytest.mark.slow
 @pytest.mark.parametrize("name", sorted(CASES))

@@ -398,6 +398,30 @@ def _dynamic_slice_rule(ctx: RuleContext):
     return [row + [None] * len(starts)]
 
 
+def _forward_jacobian(ctx: RuleContext, k: int) -> list:
+    """Each output's Jacobian w.r.t. input `k` by forward mode, the other floating inputs given
+    explicit zero tangents: JAX's own JVP of ``custom_linear_solve`` (``jnp.linalg.solve``)
+    fails on the symbolic zeros ``jax.jacfwd`` would pass for them."""
+    x = ctx.invals[k]
+    floats = [j for j, v in enumerate(ctx.invals) if is_float(jnp.result_type(v))]
+
+    def g(*float_args):
+        args = list(ctx.invals)
+        for j, v in zip(floats, float_args):
+            args[j] = v
+        return ctx.bind(*args)
+
+    def push(t):
+        tangents = tuple(t if j == k else jnp.zeros_like(ctx.invals[j]) for j in floats)
+        return jax.jvp(g, tuple(ctx.invals[j] for j in floats), tangents)[1]
+
+    n = math.prod(jnp.shape(x))
+    basis = jnp.eye(n, dtype=jnp.result_type(x)).reshape((n, *jnp.shape(x)))
+    cols = jax.vmap(push)(basis)  # per output: [n, *out_shape]
+    return [jnp.moveaxis(c, 0, -1).reshape(jnp.shape(c)[1:] + jnp.shape(x))
+            if is_float(out.dtype) else None for c, out in zip(cols, ctx.outvals)]
+
+
 def dense_fallback(ctx: RuleContext):
     """Dense Jacobians by JAX's own AD, for primitives with no structured rule."""
     rows = [[None] * len(ctx.invals) for _ in ctx.outvals]
@@ -411,7 +435,7 @@ def dense_fallback(ctx: RuleContext):
             return ctx.bind(*args)
 
         try:
-            jacs = jax.jacfwd(f)(ctx.invals[k])
+            jacs = _forward_jacobian(ctx, k)
         except TypeError:  # custom_vjp bodies support reverse mode only
             jacs = jax.jacrev(f)(ctx.invals[k])
         for n, (jac, out) in enumerate(zip(jacs, ctx.outvals)):
