@@ -68,6 +68,7 @@ def _state_after(cell, xs, steps):
 @pytest.mark.parametrize("name", [
     "axis_ops",  # cumprod, cummax, cumlogsumexp, sort, argsort, prod along the compartments
     "vmapped_indexing",  # jax.vmap of u[k] and u.at[k].set, take_along_axis: batched gathers
+    "cholesky/triangular_solve(2x2)",  # a learnable 2x2 coupling of each neuron's compartments
 ])
 def test_structure_kept_and_jacobians_agree_with_jacfwd(name, x64):
     """Each neuron's 2x2 block only (block-diagonal H, no dense fallback), equal to jacfwd."""

@@ -1,11 +1,14 @@
 """Jacobian rules of the ops that work slice by slice along one axis: cumulative products and
 extrema (``jnp.cumprod``, ``lax.cummax``, ``lax.cumlogsumexp``), ``sort`` (and ``argsort``, a
-sort with an index operand), and reductions other than a sum (``jnp.prod``).
+sort with an index operand), reductions other than a sum (``jnp.prod``), and a triangular
+solve (``jax.scipy.linalg.solve_triangular``, each column of its right-hand side on its own).
 
 Each output slice along the op's axis depends only on the matching input slice, so every other
 dim is an identity tie: a ``[n, 2]`` state sorted or multiplied along its compartments stays per
 neuron, and only the axis itself is a small dense block per slice (by JAX's forward mode on one
 slice, vmapped over the rest). Without these rules the ops were dense fallbacks over all dims.
+:func:`tied_jvp` is the general form (any op known to work independently along some dims), which
+the batched gathers and scatters of ``jax.vmap`` use too.
 """
 
 from __future__ import annotations
@@ -16,8 +19,8 @@ import jax
 import jax.numpy as jnp
 
 from ._dtype import is_float
-from ._rules import RuleContext, register_rule
-from ._sjac import SJac
+from ._rules import RuleContext, _forward_jacobian, register_rule
+from ._sjac import SJac, dense
 
 
 def _slice_jacobian(ctx: RuleContext, axis: int, n: int, k: int) -> SJac:
@@ -44,6 +47,53 @@ def _slice_jacobian(ctx: RuleContext, axis: int, n: int, k: int) -> SJac:
     keys = tuple((d, d) for d in others) + ((axis, None), (None, axis))
     ties = frozenset((d, d) for d in others)
     return SJac(shape, ctx.in_shapes[k], ties, val, keys, all(ctx.static))
+
+
+def tied_jvp(ctx: RuleContext, k: int, ties) -> SJac:
+    """Jacobian of output 0 w.r.t. input `k` where the op works independently along the tied
+    dims (``(out_dim, in_dim)``: the batch dims of a vmapped ``u[k]`` or ``u.at[k].set``) and
+    its values may differ from one slice to the next: one JVP per element of the untied input
+    dims, with a tangent that is 1 there in every slice at once."""
+    x, in_shape, out_shape = ctx.invals[k], ctx.in_shapes[k], ctx.out_shapes[0]
+    tied_o = dict(ties)
+    tied_i = sorted(tied_o.values())
+    free = [i for i in range(len(in_shape)) if i not in tied_i]
+    free_shape = tuple(in_shape[i] for i in free)
+
+    def push(e):
+        args = list(ctx.invals)
+
+        def f(a):
+            args[k] = a
+            return ctx.bind(*args)[0]
+
+        tangent = jnp.broadcast_to(jnp.expand_dims(e, tuple(tied_i)), in_shape)
+        return jax.jvp(f, (x,), (tangent,))[1]
+
+    m = math.prod(free_shape)
+    basis = jnp.eye(m, dtype=x.dtype).reshape((m, *free_shape))
+    jac = jnp.moveaxis(jax.vmap(push)(basis), 0, -1).reshape(out_shape + free_shape)
+    keys = tuple((o, tied_o[o]) if o in tied_o else (o, None) for o in range(len(out_shape)))
+    keys += tuple((None, i) for i in free)
+    const = all(s for j, s in enumerate(ctx.static) if j != k)
+    return SJac(out_shape, in_shape, frozenset(ties), jac, keys, const)
+
+
+def _triangular_solve_rule(ctx: RuleContext):
+    """``lax.linalg.triangular_solve(a, b)``: each column of ``b`` (each row, with
+    ``left_side=False``) and each batch is solved on its own, so those dims of ``b`` are ties;
+    ``a`` (a small learnable coupling, usually) is dense."""
+    b_shape = ctx.in_shapes[1]
+    nd = len(b_shape)
+    row = [None, None]
+    if ctx.wrt[0]:
+        row[0] = dense(ctx.out_shapes[0], ctx.in_shapes[0], _forward_jacobian(ctx, 0)[0],
+                       const=all(ctx.static))
+    if ctx.wrt[1]:
+        solo = nd - 1 if ctx.params["left_side"] else nd - 2
+        ties = [(d, d) for d in range(nd - 2)] + [(solo, solo)]
+        row[1] = tied_jvp(ctx, 1, ties)
+    return [row]
 
 
 def _along(axis_param: str):
@@ -84,3 +134,4 @@ for _name in ("cumprod", "cummax", "cummin", "cumlogsumexp"):
     register_rule(_name, _along("axis"))
 register_rule("sort", _along("dimension"))
 register_rule("reduce_prod", _reduction_rule)
+register_rule("triangular_solve", _triangular_solve_rule)

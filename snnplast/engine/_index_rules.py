@@ -13,13 +13,12 @@ dims is that of the same op on operands cut to size 1 along the tied dims, by JA
 
 from __future__ import annotations
 
-import math
-
 import jax
 import jax.numpy as jnp
 import numpy as np
 from jax import lax
 
+from ._axis_rules import tied_jvp
 from ._rules import RuleContext, _elementwise, _jvp_derivative, dense_fallback, register_rule
 from ._sjac import SJac
 
@@ -121,36 +120,6 @@ def _tied_linear(ctx: RuleContext, k: int, ties, cut_args, params=None) -> SJac:
     return SJac(out_shape, in_shape, frozenset(ties), val, keys, const)
 
 
-def _tied_jvp(ctx: RuleContext, k: int, ties) -> SJac:
-    """Jacobian of output 0 w.r.t. input `k` where the op works independently along the tied
-    dims (``(out_dim, in_dim)``: the batch dims of a vmapped ``u[k]`` or ``u.at[k].set``) and
-    its values may differ from one slice to the next: one JVP per element of the untied input
-    dims, with a tangent that is 1 there in every slice at once."""
-    x, in_shape, out_shape = ctx.invals[k], ctx.in_shapes[k], ctx.out_shapes[0]
-    tied_o = dict(ties)
-    tied_i = sorted(tied_o.values())
-    free = [i for i in range(len(in_shape)) if i not in tied_i]
-    free_shape = tuple(in_shape[i] for i in free)
-
-    def push(e):
-        args = list(ctx.invals)
-
-        def f(a):
-            args[k] = a
-            return ctx.bind(*args)[0]
-
-        tangent = jnp.broadcast_to(jnp.expand_dims(e, tuple(tied_i)), in_shape)
-        return jax.jvp(f, (x,), (tangent,))[1]
-
-    m = math.prod(free_shape)
-    basis = jnp.eye(m, dtype=x.dtype).reshape((m, *free_shape))
-    jac = jnp.moveaxis(jax.vmap(push)(basis), 0, -1).reshape(out_shape + free_shape)
-    keys = tuple((o, tied_o[o]) if o in tied_o else (o, None) for o in range(len(out_shape)))
-    keys += tuple((None, i) for i in free)
-    const = all(s for j, s in enumerate(ctx.static) if j != k)
-    return SJac(out_shape, in_shape, frozenset(ties), jac, keys, const)
-
-
 def _batched_scatter_updates(ctx: RuleContext, dn) -> SJac:
     """d out / d updates of a scatter with batch dims (``jax.vmap`` of ``u.at[k].set``)."""
     operand, indices, updates = ctx.invals
@@ -162,7 +131,7 @@ def _batched_scatter_updates(ctx: RuleContext, dn) -> SJac:
     ties += [(d, u) for d, u in zip(window, dn.update_window_dims)
              if updates.shape[u] == operand.shape[d]
              and d not in dn.scatter_dims_to_operand_dims]
-    return _tied_jvp(ctx, 2, ties)
+    return tied_jvp(ctx, 2, ties)
 
 
 def _scatter_rule(ctx: RuleContext):
@@ -206,7 +175,7 @@ def _gather_rule(ctx: RuleContext):
                   if d not in dn.collapsed_slice_dims and d not in dn.operand_batching_dims]
         ties += [(o, d) for o, d in zip(dn.offset_dims, window)
                  if sizes[d] == operand.shape[d] and d not in dn.start_index_map]
-        return [[_tied_jvp(ctx, 0, ties), None]]
+        return [[tied_jvp(ctx, 0, ties), None]]
     window = [d for d in range(operand.ndim) if d not in dn.collapsed_slice_dims]
     ties = [(o, d) for o, d in zip(dn.offset_dims, window)
             if sizes[d] == operand.shape[d] and d not in dn.start_index_map]
