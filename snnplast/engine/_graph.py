@@ -94,7 +94,7 @@ class StepGraph:
         # Every Jacobian is kept in the traces' dtype: a step that computes part of its work in
         # another precision (a float16 / bfloat16 cast, a float32 helper in a float64 model)
         # would otherwise mix dtypes in the products, which strict promotion refuses.
-        self.jac_dtype = state_dtype([n.dtype for n in self.s_nodes])
+        self.jac_dtype = state_dtype(self.s_nodes)
         self.x_nodes = [aval(a, f"x{k}") for k, a in enumerate(x_leaves)]
         self.flat: Flat = Flat()
         for n in self.s_nodes + self.x_nodes + self.p_nodes:
