@@ -407,6 +407,41 @@ def _(p, v, x):
     return v, v[:, 0]
 
 
+# ---- the default tests' two cells: several fixes each, to keep the default suite short ----------
+@case("compartment_rules", False, init=_v2,
+      extra=lambda k: dict(C=jnp.array([[1.0, 0.3], [0.2, 0.8]])))
+def _(p, v, x):
+    """Ops along the compartments, vmapped per-neuron indexing, a triangular solve."""
+    i = cur(p, x)
+    u = (jnp.cumprod(jax.nn.sigmoid(v), axis=1) + lax.cummax(jnp.tanh(v), axis=1)
+         + 0.3 * jnp.sort(v, axis=1) + 0.1 * jnp.argsort(v, axis=1).astype(v.dtype))
+    k = (v[:, 0] > v[:, 1]).astype(jnp.int32)
+    lead = jax.vmap(lambda row, j: row[j])(v, k)
+    u = jax.vmap(lambda row, j, a: row.at[j].set(a))(0.5 * u, k, 0.5 * lead + i)
+    L = jnp.linalg.cholesky(p["C"] @ p["C"].T + jnp.eye(2))
+    r = jax.scipy.linalg.solve_triangular(L, v.T, lower=True).T
+    v = u + 0.3 * r + 0.2 * jnp.prod(jnp.tanh(v) + 1.2, axis=1, keepdims=True)
+    return v, v[:, 0]
+
+
+def _crashed_before(key):
+    """An int64 token through eqx.nn.Embedding, jnp.linalg.solve, bfloat16 math."""
+    k1, k2 = jax.random.split(key)
+    p = {**_base_params(key), "emb": eqx.nn.Embedding(7, H, key=k1),
+         "A": jnp.eye(H) * 2.0 + jax.random.normal(k2, (H, H)) * 0.2}
+
+    def f(p, v, tok):
+        i = p["emb"](tok)
+        low = jnp.tanh(v.astype(jnp.bfloat16)).astype(v.dtype)
+        v = p["tau"] * v + jnp.linalg.solve(p["A"], i + 0.3 * v) + 0.3 * low
+        return v, v
+
+    return FnCell(p, f, v0, int_inputs=7)
+
+
+CASES["crashed_before"] = (_crashed_before, False)
+
+
 # ---- lower precision inside a float64 step -----------------------------------------------------
 # JAX's reverse mode rounds a cotangent to the cast's precision on the way back; the engine keeps
 # its Jacobians in the state's precision. The two agree to the low precision's resolution
@@ -426,6 +461,7 @@ _low("cast bfloat16 math", jnp.bfloat16, lambda a: jnp.tanh(a.astype(jnp.bfloat1
 _low("cast float32 math", jnp.float32, lambda a: jnp.tanh(a.astype(jnp.float32)).astype(a.dtype))
 _low("lax.reduce_precision", jnp.bfloat16,
      lambda a: lax.reduce_precision(a, exponent_bits=8, mantissa_bits=7))
+LOW_PRECISION["crashed_before"] = LOW_PRECISION["cast bfloat16 math"]
 
 
 # ---- an integer input: eqx.nn.Embedding ---------------------------------------------------------

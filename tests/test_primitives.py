@@ -2,9 +2,8 @@
 per-step Jacobians against ``jax.jacfwd`` of the step, and the ``Exact`` (and, where the cell is
 neuron-local, ``Diagonal``) gradient against ``jax.grad`` of a Python loop, in float64.
 
-The cells are in ``tests/primitive_cells.py``. By default a few grouped cells cover the rules
-this file was written for (ops along one axis: cumulative products and extrema, sort, argsort,
-products over an axis); ``-m slow`` runs every function of the sweep.
+The cells are in ``tests/primitive_cells.py``. By default two grouped cells cover the fixes this
+file was written for; ``-m slow`` runs every function of the sweep, one cell each.
 """
 
 import warnings
@@ -81,7 +80,36 @@ def _state_after(cell, xs, steps):
     return s
 
 
-# ----- default: rules that keep a neuron's compartments apart from other neurons -------------
+# ----- default: two cells, several fixes each ----------------------------------------------------
+def test_compartment_rules_keep_structure_and_agree_with_jacfwd(x64):
+    """cumprod, cummax, sort, argsort, prod along a [n, 2] state's compartments, jax.vmap of
+    u[k] and u.at[k].set (gathers and scatters with batch dims), a triangular solve against a
+    learnable 2x2 coupling: each neuron keeps its own 2x2 block (block-diagonal H; before, each
+    was a dense fallback, most with a warning), and every block equals jacfwd's."""
+    cell = f64(CASES["compartment_rules"][0](jax.random.PRNGKey(0)))
+    xs, _ = problem(cell, jax.random.PRNGKey(1))
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # a dense fallback warns
+        ts = sp.derive(cell, xs[0])
+    assert ts.h_class(0, 0) == "block-diagonal"
+    check_against_jacfwd(ts, cell, _state_after(cell, xs, 2), xs[2])
+
+
+def test_steps_that_crashed_derive_and_agree(x64):
+    """Three steps that crashed derive: an int64 token through eqx.nn.Embedding (the
+    dynamic_slice rule compared it with int32 positions), jnp.linalg.solve (JAX's JVP of
+    custom_linear_solve refuses the symbolic zeros the dense fallback passed), bfloat16 math in a
+    float64 step (mixed dtypes in the products). Jacobians equal jacfwd's (the gradients: the
+    slow matrix below, to bfloat16's resolution since JAX's reverse mode rounds there)."""
+    cell = f64(CASES["crashed_before"][0](jax.random.PRNGKey(0)))
+    xs, _ = problem(cell, jax.random.PRNGKey(1))
+    assert xs.dtype == jnp.int64
+    with pytest.warns(UserWarning, match="custom_linear_solve"):  # dense, and says so
+        ts = sp.derive(cell, xs[0])
+    check_against_jacfwd(ts, cell, _state_after(cell, xs, 2), xs[2])
+
+
+@pytest.mark.slow
 @pytest.mark.parametrize("name", [
     "axis_ops",  # cumprod, cummax, cumlogsumexp, sort, argsort, prod along the compartments
     "vmapped_indexing",  # jax.vmap of u[k] and u.at[k].set, take_along_axis: batched gathers
@@ -92,49 +120,10 @@ def test_structure_kept_and_jacobians_agree_with_jacfwd(name, x64):
     cell = f64(CASES[name][0](jax.random.PRNGKey(0)))
     xs, _ = problem(cell, jax.random.PRNGKey(1))
     with warnings.catch_warnings():
-        warnings.simplefilter("error")  # a dense fallback warns
+        warnings.simplefilter("error")
         ts = sp.derive(cell, xs[0])
     assert ts.h_class(0, 0) == "block-diagonal"
     check_against_jacfwd(ts, cell, _state_after(cell, xs, 2), xs[2])
-
-
-def test_ops_along_one_axis_exact_gradient_equals_the_loop(x64):
-    cell = f64(CASES["axis_ops"][0](jax.random.PRNGKey(0)))
-    xs, ys = problem(cell, jax.random.PRNGKey(1))
-    assert rel(_grad(cell, xs, ys, sp.Exact()), loop_reference(cell, xs, ys, sq)) <= 1e-10
-
-
-# ----- default: a step that computes part of its work in a lower precision -------------------------
-@pytest.mark.parametrize("name", ["cast bfloat16 math"])
-def test_lower_precision_inside_the_step_derives_and_agrees(name, x64):
-    """A bfloat16 / float16 / float32 cast inside a float64 step crashed derive (mixed dtypes in
-    the products under strict promotion). The Jacobians equal jacfwd's; the gradient equals the
-    loop's to the low precision's resolution (JAX's reverse mode rounds cotangents there)."""
-    cell = f64(CASES[name][0](jax.random.PRNGKey(0)))
-    xs, ys = problem(cell, jax.random.PRNGKey(1))
-    ts = sp.derive(cell, xs[0])
-    check_against_jacfwd(ts, cell, _state_after(cell, xs, 2), xs[2])
-    error = rel(_grad(cell, xs, ys, sp.Exact()), loop_reference(cell, xs, ys, sq))
-    assert error <= 4 * LOW_PRECISION[name]
-
-
-def test_linear_solve_falls_back_densely_and_agrees(x64):
-    """jnp.linalg.solve (custom_linear_solve) has no rule; its dense fallback crashed on the
-    symbolic zero tangents JAX's own JVP of it refuses."""
-    cell = f64(CASES["jnp.linalg.solve"][0](jax.random.PRNGKey(0)))
-    xs, _ = problem(cell, jax.random.PRNGKey(1))
-    with pytest.warns(UserWarning, match="custom_linear_solve"):
-        ts = sp.derive(cell, xs[0])
-    check_against_jacfwd(ts, cell, _state_after(cell, xs, 2), xs[2])
-
-
-def test_an_int64_index_derives(x64):
-    """eqx.nn.Embedding on an int64 token (x64): the dynamic_slice rule compared the start with
-    int32 positions, a promotion error under strict promotion."""
-    cell = f64(CASES["eqx.nn.Embedding(int input)"][0](jax.random.PRNGKey(0)))
-    xs, _ = problem(cell, jax.random.PRNGKey(1))
-    assert xs.dtype == jnp.int64
-    check_against_jacfwd(sp.derive(cell, xs[0]), cell, _state_after(cell, xs, 2), xs[2])
 
 
 # ----- slow: every function of the sweep ------------------------------------------------------
