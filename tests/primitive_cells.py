@@ -37,11 +37,11 @@ class FnCell(sp.Cell):
 
 def _base_params(key):
     k = jax.random.split(key, 8)
-    return dict(
-        w=jax.random.normal(k[0], (H, N_IN)) * 0.6,
-        tau=jax.random.uniform(k[1], (H,), minval=0.5, maxval=0.95),
-        b=jax.random.normal(k[2], (H,)) * 0.3,
-    )
+    return {
+        "w": jax.random.normal(k[0], (H, N_IN)) * 0.6,
+        "tau": jax.random.uniform(k[1], (H,), minval=0.5, maxval=0.95),
+        "b": jax.random.normal(k[2], (H,)) * 0.3,
+    }
 
 
 def v0():
@@ -168,7 +168,7 @@ def _(p, v, x):
     rank = jnp.argsort(jnp.argsort(v)).astype(v.dtype)
     v = p["tau"] * v + cur(p, x) * (1.0 + rank / H); return v, v
 
-@case("jnp.tile/repeat(param)", True, extra=lambda k: dict(b2=jax.random.normal(k, (H // 2,))))
+@case("jnp.tile/repeat(param)", True, extra=lambda k: {"b2": jax.random.normal(k, (H // 2,))})
 def _(p, v, x):
     v = leak(p, v, x) + jnp.tile(p["b2"], 2) + 0.5 * jnp.repeat(p["b2"], 2); return v, v
 
@@ -183,7 +183,7 @@ def _(p, v, x):
 def _(p, v, x):
     v = leak(p, v, x); return jnp.where(v > 0.8, 0.0, v), v
 
-@case("jnp.clip(array bounds)", True, extra=lambda k: dict(lo=-jnp.ones(H) * 0.5, hi=jnp.ones(H) * 0.6))
+@case("jnp.clip(array bounds)", True, extra=lambda k: {"lo": -jnp.ones(H) * 0.5, "hi": jnp.ones(H) * 0.6})
 def _(p, v, x):
     v = jnp.clip(leak(p, v, x), p["lo"], p["hi"]); return v, v
 
@@ -229,7 +229,7 @@ def _(p, v, x):
     v = leak(p, v, x) * (1 + 0.1 * c); return v, v
 
 # ---- matrices -----------------------------------------------------------------------------------
-@case("jnp.einsum(ij,j)", False, extra=lambda k: dict(R=jax.random.normal(k, (H, H)) * 0.2))
+@case("jnp.einsum(ij,j)", False, extra=lambda k: {"R": jax.random.normal(k, (H, H)) * 0.2})
 def _(p, v, x):
     v = p["tau"] * v + jnp.einsum("ij,j->i", p["R"], v) + jnp.einsum("ij,j->i", p["w"], x); return v, v
 
@@ -237,42 +237,42 @@ def _(p, v, x):
 def _(p, v, x):
     v = jnp.einsum("i,i->i", p["tau"], v) + jnp.einsum("ij,j", p["w"], x); return v, v
 
-@case("jnp.einsum(ij,ij->i)", False, extra=lambda k: dict(M=jax.random.normal(k, (H, 2)) * 0.3),
+@case("jnp.einsum(ij,ij->i)", False, extra=lambda k: {"M": jax.random.normal(k, (H, 2)) * 0.3},
       init=lambda: jnp.asarray(np.linspace(0.1, 0.8, 2 * H).reshape(H, 2)))
 def _(p, v, x):
     i = cur(p, x)
     s = jnp.einsum("ij,ij->i", p["M"], v)
     v = p["tau"][:, None] * v + (i + 0.2 * s)[:, None]; return v, s
 
-@case("jnp.outer", True, extra=lambda k: dict(a=jax.random.normal(k, (H,)), c=jax.random.normal(jax.random.fold_in(k, 1), (N_IN,))))
+@case("jnp.outer", True, extra=lambda k: {"a": jax.random.normal(k, (H,)), "c": jax.random.normal(jax.random.fold_in(k, 1), (N_IN,))})
 def _(p, v, x):
     v = p["tau"] * v + jnp.outer(p["a"], p["c"]) @ x; return v, v
 
-@case("jnp.kron", False, extra=lambda k: dict(A=jax.random.normal(k, (2, 2)) * 0.3))
+@case("jnp.kron", False, extra=lambda k: {"A": jax.random.normal(k, (2, 2)) * 0.3})
 def _(p, v, x):
     v = leak(p, v, x) + jnp.kron(p["A"], jnp.eye(2)) @ v; return v, v
 
-@case("jnp.diag", True, extra=lambda k: dict(d=jax.random.normal(k, (H,)) * 0.3))
+@case("jnp.diag", True, extra=lambda k: {"d": jax.random.normal(k, (H,)) * 0.3})
 def _(p, v, x):
     v = leak(p, v, x) + jnp.diag(p["d"]) @ v; return v, v
 
-@case("jnp.diagonal/trace", True, extra=lambda k: dict(M=jax.random.normal(k, (H, H)) * 0.3))
+@case("jnp.diagonal/trace", True, extra=lambda k: {"M": jax.random.normal(k, (H, H)) * 0.3})
 def _(p, v, x):
     v = leak(p, v, x) + jnp.diagonal(p["M"]) * v + 0.1 * jnp.trace(p["M"]) * v; return v, v
 
-@case("jnp.tril/triu", False, extra=lambda k: dict(R=jax.random.normal(k, (H, H)) * 0.3))
+@case("jnp.tril/triu", False, extra=lambda k: {"R": jax.random.normal(k, (H, H)) * 0.3})
 def _(p, v, x):
     v = leak(p, v, x) + jnp.tril(p["R"], -1) @ v + 0.5 * jnp.triu(p["R"], 1) @ jnp.tanh(v); return v, v
 
-@case("jnp.polyval", True, extra=lambda k: dict(c=jnp.array([0.1, -0.2, 0.5, 0.0])))
+@case("jnp.polyval", True, extra=lambda k: {"c": jnp.array([0.1, -0.2, 0.5, 0.0])})
 def _(p, v, x):
     v = p["tau"] * v + cur(p, x) + jnp.polyval(p["c"], v); return v, v
 
-@case("jnp.linalg.solve", False, extra=lambda k: dict(A=jnp.eye(H) * 2.0 + jax.random.normal(k, (H, H)) * 0.2))
+@case("jnp.linalg.solve", False, extra=lambda k: {"A": jnp.eye(H) * 2.0 + jax.random.normal(k, (H, H)) * 0.2})
 def _(p, v, x):
     v = p["tau"] * v + jnp.linalg.solve(p["A"], cur(p, x) + 0.3 * v); return v, v
 
-@case("cholesky/triangular_solve(2x2)", False, extra=lambda k: dict(C=jnp.array([[1.0, 0.3], [0.2, 0.8]])),
+@case("cholesky/triangular_solve(2x2)", False, extra=lambda k: {"C": jnp.array([[1.0, 0.3], [0.2, 0.8]])},
       init=lambda: jnp.asarray(np.linspace(0.1, 0.8, 2 * H).reshape(H, 2)))
 def _(p, v, x):
     A = p["C"] @ p["C"].T + jnp.eye(2)
@@ -409,7 +409,7 @@ def _(p, v, x):
 
 # ---- the default tests' two cells: several fixes each, to keep the default suite short ----------
 @case("compartment_rules", False, init=_v2,
-      extra=lambda k: dict(C=jnp.array([[1.0, 0.3], [0.2, 0.8]])))
+      extra=lambda k: {"C": jnp.array([[1.0, 0.3], [0.2, 0.8]])})
 def _(p, v, x):
     """Ops along the compartments, vmapped per-neuron indexing, a triangular solve."""
     i = cur(p, x)

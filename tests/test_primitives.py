@@ -57,22 +57,6 @@ def _grad(cell, xs, ys, method, **kw):
     return eqx.filter(g, eqx.is_inexact_array)
 
 
-def forward_reference(cell, xs, ys):
-    """:func:`numerics.loop_reference` by forward mode, for a step reverse mode cannot go
-    through (a ``lax.while_loop``)."""
-    params, static = eqx.partition(cell, eqx.is_inexact_array)
-
-    def total(p):
-        c = eqx.combine(p, static)
-        s, acc = c.initial_state(), 0.0
-        for t in range(xs.shape[0]):
-            s, o = c(s, xs[t])
-            acc = acc + sq(o, ys[t])
-        return acc
-
-    return jax.jit(jax.jacfwd(total))(params)
-
-
 def _state_after(cell, xs, steps):
     s = cell.initial_state()
     for t in range(steps):
@@ -135,8 +119,7 @@ def test_function_jacobians_and_gradients(name, x64):
     xs, ys = problem(cell, jax.random.PRNGKey(1))
     ts = sp.derive(cell, xs[0])
     check_against_jacfwd(ts, cell, _state_after(cell, xs, 2), xs[2])
-    reference = forward_reference if name in FORWARD_ONLY else loop_reference
-    ref = reference(cell, xs, ys)
+    ref = loop_reference(cell, xs, ys, sq, forward=name in FORWARD_ONLY)
     tol = 4 * LOW_PRECISION.get(name, 2.5e-11)
     assert rel(_grad(cell, xs, ys, sp.Exact()), ref) <= tol
     if local:

@@ -122,7 +122,7 @@ def _tied_linear(ctx: RuleContext, k: int, ties, cut_args, params=None) -> SJac:
 
 def _batched_scatter_updates(ctx: RuleContext, dn) -> SJac:
     """d out / d updates of a scatter with batch dims (``jax.vmap`` of ``u.at[k].set``)."""
-    operand, indices, updates = ctx.invals
+    operand, _, updates = ctx.invals
     scatter_dims = [d for d in range(updates.ndim) if d not in dn.update_window_dims]
     ties = [(o, scatter_dims[i])
             for o, i in zip(dn.operand_batching_dims, dn.scatter_indices_batching_dims)]

@@ -391,8 +391,9 @@ def _dynamic_slice_rule(ctx: RuleContext):
         s = jnp.clip(starts[d], 0, in_shape[d] - out_shape[d])
         # In the start's own integer type: an int64 index (x64) against int32 positions is a
         # promotion error under strict promotion.
-        pos = lambda n: jnp.arange(n, dtype=jnp.result_type(s))  # noqa: E731
-        sel = jnp.asarray(pos(in_shape[d])[None, :] == s + pos(out_shape[d])[:, None], x.dtype)
+        index = jnp.result_type(s)
+        sel = jnp.asarray(jnp.arange(in_shape[d], dtype=index)[None, :]
+                          == s + jnp.arange(out_shape[d], dtype=index)[:, None], x.dtype)
         val = jnp.einsum("...,ab->...ab", val, sel)
         keys += [(d, None), (None, d)]
     row = [SJac(out_shape, in_shape, ties, val, tuple(keys), all(ctx.static[1:]))]
