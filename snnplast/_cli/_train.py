@@ -39,8 +39,8 @@ def add_run_options(p, *, lam_help: str, out_help: str) -> None:
     p.add_argument(
         "--data",
         default=_default("data"),
-        help="'speech' (spoken digits, made on first use), 'synth', 'shd', a folder of SHD "
-        "files, or a folder of labelled recordings (default %(default)s)",
+        help="'speech' (spoken digits, made on first use), 'synth', 'shd', 'ssc', a folder of "
+        "SHD or SSC files, or a folder of labelled recordings (default %(default)s)",
     )
     p.add_argument(
         "--model",

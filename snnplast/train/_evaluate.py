@@ -204,8 +204,8 @@ def evaluate(
 
     - `run_dir`: a folder written by ``snnplast train`` (``model.eqx``, ``model.json``,
       ``summary.json``).
-    - `data`: ``"speech"``, ``"synth"``, ``"shd"``, a folder of SHD files (its test split is
-      used) or a folder of WAV files.
+    - `data`: ``"speech"``, ``"synth"``, ``"shd"``, ``"ssc"``, a folder of SHD or SSC files
+      (its test split is used) or a folder of WAV files.
     - `labels`: a CSV ``file,label[,speaker]`` for a WAV folder whose names carry no labels.
     - `out`: where to write the files.
     - `batch`: samples per evaluation call (memory only).
