@@ -162,3 +162,106 @@ def test_bad_layouts_are_one_line_and_leave_nothing(tmp_path, capsys, case):
     assert code == 2 and err.startswith("snnplast data: error:") and "\n" not in err
     assert culprit in err
     assert sorted(os.listdir(tmp_path)) == ["in"]
+
+
+def test_audiomnist_one_folder_per_speaker(tmp_path):
+    # AudioMNIST: data/SPEAKER/DIGIT_SPEAKER_INDEX.wav at 48 kHz; the folders are speakers, not
+    # labels (read as labels, every recording would be classed by its speaker).
+    for name in ("01/0_01_0.wav", "01/3_01_5.wav", "02/0_02_0.wav", "02/7_02_12.wav"):
+        write_wav(tmp_path / name, rate=48000)
+    (tmp_path / "audioMNIST_meta.txt").write_text("{}\n")
+    assert found(tmp_path) == [
+        ("01/0_01_0.wav", "0", "01"),
+        ("01/3_01_5.wav", "3", "01"),
+        ("02/0_02_0.wav", "0", "02"),
+        ("02/7_02_12.wav", "7", "02"),
+    ]
+
+
+def test_fsdd_repository_reads_its_recordings_folder(tmp_path):
+    # The Free Spoken Digit Dataset's repository keeps its recordings in recordings/.
+    for name in ("0_jackson_0.wav", "1_george_3.wav", "9_lucas_12.wav"):
+        write_wav(tmp_path / "recordings" / name)
+    (tmp_path / "README.md").write_text("# FSDD\n")
+    (tmp_path / "utils").mkdir()
+    (tmp_path / "utils" / "spectogramer.py").write_text("")
+    assert found(tmp_path) == [
+        ("recordings/0_jackson_0.wav", "0", "jackson"),
+        ("recordings/1_george_3.wav", "1", "george"),
+        ("recordings/9_lucas_12.wav", "9", "lucas"),
+    ]
+    # One Speech Commands folder stays a label folder: its names carry speakers, not labels.
+    write_wav(tmp_path / "sc" / "yes" / "0a7c2a8d_nohash_0.wav")
+    write_wav(tmp_path / "sc" / "yes" / "b5fd26ca_nohash_1.wav")
+    assert [r[1] for r in found(tmp_path / "sc")] == ["yes", "yes"]
+
+
+def _apple_double(path):
+    # What macOS leaves beside a file copied to a foreign disk: metadata, not audio.
+    path.write_bytes(b"\x00\x05\x16\x07\x00\x02\x00\x00Mac OS X        " + bytes(64))
+
+
+def test_hidden_macos_files_are_left_out(tmp_path):
+    flat, folders, table = tmp_path / "flat", tmp_path / "folders", tmp_path / "csv"
+    write_wav(flat / "0_jackson_0.wav")
+    write_wav(folders / "yes" / "a_nohash_0.wav")
+    write_wav(folders / "no" / "b_nohash_0.wav")
+    write_wav(table / "a.wav")
+    for folder in (flat, folders / "yes", table):
+        (folder / ".DS_Store").write_bytes(b"\x00\x00\x00\x01Bud1")
+        _apple_double(folder / "._a.wav")
+    (table / "labels.csv").write_text("file,label,speaker\na.wav,yes,ann\n")
+    assert found(flat) == [("0_jackson_0.wav", "0", "jackson")]
+    assert [r[0] for r in found(folders)] == ["no/b_nohash_0.wav", "yes/a_nohash_0.wav"]
+    assert found(table, table / "labels.csv") == [("a.wav", "yes", "ann")]
+
+
+def test_names_of_any_case_and_alphabet_and_links(tmp_path):
+    write_wav(tmp_path / "src" / "fünf" / "Jürgen_nohash_0.wav")
+    write_wav(tmp_path / "src" / "yes" / "my take 1.WAV")
+    (tmp_path / "in").mkdir()
+    for label in ("fünf", "yes"):
+        os.symlink(tmp_path / "src" / label, tmp_path / "in" / label)  # linked label folders
+    assert found(tmp_path / "in") == [
+        ("fünf/Jürgen_nohash_0.wav", "fünf", "Jürgen"),
+        ("yes/my take 1.WAV", "yes", UNKNOWN_SPEAKER),
+    ]
+
+
+@pytest.mark.parametrize("nesting", ["alice/yes", "yes/alice"])
+def test_recordings_two_folders_deep_are_one_line(tmp_path, nesting):
+    from snnplast.data import load_dataset
+
+    write_wav(tmp_path / "in" / nesting / "1.wav")
+    with pytest.raises(ValueError, match="two folders deep") as err:
+        find_recordings(tmp_path / "in")
+    assert "\n" not in str(err.value) and "--labels" in str(err.value)
+    # train --data says the same, not that SHD's files are missing.
+    with pytest.raises(ValueError, match="two folders deep"):
+        load_dataset(tmp_path / "in", cache_dir=tmp_path / "cache", progress=False)
+
+
+def _short_clip(path, case):
+    import wave
+
+    if case == "zero bytes":
+        path.write_bytes(b"")
+        return "not a readable"
+    with wave.open(str(path), "wb") as f:
+        f.setnchannels(1)
+        f.setsampwidth(2)
+        f.setframerate(16000)
+        f.writeframes(b"" if case == "no samples" else np.array([900, -900], "<i2").tobytes())
+    return "holds no samples" if case == "no samples" else "at least 10 ms"
+
+
+@pytest.mark.parametrize("case", ["zero bytes", "no samples", "two samples"])
+def test_empty_and_tiny_clips_are_one_line(tmp_path, capsys, case):
+    src = tmp_path / "in"
+    write_wav(src / "3_speaker_1.wav")
+    expected = _short_clip(src / "4_speaker_1.wav", case)
+    out = tmp_path / "o.h5"
+    assert main(["data", "convert-audio", str(src), "--out", str(out), "--quiet"]) != 0
+    err = capsys.readouterr().err.strip()
+    assert "4_speaker_1.wav" in err and expected in err and "\n" not in err
+    assert not out.exists()

@@ -8,6 +8,7 @@ modification time, the labels' content, the seed and the cochlea; later calls re
 
 from __future__ import annotations
 
+import itertools
 import os
 from pathlib import Path
 
@@ -30,7 +31,10 @@ def is_recordings_folder(path: str | os.PathLike) -> bool:
         return False
     if any((path / family.tonic_name).is_dir() for family in FAMILIES.values()):
         return False
-    return any(is_audio(p) for p in [*path.glob("*"), *path.glob("*/*")])
+    # Two folders deep too: such a folder is still recordings, refused with a message that says
+    # how to lay them out, not taken for a folder missing SHD's files.
+    found = itertools.chain(path.glob("*"), path.glob("*/*"), path.glob("*/*/*"))
+    return any(is_audio(p) and not p.name.startswith(".") for p in found)
 
 
 def load_recordings(
