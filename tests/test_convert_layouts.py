@@ -265,3 +265,56 @@ def test_empty_and_tiny_clips_are_one_line(tmp_path, capsys, case):
     err = capsys.readouterr().err.strip()
     assert "4_speaker_1.wav" in err and expected in err and "\n" not in err
     assert not out.exists()
+
+
+def _fake_conversion(in_dir, recordings, **_):
+    """Stands in for the cochlea: recording i becomes one spike on channel i, so every split's
+    samples can be traced back to their recordings."""
+    from snnplast.data._recordings.convert import _classes
+    from snnplast.data._recordings.layouts import speaker_ids
+
+    out = in_dir.parent / "converted" / "shd_test.h5"
+    out.parent.mkdir(exist_ok=True)
+    classes, keys = _classes([r.label for r in recordings])
+    speakers, names = speaker_ids([r.speaker for r in recordings])
+    times = [np.array([0.1]) for _ in recordings]
+    units = [np.array([i]) for i in range(len(recordings))]
+    from snnplast.data import write_shd_h5
+
+    write_shd_h5(out, times, units, classes, speakers, keys)
+    with h5py.File(out, "a") as f:
+        f.create_dataset(SPEAKER_NAMES, data=np.array([n.encode() for n in names]))
+    return out
+
+
+def _names_of(split, recordings):
+    # Channel i fired for recording i; pool=1 keeps channels apart.
+    return sorted(recordings[int(np.flatnonzero(x.sum(axis=0))[0])].name for x in split.x)
+
+
+def test_speech_commands_lists_pick_the_splits(tmp_path, monkeypatch):
+    from snnplast.data import load_dataset
+
+    src = tmp_path / "speech_commands"
+    for name in ("yes/aa_nohash_0.wav", "yes/bb_nohash_0.wav", "yes/cc_nohash_0.wav",
+                 "no/aa_nohash_1.wav", "no/dd_nohash_0.wav", "no/ee_nohash_0.wav"):  # fmt: skip
+        write_wav(src / name)
+    (src / "testing_list.txt").write_text("yes/bb_nohash_0.wav\nno/dd_nohash_0.wav\nno/gone.wav\n")
+    (src / "validation_list.txt").write_text("yes/cc_nohash_0.wav\n")
+    monkeypatch.setattr("snnplast.data._recordings.split.converted", _fake_conversion)
+    recordings = find_recordings(src)
+    ds = load_dataset(src, n_bins=4, pool=1, cache_dir=tmp_path / "cache", progress=False)
+    assert _names_of(ds.test, recordings) == ["no/dd_nohash_0.wav", "yes/bb_nohash_0.wav"]
+    assert _names_of(ds.val, recordings) == ["yes/cc_nohash_0.wav"]
+    assert _names_of(ds.train, recordings) == [
+        "no/aa_nohash_1.wav", "no/ee_nohash_0.wav", "yes/aa_nohash_0.wav",
+    ]  # fmt: skip
+    assert ds.class_names == ("no", "yes")
+    # Lists that leave nothing to test on are one line, before anything is converted.
+    (src / "testing_list.txt").write_text("other/x_nohash_0.wav\n")
+    monkeypatch.setattr(
+        "snnplast.data._recordings.split.converted", lambda *a, **k: pytest.fail("converted")
+    )
+    with pytest.raises(ValueError, match="testing_list.txt") as err:
+        load_dataset(src, n_bins=4, pool=1, cache_dir=tmp_path / "cache", progress=False)
+    assert "\n" not in str(err.value)

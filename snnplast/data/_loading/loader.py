@@ -189,7 +189,8 @@ def check_data_source(name_or_path, cache_dir: str | os.PathLike | None = None) 
         return
     cache = cache_root(cache_dir)
     kind, folder = _resolve(name_or_path, cache, progress=False)
-    check_same_channels(_checked_files(folder, _family(kind), cache))
+    family = _family(kind)
+    check_same_channels(_checked_files(folder, family, family.present_splits(folder), cache))
 
 
 def _family(kind: str) -> Family:
@@ -197,11 +198,10 @@ def _family(kind: str) -> Family:
     return FAMILIES.get(kind, SHD)
 
 
-def _checked_files(folder: Path, family: Family, cache: Path) -> list[Path]:
-    """Each split's file, checked (:func:`check_shd_file`), in the order of ``family.splits``."""
+def _checked_files(folder: Path, family: Family, splits: tuple, cache: Path) -> list[Path]:
+    """Each split's file, checked (:func:`check_shd_file`), in the order of `splits`."""
     return [
-        check_shd_file(find_split_file(folder, split, cache, family=family))
-        for split in family.splits
+        check_shd_file(find_split_file(folder, split, cache, family=family)) for split in splits
     ]
 
 
@@ -213,9 +213,7 @@ def _binning(n_bins, duration, pool, time_axis) -> dict:
     return binning
 
 
-def _binned(
-    folder: Path, train: bool | str, cache: Path, binning: dict, progress: bool
-) -> dict:
+def _binned(folder: Path, train: bool | str, cache: Path, binning: dict, progress: bool) -> dict:
     file = find_split_file(folder, train, cache, progress=progress)
     key = cache_key(version=_BINNED_VERSION, source=file_fingerprint(file), **binning)
     path = cache / "binned" / f"{file.stem}-{key}.npz"
@@ -346,24 +344,26 @@ def load_dataset(
     n_val_speakers(val_speakers, 1 << 30)
     kind, folder = _resolve(name_or_path, cache, progress)
     family = _family(kind)
-    files = _checked_files(folder, family, cache)
+    splits = family.present_splits(folder)
+    files = _checked_files(folder, family, splits, cache)
     n_channels = check_same_channels(files)
     try:
         check_binning(n_bins, duration, n_channels, pool)
     except ValueError as e:
         raise ValidationError(f"{files[0]}: {e}") from None
     binning = _binning(n_bins, duration, pool, time_axis)
-    arrays = {split: _binned(folder, split, cache, binning, progress) for split in family.splits}
+    arrays = {split: _binned(folder, split, cache, binning, progress) for split in splits}
     class_names = tuple(str(name) for name in arrays[TRAIN]["class_names"])
-    for split, file in zip(family.splits, files, strict=True):
+    for split, file in zip(splits, files, strict=True):
         names = tuple(str(name) for name in arrays[split]["class_names"])
         if names != class_names:
             raise SHDFormatError(
                 f"{folder}: {files[0].name} and {file.name} name different classes "
                 f"({len(class_names)} vs {len(names)} keys); they must share extra/keys"
             )
-    if family.has_valid:
-        # The authors split the speakers (SSC): their validation file is the validation split.
+    if VALID in arrays:
+        # The authors split the speakers (SSC, or a Speech Commands folder's own lists): their
+        # validation file is the validation split.
         train, val = _take(arrays[TRAIN], None), _take(arrays[VALID], None)
     else:
         train_index, val_index = split_by_speaker(arrays[TRAIN]["speakers"], val_speakers, seed)

@@ -27,15 +27,19 @@ class Family:
 
     - `name`: what ``--data`` calls it (``"shd"``), also the files' prefix (``shd_train.h5``)
       and the folder under ``$SNNPLAST_DATA``.
-    - `splits`: the files it is released as, by split name.
+    - `splits`: the files it is released as, by split name; all must be there.
     - `tonic_name`: tonic's class in ``tonic.datasets`` and the subfolder it keeps the files in.
     - `title`: the set's name in messages.
+    - `optional`: files used when present (SHD's layout with a validation file beside it, as a
+      folder of Speech Commands recordings split by its own lists is written); tonic has no
+      name for them, so their class names are read from the file.
     """
 
     name: str
     splits: tuple[str, ...]
     tonic_name: str
     title: str
+    optional: tuple[str, ...] = ()
 
     @property
     def has_valid(self) -> bool:
@@ -58,18 +62,25 @@ class Family:
         """`split` as a split name: True is the training file, False the test file."""
         if split is True or split is False:
             return TRAIN if split else TEST
-        if split not in self.splits:
-            raise ValidationError(
-                f"{self.title} has no split {split!r}; allowed: {', '.join(self.splits)}"
-            )
+        if split not in self.splits + self.optional:
+            allowed = ", ".join(self.splits + self.optional)
+            raise ValidationError(f"{self.title} has no split {split!r}; allowed: {allowed}")
         return split
 
-    def tonic_arguments(self, split: str) -> dict:
-        """How tonic's class is asked for `split` (SHD takes ``train=``, SSC ``split=``)."""
+    def tonic_arguments(self, split: str) -> dict | None:
+        """How tonic's class is asked for `split` (SHD takes ``train=``, SSC ``split=``); None
+        for an optional file tonic has no name for."""
+        if split not in self.splits:
+            return None
         return {"train": split == TRAIN} if not self.has_valid else {"split": split}
 
+    def present_splits(self, directory: str | os.PathLike) -> tuple[str, ...]:
+        """`splits`, and those of `optional` whose file `directory` holds."""
+        there = present_files(directory, self, self.optional)
+        return self.splits + tuple(s for s in self.optional if self.filename(s) in there)
 
-SHD = Family("shd", (TRAIN, TEST), "SHD", "SHD")
+
+SHD = Family("shd", (TRAIN, TEST), "SHD", "SHD", optional=(VALID,))
 SSC = Family("ssc", (TRAIN, VALID, TEST), "SSC", "SSC (Spiking Speech Commands)")
 # In the order a folder is tried: a folder holding both sets is read as SHD, as it always was.
 FAMILIES: dict[str, Family] = {f.name: f for f in (SHD, SSC)}
@@ -93,12 +104,15 @@ def _present(folder: Path, name: str) -> bool:
     return any((folder / f"{name}{s}").is_file() for s in ARCHIVE_SUFFIXES)
 
 
-def present_files(directory: str | os.PathLike, family: Family) -> list[str]:
-    """The files of `family` found in `directory` or its tonic subfolder, as ``.h5`` or as a
-    downloaded ``.zip``/``.gz``."""
+def present_files(
+    directory: str | os.PathLike, family: Family, splits: tuple[str, ...] | None = None
+) -> list[str]:
+    """The files of `family` (of `splits`; default its required ones) found in `directory` or
+    its tonic subfolder, as ``.h5`` or as a downloaded ``.zip``/``.gz``."""
     directory = Path(directory).expanduser()
     folders = family.folders(directory)
-    return [n for n in family.filenames() if any(_present(f, n) for f in folders)]
+    names = family.filenames() if splits is None else [family.filename(s) for s in splits]
+    return [n for n in names if any(_present(f, n) for f in folders)]
 
 
 def family_in(directory: str | os.PathLike) -> Family | None:

@@ -211,9 +211,13 @@ class SplitHeader:
 
 
 def _tonic_dataset(file: Path, split: str, cache_dir):
+    """tonic's dataset of `file`, or None for a file tonic has no name for (``shd_valid.h5``)."""
     family = family_of_file(file)
+    arguments = family.tonic_arguments(split)
+    if arguments is None:
+        return None
     root = tonic_root(file, cache_dir)
-    return _shd_class(family.tonic_name)(save_to=str(root), **family.tonic_arguments(split))
+    return _shd_class(family.tonic_name)(save_to=str(root), **arguments)
 
 
 def _header(file: Path, dataset) -> SplitHeader:
@@ -222,10 +226,11 @@ def _header(file: Path, dataset) -> SplitHeader:
         n_channels = file_channels(f, file)
         # What tonic's SHD returns as `speaker`; its SSC has no public accessor for it.
         speakers = f["extra/speaker"][()].astype(np.int32)
+        keys = f["extra/keys"][()] if dataset is None else dataset.classes
     return SplitHeader(
         labels=labels,
         speakers=speakers,
-        class_names=tuple(_decode(k) for k in dataset.classes),
+        class_names=tuple(_decode(k) for k in keys),
         path=file,
         n_channels=n_channels,
     )
@@ -301,7 +306,7 @@ def load_shd_split(
         # Every sample is checked here (lengths, times, channels), whichever path reads them;
         # from the user's own file (tonic's staged one links to it), so errors name that.
         times, units, labels, n_channels = read_shd_events(file, progress, desc)
-        if via_tonic:
+        if via_tonic and dataset is not None:
             times, units = _read_via_tonic(dataset, len(labels), progress, desc)
         header = _header(file, dataset)
     except (SHDFormatError, SHDMissingError):
