@@ -303,7 +303,9 @@ def load_dataset(
     by absolute time (see :func:`bin_events`) and caches the arrays in
     ``<cache>/binned/`` keyed by the source file's path, size and mtime and the binning
     parameters; later loads read the cache. Validation holds out whole speakers of the training
-    file; the test split is the test file.
+    file, unless the set has a validation file of its own (SSC's ``ssc_valid.h5``, or an
+    ``shd_valid.h5`` beside SHD's two), which is then the validation split; the test split is the
+    test file.
 
     **Arguments:**
 
@@ -312,9 +314,12 @@ def load_dataset(
       three minutes on 2 cores; needs the ``speech`` extra), ``"synth"`` (a procedural stand-in
       without speech, generated in seconds into ``<cache>/synth/``: 2000 training / 500 test
       samples, 20 classes), ``"shd"`` (the real SHD files in
-      ``$SNNPLAST_DATA/shd``, default ``~/.cache/snnplast/shd``), a folder holding
-      ``shd_train.h5`` and ``shd_test.h5`` (directly or in its ``SHD/`` subfolder; their
-      downloaded ``.zip``/``.gz`` archives do too), or a folder of labelled recordings (any
+      ``$SNNPLAST_DATA/shd``, default ``~/.cache/snnplast/shd``), ``"ssc"`` (the Spiking Speech
+      Commands' three files in ``$SNNPLAST_DATA/ssc``: 35 classes, the authors' validation
+      file as the validation split), a folder holding ``shd_train.h5`` and ``shd_test.h5``
+      (directly or in its ``SHD/`` subfolder; their downloaded ``.zip``/``.gz`` archives do
+      too) or SSC's ``ssc_train.h5``, ``ssc_valid.h5`` and ``ssc_test.h5`` (directly or in
+      ``SSC/``, or their archives), or a folder of labelled recordings (any
       layout ``convert_audio`` reads: converted once through the cochlea, the recordings of a
       fifth of the speakers held out as the test split; see
       :func:`~snnplast.data._recordings.split.recordings_data_folder`).
@@ -322,7 +327,8 @@ def load_dataset(
     - `duration`: seconds covered; later spikes are dropped.
     - `pool`: adjacent channels summed into one (700 / pool channels; must divide 700).
     - `val_speakers`: speakers held out for validation, as a fraction in [0, 1) of the training
-      speakers (at least one when positive) or as a count.
+      speakers (at least one when positive) or as a count; unused where the set has a
+      validation file.
     - `seed`: picks the validation speakers.
     - `cache_dir`: cache root (default ``$SNNPLAST_CACHE`` or ``~/.cache/snnplast``).
     - `progress`: show progress bars while reading, generating and binning.
