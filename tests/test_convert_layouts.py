@@ -228,11 +228,12 @@ def test_names_of_any_case_and_alphabet_and_links(tmp_path):
     ]
 
 
-@pytest.mark.parametrize("nesting", ["alice/yes", "yes/alice"])
+@pytest.mark.parametrize("nesting", [("alice/yes", "bob/no"), ("yes/alice", "no/bob")])
 def test_recordings_two_folders_deep_are_one_line(tmp_path, nesting):
     from snnplast.data import load_dataset
 
-    write_wav(tmp_path / "in" / nesting / "1.wav")
+    for folder in nesting:
+        write_wav(tmp_path / "in" / folder / "1.wav")
     with pytest.raises(ValueError, match="two folders deep") as err:
         find_recordings(tmp_path / "in")
     assert "\n" not in str(err.value) and "--labels" in str(err.value)
@@ -318,3 +319,12 @@ def test_speech_commands_lists_pick_the_splits(tmp_path, monkeypatch):
     with pytest.raises(ValueError, match="testing_list.txt") as err:
         load_dataset(src, n_bins=4, pool=1, cache_dir=tmp_path / "cache", progress=False)
     assert "\n" not in str(err.value)
+
+
+def test_a_folder_that_only_wraps_the_recordings_is_read_through(tmp_path):
+    # AudioMNIST's repository as cloned: its recordings in data/SPEAKER/, scripts beside them.
+    for name in ("data/01/0_01_0.wav", "data/02/7_02_1.wav"):
+        write_wav(tmp_path / name)
+    (tmp_path / "data" / "audioMNIST_meta.txt").write_text("{}\n")
+    (tmp_path / "preprocess_data.py").write_text("")
+    assert found(tmp_path) == [("data/01/0_01_0.wav", "0", "01"), ("data/02/7_02_1.wav", "7", "02")]

@@ -16,8 +16,10 @@
   labels, two labels or more, is read as labelled names; the folder is not a label.
 
 Hidden files (``.DS_Store``, macOS's ``._x.wav`` AppleDouble files, which are not audio) are
-left out everywhere. Recordings two folders deep (``speaker/label/x.wav``) are refused with a
-one-line error: which level is the label cannot be told from the folders; a CSV says it.
+left out everywhere. A folder that only wraps one of these layouts (AudioMNIST's repository,
+``data/01/0_01_0.wav``) is read through. Recordings two folders deep in several folders
+(``speaker/label/x.wav``) are refused with a one-line error: which level is the label cannot be
+told from the folders; a CSV says it.
 - **A CSV** with the header ``file,label[,speaker]``, ``file`` relative to the folder.
 
 The files may be in any format :func:`~snnplast.data.read_audio` reads (WAV, FLAC, Ogg, MP3,
@@ -31,7 +33,7 @@ from __future__ import annotations
 
 import csv
 import re
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 from ..._errors import ValidationError
@@ -220,11 +222,23 @@ def find_layout(in_dir: Path) -> list[Recording]:
     if not folders:
         deeper = _deeper_audio(in_dir)
         loose = [p for p in in_dir.iterdir() if p.is_file() and _visible(p) and not _is_text(p)]
-        if deeper is not None and not loose:
+        wrappers = [
+            p for p in sorted(in_dir.iterdir())
+            if p.is_dir() and _visible(p) and not p.name.startswith("_")
+            and any(_visible(f) and is_audio(f) for f in p.glob("*/*"))
+        ]  # fmt: skip
+        loose_audio = [p for p in loose if is_audio(p)]
+        if deeper is not None and not loose_audio and len(wrappers) == 1:
+            # Scripts and notes beside it are a repository's, not recordings.
+            # A folder that only wraps the data set (AudioMNIST's repository: data/01/0_01_0.wav).
+            inner = wrappers[0]
+            return [replace(r, name=f"{inner.name}/{r.name}") for r in find_layout(inner)]
+        if deeper is not None and not loose_audio:
             raise ValidationError(
                 f"{deeper}: recordings lie two folders deep ({deeper.parent.parent.name}/"
                 f"{deeper.parent.name}/); use one folder per label or labelled file names, or "
-                "list them in a CSV (file,label,speaker) given with --labels"
+                "list them in a CSV (file,label,speaker) given to convert-audio or evaluate "
+                "with --labels"
             )
         return from_names(in_dir)
     loose = sorted(p for p in in_dir.glob("*") if p.is_file() and _visible(p) and is_audio(p))
