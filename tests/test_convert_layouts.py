@@ -4,6 +4,7 @@ Dataset's), one folder per label (Speech Commands), a CSV; speaker names mapped 
 Every WAV file is synthesised here (a short harmonic tone); nothing reads real data sets.
 """
 
+import json
 import os
 
 import h5py
@@ -328,3 +329,22 @@ def test_a_folder_that_only_wraps_the_recordings_is_read_through(tmp_path):
     (tmp_path / "data" / "audioMNIST_meta.txt").write_text("{}\n")
     (tmp_path / "preprocess_data.py").write_text("")
     assert found(tmp_path) == [("data/01/0_01_0.wav", "0", "01"), ("data/02/7_02_1.wav", "7", "02")]
+
+
+@pytest.mark.slow
+def test_train_and_evaluate_on_audiomnist_as_cloned(tmp_path, monkeypatch):
+    # The repository's layout at its own 48 kHz, through the cochlea, by the two commands.
+    monkeypatch.setenv("SNNPLAST_CACHE", str(tmp_path / "cache"))
+    src = tmp_path / "AudioMNIST"
+    for s, speaker in enumerate(("01", "02", "03")):
+        for digit, f0 in ((3, 140.0), (7, 260.0)):
+            path = src / "data" / speaker / f"{digit}_{speaker}_0.wav"
+            write_wav(path, f0=f0 * (1 + 0.05 * s), seed=s, rate=48000)
+    run = tmp_path / "run"
+    argv = ["train", "--data", str(src), "--model", "rlif", "--hidden", "4", "--epochs", "1"]
+    assert main([*argv, "--batch", "4", "--bins", "10", "--no-progress", "--out", str(run)]) == 0
+    assert main(["evaluate", str(run), "--data", str(src), "--json"]) == 0
+    result = json.loads((run / "evaluate-AudioMNIST" / "evaluation.json").read_text())
+    # Scored by digit, not by speaker folder: the classes present are SHD's three and seven.
+    assert sorted(result["per_class"]) == ["seven", "three"]
+    assert sorted(result["per_speaker"]) == ["01", "02", "03"]
