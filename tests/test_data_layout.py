@@ -32,6 +32,8 @@ DATA_NAMES_ADDED = [
     "AUDIO_SUFFIXES", "is_audio", "read_audio", "hold_out_speakers", "plot_recording",
     # The data sets known by name (the command line records any other --data as a folder).
     "DATA_NAMES",
+    # A data set's test split alone (what `evaluate` scores; SSC's training file is large).
+    "load_test_split",
 ]  # fmt: skip
 SPEECH_NAMES = [
     "ENGLISH_WORDS", "GERMAN_WORDS", "SHD_KEYS", "Speaker", "Utterance", "VOICE_VARIANTS",

@@ -177,3 +177,18 @@ def test_train_and_evaluate_on_an_ssc_folder(tmp_path, monkeypatch):
     assert main([*args, "--batch", "4", "--out", str(run)]) == 0
     assert main(["evaluate", str(run), "--data", str(folder), "--json"]) == 0
     assert os.path.isfile(run / f"evaluate-{folder.name}" / "evaluation.json")
+
+
+def test_scoring_reads_only_the_test_file(tmp_path):
+    # What `snnplast evaluate RUN --data FOLDER` scores: the test file, even alone in its folder.
+    folder = _write(tmp_path / "ssc", ("test",))
+    split, names, source = data.load_test_split(
+        folder, n_bins=8, cache_dir=tmp_path / "cache", progress=False
+    )
+    np.testing.assert_array_equal(split.x, _expected("test"))
+    assert names == tuple(KEYS) and source == f"ssc:{folder.resolve()}"
+    (folder / "ssc_test.h5").unlink()
+    _write(folder, ("valid",))
+    with pytest.raises(data.SHDMissingError, match="ssc_test.h5") as err:
+        data.load_test_split(folder, cache_dir=tmp_path / "cache", progress=False)
+    assert "\n" not in str(err.value)

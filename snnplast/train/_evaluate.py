@@ -119,7 +119,7 @@ def _run_binning(run_dir: Path) -> tuple[int, int, str]:
 def _load(data, labels, n_bins, pool, time_axis, cache_dir, progress):
     """``(split, class_names, speaker_names or None, source)`` of `data`: a folder of WAV files,
     or any data set :func:`load_dataset` knows (its test split)."""
-    from ..data import is_recordings_folder, load_dataset, load_recordings
+    from ..data import is_recordings_folder, load_recordings, load_test_split
 
     if isinstance(data, str | os.PathLike) and is_recordings_folder(data):
         split, names, speakers = load_recordings(
@@ -129,11 +129,12 @@ def _load(data, labels, n_bins, pool, time_axis, cache_dir, progress):
         return split, names, speakers, f"recordings:{Path(data).expanduser().resolve()}"
     if labels is not None:
         raise ValueError(f"--labels applies to a folder of WAV files; {data} is not one")
-    dataset = load_dataset(
+    # The test split alone: the training file is not read (SSC's holds 75k samples).
+    split, class_names, source = load_test_split(
         data, n_bins=n_bins, pool=pool, cache_dir=cache_dir, progress=progress,
         time_axis=time_axis,
     )  # fmt: skip
-    return dataset.test, dataset.class_names, None, dataset.source
+    return split, class_names, None, source
 
 
 def _slug(data) -> str:

@@ -78,16 +78,20 @@ def _missing_all(folder: Path, hint: str, family: Family) -> SHDMissingError:
     )
 
 
-def _family_files(folder: Path, family: Family, hint: str, cache: Path, progress: bool) -> None:
-    """Every file of `family` is in `folder` (archives unpacked), or a one-line error naming
-    the missing ones."""
+def _family_files(
+    folder: Path, family: Family, hint: str, cache: Path, progress: bool, splits: tuple | None
+) -> None:
+    """Every file of `family` (of `splits`, if given) is in `folder` (archives unpacked), or a
+    one-line error naming the missing ones."""
     found, missing = [], []
-    for split in family.splits:
+    for split in family.splits if splits is None else splits:
         try:
             find_split_file(folder, split, cache, progress=progress, family=family)
             found.append(family.filename(split))
         except SHDMissingError as e:
             missing.append((family.filename(split), e))
+    if not found and splits is not None and len(splits) == 1:
+        raise SHDMissingError(f"{missing[0][1]}{hint}")
     if not found:
         raise _missing_all(folder, hint, family)
     if not missing:
@@ -104,7 +108,11 @@ def _family_files(folder: Path, family: Family, hint: str, cache: Path, progress
     )
 
 
-def _resolve(name_or_path, cache: Path, progress: bool) -> tuple[str, Path]:
+def _resolve(
+    name_or_path, cache: Path, progress: bool, splits: tuple | None = None
+) -> tuple[str, Path]:
+    """``(kind, folder)`` of a data set's name or folder; `splits` are the files needed (default:
+    all of the set's)."""
     if not isinstance(name_or_path, str | os.PathLike):
         raise ValidationError(f"load_dataset: got {_kind(name_or_path)}; allowed: {_allowed()}")
     if name_or_path == "synth":
@@ -148,7 +156,7 @@ def _resolve(name_or_path, cache: Path, progress: bool) -> tuple[str, Path]:
         if is_recordings_folder(folder):
             return "recordings", recordings_data_folder(folder, cache_dir=cache, progress=progress)
         family = family_in(folder) or SHD
-    _family_files(folder, family, hint, cache, progress)
+    _family_files(folder, family, hint, cache, progress, splits)
     return family.name, folder
 
 
@@ -386,3 +394,39 @@ def load_dataset(
         class_names=class_names,
         source=f"{kind}:{named.resolve()}",
     )
+
+
+def load_test_split(
+    name_or_path: str | os.PathLike = DEFAULT_DATA,
+    *,
+    n_bins: int = 100,
+    duration: float = 1.4,
+    pool: int = 5,
+    cache_dir: str | os.PathLike | None = None,
+    progress: bool = True,
+    time_axis: str = "absolute",
+) -> tuple[Split, tuple[str, ...], str]:
+    """Only the test split of a data set :func:`load_dataset` knows, binned and cached as it
+    bins it, without reading the training file (SSC's is 75k samples; scoring a trained model
+    needs none of them).
+
+    **Arguments:** as :func:`load_dataset`.
+
+    **Returns:** ``(split, class_names, source)``, `source` as :attr:`SpikeDataset.source`.
+
+    **Raises:** as :func:`load_dataset`.
+    """
+    cache = cache_root(cache_dir)
+    check_binning(n_bins, duration, pool, pool)
+    check_time_axis(time_axis)
+    kind, folder = _resolve(name_or_path, cache, progress, splits=(TEST,))
+    family = _family(kind)
+    (file,) = _checked_files(folder, family, (TEST,), cache)
+    try:
+        check_binning(n_bins, duration, check_same_channels([file]), pool)
+    except ValueError as e:
+        raise ValidationError(f"{file}: {e}") from None
+    arrays = _binned(folder, TEST, cache, _binning(n_bins, duration, pool, time_axis), progress)
+    named = Path(name_or_path).expanduser() if kind == "recordings" else folder
+    names = tuple(str(name) for name in arrays["class_names"])
+    return _take(arrays, None), names, f"{kind}:{named.resolve()}"
