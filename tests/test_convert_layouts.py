@@ -13,7 +13,7 @@ import pytest
 from wav_files import write_tone as write_wav
 
 from snnplast._cli import main
-from snnplast.data import check_shd_file
+from snnplast.data import check_data_source, check_shd_file
 from snnplast.data._recordings.convert import SPEAKER_NAMES, find_recordings, read_names
 from snnplast.data._recordings.layouts import UNKNOWN_SPEAKER, speaker_ids
 from snnplast.data.speech import SHD_KEYS
@@ -320,6 +320,8 @@ def test_speech_commands_lists_pick_the_splits(tmp_path, monkeypatch):
     with pytest.raises(ValueError, match="testing_list.txt") as err:
         load_dataset(src, n_bins=4, pool=1, cache_dir=tmp_path / "cache", progress=False)
     assert "\n" not in str(err.value)
+    with pytest.raises(ValueError, match="testing_list.txt"):
+        check_data_source(src)  # what train checks before anything else
 
 
 def test_a_folder_that_only_wraps_the_recordings_is_read_through(tmp_path):

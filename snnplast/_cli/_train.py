@@ -320,8 +320,8 @@ def run(args: argparse.Namespace) -> int:
         check_out(out)
     initialize_distributed()
     DataParallel(args.devices).check_batch(config.batch, "--batch")
-    check_data_source(config.data)
     progress = not args.no_progress
+    check_data_source(config.data, progress=progress)
     if args.tensorboard:
         # Checked before minutes of data loading; the writer itself is opened with the run.
         TensorBoardSink.check_available()

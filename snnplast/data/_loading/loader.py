@@ -160,13 +160,16 @@ def _resolve(
     return family.name, folder
 
 
-def check_data_source(name_or_path, cache_dir: str | os.PathLike | None = None) -> None:
+def check_data_source(
+    name_or_path, cache_dir: str | os.PathLike | None = None, *, progress: bool = False
+) -> None:
     """Check, without generating, reading or binning anything, that `name_or_path` can be loaded.
 
     ``"synth"`` can always be made; ``"speech"`` needs its cached set or the ``speech`` extra to
     make it; ``"shd"`` and a folder need both files in place, each passing
     :func:`check_shd_file` (a look at the layout, not at the spikes), with the same number of
-    channels. :func:`load_dataset` checks everything else as it reads.
+    channels. :func:`load_dataset` checks everything else as it reads. Downloaded archives are
+    unpacked here (once; `progress` shows a bar: SSC's training archive takes a while).
 
     **Raises:** `ValueError` (or :class:`SHDMissingError`, a `FileNotFoundError`): one line,
     naming the value or the file and what is allowed.
@@ -196,7 +199,7 @@ def check_data_source(name_or_path, cache_dir: str | os.PathLike | None = None) 
         check_recordings_folder(name_or_path)  # the layout and speakers, not the conversion
         return
     cache = cache_root(cache_dir)
-    kind, folder = _resolve(name_or_path, cache, progress=False)
+    kind, folder = _resolve(name_or_path, cache, progress=progress)
     family = _family(kind)
     check_same_channels(_checked_files(folder, family, family.present_splits(folder), cache))
 

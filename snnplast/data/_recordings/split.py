@@ -137,7 +137,8 @@ def check_recordings_folder(in_dir: str | os.PathLike) -> list[Recording]:
     """The recordings of `in_dir` (:func:`find_recordings`), checked to be by two speakers or
     more, so that whole speakers can be held out; cheap, before any conversion.
 
-    **Raises:** `ValueError` (one line) for a bad layout or a single speaker.
+    **Raises:** `ValueError` (one line) for a bad layout, a single speaker, or split lists
+    (Speech Commands' ``testing_list.txt``) that leave no recording to test or train on.
     """
     in_dir = Path(in_dir).expanduser()
     recordings = find_recordings(in_dir, None)
@@ -148,6 +149,7 @@ def check_recordings_folder(in_dir: str | os.PathLike) -> list[Recording]:
             "unheard voices needs at least two (name the files so that they carry speakers, e.g. "
             "7_jackson_0.wav)"
         )
+    _listed(in_dir, recordings)  # the folder's own split lists, if any, must leave a split
     return recordings
 
 
