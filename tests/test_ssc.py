@@ -192,3 +192,15 @@ def test_scoring_reads_only_the_test_file(tmp_path):
     with pytest.raises(data.SHDMissingError, match="ssc_test.h5") as err:
         data.load_test_split(folder, cache_dir=tmp_path / "cache", progress=False)
     assert "\n" not in str(err.value)
+
+
+def test_a_folder_holding_both_sets_is_one_line(tmp_path):
+    # tonic's download root after SHD and SSC were both fetched: which one is meant is unknown.
+    _write(tmp_path / "root" / "SSC")
+    (tmp_path / "root" / "SHD").mkdir()
+    data.write_shd_h5(tmp_path / "root" / "SHD" / "shd_train.h5", *_events("train"), KEYS)
+    with pytest.raises(ValueError, match="holds the files of SHD and SSC") as err:
+        _load(tmp_path / "root", tmp_path)
+    message = str(err.value)
+    assert str(tmp_path / "root" / "SSC") in message and "\n" not in message
+    assert len(_load(tmp_path / "root" / "SSC", tmp_path).val) == SIZES["valid"]

@@ -16,7 +16,7 @@ from .._cache import (
     save_npz_atomic,
     shd_data_dir,
 )
-from .._shd.family import FAMILIES, SHD, TEST, TRAIN, VALID, Family, family_in
+from .._shd.family import FAMILIES, SHD, TEST, TRAIN, VALID, Family, present_files
 from .._shd.file import (
     SHDFormatError,
     SHDMissingError,
@@ -140,8 +140,8 @@ def _resolve(
             # shd_test.h5 itself, or a file convert-audio wrote: a data set is a folder.
             raise ValidationError(
                 f"load_dataset: {str(name_or_path)!r} is a file; a data set is a folder holding "
-                f"shd_train.h5 and shd_test.h5 (pass {str(folder.parent)!r} if they are "
-                "there), or a folder of labelled recordings"
+                f"shd_train.h5 and shd_test.h5 or SSC's three files (pass "
+                f"{str(folder.parent)!r} if they are there), or a folder of labelled recordings"
             )
         if not folder.is_dir():
             raise ValidationError(
@@ -155,7 +155,20 @@ def _resolve(
 
         if is_recordings_folder(folder):
             return "recordings", recordings_data_folder(folder, cache_dir=cache, progress=progress)
-        family = family_in(folder) or SHD
+        held = [f for f in FAMILIES.values() if present_files(folder, f, f.splits + f.optional)]
+        if len(held) > 1:
+            # tonic's download root of both sets: which one is meant cannot be guessed.
+            inner = [f.folders(folder)[1] for f in held]
+            where = (
+                f"pass one of {', '.join(repr(str(p)) for p in inner)}"
+                if all(present_files(p, f) for p, f in zip(inner, held, strict=True))
+                else "put each set in a folder of its own"
+            )
+            raise ValidationError(
+                f"load_dataset: {str(name_or_path)!r} holds the files of "
+                f"{' and '.join(f.name.upper() for f in held)}; {where}"
+            )
+        family = held[0] if held else SHD
     _family_files(folder, family, hint, cache, progress, splits)
     return family.name, folder
 
