@@ -67,14 +67,18 @@ def _synth_folder(cache: Path, progress: bool) -> Path:
     return folder
 
 
+def _and(names: list[str]) -> str:
+    return names[0] if len(names) == 1 else f"{', '.join(names[:-1])} and {names[-1]}"
+
+
 def _missing_all(folder: Path, hint: str, family: Family) -> SHDMissingError:
-    files = family.filenames()
-    listed = " and ".join(files) if len(files) == 2 else f"{', '.join(files[:-1])} and {files[-1]}"
-    archives = " and ".join(f"{n}.zip" for n in files[1:])
+    files = list(family.filenames())
+    downloads = _and(
+        [f"https://zenkelab.org/datasets/{files[0]}.zip"] + [f"{n}.zip" for n in files[1:]]
+    )
     return SHDMissingError(
-        f"no {family.title} files in {folder}: put {listed} exactly there{hint} (or the downloads "
-        f"https://zenkelab.org/datasets/{files[0]}.zip and {archives}, unpacked on first use); "
-        "nothing is downloaded automatically"
+        f"no {family.title} files in {folder}: put {_and(files)} exactly there{hint} (or the "
+        f"downloads {downloads}, unpacked on first use); nothing is downloaded automatically"
     )
 
 
