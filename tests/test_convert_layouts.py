@@ -350,3 +350,20 @@ def test_train_and_evaluate_on_audiomnist_as_cloned(tmp_path, monkeypatch):
     # Scored by digit, not by speaker folder: the classes present are SHD's three and seven.
     assert sorted(result["per_class"]) == ["seven", "three"]
     assert sorted(result["per_speaker"]) == ["01", "02", "03"]
+
+
+def test_evaluate_numbers_a_folders_words_as_the_model_does(tmp_path):
+    # A folder holding some of a model's words sorts them into classes of its own (no=0, yes=1);
+    # scored by those numbers against a model of down/no/up/yes, "no" would count as "down".
+    from snnplast.data import Split
+    from snnplast.train._evaluate import _as_model_classes
+
+    split = Split(x=np.zeros((3, 2, 2), np.uint8), y=np.array([0, 1, 1], np.int32),
+                  speakers=np.array([0, 0, 1], np.int32))  # fmt: skip
+    model = ["down", "no", "up", "yes"]
+    renumbered, names = _as_model_classes(split, ("no", "yes"), model, "in")
+    assert list(renumbered.y) == [1, 3, 3] and names == tuple(model)
+    assert _as_model_classes(split, ("no", "yes"), None, "in")[0] is split  # an older run
+    with pytest.raises(ValueError, match="never learnt \\(maybe\\)") as err:
+        _as_model_classes(split, ("maybe", "yes"), model, "in")
+    assert "\n" not in str(err.value)
