@@ -30,28 +30,41 @@ def check_sequence(inputs, targets) -> None:
 
 
 def check_step(model: Cell, inputs) -> None:
-    """Raise a one-line error when `inputs` is a batch ``[B, T, ...]`` given where one sequence
-    ``[T, ...]`` goes: one step of `model` fails on ``inputs[0]`` and reads ``inputs[0, 0]``.
-    Any other failure is left to the run, whose error is the cell's own (or the engine's)."""
+    """Raise a one-line error when one step of `model` cannot read ``inputs[0]``: a batch
+    ``[B, T, ...]`` given where one sequence ``[T, ...]`` goes (the step reads
+    ``inputs[0, 0]``) is named as such; any other shape or dtype the step refuses (an input of
+    the wrong width) names the shape, with the step's own error after it."""
 
-    def reads(x) -> bool:
+    def error(x):
         try:
             jax.eval_shape(model, model.initial_state(), x)
-        except (TypeError, ValueError):
-            return False
-        return True
+        except (TypeError, ValueError) as e:
+            return e
+        return None
 
     leaves = jax.tree_util.tree_leaves(inputs)
+    if not leaves or not all(jnp.ndim(a) >= 1 for a in leaves):
+        return  # check_sequence's error
     first = jax.tree_util.tree_map(lambda a: a[0], inputs)
-    if reads(first) or not all(jnp.ndim(a) >= 2 for a in leaves):
+    failure = error(first)
+    if failure is None or isinstance(failure, jax.errors.JAXTypeError):
+        # Python control flow on a traced value (``if v > 1``) fails for every input shape:
+        # the step's own error, from the run, says what to change.
         return
-    if reads(jax.tree_util.tree_map(lambda a: a[0], first)):
-        shapes = jax.tree_util.tree_map(jnp.shape, inputs)
+    shapes = jax.tree_util.tree_map(jnp.shape, inputs)
+    if all(jnp.ndim(a) >= 2 for a in leaves) and error(
+            jax.tree_util.tree_map(lambda a: a[0], first)) is None:
         raise ValueError(
             f"inputs {shapes} look like a batch of sequences: gradients takes one unbatched "
             f"sequence [T, ...] (one step of the model reads inputs[0, 0], not inputs[0]); for a "
             f"batch, jax.vmap over the sequences"
         )
+    step_shapes = jax.tree_util.tree_map(jnp.shape, first)
+    reason = str(failure).strip().splitlines()[0] if str(failure).strip() else type(failure).__name__
+    raise ValueError(
+        f"one step of {type(model).__name__} does not take inputs[t] of shape {step_shapes} "
+        f"(inputs {shapes}, [T, ...]): {reason}"
+    ) from failure
 
 
 def unroll(model: Cell, inputs, state=None):

@@ -4,6 +4,7 @@ Dataset's), one folder per label (Speech Commands), a CSV; speaker names mapped 
 Every WAV file is synthesised here (a short harmonic tone); nothing reads real data sets.
 """
 
+import json
 import os
 
 import h5py
@@ -12,7 +13,7 @@ import pytest
 from wav_files import write_tone as write_wav
 
 from snnplast._cli import main
-from snnplast.data import check_shd_file
+from snnplast.data import check_data_source, check_shd_file
 from snnplast.data._recordings.convert import SPEAKER_NAMES, find_recordings, read_names
 from snnplast.data._recordings.layouts import UNKNOWN_SPEAKER, speaker_ids
 from snnplast.data.speech import SHD_KEYS
@@ -162,3 +163,210 @@ def test_bad_layouts_are_one_line_and_leave_nothing(tmp_path, capsys, case):
     assert code == 2 and err.startswith("snnplast data: error:") and "\n" not in err
     assert culprit in err
     assert sorted(os.listdir(tmp_path)) == ["in"]
+
+
+def test_audiomnist_one_folder_per_speaker(tmp_path):
+    # AudioMNIST: data/SPEAKER/DIGIT_SPEAKER_INDEX.wav at 48 kHz; the folders are speakers, not
+    # labels (read as labels, every recording would be classed by its speaker).
+    for name in ("01/0_01_0.wav", "01/3_01_5.wav", "02/0_02_0.wav", "02/7_02_12.wav"):
+        write_wav(tmp_path / name, rate=48000)
+    (tmp_path / "audioMNIST_meta.txt").write_text("{}\n")
+    assert found(tmp_path) == [
+        ("01/0_01_0.wav", "0", "01"),
+        ("01/3_01_5.wav", "3", "01"),
+        ("02/0_02_0.wav", "0", "02"),
+        ("02/7_02_12.wav", "7", "02"),
+    ]
+
+
+def test_fsdd_repository_reads_its_recordings_folder(tmp_path):
+    # The Free Spoken Digit Dataset's repository keeps its recordings in recordings/.
+    for name in ("0_jackson_0.wav", "1_george_3.wav", "9_lucas_12.wav"):
+        write_wav(tmp_path / "recordings" / name)
+    (tmp_path / "README.md").write_text("# FSDD\n")
+    (tmp_path / "utils").mkdir()
+    (tmp_path / "utils" / "spectogramer.py").write_text("")
+    assert found(tmp_path) == [
+        ("recordings/0_jackson_0.wav", "0", "jackson"),
+        ("recordings/1_george_3.wav", "1", "george"),
+        ("recordings/9_lucas_12.wav", "9", "lucas"),
+    ]
+    # One Speech Commands folder stays a label folder: its names carry speakers, not labels.
+    write_wav(tmp_path / "sc" / "yes" / "0a7c2a8d_nohash_0.wav")
+    write_wav(tmp_path / "sc" / "yes" / "b5fd26ca_nohash_1.wav")
+    assert [r[1] for r in found(tmp_path / "sc")] == ["yes", "yes"]
+
+
+def _apple_double(path):
+    # What macOS leaves beside a file copied to a foreign disk: metadata, not audio.
+    path.write_bytes(b"\x00\x05\x16\x07\x00\x02\x00\x00Mac OS X        " + bytes(64))
+
+
+def test_hidden_macos_files_are_left_out(tmp_path):
+    flat, folders, table = tmp_path / "flat", tmp_path / "folders", tmp_path / "csv"
+    write_wav(flat / "0_jackson_0.wav")
+    write_wav(folders / "yes" / "a_nohash_0.wav")
+    write_wav(folders / "no" / "b_nohash_0.wav")
+    write_wav(table / "a.wav")
+    for folder in (flat, folders / "yes", table):
+        (folder / ".DS_Store").write_bytes(b"\x00\x00\x00\x01Bud1")
+        _apple_double(folder / "._a.wav")
+    (table / "labels.csv").write_text("file,label,speaker\na.wav,yes,ann\n")
+    assert found(flat) == [("0_jackson_0.wav", "0", "jackson")]
+    assert [r[0] for r in found(folders)] == ["no/b_nohash_0.wav", "yes/a_nohash_0.wav"]
+    assert found(table, table / "labels.csv") == [("a.wav", "yes", "ann")]
+
+
+def test_names_of_any_case_and_alphabet_and_links(tmp_path):
+    write_wav(tmp_path / "src" / "fünf" / "Jürgen_nohash_0.wav")
+    write_wav(tmp_path / "src" / "yes" / "my take 1.WAV")
+    (tmp_path / "in").mkdir()
+    for label in ("fünf", "yes"):
+        os.symlink(tmp_path / "src" / label, tmp_path / "in" / label)  # linked label folders
+    assert found(tmp_path / "in") == [
+        ("fünf/Jürgen_nohash_0.wav", "fünf", "Jürgen"),
+        ("yes/my take 1.WAV", "yes", UNKNOWN_SPEAKER),
+    ]
+
+
+@pytest.mark.parametrize("nesting", [("alice/yes", "bob/no"), ("yes/alice", "no/bob")])
+def test_recordings_two_folders_deep_are_one_line(tmp_path, nesting):
+    from snnplast.data import load_dataset
+
+    for folder in nesting:
+        write_wav(tmp_path / "in" / folder / "1.wav")
+    with pytest.raises(ValueError, match="two folders deep") as err:
+        find_recordings(tmp_path / "in")
+    assert "\n" not in str(err.value) and "--labels" in str(err.value)
+    # train --data says the same, not that SHD's files are missing.
+    with pytest.raises(ValueError, match="two folders deep"):
+        load_dataset(tmp_path / "in", cache_dir=tmp_path / "cache", progress=False)
+
+
+def _short_clip(path, case):
+    import wave
+
+    if case == "zero bytes":
+        path.write_bytes(b"")
+        return "not a readable"
+    with wave.open(str(path), "wb") as f:
+        f.setnchannels(1)
+        f.setsampwidth(2)
+        f.setframerate(16000)
+        f.writeframes(b"" if case == "no samples" else np.array([900, -900], "<i2").tobytes())
+    return "holds no samples" if case == "no samples" else "at least 10 ms"
+
+
+@pytest.mark.parametrize("case", ["zero bytes", "no samples", "two samples"])
+def test_empty_and_tiny_clips_are_one_line(tmp_path, capsys, case):
+    src = tmp_path / "in"
+    write_wav(src / "3_speaker_1.wav")
+    expected = _short_clip(src / "4_speaker_1.wav", case)
+    out = tmp_path / "o.h5"
+    assert main(["data", "convert-audio", str(src), "--out", str(out), "--quiet"]) != 0
+    err = capsys.readouterr().err.strip()
+    assert "4_speaker_1.wav" in err and expected in err and "\n" not in err
+    assert not out.exists()
+
+
+def _fake_conversion(in_dir, recordings, **_):
+    """Stands in for the cochlea: recording i becomes one spike on channel i, so every split's
+    samples can be traced back to their recordings."""
+    from snnplast.data._recordings.convert import _classes
+    from snnplast.data._recordings.layouts import speaker_ids
+
+    out = in_dir.parent / "converted" / "shd_test.h5"
+    out.parent.mkdir(exist_ok=True)
+    classes, keys = _classes([r.label for r in recordings])
+    speakers, names = speaker_ids([r.speaker for r in recordings])
+    times = [np.array([0.1]) for _ in recordings]
+    units = [np.array([i]) for i in range(len(recordings))]
+    from snnplast.data import write_shd_h5
+
+    write_shd_h5(out, times, units, classes, speakers, keys)
+    with h5py.File(out, "a") as f:
+        f.create_dataset(SPEAKER_NAMES, data=np.array([n.encode() for n in names]))
+    return out
+
+
+def _names_of(split, recordings):
+    # Channel i fired for recording i; pool=1 keeps channels apart.
+    return sorted(recordings[int(np.flatnonzero(x.sum(axis=0))[0])].name for x in split.x)
+
+
+def test_speech_commands_lists_pick_the_splits(tmp_path, monkeypatch):
+    from snnplast.data import load_dataset
+
+    src = tmp_path / "speech_commands"
+    for name in ("yes/aa_nohash_0.wav", "yes/bb_nohash_0.wav", "yes/cc_nohash_0.wav",
+                 "no/aa_nohash_1.wav", "no/dd_nohash_0.wav", "no/ee_nohash_0.wav"):  # fmt: skip
+        write_wav(src / name)
+    (src / "testing_list.txt").write_text("yes/bb_nohash_0.wav\nno/dd_nohash_0.wav\nno/gone.wav\n")
+    (src / "validation_list.txt").write_text("yes/cc_nohash_0.wav\n")
+    monkeypatch.setattr("snnplast.data._recordings.split.converted", _fake_conversion)
+    recordings = find_recordings(src)
+    ds = load_dataset(src, n_bins=4, pool=1, cache_dir=tmp_path / "cache", progress=False)
+    assert _names_of(ds.test, recordings) == ["no/dd_nohash_0.wav", "yes/bb_nohash_0.wav"]
+    assert _names_of(ds.val, recordings) == ["yes/cc_nohash_0.wav"]
+    assert _names_of(ds.train, recordings) == [
+        "no/aa_nohash_1.wav", "no/ee_nohash_0.wav", "yes/aa_nohash_0.wav",
+    ]  # fmt: skip
+    assert ds.class_names == ("no", "yes")
+    # Lists that leave nothing to test on are one line, before anything is converted.
+    (src / "testing_list.txt").write_text("other/x_nohash_0.wav\n")
+    monkeypatch.setattr(
+        "snnplast.data._recordings.split.converted", lambda *a, **k: pytest.fail("converted")
+    )
+    with pytest.raises(ValueError, match="testing_list.txt") as err:
+        load_dataset(src, n_bins=4, pool=1, cache_dir=tmp_path / "cache", progress=False)
+    assert "\n" not in str(err.value)
+    with pytest.raises(ValueError, match="testing_list.txt"):
+        check_data_source(src)  # what train checks before anything else
+
+
+def test_a_folder_that_only_wraps_the_recordings_is_read_through(tmp_path):
+    # AudioMNIST's repository as cloned: its recordings in data/SPEAKER/, scripts beside them.
+    for name in ("data/01/0_01_0.wav", "data/02/7_02_1.wav"):
+        write_wav(tmp_path / name)
+    (tmp_path / "data" / "audioMNIST_meta.txt").write_text("{}\n")
+    (tmp_path / "preprocess_data.py").write_text("")
+    assert found(tmp_path) == [("data/01/0_01_0.wav", "0", "01"), ("data/02/7_02_1.wav", "7", "02")]
+
+
+@pytest.mark.slow
+def test_train_and_evaluate_on_audiomnist_as_cloned(tmp_path, monkeypatch):
+    # The repository's layout at its own 48 kHz, through the cochlea, by the two commands.
+    monkeypatch.setenv("SNNPLAST_CACHE", str(tmp_path / "cache"))
+    src = tmp_path / "AudioMNIST"
+    for s, speaker in enumerate(("01", "02", "03")):
+        for digit, f0 in ((3, 140.0), (7, 260.0)):
+            path = src / "data" / speaker / f"{digit}_{speaker}_0.wav"
+            write_wav(path, f0=f0 * (1 + 0.05 * s), seed=s, rate=48000)
+    run = tmp_path / "run"
+    argv = ["train", "--data", str(src), "--model", "rlif", "--hidden", "4", "--epochs", "1"]
+    assert main([*argv, "--batch", "4", "--bins", "10", "--no-progress", "--out", str(run)]) == 0
+    assert main(["evaluate", str(run), "--data", str(src), "--json"]) == 0
+    result = json.loads((run / "evaluate-AudioMNIST" / "evaluation.json").read_text())
+    # Scored by digit, not by speaker folder: the classes present are SHD's three and seven.
+    assert sorted(result["per_class"]) == ["seven", "three"]
+    assert sorted(result["per_speaker"]) == ["01", "02", "03"]
+
+
+def test_evaluate_numbers_a_folders_words_as_the_model_does(tmp_path):
+    # A folder holding some of a model's words sorts them into classes of its own (no=0, yes=1);
+    # scored by those numbers against a model of down/no/up/yes, "no" would count as "down".
+    from snnplast.data import Split
+    from snnplast.train._evaluate import _as_model_classes
+
+    split = Split(x=np.zeros((3, 2, 2), np.uint8), y=np.array([0, 1, 1], np.int32),
+                  speakers=np.array([0, 0, 1], np.int32))  # fmt: skip
+    model = ["down", "no", "up", "yes"]
+    renumbered, names = _as_model_classes(split, ("no", "yes"), model, "in")
+    assert list(renumbered.y) == [1, 3, 3] and names == tuple(model)
+    assert _as_model_classes(split, ("no", "yes"), None, "in")[0] is split  # an older run
+    # Another writer's spelling of the same words.
+    respelt, _ = _as_model_classes(split, ("No", "fünf"), ["fuenf", "no"], "in")
+    assert list(respelt.y) == [1, 0, 0]
+    with pytest.raises(ValueError, match="never learnt \\(maybe\\)") as err:
+        _as_model_classes(split, ("maybe", "yes"), model, "in")
+    assert "\n" not in str(err.value)

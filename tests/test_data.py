@@ -402,7 +402,7 @@ def test_load_dataset_from_folder_and_cache(tmp_path, monkeypatch):
     assert _listing(folder) == before
     assert list((tmp_path / "cache" / "binned").glob("*.npz"))
 
-    monkeypatch.setattr(_loader, "load_shd_split", lambda *a, **k: pytest.fail("cache missed"))
+    monkeypatch.setattr(_loader, "read_split_header", lambda *a, **k: pytest.fail("cache missed"))
     second = data.load_dataset(str(folder), n_bins=50, pool=5, val_speakers=2, progress=False)
     for name in ("train", "val", "test"):
         for field in ("x", "y", "speakers"):

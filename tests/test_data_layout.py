@@ -32,6 +32,8 @@ DATA_NAMES_ADDED = [
     "AUDIO_SUFFIXES", "is_audio", "read_audio", "hold_out_speakers", "plot_recording",
     # The data sets known by name (the command line records any other --data as a folder).
     "DATA_NAMES",
+    # A data set's test split alone (what `evaluate` scores; SSC's training file is large).
+    "load_test_split",
 ]  # fmt: skip
 SPEECH_NAMES = [
     "ENGLISH_WORDS", "GERMAN_WORDS", "SHD_KEYS", "Speaker", "Utterance", "VOICE_VARIANTS",
@@ -110,3 +112,81 @@ def test_bad_input_is_a_validation_error(case, tmp_path):
     message = str(info.value)
     assert message and "\n" not in message
     assert sorted(p.name for p in tmp_path.iterdir()) in ([], ["notes.txt"])
+
+
+# SHD files as users may hold them: written by other tools with other dtypes, or without the
+# per-speaker metadata the real files carry. Each loads, and loads what it holds.
+SHD_VARIANTS = {
+    "no extra/meta_info": {},
+    "labels and speakers int64": {"labels": np.int64},
+    "labels and speakers uint8": {"labels": np.uint8},
+    "times float32": {"times": np.float32},
+    "times float64, units int32": {"times": np.float64, "units": np.int32},
+}
+
+
+def _vlen(arrays, dtype):
+    out = np.empty(len(arrays), dtype=object)
+    out[:] = [np.asarray(a, dtype) for a in arrays]
+    return out
+
+
+def _write_variant(path, n, seed, times=np.float16, units=np.uint16, labels=np.uint16):
+    import h5py
+
+    rng = np.random.default_rng(seed)
+    t = [np.sort(rng.uniform(0.0, 1.3, rng.integers(1, 30))).astype(times) for _ in range(n)]
+    u = [rng.integers(0, 700, x.size) for x in t]
+    y, s = rng.integers(0, 3, n), rng.integers(0, 4, n)
+    with h5py.File(path, "w") as f:
+        f.create_dataset("spikes/times", data=_vlen(t, times), dtype=h5py.vlen_dtype(times))
+        f.create_dataset("spikes/units", data=_vlen(u, units), dtype=h5py.vlen_dtype(units))
+        f.create_dataset("labels", data=y.astype(labels))
+        f.create_dataset("extra/keys", data=np.array([b"a", b"b", b"c"]))
+        f.create_dataset("extra/speaker", data=s.astype(labels))
+    return np.stack([snnplast.data.bin_events(a, b, 8, 1.4, 700, 5) for a, b in zip(t, u)]), y
+
+
+@pytest.mark.parametrize("variant", list(SHD_VARIANTS))
+def test_shd_files_of_other_writers_load(tmp_path, variant):
+    folder = tmp_path / "shd"
+    folder.mkdir()
+    _write_variant(folder / "shd_train.h5", 6, 0, **SHD_VARIANTS[variant])
+    x, y = _write_variant(folder / "shd_test.h5", 5, 1, **SHD_VARIANTS[variant])
+    ds = snnplast.data.load_dataset(
+        folder, n_bins=8, val_speakers=1, cache_dir=tmp_path / "cache", progress=False
+    )
+    np.testing.assert_array_equal(ds.test.x, x)
+    np.testing.assert_array_equal(ds.test.y, y)
+    assert len(ds.train) + len(ds.val) == 6 and ds.class_names == ("a", "b", "c")
+
+
+def test_tonic_download_folder_and_a_validation_file(tmp_path):
+    import zipfile
+
+    rng = np.random.default_rng(0)
+
+    def write(path, n, speakers):
+        times = [np.sort(rng.uniform(0, 1.3, 5)) for _ in range(n)]
+        units = [rng.integers(0, 700, 5) for _ in range(n)]
+        snnplast.data.write_shd_h5(path, times, units, rng.integers(0, 2, n), speakers, ["a", "b"])
+
+    # As tonic leaves a download: SHD/ holding each real archive beside what it unpacked.
+    inner = tmp_path / "root" / "SHD"
+    inner.mkdir(parents=True)
+    for split, n in (("train", 6), ("test", 3)):
+        path = inner / f"shd_{split}.h5"
+        write(path, n, np.arange(n) % 3)
+        with zipfile.ZipFile(f"{path}.zip", "w") as z:
+            z.write(path, path.name)
+    ds = snnplast.data.load_dataset(
+        tmp_path / "root", n_bins=8, val_speakers=1, cache_dir=tmp_path / "cache", progress=False
+    )
+    assert (len(ds.train), len(ds.val), len(ds.test)) == (4, 2, 3)
+    # An shd_valid.h5 beside them (a split of one's own) is the validation split, whole.
+    write(inner / "shd_valid.h5", 2, np.array([7, 8]))
+    ds = snnplast.data.load_dataset(
+        tmp_path / "root", n_bins=8, cache_dir=tmp_path / "cache", progress=False
+    )
+    assert (len(ds.train), len(ds.test)) == (6, 3)
+    np.testing.assert_array_equal(ds.val.speakers, [7, 8])

@@ -321,9 +321,36 @@ def test_gradients_of_a_batch_names_the_shapes_and_vmap():
     cell, xs, ys, loss = _lif_problem()
     with pytest.raises(ValueError, match=r"inputs \(2, 5, 3\) look like a batch.*jax.vmap"):
         snnplast.gradients(cell, np.stack([xs, xs]), np.stack([ys, ys]), loss=loss)
-    # Inputs of the wrong width are no batch: the cell's own error, as before.
-    with pytest.raises(TypeError, match="dot_general"):
+    # Inputs of the wrong width are no batch: one line naming the step's input shape, with the
+    # cell's own error after it.
+    with pytest.raises(ValueError, match=r"one step of LIF does not take inputs\[t\] of shape "
+                       r"\(7,\) \(inputs \(5, 7\), \[T, \.\.\.\]\): .*dot_general"):  # fmt: skip
         snnplast.gradients(cell, np.ones((5, 7), np.float32), ys, loss=loss)
+
+
+def test_gradients_of_a_cell_with_python_control_flow_keeps_jax_s_own_error():
+    import jax
+    import jax.numpy as jnp
+
+    import snnplast
+
+    class Branchy(snnplast.Cell):
+        w: jax.Array
+
+        def initial_state(self):
+            return jnp.zeros(2)
+
+        def __call__(self, v, x):
+            v = 0.9 * v + self.w @ x
+            if v[0] > 1.0:  # a traced value in an if: fails whatever the input's shape
+                v = v - 1.0
+            return v, v
+
+    cell = Branchy(jnp.ones((2, 3)))
+    # Not "does not take inputs of shape ...": the input is right, the if is what to change.
+    with pytest.raises(jax.errors.TracerBoolConversionError):
+        snnplast.gradients(cell, jnp.ones((4, 3)), jnp.zeros((4, 2)),
+                           loss=lambda o, y: jnp.sum((o - y) ** 2))
 
 
 def test_gradients_with_the_command_line_name_points_to_the_object():

@@ -22,7 +22,8 @@ def register(subparsers) -> None:
     p.add_argument("run_dir", type=user_path, metavar="RUN_DIR", help="a training run's folder")
     p.add_argument(
         "--data", required=True, metavar="DATA",
-        help="'speech', 'synth', 'shd', a folder of SHD files, or a folder of recordings",
+        help="'speech', 'synth', 'shd', 'ssc', a folder of SHD or SSC files, or a folder of "
+        "recordings",
     )  # fmt: skip
     p.add_argument("--labels", type=user_path, default=None, metavar="CSV",
                    help="labels of a recordings folder: CSV with columns file,label[,speaker]")  # fmt: skip

@@ -39,8 +39,8 @@ def add_run_options(p, *, lam_help: str, out_help: str) -> None:
     p.add_argument(
         "--data",
         default=_default("data"),
-        help="'speech' (spoken digits, made on first use), 'synth', 'shd', a folder of SHD "
-        "files, or a folder of labelled recordings (default %(default)s)",
+        help="'speech' (spoken digits, made on first use), 'synth', 'shd', 'ssc', a folder of "
+        "SHD or SSC files, or a folder of labelled recordings (default %(default)s)",
     )
     p.add_argument(
         "--model",
@@ -320,8 +320,8 @@ def run(args: argparse.Namespace) -> int:
         check_out(out)
     initialize_distributed()
     DataParallel(args.devices).check_batch(config.batch, "--batch")
-    check_data_source(config.data)
     progress = not args.no_progress
+    check_data_source(config.data, progress=progress)
     if args.tensorboard:
         # Checked before minutes of data loading; the writer itself is opened with the run.
         TensorBoardSink.check_available()

@@ -47,6 +47,7 @@ from ._loading.loader import DATA_NAMES as DATA_NAMES
 from ._loading.loader import DEFAULT_DATA as DEFAULT_DATA
 from ._loading.loader import check_data_source as check_data_source
 from ._loading.loader import load_dataset as load_dataset
+from ._loading.loader import load_test_split as load_test_split
 from ._loading.speakers import split_by_speaker as split_by_speaker
 from ._loading.time_axis import TIME_AXES as TIME_AXES
 from ._loading.time_axis import check_time_axis as check_time_axis

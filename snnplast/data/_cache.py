@@ -23,13 +23,14 @@ def cache_root(cache_dir: str | os.PathLike | None = None) -> Path:
     return Path(cache_dir).expanduser()
 
 
-def shd_data_dir() -> Path:
-    """Where ``load_dataset("shd")`` looks for ``shd_train.h5`` / ``shd_test.h5``.
+def shd_data_dir(name: str = "shd") -> Path:
+    """Where ``load_dataset("shd")`` looks for ``shd_train.h5`` / ``shd_test.h5`` (and
+    ``load_dataset("ssc")`` for SSC's files, with `name` ``"ssc"``).
 
-    ``$SNNPLAST_DATA/shd`` if ``$SNNPLAST_DATA`` is set, else ``~/.cache/snnplast/shd``.
+    ``$SNNPLAST_DATA/<name>`` if ``$SNNPLAST_DATA`` is set, else ``~/.cache/snnplast/<name>``.
     """
     base = os.environ.get(DATA_ENV) or Path.home() / ".cache" / "snnplast"
-    return Path(base).expanduser() / "shd"
+    return Path(base).expanduser() / name
 
 
 def file_fingerprint(path: str | os.PathLike) -> dict:

@@ -116,10 +116,43 @@ def _run_binning(run_dir: Path) -> tuple[int, int, str]:
     return n_bins, _SHD_CHANNELS // n_in, time_axis
 
 
+def _run_class_names(run_dir: Path) -> list[str] | None:
+    """The class names the run trained on (None for runs made before they were recorded)."""
+    try:
+        names = json.loads((run_dir / SUMMARY_FILE).read_text())["dataset"]["class_names"]
+    except (OSError, ValueError, KeyError, TypeError):
+        return None
+    return [str(name) for name in names] if isinstance(names, list) else None
+
+
+def _spelling(name: str) -> str:
+    return name.strip().casefold().replace("ü", "ue").replace("ä", "ae").replace("ö", "oe")
+
+
+def _as_model_classes(split, names, model_names, data):
+    """`split` with its labels renumbered as the model's classes of the same names: a folder
+    holding some of the words (sorted into classes of its own) must be scored against the
+    model's numbering, not its own."""
+    names = tuple(str(name) for name in names)
+    if model_names is None or tuple(model_names) == names:
+        return split, names
+    # Spelled as another writer may spell them: "Seven", "fünf" / "fuenf", " yes ".
+    index = {_spelling(name): i for i, name in enumerate(model_names)}
+    present = [names[c] for c in np.unique(split.y)]
+    unknown = [name for name in present if _spelling(name) not in index]
+    if unknown:
+        raise ValueError(
+            f"{data}: has labels the model never learnt ({', '.join(unknown[:5])}); its classes "
+            f"are {', '.join(model_names[:8])}{' ...' if len(model_names) > 8 else ''}"
+        )
+    renumber = np.array([index.get(_spelling(name), -1) for name in names], dtype=split.y.dtype)
+    return type(split)(x=split.x, y=renumber[split.y], speakers=split.speakers), tuple(model_names)
+
+
 def _load(data, labels, n_bins, pool, time_axis, cache_dir, progress):
     """``(split, class_names, speaker_names or None, source)`` of `data`: a folder of WAV files,
     or any data set :func:`load_dataset` knows (its test split)."""
-    from ..data import is_recordings_folder, load_dataset, load_recordings
+    from ..data import is_recordings_folder, load_recordings, load_test_split
 
     if isinstance(data, str | os.PathLike) and is_recordings_folder(data):
         split, names, speakers = load_recordings(
@@ -129,11 +162,12 @@ def _load(data, labels, n_bins, pool, time_axis, cache_dir, progress):
         return split, names, speakers, f"recordings:{Path(data).expanduser().resolve()}"
     if labels is not None:
         raise ValueError(f"--labels applies to a folder of WAV files; {data} is not one")
-    dataset = load_dataset(
+    # The test split alone: the training file is not read (SSC's holds 75k samples).
+    split, class_names, source = load_test_split(
         data, n_bins=n_bins, pool=pool, cache_dir=cache_dir, progress=progress,
         time_axis=time_axis,
     )  # fmt: skip
-    return dataset.test, dataset.class_names, None, dataset.source
+    return split, class_names, None, source
 
 
 def _slug(data) -> str:
@@ -204,8 +238,8 @@ def evaluate(
 
     - `run_dir`: a folder written by ``snnplast train`` (``model.eqx``, ``model.json``,
       ``summary.json``).
-    - `data`: ``"speech"``, ``"synth"``, ``"shd"``, a folder of SHD files (its test split is
-      used) or a folder of WAV files.
+    - `data`: ``"speech"``, ``"synth"``, ``"shd"``, ``"ssc"``, a folder of SHD or SSC files
+      (its test split is used) or a folder of WAV files.
     - `labels`: a CSV ``file,label[,speaker]`` for a WAV folder whose names carry no labels.
     - `out`: where to write the files.
     - `batch`: samples per evaluation call (memory only).
@@ -227,6 +261,7 @@ def evaluate(
     n_classes = int(json.loads((run_dir / "model.json").read_text())["n_classes"])
     if len(split.y) == 0:
         raise ValueError(f"{data}: holds no samples to evaluate")
+    split, names = _as_model_classes(split, names, _run_class_names(run_dir), data)
     if split.y.max() >= n_classes:
         raise ValueError(
             f"{data}: has labels up to {int(split.y.max())} ({names[int(split.y.max())]}), but the "

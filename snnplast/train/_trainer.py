@@ -128,6 +128,8 @@ def _dataset_info(dataset) -> dict:
     return {
         "source": dataset.source,
         "n_classes": dataset.n_classes,
+        # By name: `evaluate` lines up another data set's labels with the model's classes.
+        "class_names": [str(name) for name in dataset.class_names],
         "n_channels": dataset.n_channels,
         "n_bins": dataset.n_bins,
         "n_train": len(dataset.train.y),
@@ -179,7 +181,9 @@ def _resume_state(out_dir: Path, config: TrainConfig, data_info: dict, skeleton)
             "continue it with its own config"
         )
     before = header["dataset"]
-    mismatch = sorted(k for k in data_info if k != "source" and before.get(k) != data_info[k])
+    # Runs started before the class names were recorded are checked on everything else.
+    old = {"source"} | ({"class_names"} - set(before))
+    mismatch = sorted(k for k in data_info if k not in old and before.get(k) != data_info[k])
     if mismatch:
         raise CheckpointError(
             f"{out_dir}: the run was started on other data ({', '.join(mismatch)} differ); "

@@ -43,13 +43,15 @@ class SpikeDataset:
 
     **Fields:**
 
-    - `train`, `val`: the training file split by speaker (no speaker in both).
+    - `train`, `val`: the training file split by speaker (no speaker in both), or the training
+      file and the set's own validation file (SSC's).
     - `test`: the test file.
     - `n_classes`: number of classes.
     - `n_channels`: ``C``, input channels after pooling.
     - `n_bins`: ``T``, time bins.
     - `class_names`: one name per class.
-    - `source`: where the data came from, ``"synth:<folder>"`` or ``"shd:<folder>"``.
+    - `source`: where the data came from, ``"synth:<folder>"``, ``"shd:<folder>"``,
+      ``"ssc:<folder>"``, ...
     """
 
     train: Split

@@ -16,14 +16,16 @@ from .._cache import (
     save_npz_atomic,
     shd_data_dir,
 )
+from .._shd.family import FAMILIES, SHD, TEST, TRAIN, VALID, Family, present_files
 from .._shd.file import (
     SHDFormatError,
     SHDMissingError,
     check_same_channels,
     check_shd_file,
+    iter_shd_events,
 )
 from .._shd.synth import SYNTH_VERSION, make_synth_shd
-from .._shd.tonic_split import find_split_file, load_shd_split, split_filename
+from .._shd.tonic_split import find_split_file, read_split_header, split_filename
 from .binning import bin_samples, check_binning
 from .dataset import SpikeDataset, Split
 from .speakers import n_val_speakers, split_by_speaker
@@ -39,13 +41,13 @@ _SYNTH_SIZES = {"n_per_class_train": 100, "n_per_class_test": 25}
 # this machine (eSpeak NG through the cochlea), generated into the cache on first use.
 DEFAULT_DATA = "speech"
 # The data sets known by name; anything else is a folder.
-DATA_NAMES = ("synth", "speech", "shd")
+DATA_NAMES = ("synth", "speech", *FAMILIES)
 
 
 def _allowed() -> str:
     return (
-        "'synth', 'speech', 'shd', a folder containing shd_train.h5 and shd_test.h5, or a folder "
-        "of labelled recordings"
+        "'synth', 'speech', 'shd', 'ssc', a folder containing shd_train.h5 and shd_test.h5 (or "
+        "SSC's ssc_train.h5, ssc_valid.h5 and ssc_test.h5), or a folder of labelled recordings"
     )
 
 
@@ -65,15 +67,56 @@ def _synth_folder(cache: Path, progress: bool) -> Path:
     return folder
 
 
-def _missing_both(folder: Path, hint: str) -> SHDMissingError:
+def _and(names: list[str]) -> str:
+    return names[0] if len(names) == 1 else f"{', '.join(names[:-1])} and {names[-1]}"
+
+
+def _missing_all(folder: Path, hint: str, family: Family) -> SHDMissingError:
+    files = list(family.filenames())
+    downloads = _and(
+        [f"https://zenkelab.org/datasets/{files[0]}.zip"] + [f"{n}.zip" for n in files[1:]]
+    )
     return SHDMissingError(
-        f"no SHD files in {folder}: put shd_train.h5 and shd_test.h5 exactly there{hint} "
-        "(or the downloads https://zenkelab.org/datasets/shd_train.h5.zip and shd_test.h5.zip, "
-        "unpacked on first use); nothing is downloaded automatically"
+        f"no {family.title} files in {folder}: put {_and(files)} exactly there{hint} (or the "
+        f"downloads {downloads}, unpacked on first use); nothing is downloaded automatically"
     )
 
 
-def _resolve(name_or_path, cache: Path, progress: bool) -> tuple[str, Path]:
+def _family_files(
+    folder: Path, family: Family, hint: str, cache: Path, progress: bool, splits: tuple | None
+) -> None:
+    """Every file of `family` (of `splits`, if given) is in `folder` (archives unpacked), or a
+    one-line error naming the missing ones."""
+    found, missing = [], []
+    for split in family.splits if splits is None else splits:
+        try:
+            find_split_file(folder, split, cache, progress=progress, family=family)
+            found.append(family.filename(split))
+        except SHDMissingError as e:
+            missing.append((family.filename(split), e))
+    if not found and splits is not None and len(splits) == 1:
+        raise SHDMissingError(f"{missing[0][1]}{hint}")
+    if not found:
+        raise _missing_all(folder, hint, family)
+    if not missing:
+        return
+    there = f"{', '.join(found)} {'is' if len(found) == 1 else 'are'} there"
+    if len(missing) == 1:
+        # Name the one that is missing, not "no SHD files".
+        raise SHDMissingError(f"{there}, but: {missing[0][1]}{hint}")
+    names = " and ".join(name for name, _ in missing)
+    raise SHDMissingError(
+        f"{there}, but {names} are not, in {folder}: put them beside it{hint} (or their "
+        "downloads from https://zenkelab.org/datasets/, unpacked on first use); nothing is "
+        "downloaded automatically"
+    )
+
+
+def _resolve(
+    name_or_path, cache: Path, progress: bool, splits: tuple | None = None
+) -> tuple[str, Path]:
+    """``(kind, folder)`` of a data set's name or folder; `splits` are the files needed (default:
+    all of the set's)."""
     if not isinstance(name_or_path, str | os.PathLike):
         raise ValidationError(f"load_dataset: got {_kind(name_or_path)}; allowed: {_allowed()}")
     if name_or_path == "synth":
@@ -90,9 +133,10 @@ def _resolve(name_or_path, cache: Path, progress: bool) -> tuple[str, Path]:
                 f"{e}; or train on another data set: 'synth' (no speech), 'shd' or a folder of "
                 "SHD files"
             ) from None
-    if name_or_path == "shd":
-        folder = shd_data_dir()
-        hint = " (or set $SNNPLAST_DATA to a folder whose shd/ subfolder holds them)"
+    if name_or_path in FAMILIES:
+        family = FAMILIES[name_or_path]
+        folder = shd_data_dir(family.name)
+        hint = f" (or set $SNNPLAST_DATA to a folder whose {family.name}/ subfolder holds them)"
     else:
         folder = Path(name_or_path).expanduser()
         hint = ""
@@ -100,8 +144,8 @@ def _resolve(name_or_path, cache: Path, progress: bool) -> tuple[str, Path]:
             # shd_test.h5 itself, or a file convert-audio wrote: a data set is a folder.
             raise ValidationError(
                 f"load_dataset: {str(name_or_path)!r} is a file; a data set is a folder holding "
-                f"shd_train.h5 and shd_test.h5 (pass {str(folder.parent)!r} if they are "
-                "there), or a folder of labelled recordings"
+                f"shd_train.h5 and shd_test.h5 or SSC's three files (pass "
+                f"{str(folder.parent)!r} if they are there), or a folder of labelled recordings"
             )
         if not folder.is_dir():
             raise ValidationError(
@@ -115,27 +159,34 @@ def _resolve(name_or_path, cache: Path, progress: bool) -> tuple[str, Path]:
 
         if is_recordings_folder(folder):
             return "recordings", recordings_data_folder(folder, cache_dir=cache, progress=progress)
-    found = []
-    for train in (True, False):
-        try:
-            found.append(find_split_file(folder, train, cache, progress=progress))
-        except SHDMissingError as e:
-            missing = e
-    if not found:
-        raise _missing_both(folder, hint)
-    if len(found) == 1:
-        # One of the two is there: name the other, not "no SHD files".
-        raise SHDMissingError(f"{found[0].name} is there, but: {missing}{hint}")
-    return "shd", folder
+        held = [f for f in FAMILIES.values() if present_files(folder, f, f.splits + f.optional)]
+        if len(held) > 1:
+            # tonic's download root of both sets: which one is meant cannot be guessed.
+            inner = [f.folders(folder)[1] for f in held]
+            where = (
+                f"pass one of {', '.join(repr(str(p)) for p in inner)}"
+                if all(present_files(p, f) for p, f in zip(inner, held, strict=True))
+                else "put each set in a folder of its own"
+            )
+            raise ValidationError(
+                f"load_dataset: {str(name_or_path)!r} holds the files of "
+                f"{' and '.join(f.name.upper() for f in held)}; {where}"
+            )
+        family = held[0] if held else SHD
+    _family_files(folder, family, hint, cache, progress, splits)
+    return family.name, folder
 
 
-def check_data_source(name_or_path, cache_dir: str | os.PathLike | None = None) -> None:
+def check_data_source(
+    name_or_path, cache_dir: str | os.PathLike | None = None, *, progress: bool = False
+) -> None:
     """Check, without generating, reading or binning anything, that `name_or_path` can be loaded.
 
     ``"synth"`` can always be made; ``"speech"`` needs its cached set or the ``speech`` extra to
     make it; ``"shd"`` and a folder need both files in place, each passing
     :func:`check_shd_file` (a look at the layout, not at the spikes), with the same number of
-    channels. :func:`load_dataset` checks everything else as it reads.
+    channels. :func:`load_dataset` checks everything else as it reads. Downloaded archives are
+    unpacked here (once; `progress` shows a bar: SSC's training archive takes a while).
 
     **Raises:** `ValueError` (or :class:`SHDMissingError`, a `FileNotFoundError`): one line,
     naming the value or the file and what is allowed.
@@ -165,9 +216,21 @@ def check_data_source(name_or_path, cache_dir: str | os.PathLike | None = None) 
         check_recordings_folder(name_or_path)  # the layout and speakers, not the conversion
         return
     cache = cache_root(cache_dir)
-    _, folder = _resolve(name_or_path, cache, progress=False)
-    files = [check_shd_file(find_split_file(folder, train, cache)) for train in (True, False)]
-    check_same_channels(files)
+    kind, folder = _resolve(name_or_path, cache, progress=progress)
+    family = _family(kind)
+    check_same_channels(_checked_files(folder, family, family.present_splits(folder), cache))
+
+
+def _family(kind: str) -> Family:
+    # The stand-in, the speech set and converted recordings are all written in SHD's layout.
+    return FAMILIES.get(kind, SHD)
+
+
+def _checked_files(folder: Path, family: Family, splits: tuple, cache: Path) -> list[Path]:
+    """Each split's file, checked (:func:`check_shd_file`), in the order of `splits`."""
+    return [
+        check_shd_file(find_split_file(folder, split, cache, family=family)) for split in splits
+    ]
 
 
 def _binning(n_bins, duration, pool, time_axis) -> dict:
@@ -178,34 +241,33 @@ def _binning(n_bins, duration, pool, time_axis) -> dict:
     return binning
 
 
-def _binned(folder: Path, train: bool, cache: Path, binning: dict, progress: bool) -> dict:
+def _binned(folder: Path, train: bool | str, cache: Path, binning: dict, progress: bool) -> dict:
     file = find_split_file(folder, train, cache, progress=progress)
     key = cache_key(version=_BINNED_VERSION, source=file_fingerprint(file), **binning)
     path = cache / "binned" / f"{file.stem}-{key}.npz"
     cached = load_npz(path)
     if cached is not None and {"x", "y", "speakers", "class_names", "n_channels"} <= cached.keys():
         return cached
-    events = load_shd_split(folder, train, cache_dir=cache, progress=progress)
+    header = read_split_header(folder, train, cache_dir=cache, progress=progress)
+    n_bins, duration, pool = binning["n_bins"], binning["duration"], binning["pool"]
     try:
-        check_binning(binning["n_bins"], binning["duration"], events.n_channels, binning["pool"])
+        n_out = check_binning(n_bins, duration, header.n_channels, pool)
     except ValueError as e:
         raise ValidationError(f"{file}: {e}") from None
-    x = bin_samples(
-        events.times,
-        events.units,
-        binning["n_bins"],
-        binning["duration"],
-        events.n_channels,
-        binning["pool"],
-        progress=progress,
-        time_axis=binning.get("time_axis", "absolute"),
-    )
+    # Read and bin a chunk of samples at a time: SSC's training file (75k samples) would take
+    # gigabytes as event lists, while its binned uint8 frames take 1 GiB at 100 x 140.
+    x = np.zeros((len(header.labels), n_bins, n_out), dtype=np.uint8)
+    for start, times, units in iter_shd_events(file, progress, f"reading {file.name}"):
+        x[start : start + len(times)] = bin_samples(
+            times, units, n_bins, duration, header.n_channels, pool,
+            time_axis=binning.get("time_axis", "absolute"),
+        )  # fmt: skip
     arrays = {
         "x": x,
-        "y": events.labels.astype(np.int32),
-        "speakers": events.speakers.astype(np.int32),
-        "class_names": np.array(events.class_names, dtype=str),
-        "n_channels": np.array(events.n_channels),
+        "y": header.labels,
+        "speakers": header.speakers,
+        "class_names": np.array(header.class_names, dtype=str),
+        "n_channels": np.array(header.n_channels),
     }
     save_npz_atomic(path, **arrays)
     return arrays
@@ -213,7 +275,7 @@ def _binned(folder: Path, train: bool, cache: Path, binning: dict, progress: boo
 
 def binned_split(
     folder: str | os.PathLike,
-    train: bool,
+    train: bool | str,
     *,
     n_bins: int = 100,
     duration: float = 1.4,
@@ -226,8 +288,10 @@ def binned_split(
 
     **Arguments:**
 
-    - `folder`: holds ``shd_train.h5`` / ``shd_test.h5`` (directly or in ``SHD/``).
-    - `train`: which of the two files.
+    - `folder`: holds ``shd_train.h5`` / ``shd_test.h5`` (directly or in ``SHD/``), or SSC's
+      three files (directly or in ``SSC/``).
+    - `train`: which file: True the training file, False the test file, or a split's name
+      (``"valid"``: SSC's validation file).
     - `n_bins`, `duration`, `pool`, `cache_dir`, `progress`, `time_axis`: as
       :func:`load_dataset`.
 
@@ -242,7 +306,10 @@ def binned_split(
     return split, tuple(str(name) for name in arrays["class_names"])
 
 
-def _take(arrays: dict, index: np.ndarray) -> Split:
+def _take(arrays: dict, index: np.ndarray | None) -> Split:
+    """The samples `index` of a binned file (all of them, uncopied, for None)."""
+    if index is None:
+        return Split(x=arrays["x"], y=arrays["y"], speakers=arrays["speakers"])
     return Split(x=arrays["x"][index], y=arrays["y"][index], speakers=arrays["speakers"][index])
 
 
@@ -264,7 +331,9 @@ def load_dataset(
     by absolute time (see :func:`bin_events`) and caches the arrays in
     ``<cache>/binned/`` keyed by the source file's path, size and mtime and the binning
     parameters; later loads read the cache. Validation holds out whole speakers of the training
-    file; the test split is the test file.
+    file, unless the set has a validation file of its own (SSC's ``ssc_valid.h5``, or an
+    ``shd_valid.h5`` beside SHD's two), which is then the validation split; the test split is the
+    test file.
 
     **Arguments:**
 
@@ -273,9 +342,12 @@ def load_dataset(
       three minutes on 2 cores; needs the ``speech`` extra), ``"synth"`` (a procedural stand-in
       without speech, generated in seconds into ``<cache>/synth/``: 2000 training / 500 test
       samples, 20 classes), ``"shd"`` (the real SHD files in
-      ``$SNNPLAST_DATA/shd``, default ``~/.cache/snnplast/shd``), a folder holding
-      ``shd_train.h5`` and ``shd_test.h5`` (directly or in its ``SHD/`` subfolder; their
-      downloaded ``.zip``/``.gz`` archives do too), or a folder of labelled recordings (any
+      ``$SNNPLAST_DATA/shd``, default ``~/.cache/snnplast/shd``), ``"ssc"`` (the Spiking Speech
+      Commands' three files in ``$SNNPLAST_DATA/ssc``: 35 classes, the authors' validation
+      file as the validation split), a folder holding ``shd_train.h5`` and ``shd_test.h5``
+      (directly or in its ``SHD/`` subfolder; their downloaded ``.zip``/``.gz`` archives do
+      too) or SSC's ``ssc_train.h5``, ``ssc_valid.h5`` and ``ssc_test.h5`` (directly or in
+      ``SSC/``, or their archives), or a folder of labelled recordings (any
       layout ``convert_audio`` reads: converted once through the cochlea, the recordings of a
       fifth of the speakers held out as the test split; see
       :func:`~snnplast.data._recordings.split.recordings_data_folder`).
@@ -283,7 +355,8 @@ def load_dataset(
     - `duration`: seconds covered; later spikes are dropped.
     - `pool`: adjacent channels summed into one (700 / pool channels; must divide 700).
     - `val_speakers`: speakers held out for validation, as a fraction in [0, 1) of the training
-      speakers (at least one when positive) or as a count.
+      speakers (at least one when positive) or as a count; unused where the set has a
+      validation file.
     - `seed`: picks the validation speakers.
     - `cache_dir`: cache root (default ``$SNNPLAST_CACHE`` or ``~/.cache/snnplast``).
     - `progress`: show progress bars while reading, generating and binning.
@@ -304,32 +377,76 @@ def load_dataset(
     check_time_axis(time_axis)
     n_val_speakers(val_speakers, 1 << 30)
     kind, folder = _resolve(name_or_path, cache, progress)
-    files = [check_shd_file(find_split_file(folder, train, cache)) for train in (True, False)]
+    family = _family(kind)
+    splits = family.present_splits(folder)
+    files = _checked_files(folder, family, splits, cache)
     n_channels = check_same_channels(files)
     try:
         check_binning(n_bins, duration, n_channels, pool)
     except ValueError as e:
         raise ValidationError(f"{files[0]}: {e}") from None
     binning = _binning(n_bins, duration, pool, time_axis)
-    train_arrays = _binned(folder, True, cache, binning, progress)
-    test_arrays = _binned(folder, False, cache, binning, progress)
-    class_names = tuple(str(name) for name in train_arrays["class_names"])
-    test_names = tuple(str(name) for name in test_arrays["class_names"])
-    if test_names != class_names:
-        raise SHDFormatError(
-            f"{folder}: shd_train.h5 and shd_test.h5 name different classes "
-            f"({len(class_names)} vs {len(test_names)} keys); they must share extra/keys"
-        )
-    train_index, val_index = split_by_speaker(train_arrays["speakers"], val_speakers, seed)
+    arrays = {split: _binned(folder, split, cache, binning, progress) for split in splits}
+    class_names = tuple(str(name) for name in arrays[TRAIN]["class_names"])
+    for split, file in zip(splits, files, strict=True):
+        names = tuple(str(name) for name in arrays[split]["class_names"])
+        if names != class_names:
+            raise SHDFormatError(
+                f"{folder}: {files[0].name} and {file.name} name different classes "
+                f"({len(class_names)} vs {len(names)} keys); they must share extra/keys"
+            )
+    if VALID in arrays:
+        # The authors split the speakers (SSC, or a Speech Commands folder's own lists): their
+        # validation file is the validation split.
+        train, val = _take(arrays[TRAIN], None), _take(arrays[VALID], None)
+    else:
+        train_index, val_index = split_by_speaker(arrays[TRAIN]["speakers"], val_speakers, seed)
+        train, val = _take(arrays[TRAIN], train_index), _take(arrays[TRAIN], val_index)
     # A recordings folder is named as given, not as the cached split made from it.
     named = Path(name_or_path).expanduser() if kind == "recordings" else folder
     return SpikeDataset(
-        train=_take(train_arrays, train_index),
-        val=_take(train_arrays, val_index),
-        test=Split(x=test_arrays["x"], y=test_arrays["y"], speakers=test_arrays["speakers"]),
+        train=train,
+        val=val,
+        test=_take(arrays[TEST], None),
         n_classes=len(class_names),
         n_channels=n_channels // pool,
         n_bins=n_bins,
         class_names=class_names,
         source=f"{kind}:{named.resolve()}",
     )
+
+
+def load_test_split(
+    name_or_path: str | os.PathLike = DEFAULT_DATA,
+    *,
+    n_bins: int = 100,
+    duration: float = 1.4,
+    pool: int = 5,
+    cache_dir: str | os.PathLike | None = None,
+    progress: bool = True,
+    time_axis: str = "absolute",
+) -> tuple[Split, tuple[str, ...], str]:
+    """Only the test split of a data set :func:`load_dataset` knows, binned and cached as it
+    bins it, without reading the training file (SSC's is 75k samples; scoring a trained model
+    needs none of them).
+
+    **Arguments:** as :func:`load_dataset`.
+
+    **Returns:** ``(split, class_names, source)``, `source` as :attr:`SpikeDataset.source`.
+
+    **Raises:** as :func:`load_dataset`.
+    """
+    cache = cache_root(cache_dir)
+    check_binning(n_bins, duration, pool, pool)
+    check_time_axis(time_axis)
+    kind, folder = _resolve(name_or_path, cache, progress, splits=(TEST,))
+    family = _family(kind)
+    (file,) = _checked_files(folder, family, (TEST,), cache)
+    try:
+        check_binning(n_bins, duration, check_same_channels([file]), pool)
+    except ValueError as e:
+        raise ValidationError(f"{file}: {e}") from None
+    arrays = _binned(folder, TEST, cache, _binning(n_bins, duration, pool, time_axis), progress)
+    named = Path(name_or_path).expanduser() if kind == "recordings" else folder
+    names = tuple(str(name) for name in arrays["class_names"])
+    return _take(arrays, None), names, f"{kind}:{named.resolve()}"

@@ -9,6 +9,17 @@
   (``SPEAKER_nohash_N``, ``LABEL_speaker_ID``, ``LABEL_SPEAKER_INDEX``), otherwise it is unknown.
   Folders whose names start with ``_`` or ``.`` (``_background_noise_``) and files beside the
   label folders (``README.md``, ``testing_list.txt``) are left out.
+- **One folder per speaker** (AudioMNIST's ``01/0_01_0.wav``): every file is named
+  ``LABEL_SPEAKER_INDEX`` with its folder's name as ``SPEAKER``; the label comes from the name.
+- **Labelled names in one sub-folder** (the Free Spoken Digit Dataset's repository, whose
+  recordings lie in ``recordings/``): a single folder of audio whose files are all named with
+  labels, two labels or more, is read as labelled names; the folder is not a label.
+
+Hidden files (``.DS_Store``, macOS's ``._x.wav`` AppleDouble files, which are not audio) are
+left out everywhere. A folder that only wraps one of these layouts (AudioMNIST's repository,
+``data/01/0_01_0.wav``) is read through. Recordings two folders deep in several folders
+(``speaker/label/x.wav``) are refused with a one-line error: which level is the label cannot be
+told from the folders; a CSV says it.
 - **A CSV** with the header ``file,label[,speaker]``, ``file`` relative to the folder.
 
 The files may be in any format :func:`~snnplast.data.read_audio` reads (WAV, FLAC, Ogg, MP3,
@@ -22,7 +33,7 @@ from __future__ import annotations
 
 import csv
 import re
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 from ..._errors import ValidationError
@@ -77,7 +88,7 @@ def _label_folders(in_dir: Path) -> list[Path]:
         p
         for p in in_dir.iterdir()
         if p.is_dir() and _visible(p) and not p.name.startswith("_")
-        and any(is_audio(f) for f in p.iterdir())
+        and any(is_audio(f) and _visible(f) for f in p.iterdir())
     )  # fmt: skip
 
 
@@ -90,9 +101,13 @@ def _is_text(path: Path) -> bool:
     return path.suffix.lower() in _TEXT_SUFFIXES or path.stem.lower() in _TEXT_STEMS
 
 
-def from_names(in_dir: Path) -> list[Recording]:
-    """A flat folder whose file names carry label and speaker (text beside them is skipped)."""
-    files = [p for p in sorted(in_dir.iterdir()) if p.is_file() and _visible(p)]
+def from_names(in_dir: Path, folder: Path | None = None) -> list[Recording]:
+    """A flat folder whose file names carry label and speaker (text beside them is skipped).
+
+    `folder` is where the files are, when not `in_dir` itself (names stay relative to `in_dir`).
+    """
+    folder = in_dir if folder is None else folder
+    files = [p for p in sorted(folder.iterdir()) if p.is_file() and _visible(p)]
     found = []
     for path in files:
         if _is_text(path):
@@ -105,8 +120,57 @@ def from_names(in_dir: Path) -> list[Recording]:
                 "LABEL_SPEAKER_INDEX.wav (7_jackson_0.wav), put it in a folder named after its "
                 "label, or list it in a CSV given with --labels"
             )
-        found.append(Recording(path, path.name, match["label"], match["speaker"]))
+        name = path.relative_to(in_dir).as_posix()
+        found.append(Recording(path, name, match["label"], match["speaker"]))
     return found
+
+
+def _labelled(path: Path) -> re.Match | None:
+    """`path`'s name read as LABEL_speaker_ID / LABEL_SPEAKER_INDEX, unless it is Speech
+    Commands' SPEAKER_nohash_N (which the second form would misread as label SPEAKER)."""
+    if _SPEAKER_NAMES[0].match(path.stem):
+        return None
+    return next((m for p in _LABELLED_NAMES if (m := p.match(path.stem))), None)
+
+
+def _named_in_folders(folders: list[Path]) -> dict[Path, list[tuple[Path, re.Match]]] | None:
+    """Every audio file of `folders` with its name read as a label, or None if any name has none."""
+    named = {}
+    for folder in folders:
+        files = [p for p in sorted(folder.iterdir()) if p.is_file() and _visible(p)]
+        matches = [(p, _labelled(p)) for p in files if not _is_text(p)]
+        if not matches or any(m is None for _, m in matches):
+            return None
+        named[folder] = matches
+    return named
+
+
+def from_speaker_folders(in_dir: Path, named: dict) -> list[Recording]:
+    """One folder per speaker (AudioMNIST): the label from each name, the speaker the folder."""
+    found = []
+    for folder, matches in named.items():
+        for path, match in matches:
+            check_audio(path)
+            name = path.relative_to(in_dir).as_posix()
+            found.append(Recording(path, name, match["label"], folder.name))
+    return found
+
+
+def _is_speaker_folders(named: dict) -> bool:
+    return all(
+        m["speaker"].lower() == folder.name.lower() for folder, ms in named.items() for _, m in ms
+    )
+
+
+def _is_one_named_folder(named: dict) -> bool:
+    # A single label folder cannot make a data set to train on; names carrying two labels or
+    # more say the folder only holds them (FSDD's recordings/).
+    labels = {m["label"] for ms in named.values() for _, m in ms}
+    return len(named) == 1 and len(labels) >= 2
+
+
+def _deeper_audio(in_dir: Path) -> Path | None:
+    return next((p for p in sorted(in_dir.glob("*/*/*")) if _visible(p) and is_audio(p)), None)
 
 
 def from_folders(in_dir: Path, folders: list[Path]) -> list[Recording]:
@@ -137,6 +201,8 @@ def from_csv(in_dir: Path, table: Path) -> list[Recording]:
         ]
     listed = {}
     for line, row in enumerate(rows, start=2):
+        if Path(row["file"]).name.startswith("."):
+            continue  # a hidden file (macOS's ._x.wav) listed by a glob: not a recording
         path = in_dir / row["file"]
         if not row["label"]:
             raise ValidationError(f"{path}: no label ({table.name}, line {line})")
@@ -144,22 +210,48 @@ def from_csv(in_dir: Path, table: Path) -> list[Recording]:
         name = Path(row["file"]).as_posix()
         listed[name] = Recording(path, name, row["label"], row.get("speaker") or UNKNOWN_SPEAKER)
     for path in sorted(in_dir.glob("*")):
-        if is_audio(path) and path.name not in listed:
+        if is_audio(path) and _visible(path) and path.name not in listed:
             raise ValidationError(f"{path}: no label; add a row for it to {table}")
     return [listed[name] for name in sorted(listed)]
 
 
 def find_layout(in_dir: Path) -> list[Recording]:
-    """The recordings of `in_dir` in whichever layout it has: label folders, or labelled names."""
+    """The recordings of `in_dir` in whichever layout it has: label folders, speaker folders,
+    labelled names (directly or in one sub-folder)."""
     folders = _label_folders(in_dir)
     if not folders:
+        deeper = _deeper_audio(in_dir)
+        loose = [p for p in in_dir.iterdir() if p.is_file() and _visible(p) and not _is_text(p)]
+        wrappers = [
+            p for p in sorted(in_dir.iterdir())
+            if p.is_dir() and _visible(p) and not p.name.startswith("_")
+            and any(_visible(f) and is_audio(f) for f in p.glob("*/*"))
+        ]  # fmt: skip
+        loose_audio = [p for p in loose if is_audio(p)]
+        if deeper is not None and not loose_audio and len(wrappers) == 1:
+            # Scripts and notes beside it are a repository's, not recordings.
+            # A folder that only wraps the data set (AudioMNIST's repository: data/01/0_01_0.wav).
+            inner = wrappers[0]
+            return [replace(r, name=f"{inner.name}/{r.name}") for r in find_layout(inner)]
+        if deeper is not None and not loose_audio:
+            raise ValidationError(
+                f"{deeper}: recordings lie two folders deep ({deeper.parent.parent.name}/"
+                f"{deeper.parent.name}/); use one folder per label or labelled file names, or "
+                "list them in a CSV (file,label,speaker) given to convert-audio or evaluate "
+                "with --labels"
+            )
         return from_names(in_dir)
-    loose = sorted(p for p in in_dir.glob("*") if p.is_file() and is_audio(p))
+    loose = sorted(p for p in in_dir.glob("*") if p.is_file() and _visible(p) and is_audio(p))
     if loose:
         raise ValidationError(
             f"{loose[0]}: lies beside label folders ({folders[0].name}/ ...); use one layout, "
             "one folder per label or labelled file names, not both"
         )
+    named = _named_in_folders(folders)
+    if named is not None and _is_speaker_folders(named):
+        return from_speaker_folders(in_dir, named)
+    if named is not None and _is_one_named_folder(named):
+        return from_names(in_dir, folders[0])
     return from_folders(in_dir, folders)
 
 

@@ -8,6 +8,7 @@ modification time, the labels' content, the seed and the cochlea; later calls re
 
 from __future__ import annotations
 
+import itertools
 import os
 from pathlib import Path
 
@@ -17,17 +18,23 @@ from .._cochlea.cochlea import Cochlea
 from .._loading.dataset import Split
 from .._loading.loader import binned_split
 from .._loading.time_axis import check_time_axis
+from .._shd.family import FAMILIES, family_in
 from .cached import converted
 from .convert import find_recordings, read_names
 
 
 def is_recordings_folder(path: str | os.PathLike) -> bool:
     """True when `path` is a folder of audio files (directly, or one folder per label) and not
-    a folder of SHD files."""
+    a folder of SHD's or SSC's files."""
     path = Path(path).expanduser()
-    if not path.is_dir() or any(path.glob("shd_t*.h5")) or (path / "SHD").is_dir():
+    if not path.is_dir() or family_in(path) is not None:
         return False
-    return any(is_audio(p) for p in [*path.glob("*"), *path.glob("*/*")])
+    if any((path / family.tonic_name).is_dir() for family in FAMILIES.values()):
+        return False
+    # Two folders deep too: such a folder is still recordings, refused with a message that says
+    # how to lay them out, not taken for a folder missing SHD's files.
+    found = itertools.chain(path.glob("*"), path.glob("*/*"), path.glob("*/*/*"))
+    return any(is_audio(p) and not p.name.startswith(".") for p in found)
 
 
 def load_recordings(

@@ -7,10 +7,17 @@ uses), then writes ``shd_train.h5`` / ``shd_test.h5`` beside it in the cache, th
 holding every recording of a fixed share of the speakers (:data:`TEST_SPEAKERS`, drawn with a
 fixed seed, so the test set does not move with the training seed). Validation is then taken
 from the training speakers as for any other data set.
+
+A folder that carries its own split, as Speech Commands does (``testing_list.txt`` and
+``validation_list.txt`` beside the label folders, each line a recording's path such as
+``yes/0a7c2a8d_nohash_0.wav``; its authors chose them so that no speaker is in two), is split by
+those lists instead: the listed recordings become ``shd_test.h5`` and ``shd_valid.h5``, the rest
+``shd_train.h5``, so results compare with everyone else's on that corpus.
 """
 
 from __future__ import annotations
 
+import hashlib
 import os
 from pathlib import Path
 
@@ -19,6 +26,7 @@ import numpy as np
 
 from ..._atomic import atomic_write
 from ..._errors import ValidationError
+from .._cache import cache_key
 from .._cochlea.cochlea import Cochlea
 from .._loading.speakers import split_by_speaker
 from .._shd.file import CHANNELS_ATTR, SHD_CHANNELS, write_shd_h5
@@ -58,12 +66,8 @@ def hold_out_speakers(
         raise ValidationError(f"test_speakers must be a share in (0, 1), got {test_speakers!r}")
     source, out = Path(source), Path(out)
     with h5py.File(source, "r") as f:
-        times = list(f["spikes/times"][()])
-        units = list(f["spikes/units"][()])
-        labels = f["labels"][()]
         speakers = f["extra/speaker"][()]
-        n_channels = int(f.attrs.get(CHANNELS_ATTR, SHD_CHANNELS))
-    keys, names = read_names(source)
+    _, names = read_names(source)
     unique = np.unique(speakers)
     name = (lambda s: names[s]) if names else str
     if len(unique) < 2:
@@ -73,7 +77,20 @@ def hold_out_speakers(
         )
     # The same draw as validation speakers are held out by (at least one, all but one at most).
     train, test = split_by_speaker(speakers, float(test_speakers), seed)
-    for file, index in (("shd_train.h5", train), ("shd_test.h5", test)):
+    _write_splits(source, out, {"shd_train.h5": train, "shd_test.h5": test})
+    return sorted(name(s) for s in np.unique(speakers[test]))
+
+
+def _write_splits(source: Path, out: Path, splits: dict[str, np.ndarray]) -> None:
+    """Write each ``{file: indices}`` of `splits` into `out`, the samples `indices` of `source`."""
+    with h5py.File(source, "r") as f:
+        times = list(f["spikes/times"][()])
+        units = list(f["spikes/units"][()])
+        labels = f["labels"][()]
+        speakers = f["extra/speaker"][()]
+        n_channels = int(f.attrs.get(CHANNELS_ATTR, SHD_CHANNELS))
+    keys, names = read_names(source)
+    for file, index in splits.items():
 
         def write(tmp: Path, index=index) -> None:
             write_shd_h5(tmp, [times[i] for i in index], [units[i] for i in index],
@@ -83,14 +100,45 @@ def hold_out_speakers(
                     f.create_dataset(SPEAKER_NAMES, data=np.array([n.encode() for n in names]))
 
         atomic_write(out / file, write)
-    return sorted(name(s) for s in np.unique(speakers[test]))
+
+
+# Speech Commands' own split: files listing recordings by their path within the folder.
+SPLIT_LISTS = {"shd_test.h5": "testing_list.txt", "shd_valid.h5": "validation_list.txt"}
+
+
+def _listed(in_dir: Path, recordings: list[Recording]) -> dict[str, np.ndarray] | None:
+    """Indices of `recordings` per split file by `in_dir`'s own lists, or None without them."""
+    if not (in_dir / SPLIT_LISTS["shd_test.h5"]).is_file():
+        return None
+    index = {rec.name: i for i, rec in enumerate(recordings)}
+    splits, taken = {}, set()
+    for file, listing in SPLIT_LISTS.items():
+        path = in_dir / listing
+        lines = path.read_text(errors="replace").splitlines() if path.is_file() else []
+        # Recordings the list names that this folder lacks (a subset of the corpus) are no error.
+        chosen = sorted({index[n] for n in (ln.strip() for ln in lines) if n in index} - taken)
+        splits[file] = np.array(chosen, dtype=np.int64)
+        taken.update(chosen)
+    splits["shd_train.h5"] = np.array(sorted(set(range(len(recordings))) - taken), np.int64)
+    for file in ("shd_train.h5", "shd_test.h5"):
+        if not splits[file].size:
+            which = "is left for training" if file == "shd_train.h5" else "is listed for testing"
+            raise ValidationError(
+                f"{in_dir}: no recording of this folder {which} by its "
+                f"{SPLIT_LISTS['shd_test.h5']} and {SPLIT_LISTS['shd_valid.h5']}; fix the lists "
+                "(lines like yes/0a7c2a8d_nohash_0.wav) or remove them to hold out speakers"
+            )
+    if not splits["shd_valid.h5"].size:
+        del splits["shd_valid.h5"]  # validation is then taken from the training speakers
+    return splits
 
 
 def check_recordings_folder(in_dir: str | os.PathLike) -> list[Recording]:
     """The recordings of `in_dir` (:func:`find_recordings`), checked to be by two speakers or
     more, so that whole speakers can be held out; cheap, before any conversion.
 
-    **Raises:** `ValueError` (one line) for a bad layout or a single speaker.
+    **Raises:** `ValueError` (one line) for a bad layout, a single speaker, or split lists
+    (Speech Commands' ``testing_list.txt``) that leave no recording to test or train on.
     """
     in_dir = Path(in_dir).expanduser()
     recordings = find_recordings(in_dir, None)
@@ -101,6 +149,7 @@ def check_recordings_folder(in_dir: str | os.PathLike) -> list[Recording]:
             "unheard voices needs at least two (name the files so that they carry speakers, e.g. "
             "7_jackson_0.wav)"
         )
+    _listed(in_dir, recordings)  # the folder's own split lists, if any, must leave a split
     return recordings
 
 
@@ -114,17 +163,34 @@ def recordings_data_folder(
 
     **Arguments:**
 
-    - `in_dir`: a folder of labelled recordings in a layout :func:`convert_audio` reads.
+    - `in_dir`: a folder of labelled recordings in a layout :func:`convert_audio` reads; with
+      Speech Commands' ``testing_list.txt`` (and ``validation_list.txt``) it is split by them.
     - `cache_dir`: cache root (default ``$SNNPLAST_CACHE`` or ``~/.cache/snnplast``).
     - `progress`: show the conversion's progress.
 
-    **Returns:** ``<cache>/recordings/<key>/split/``, made on first use.
+    **Returns:** ``<cache>/recordings/<key>/split-.../``, made on first use.
     """
     in_dir = Path(in_dir).expanduser()
+    recordings = check_recordings_folder(in_dir)
+    listed = _listed(in_dir, recordings)  # before minutes of conversion: a bad list fails now
     source = converted(
-        in_dir, check_recordings_folder(in_dir), labels=None, seed=0, model=Cochlea(),
-        cache_dir=cache_dir, progress=progress,
+        in_dir, recordings, labels=None, seed=0, model=Cochlea(), cache_dir=cache_dir,
+        progress=progress,
     )  # fmt: skip
+    if listed is not None:
+        # Keyed by the lists' content: edited lists make another split.
+        lists = {f: in_dir / name for f, name in SPLIT_LISTS.items()}
+        key = cache_key(**{
+            f: hashlib.sha256(p.read_bytes()).hexdigest() for f, p in lists.items() if p.is_file()
+        })  # fmt: skip
+        folder = source.parent / f"split-lists-{key}"
+        if not all((folder / f).is_file() for f in listed):
+            folder.mkdir(exist_ok=True)
+            _write_splits(source, folder, listed)
+            if progress:
+                counts = ", ".join(f"{len(i)} in {f}" for f, i in listed.items())
+                print(f"{in_dir}: split by its own lists: {counts}")
+        return folder
     folder = source.parent / f"split-{TEST_SPEAKERS:g}"
     if not all((folder / f).is_file() for f in ("shd_train.h5", "shd_test.h5")):
         folder.mkdir(exist_ok=True)

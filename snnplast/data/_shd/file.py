@@ -342,6 +342,43 @@ def _check_events(path, i: int, t: np.ndarray, u: np.ndarray, n_channels: int) -
         )
 
 
+def iter_shd_events(path: str | os.PathLike, progress: bool = False, desc: str | None = None):
+    """Read an SHD file's spikes a chunk of samples at a time, checking each sample, so that a
+    large file (SSC's 75k training samples) never has to be held in memory as events.
+
+    **Arguments:** as :func:`read_shd_events`.
+
+    **Yields:** ``(start, times, units)`` per chunk: the chunk's first sample index, then lists of
+    float32 seconds and int32 channels, one array per sample.
+
+    **Raises:** as :func:`read_shd_events`.
+    """
+    yield from _chunks(check_shd_file(path), progress, desc)
+
+
+def _chunks(path: Path, progress: bool, desc: str | None):
+    with named_errors(path), h5py.File(path, "r") as f:
+        n_channels = file_channels(f, path)
+        n = len(f["labels"])
+        bar = tqdm(
+            total=n, desc=desc or f"reading {path.name}", unit="sample", disable=not progress
+        )
+        with bar:
+            for start in range(0, n, _CHUNK):
+                stop = min(n, start + _CHUNK)
+                chunk_t = f["spikes/times"][start:stop]
+                chunk_u = f["spikes/units"][start:stop]
+                times: list[np.ndarray] = []
+                units: list[np.ndarray] = []
+                for i, (t, u) in enumerate(zip(chunk_t, chunk_u, strict=True), start):
+                    t, u = np.asarray(t, np.float32), np.asarray(u)
+                    _check_events(path, i, t, u, n_channels)
+                    times.append(t)
+                    units.append(u.astype(np.int32))
+                yield start, times, units
+                bar.update(stop - start)
+
+
 def read_shd_events(path: str | os.PathLike, progress: bool = False, desc: str | None = None):
     """Read every sample's spikes from an SHD file, checking each one.
 
@@ -360,22 +397,10 @@ def read_shd_events(path: str | os.PathLike, progress: bool = False, desc: str |
     path = check_shd_file(path)
     times: list[np.ndarray] = []
     units: list[np.ndarray] = []
+    for _, chunk_t, chunk_u in _chunks(path, progress, desc):
+        times.extend(chunk_t)
+        units.extend(chunk_u)
     with named_errors(path), h5py.File(path, "r") as f:
-        n_channels = file_channels(f, path)
         labels = f["labels"][()].astype(np.int32)
-        n = len(labels)
-        bar = tqdm(
-            total=n, desc=desc or f"reading {path.name}", unit="sample", disable=not progress
-        )
-        with bar:
-            for start in range(0, n, _CHUNK):
-                stop = min(n, start + _CHUNK)
-                chunk_t = f["spikes/times"][start:stop]
-                chunk_u = f["spikes/units"][start:stop]
-                for i, (t, u) in enumerate(zip(chunk_t, chunk_u, strict=True), start):
-                    t, u = np.asarray(t, np.float32), np.asarray(u)
-                    _check_events(path, i, t, u, n_channels)
-                    times.append(t)
-                    units.append(u.astype(np.int32))
-                bar.update(stop - start)
+        n_channels = file_channels(f, path)
     return times, units, labels, n_channels

@@ -1,9 +1,10 @@
-"""Reading one SHD split through `tonic.datasets.SHD`, from local files only.
+"""Reading one split of SHD or SSC through `tonic.datasets.SHD` / `.SSC`, from local files only.
 
-tonic looks for ``<root>/SHD/shd_train.h5`` and counts it as present only when the archive name
-``shd_train.h5.zip`` also exists beside it; otherwise it downloads. A user's folder usually holds
-just the ``.h5`` files, so a tonic-shaped folder is staged in the cache (a symlink to the user's
-file plus an empty placeholder archive) instead of writing into the user's folder.
+tonic looks for ``<root>/SHD/shd_train.h5`` (``<root>/SSC/ssc_valid.h5`` for SSC) and counts it as
+present only when the archive name ``shd_train.h5.zip`` also exists beside it; otherwise it
+downloads. A user's folder usually holds just the ``.h5`` files, so a tonic-shaped folder is
+staged in the cache (a symlink to the user's file plus an empty placeholder archive) instead of
+writing into the user's folder.
 """
 
 from __future__ import annotations
@@ -16,11 +17,13 @@ import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 
+import h5py
 import numpy as np
 from tqdm.auto import tqdm
 
 from .._cache import cache_root
 from .archive import find_archive, unpacked
+from .family import SHD, Family, family_in, family_of_file
 from .file import (
     _H5_ERRORS,
     SHD_CHANNELS,
@@ -28,6 +31,7 @@ from .file import (
     SHDMissingError,
     _one_line,
     check_shd_file,
+    file_channels,
     missing_message,
     read_shd_events,
 )
@@ -40,12 +44,13 @@ def split_filename(train: bool) -> str:
 
 def find_split_file(
     directory: str | os.PathLike,
-    train: bool,
+    train: bool | str,
     cache_dir: str | os.PathLike | None = None,
     *,
     progress: bool = True,
+    family: Family | None = None,
 ) -> Path:
-    """The split's file in `directory` or `directory/SHD` (tonic's own layout).
+    """The split's file in `directory` or its tonic subfolder (``SHD/``, ``SSC/``).
 
     Where only the downloaded archive is there (``shd_train.h5.zip`` or ``.gz``), it is unpacked
     once into the cache (:func:`~.archive.unpacked`) and that file is returned.
@@ -53,16 +58,20 @@ def find_split_file(
     **Arguments:**
 
     - `directory`: the folder to look in.
-    - `train`: the training split's file if True, else the test split's.
+    - `train`: the training split's file if True, the test split's if False, or a split's name
+      (``"train"``, ``"valid"``, ``"test"``).
     - `cache_dir`: where an archive is unpacked (default ``$SNNPLAST_CACHE`` or
       ``~/.cache/snnplast``).
     - `progress`: show a progress bar while unpacking.
+    - `family`: the set whose file is wanted; None takes the one whose files `directory` holds
+      (SHD if none).
 
     **Raises:** :class:`SHDMissingError` naming where to put the file when neither holds it.
     """
     directory = Path(directory).expanduser()
-    name = split_filename(train)
-    folders = [directory, directory / "SHD"]
+    family = family or family_in(directory) or SHD
+    name = family.filename(family.split_name(train))
+    folders = family.folders(directory)
     for folder in folders:
         if (folder / name).exists():
             return folder / name
@@ -73,8 +82,8 @@ def find_split_file(
 
 
 @functools.cache
-def _shd_class():
-    """`tonic.datasets.SHD` with downloading turned into a clear local error.
+def _shd_class(name: str = "SHD"):
+    """`tonic.datasets.SHD` (or ``.SSC``) with downloading turned into a clear local error.
 
     Imported on first use: tonic pulls in librosa and numba, which take a second or two.
     """
@@ -89,11 +98,12 @@ def _shd_class():
         )
 
     # tonic names the data folder after the class (``<root>/SHD``), so the subclass keeps the name.
-    return type("SHD", (tonic.datasets.SHD,), {"download": download, "__module__": __name__})
+    base = getattr(tonic.datasets, name)
+    return type(name, (base,), {"download": download, "__module__": __name__})
 
 
 def _already_tonic_layout(path: Path) -> bool:
-    return path.parent.name == "SHD" and Path(f"{path}.zip").is_file()
+    return path.parent.name == family_of_file(path).tonic_name and Path(f"{path}.zip").is_file()
 
 
 def _link_or_copy(src: Path, dst: Path) -> None:
@@ -120,11 +130,12 @@ def tonic_root(path: str | os.PathLike, cache_dir: str | os.PathLike | None = No
 
     A file already in tonic's layout (``<root>/SHD/<name>`` with ``<name>.zip`` beside it) is used
     in place; otherwise a layout is staged under ``<cache>/tonic/`` with a symlink (or, where links
-    are not allowed, a copy) of the file and an empty placeholder archive.
+    are not allowed, a copy) of the file and an empty placeholder archive. SSC's files
+    (``ssc_valid.h5``, ...) go to ``SSC/``, where ``tonic.datasets.SSC`` looks.
 
     **Arguments:**
 
-    - `path`: an ``shd_train.h5`` / ``shd_test.h5`` file.
+    - `path`: an ``shd_train.h5`` / ``shd_test.h5`` file (or one of SSC's three).
     - `cache_dir`: cache root (default ``$SNNPLAST_CACHE`` or ``~/.cache/snnplast``).
 
     **Returns:** the root folder to hand to tonic.
@@ -136,7 +147,7 @@ def tonic_root(path: str | os.PathLike, cache_dir: str | os.PathLike | None = No
         return path.parent.parent
     digest = hashlib.sha256(str(path.parent.resolve()).encode()).hexdigest()[:16]
     root = cache_root(cache_dir) / "tonic" / digest
-    folder = root / "SHD"
+    folder = root / family_of_file(path).tonic_name
     folder.mkdir(parents=True, exist_ok=True)
     _link_or_copy(path.resolve(), folder / path.name)
     placeholder = folder / f"{path.name}.zip"
@@ -184,15 +195,88 @@ def _read_via_tonic(dataset, n: int, progress: bool, desc: str):
     return times, units
 
 
+@dataclass(frozen=True, eq=False)
+class SplitHeader:
+    """What one split's file says besides its spikes (read through tonic, no spikes read).
+
+    **Fields:** `labels` (``[N]`` int32), `speakers` (``[N]`` int32), `class_names`, `path`
+    (the file), `n_channels`, as in :class:`EventSplit`.
+    """
+
+    labels: np.ndarray
+    speakers: np.ndarray
+    class_names: tuple[str, ...]
+    path: Path
+    n_channels: int
+
+
+def _tonic_dataset(file: Path, split: str, cache_dir):
+    """tonic's dataset of `file`, or None for a file tonic has no name for (``shd_valid.h5``)."""
+    family = family_of_file(file)
+    arguments = family.tonic_arguments(split)
+    if arguments is None:
+        return None
+    root = tonic_root(file, cache_dir)
+    return _shd_class(family.tonic_name)(save_to=str(root), **arguments)
+
+
+def _header(file: Path, dataset) -> SplitHeader:
+    with h5py.File(file, "r") as f:
+        labels = f["labels"][()].astype(np.int32)
+        n_channels = file_channels(f, file)
+        # What tonic's SHD returns as `speaker`; its SSC has no public accessor for it.
+        speakers = f["extra/speaker"][()].astype(np.int32)
+        keys = f["extra/keys"][()] if dataset is None else dataset.classes
+    return SplitHeader(
+        labels=labels,
+        speakers=speakers,
+        class_names=tuple(_decode(k) for k in keys),
+        path=file,
+        n_channels=n_channels,
+    )
+
+
+def _split_file(root, train, cache_dir, progress) -> tuple[Path, str]:
+    directory = Path(root).expanduser()
+    file = check_shd_file(find_split_file(directory, train, cache_dir, progress=progress))
+    return file, family_of_file(file).split_name(train)
+
+
+def read_split_header(
+    root: str | os.PathLike,
+    train: bool | str,
+    *,
+    cache_dir: str | os.PathLike | None = None,
+    progress: bool = True,
+) -> SplitHeader:
+    """One split's labels, speakers, class names and channel count, through tonic, without its
+    spikes (for reading those in chunks, :func:`~.file.iter_shd_events`).
+
+    **Arguments:** as :func:`load_shd_split`.
+
+    **Returns:** a :class:`SplitHeader`.
+
+    **Raises:** :class:`SHDMissingError` / :class:`SHDFormatError` (one line, naming the file).
+    """
+    file, split = _split_file(root, train, cache_dir, progress)
+    try:
+        return _header(file, _tonic_dataset(file, split, cache_dir))
+    except (SHDFormatError, SHDMissingError):
+        raise
+    except _H5_ERRORS as e:
+        raise SHDFormatError(f"{file}: damaged SHD file ({_one_line(e)}); replace it") from e
+
+
 def load_shd_split(
     root: str | os.PathLike,
-    train: bool,
+    train: bool | str,
     *,
     cache_dir: str | os.PathLike | None = None,
     via_tonic: bool = False,
     progress: bool = True,
 ) -> EventSplit:
-    """Load one split of SHD-format data through `tonic.datasets.SHD`, never downloading.
+    """Load one split of SHD-format data through `tonic.datasets.SHD` (SSC's through
+    `tonic.datasets.SSC`), never downloading.
 
     tonic opens the file, checks its layout and supplies the class names and speakers. Its
     ``__getitem__`` reopens the file for every sample, so by default the events are then read in
@@ -202,8 +286,11 @@ def load_shd_split(
 
     **Arguments:**
 
-    - `root`: a folder holding ``shd_train.h5`` / ``shd_test.h5`` directly or in ``root/SHD``.
-    - `train`: the training split if True, else the test split.
+    - `root`: a folder holding ``shd_train.h5`` / ``shd_test.h5`` directly or in ``root/SHD``
+      (or SSC's ``ssc_train.h5`` / ``ssc_valid.h5`` / ``ssc_test.h5``, directly or in
+      ``root/SSC``).
+    - `train`: the training split if True, the test split if False, or a split's name
+      (``"valid"`` is SSC's validation file).
     - `cache_dir`: where a tonic-shaped layout is staged if `root` lacks one.
     - `via_tonic`: read each sample through tonic's ``__getitem__`` (slow; for checking).
     - `progress`: show a progress bar.
@@ -212,17 +299,16 @@ def load_shd_split(
 
     **Raises:** :class:`SHDMissingError` / :class:`SHDFormatError` (one line, naming the file).
     """
-    file = check_shd_file(find_split_file(root, train, cache_dir, progress=progress))
+    file, split = _split_file(root, train, cache_dir, progress)
     desc = f"reading {file.name}"
     try:
-        dataset = _shd_class()(save_to=str(tonic_root(file, cache_dir)), train=train)
+        dataset = _tonic_dataset(file, split, cache_dir)
         # Every sample is checked here (lengths, times, channels), whichever path reads them;
         # from the user's own file (tonic's staged one links to it), so errors name that.
         times, units, labels, n_channels = read_shd_events(file, progress, desc)
-        if via_tonic:
+        if via_tonic and dataset is not None:
             times, units = _read_via_tonic(dataset, len(labels), progress, desc)
-        speakers = np.asarray(dataset.speaker).astype(np.int32)
-        class_names = tuple(_decode(k) for k in dataset.classes)
+        header = _header(file, dataset)
     except (SHDFormatError, SHDMissingError):
         raise
     except _H5_ERRORS as e:
@@ -232,8 +318,8 @@ def load_shd_split(
         times=times,
         units=units,
         labels=labels,
-        speakers=speakers,
-        class_names=class_names,
+        speakers=header.speakers,
+        class_names=header.class_names,
         path=file,
         n_channels=n_channels,
     )
