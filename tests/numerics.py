@@ -36,11 +36,10 @@ def rel(a, b):
     return (num / max(sum(float(np.sum(y**2)) for y in lb), 1e-300)) ** 0.5
 
 
-def loop_reference(cell, xs, ys, loss=sq, *, forward=False):
+def loop_reference(cell, xs, ys, loss=sq):
     """The gradient of ``sum_t loss(out_t, ys[t])`` through a Python loop over the steps of one
     sequence ``xs [T, ...]`` from ``cell.initial_state()`` (no lax.scan, no snnplast): the
-    reference every method is checked against. ``forward=True`` takes it by forward mode, for
-    a step reverse mode cannot go through (a ``lax.while_loop``)."""
+    reference every method is checked against."""
     params, static = eqx.partition(cell, eqx.is_inexact_array)
 
     def total(p):
@@ -51,4 +50,4 @@ def loop_reference(cell, xs, ys, loss=sq, *, forward=False):
             acc = acc + loss(o, ys[t])
         return acc
 
-    return jax.jit((jax.jacfwd if forward else jax.grad)(total))(params)
+    return jax.jit(jax.grad(total))(params)

@@ -287,7 +287,8 @@ def _(p, v, x):
     _, v = lax.while_loop(lambda c: c[0] < 3, lambda c: (c[0] + 1, c[1] + 0.3 * (-c[1] * p["tau"] + i)), (0, v))
     return v, v
 
-# jax.grad cannot go through a while_loop: its gradients are checked against forward mode.
+# Reverse mode cannot go through a while_loop: its Jacobians are checked against jacfwd, and
+# every gradient method (BPTT, and the online methods' one-step learning signal) gets JAX's error.
 FORWARD_ONLY = {"lax.while_loop(3)"}
 
 

@@ -119,7 +119,11 @@ def test_function_jacobians_and_gradients(name, x64):
     xs, ys = problem(cell, jax.random.PRNGKey(1))
     ts = sp.derive(cell, xs[0])
     check_against_jacfwd(ts, cell, _state_after(cell, xs, 2), xs[2])
-    ref = loop_reference(cell, xs, ys, sq, forward=name in FORWARD_ONLY)
+    if name in FORWARD_ONLY:  # the online learning signal is a one-step VJP: JAX refuses too
+        with pytest.raises(ValueError, match="Reverse-mode differentiation does not work"):
+            _grad(cell, xs, ys, sp.Exact())
+        return
+    ref = loop_reference(cell, xs, ys, sq)
     tol = 4 * LOW_PRECISION.get(name, 2.5e-11)
     assert rel(_grad(cell, xs, ys, sp.Exact()), ref) <= tol
     if local:
