@@ -465,6 +465,16 @@ _low("lax.reduce_precision", jnp.bfloat16,
 LOW_PRECISION["crashed_before"] = LOW_PRECISION["cast bfloat16 math"]
 
 
+@case("bfloat16 matmul", True)
+def _(p, v, x):
+    """The weight cast in the step: its traced parameter is bfloat16, the traces float64."""
+    i = (p["w"].astype(jnp.bfloat16) @ x.astype(jnp.bfloat16)).astype(v.dtype)
+    v = p["tau"] * v + i; return v, v
+
+
+LOW_PRECISION["bfloat16 matmul"] = LOW_PRECISION["cast bfloat16 math"]
+
+
 # ---- an integer input: eqx.nn.Embedding ---------------------------------------------------------
 def _embedding(key):
     p = {**_base_params(key), "emb": eqx.nn.Embedding(7, H, key=jax.random.fold_in(key, 7))}

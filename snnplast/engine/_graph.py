@@ -506,6 +506,17 @@ class StepGraph:
         interpret(self.flat.eqns, env, when_known(EVALUATE), select=self._is_static)
         return [jnp.reshape(env[n.id], n.shape) for n in self.phi_nodes]
 
+    def phi_pullback(self, p_leaves, grad_phi) -> list:
+        """``d loss / d parameter leaves`` from ``d loss / d phi`` (the traced parameters).
+
+        A gradient accumulated in the traces' dtype is cast to each traced parameter's own
+        dtype first (a ``w.astype(bfloat16)`` in the step makes a bfloat16 one): JAX's reverse
+        mode rounds the cotangent there too, and refuses one of another dtype.
+        """
+        _, pullback = jax.vjp(self.phi_of, p_leaves)
+        (grads,) = pullback([jnp.asarray(g, n.dtype) for g, n in zip(grad_phi, self.phi_nodes)])
+        return grads
+
 
 def with_dtype(j: SJac, dtype) -> SJac:
     """`j` with its values in `dtype` (numpy values stay numpy: constants known at trace time)."""
