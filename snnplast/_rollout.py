@@ -8,6 +8,7 @@ import jax
 import jax.numpy as jnp
 
 from ._cell import Cell
+from ._errors import ValidationError, ValidationTypeError
 
 
 def check_sequence(inputs, targets) -> None:
@@ -63,9 +64,13 @@ def check_step(model: Cell, inputs) -> None:
         )
     step_shapes = jax.tree_util.tree_map(jnp.shape, first)
     reason = str(failure).strip().splitlines()[0] if str(failure).strip() else type(failure).__name__
-    raise ValueError(
-        f"one step of {type(model).__name__} does not take inputs[t] of shape {step_shapes} "
-        f"(inputs {shapes}, [T, ...]): {reason}"
+    # The step's own failure, framed by the input it was given: a wrong width is the usual
+    # cause, but a bug of the cell (a dtype it cannot mix) reads the same. Still a TypeError
+    # where the step raised one.
+    error_type = ValidationTypeError if isinstance(failure, TypeError) else ValidationError
+    raise error_type(
+        f"one step of {type(model).__name__} fails on inputs[0] of shape {step_shapes} "
+        f"(inputs {shapes}, one step's input per row): {reason}"
     ) from failure
 
 
