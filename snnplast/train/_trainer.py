@@ -47,8 +47,8 @@ SUMMARY_FILE = "summary.json"
 
 
 def _make_train_step(optimizer, method, replicated, block=None):
-    """The jitted training step of ``(params, held, opt_state, x, y)``: the model split by
-    :func:`hold_static`, so a mask or an index array reaches the trace engine with its values."""
+    """The training step ``(model, opt_state, x, y) -> (model, opt_state, loss, correct,
+    flags)``, jitted over the model's trainable arrays only (:class:`_TrainStep`)."""
 
     def constrain(tree):
         # Parameters and optimiser state stay whole on every device: the gradient is summed
@@ -77,23 +77,34 @@ def _make_train_step(optimizer, method, replicated, block=None):
         correct = jnp.sum((jnp.argmax(scores, axis=-1) == y).astype(jnp.int32))
         return params, opt_state, loss, correct, flags
 
-    return step
+    return _TrainStep(step)
 
 
-class _CompiledStep:
-    """The compiled step called on the whole model: its held part is the one it compiled with
-    (nothing but the trainable arrays changes during training)."""
+class _TrainStep:
+    """A jitted step of ``(params, held, ...)`` called on the whole model.
 
-    def __init__(self, jitted, model, opt_state, x, y):
-        params, self.held = hold_static(model)
-        self.compiled = jitted.lower(params, self.held, opt_state, x, y).compile()
+    The model is split by :func:`hold_static`: a mask or an index array reaches the trace
+    engine with its values, not as a tracer. Nothing but the trainable arrays changes during
+    training, so the step returns the model with its other leaves as they came in.
+    """
+
+    def __init__(self, jitted, compiled=None, held=None):
+        self.jitted, self.compiled, self.held = jitted, compiled, held
+
+    def compile(self, model, opt_state, x, y) -> _TrainStep:
+        """Compiled ahead of time for these shapes and this model's held arrays."""
+        params, held = hold_static(model)
+        return _TrainStep(self.jitted, self.jitted.lower(params, held, opt_state, x, y).compile(),
+                          held)
 
     def __call__(self, model, opt_state, x, y):
         params, rest = eqx.partition(model, eqx.is_inexact_array)
-        params, opt_state, loss, correct, flags = self.compiled(
-            params, self.held, opt_state, x, y
-        )
-        return eqx.combine(params, rest), opt_state, loss, correct, flags
+        if self.compiled is None:
+            params, held = hold_static(model)
+            out = self.jitted(params, held, opt_state, x, y)
+        else:
+            out = self.compiled(params, self.held, opt_state, x, y)
+        return eqx.combine(out[0], rest), *out[1:]
 
 
 @eqx.filter_jit
@@ -332,10 +343,9 @@ def fit(
     # Compiled ahead of time: the compile is timed apart from the epochs, and the same
     # executable reports its scratch memory.
     compile_start = time.perf_counter()
-    step = _CompiledStep(
-        _make_train_step(optimizer, method, parallel.replicated, config.block),
-        model, opt_state, parallel.shard(train.x[:batch]), parallel.shard(train.y[:batch]),
-    )  # fmt: skip
+    step = _make_train_step(optimizer, method, parallel.replicated, config.block).compile(
+        model, opt_state, parallel.shard(train.x[:batch]), parallel.shard(train.y[:batch])
+    )
     compile_seconds = time.perf_counter() - compile_start
     step_temp_bytes = temp_bytes(step.compiled)
 
