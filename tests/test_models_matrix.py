@@ -129,3 +129,27 @@ def test_columnar_trains_online_through_compare(tmp_path):
     for method in ("exact", "diagonal"):
         assert runs[method]["status"] == "complete" and runs[method]["epochs_completed"] == 1, runs[method]
     assert runs["exact"]["cosine"] > 1 - 1e-5
+
+
+
+@pytest.mark.slow
+def test_bench_times_truncated_bptt(capsys):
+    """``snnplast bench --method tbptt:W`` was a TypeError (it went down the online path); a
+    window as long as the sequence is BPTT itself (cosine 1)."""
+    argv = ["bench", "--model", "rnn", "--hidden", "4", "--inputs", "3", "--steps", "4",
+            "--batch", "2", "--repeats", "1", "--method", "tbptt:4", "--json"]
+    assert main(argv) == 0
+    row = json.loads(capsys.readouterr().out)
+    assert row["mode"] == "truncated" and row["block"] is None
+    assert row["cosine_vs_bptt"] == pytest.approx(1.0, abs=1e-5)
+
+
+def test_bench_refuses_a_block_for_truncated_bptt_in_one_line(capsys):
+    """A block has no meaning for truncated BPTT: one line naming what takes one (it was an
+    unexpected TypeError, reported as a bug)."""
+    argv = ["bench", "--model", "rnn", "--hidden", "4", "--inputs", "3", "--steps", "4",
+            "--batch", "2", "--repeats", "1", "--method", "tbptt:2", "--block", "2"]
+    assert main(argv) == 2
+    err = capsys.readouterr().err.strip()
+    assert "block has no meaning for method 'tbptt:2' (only for online methods" in err
+    assert len(err.splitlines()) == 1
