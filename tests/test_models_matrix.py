@@ -153,3 +153,28 @@ def test_bench_refuses_a_block_for_truncated_bptt_in_one_line(capsys):
     err = capsys.readouterr().err.strip()
     assert "block has no meaning for method 'tbptt:2' (only for online methods" in err
     assert len(err.splitlines()) == 1
+
+
+@pytest.mark.slow
+def test_online_learner_trains_a_masked_user_cell(getkey):
+    """OnlineLearner's jitted update takes the whole model: its mask must reach the engine with
+    values. The learner's first update equals ``snnplast.gradients`` (Exact) of that chunk under
+    plain SGD, and the masked-out synapses never move."""
+    import optax
+
+    cell = _masked_rnn(getkey())
+    xs = jax.random.normal(getkey(), (4, N_IN))
+    ys = jax.random.normal(getkey(), (4, HIDDEN))
+
+    def loss(o, y):
+        return jnp.sum((o - y) ** 2)
+
+    learner = sp.OnlineLearner(sp.Exact(), loss, optax.sgd(0.1), every=4)
+    state = learner.init(cell, xs[0])
+    trained, state, _ = learner.update(cell, state, xs, ys)
+    assert int(state.updates) == 1
+    grads = sp.gradients(cell, xs, ys, loss=loss, method=sp.Exact())
+    np.testing.assert_allclose(np.asarray(trained.w_rec),
+                               np.asarray(cell.w_rec - 0.1 * grads.w_rec), rtol=1e-5, atol=1e-6)
+    off = ~np.asarray(cell.mask)
+    np.testing.assert_array_equal(np.asarray(trained.w_rec)[off], np.asarray(cell.w_rec)[off])
