@@ -37,7 +37,9 @@ def check_step(model: Cell, inputs) -> None:
 
     def error(x):
         try:
-            jax.eval_shape(model, model.initial_state(), x)
+            # the step as a plain function: jax.eval_shape(model, ...) makes JAX jit the module
+            # itself, which some cells (Izhikevich in the test zoo) refuse with a pjit TypeError
+            jax.eval_shape(lambda s, xx: model(s, xx), model.initial_state(), x)
         except (TypeError, ValueError) as e:
             return e
         return None

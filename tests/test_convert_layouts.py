@@ -364,6 +364,9 @@ def test_evaluate_numbers_a_folders_words_as_the_model_does(tmp_path):
     renumbered, names = _as_model_classes(split, ("no", "yes"), model, "in")
     assert list(renumbered.y) == [1, 3, 3] and names == tuple(model)
     assert _as_model_classes(split, ("no", "yes"), None, "in")[0] is split  # an older run
+    # Another writer's spelling of the same words.
+    respelt, _ = _as_model_classes(split, ("No", "fünf"), ["fuenf", "no"], "in")
+    assert list(respelt.y) == [1, 0, 0]
     with pytest.raises(ValueError, match="never learnt \\(maybe\\)") as err:
         _as_model_classes(split, ("maybe", "yes"), model, "in")
     assert "\n" not in str(err.value)

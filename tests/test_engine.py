@@ -182,19 +182,20 @@ def test_orders_give_the_same_jacobians(getkey):
 
 
 # ----- a primitive with no rule ---------------------------------------------------------------
-class CumprodCell(sp.Cell):
+class ConvolveCell(sp.Cell):
     w: jax.Array
 
     def initial_state(self):
         return jnp.zeros(self.w.shape[0])
 
     def __call__(self, h, x):
-        h = jnp.tanh(jnp.cumprod(self.w @ x) + 0.5 * h)
+        # jnp.convolve is conv_general_dilated, which has no rule
+        h = jnp.tanh(jnp.convolve(self.w @ x, jnp.array([0.25, 0.5, 0.25]), mode="same") + 0.5 * h)
         return h, h
 
 
 def test_unknown_primitive_falls_back_with_one_warning(getkey):
-    cell = CumprodCell(jax.random.normal(getkey(), (4, N_IN)))
+    cell = ConvolveCell(jax.random.normal(getkey(), (4, N_IN)))
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always")
         ts = derive(cell, jnp.zeros(N_IN))
@@ -203,7 +204,8 @@ def test_unknown_primitive_falls_back_with_one_warning(getkey):
         H, F = ts.materialize(cell, state, x)
     relevant = [w for w in caught if "no Jacobian rule" in str(w.message)]
     assert len(relevant) == 1
-    assert "cumprod" in str(relevant[0].message) and "CumprodCell" in str(relevant[0].message)
+    message = str(relevant[0].message)
+    assert "conv_general_dilated" in message and "ConvolveCell" in message
     ref = _reference(cell, state, x)
     np.testing.assert_allclose(H[(0, 0)], ref[0][1][0], atol=1e-6)
     np.testing.assert_allclose(F[(0, 0)], ref[0][0][0], atol=1e-6)
@@ -213,12 +215,13 @@ def test_user_can_register_a_rule(getkey):
     from snnplast.engine import register_rule
     from snnplast.engine._rules import RULES, def_elementwise_jvp
 
-    assert "cumprod" not in RULES
+    assert "conv_general_dilated" not in RULES
     try:
-        register_rule("cumprod", RULES["tanh"])  # a wrong rule on purpose: the registry obeys
-        assert RULES["cumprod"] is RULES["tanh"]
+        # a wrong rule on purpose: the registry obeys
+        register_rule("conv_general_dilated", RULES["tanh"])
+        assert RULES["conv_general_dilated"] is RULES["tanh"]
     finally:
-        del RULES["cumprod"]
+        del RULES["conv_general_dilated"]
     assert callable(def_elementwise_jvp)
 
 

@@ -13,6 +13,7 @@ from ._names import traced_param_names as traced_param_names
 from ._rules import RuleContext as RuleContext
 from ._rules import register_rule as register_rule
 from . import _index_rules  # noqa: F401 - registers the rules of the ops that place by index
+from . import _axis_rules  # noqa: F401 - registers the rules of the ops that work along one axis
 from . import _vjp_rule  # noqa: F401 - registers the rule of custom_vjp functions
 
 # Structured Jacobians and their algebra (the representation).

@@ -224,8 +224,9 @@ class TraceStructure:
                         continue
                     dense_f = materialize(j).reshape(int(np.prod(sa, dtype=int)),
                                                      int(np.prod(phi_shape, dtype=int)))
+                    # in the traces' dtype: a traced parameter may be a low-precision cast
                     d = dphi[q][k].reshape(int(np.prod(phi_shape, dtype=int)),
-                                           int(np.prod(pk, dtype=int)))
+                                           int(np.prod(pk, dtype=int))).astype(dtype)
                     total = total + (dense_f @ d).reshape(sa + pk)
                 F[(a, k)] = total
         return H, F

@@ -21,7 +21,10 @@ def state_dtype(leaves) -> jnp.dtype:
 
     **Returns:** the result type of the floating-point leaves; float32 when there is none.
     """
-    floats = [jnp.result_type(a) for a in leaves if is_float(jnp.result_type(a))]
+    # A leaf's own dtype first: jnp.result_type refuses a typed PRNG key (a stochastic
+    # neuron's key carried in the state).
+    dtypes = [a.dtype if hasattr(a, "dtype") else jnp.result_type(a) for a in leaves]
+    floats = [jnp.dtype(d) for d in dtypes if is_float(d)]
     if not floats:
         return jnp.dtype(jnp.float32)
     # Leaves of different precisions are the user's choice, not a promotion error.

@@ -28,7 +28,7 @@ import numpy as np
 
 from . import _jaxcompat as jc
 from ._cut import direct_cut
-from ._dtype import is_float
+from ._dtype import is_float, state_dtype
 from ._eliminate import Graph, eliminate
 from ._flatten import Const, Flat, Node, flatten
 from ._hoist import HoistPlan, plan_hoist
@@ -36,7 +36,7 @@ from ._interpret import EVALUATE, interpret, when_known
 from ._parts import sharpen
 from ._patterns import PATTERN_RULES
 from ._rules import RuleContext, has_zero_derivative, rule_for
-from ._sjac import diagonal, refine
+from ._sjac import Abstract, SJac, diagonal, refine
 from ._view_rules import VIEW_RULES
 from ._views import ViewSolver
 
@@ -91,6 +91,10 @@ class StepGraph:
         aval = lambda a, name: Node(tuple(jnp.shape(a)), jnp.result_type(a), name)
         self.p_nodes = [aval(a, f"param{k}") for k, a in enumerate(p_leaves)]
         self.s_nodes = [aval(a, f"state{k}") for k, a in enumerate(s_leaves)]
+        # Every Jacobian is kept in the traces' dtype: a step that computes part of its work in
+        # another precision (a float16 / bfloat16 cast, a float32 helper in a float64 model)
+        # would otherwise mix dtypes in the products, which strict promotion refuses.
+        self.jac_dtype = state_dtype(self.s_nodes)
         self.x_nodes = [aval(a, f"x{k}") for k, a in enumerate(x_leaves)]
         self.flat: Flat = Flat()
         for n in self.s_nodes + self.x_nodes + self.p_nodes:
@@ -300,14 +304,15 @@ class StepGraph:
                 state_v[a] = ("state_out", a)
                 sources[a] = node.id
                 graph.add_edge(state_v[a], node.id, diagonal(self.rshape(node),
-                                                             jnp.ones((), node.dtype), const=True))
+                                                             jnp.ones((), self.jac_dtype),
+                                                             const=True))
         out_v = {}
         if output_map:
             for k, node in enumerate(self.out):
                 if isinstance(node, Node) and node.id in vd:
                     out_v[k] = ("out", k)
                     graph.add_edge(out_v[k], node.id, diagonal(self.rshape(node),
-                                                               jnp.ones((), node.dtype),
+                                                               jnp.ones((), self.jac_dtype),
                                                                const=True))
         inputs = {n.id for n in self.s_nodes} | {n.id for n in self.phi_nodes}
         seen = set()
@@ -383,7 +388,8 @@ class StepGraph:
             if isinstance(src, Node) and src.id in vd:
                 o = e.outputs[0]
                 shape = self.rshape(o) if refined else o.shape
-                edges.append((o.id, src.id, diagonal(shape, jnp.ones((), o.dtype), const=True)))
+                edges.append((o.id, src.id, diagonal(shape, jnp.ones((), self.jac_dtype),
+                                                     const=True)))
             topo.extend(o.id for o in e.outputs if o.id in vd)
 
         def op(n_eqn, e, ins):
@@ -413,7 +419,7 @@ class StepGraph:
                     continue
                 for k, (a, jac) in enumerate(zip(e.inputs, row)):
                     if jac is not None and wrt[k]:
-                        edges.append((o.id, a.id, jac))
+                        edges.append((o.id, a.id, with_dtype(jac, self.jac_dtype)))
             topo.extend(o.id for o in e.outputs if o.id in vd)
 
         interpret(self.flat.eqns, env, {"alias": alias, "op": op},
@@ -499,6 +505,28 @@ class StepGraph:
         env = {n.id: v for n, v in zip(self.p_nodes, p_leaves)}
         interpret(self.flat.eqns, env, when_known(EVALUATE), select=self._is_static)
         return [jnp.reshape(env[n.id], n.shape) for n in self.phi_nodes]
+
+    def phi_pullback(self, p_leaves, grad_phi) -> list:
+        """``d loss / d parameter leaves`` from ``d loss / d phi`` (the traced parameters).
+
+        A gradient accumulated in the traces' dtype is cast to each traced parameter's own
+        dtype first (a ``w.astype(bfloat16)`` in the step makes a bfloat16 one): JAX's reverse
+        mode rounds the cotangent there too, and refuses one of another dtype.
+        """
+        _, pullback = jax.vjp(self.phi_of, p_leaves)
+        (grads,) = pullback([jnp.asarray(g, n.dtype) for g, n in zip(grad_phi, self.phi_nodes)])
+        return grads
+
+
+def with_dtype(j: SJac, dtype) -> SJac:
+    """`j` with its values in `dtype` (numpy values stay numpy: constants known at trace time)."""
+    val = j.val
+    if isinstance(val, Abstract):
+        return j if val.dtype == dtype else dataclasses.replace(j, val=Abstract(val.shape, dtype))
+    if val.dtype == dtype:
+        return j
+    val = np.asarray(val, dtype) if isinstance(val, np.ndarray) else jnp.asarray(val, dtype)
+    return dataclasses.replace(j, val=val)
 
 
 def _only_size_one(in_shape, out_shape) -> bool:

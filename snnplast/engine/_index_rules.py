@@ -18,6 +18,7 @@ import jax.numpy as jnp
 import numpy as np
 from jax import lax
 
+from ._axis_rules import tied_jvp
 from ._rules import RuleContext, _elementwise, _jvp_derivative, dense_fallback, register_rule
 from ._sjac import SJac
 
@@ -119,11 +120,33 @@ def _tied_linear(ctx: RuleContext, k: int, ties, cut_args, params=None) -> SJac:
     return SJac(out_shape, in_shape, frozenset(ties), val, keys, const)
 
 
+def _batched_scatter_updates(ctx: RuleContext, dn) -> SJac:
+    """d out / d updates of a scatter with batch dims (``jax.vmap`` of ``u.at[k].set``)."""
+    operand, _, updates = ctx.invals
+    scatter_dims = [d for d in range(updates.ndim) if d not in dn.update_window_dims]
+    ties = [(o, scatter_dims[i])
+            for o, i in zip(dn.operand_batching_dims, dn.scatter_indices_batching_dims)]
+    window = [d for d in range(operand.ndim)
+              if d not in dn.inserted_window_dims and d not in dn.operand_batching_dims]
+    ties += [(d, u) for d, u in zip(window, dn.update_window_dims)
+             if updates.shape[u] == operand.shape[d]
+             and d not in dn.scatter_dims_to_operand_dims]
+    return tied_jvp(ctx, 2, ties)
+
+
 def _scatter_rule(ctx: RuleContext):
     dn = ctx.params["dimension_numbers"]
     operand, indices, updates = ctx.invals
-    if getattr(dn, "operand_batching_dims", ()) or ctx.primitive.name not in _SCATTER_LINEAR:
+    if ctx.primitive.name not in _SCATTER_LINEAR:
         return dense_fallback(ctx)
+    if getattr(dn, "operand_batching_dims", ()):
+        row = [None, None, None]
+        if ctx.wrt[0]:
+            row[0] = _elementwise(ctx.out_shapes[0], ctx.in_shapes[0],
+                                  _jvp_derivative(ctx, 0), all(ctx.static[1:]))
+        if ctx.wrt[2]:
+            row[2] = _batched_scatter_updates(ctx, dn)
+        return [row]
     row = [None, None, None]
     if ctx.wrt[0]:
         # set: 1 where no update lands, 0 where one does; add: 1 everywhere.
@@ -142,9 +165,17 @@ def _scatter_rule(ctx: RuleContext):
 def _gather_rule(ctx: RuleContext):
     dn = ctx.params["dimension_numbers"]
     operand, indices = ctx.invals
-    if getattr(dn, "operand_batching_dims", ()):
-        return dense_fallback(ctx)
     sizes = tuple(ctx.params["slice_sizes"])
+    if getattr(dn, "operand_batching_dims", ()):
+        # jax.vmap of ``u[k]`` and jnp.take_along_axis: each batch reads its own slice.
+        batch_out = [o for o in range(len(ctx.out_shapes[0])) if o not in dn.offset_dims]
+        ties = [(batch_out[i], d)
+                for d, i in zip(dn.operand_batching_dims, dn.start_indices_batching_dims)]
+        window = [d for d in range(operand.ndim)
+                  if d not in dn.collapsed_slice_dims and d not in dn.operand_batching_dims]
+        ties += [(o, d) for o, d in zip(dn.offset_dims, window)
+                 if sizes[d] == operand.shape[d] and d not in dn.start_index_map]
+        return [[tied_jvp(ctx, 0, ties), None]]
     window = [d for d in range(operand.ndim) if d not in dn.collapsed_slice_dims]
     ties = [(o, d) for o, d in zip(dn.offset_dims, window)
             if sizes[d] == operand.shape[d] and d not in dn.start_index_map]

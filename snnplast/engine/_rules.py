@@ -389,13 +389,39 @@ def _dynamic_slice_rule(ctx: RuleContext):
     for d in changed:
         # JAX clamps the start so the slice stays in bounds.
         s = jnp.clip(starts[d], 0, in_shape[d] - out_shape[d])
-        sel = jnp.asarray(
-            jnp.arange(in_shape[d])[None, :] == s + jnp.arange(out_shape[d])[:, None], x.dtype
-        )
+        # In the start's own integer type: an int64 index (x64) against int32 positions is a
+        # promotion error under strict promotion.
+        index = jnp.result_type(s)
+        sel = jnp.asarray(jnp.arange(in_shape[d], dtype=index)[None, :]
+                          == s + jnp.arange(out_shape[d], dtype=index)[:, None], x.dtype)
         val = jnp.einsum("...,ab->...ab", val, sel)
         keys += [(d, None), (None, d)]
     row = [SJac(out_shape, in_shape, ties, val, tuple(keys), all(ctx.static[1:]))]
     return [row + [None] * len(starts)]
+
+
+def _forward_jacobian(ctx: RuleContext, k: int) -> list:
+    """Each output's Jacobian w.r.t. input `k` by forward mode, the other floating inputs given
+    explicit zero tangents: JAX's own JVP of ``custom_linear_solve`` (``jnp.linalg.solve``)
+    fails on the symbolic zeros ``jax.jacfwd`` would pass for them."""
+    x = ctx.invals[k]
+    floats = [j for j, v in enumerate(ctx.invals) if is_float(jnp.result_type(v))]
+
+    def g(*float_args):
+        args = list(ctx.invals)
+        for j, v in zip(floats, float_args):
+            args[j] = v
+        return ctx.bind(*args)
+
+    def push(t):
+        tangents = tuple(t if j == k else jnp.zeros_like(ctx.invals[j]) for j in floats)
+        return jax.jvp(g, tuple(ctx.invals[j] for j in floats), tangents)[1]
+
+    n = math.prod(jnp.shape(x))
+    basis = jnp.eye(n, dtype=jnp.result_type(x)).reshape((n, *jnp.shape(x)))
+    cols = jax.vmap(push)(basis)  # per output: [n, *out_shape]
+    return [jnp.moveaxis(c, 0, -1).reshape(jnp.shape(c)[1:] + jnp.shape(x))
+            if is_float(out.dtype) else None for c, out in zip(cols, ctx.outvals)]
 
 
 def dense_fallback(ctx: RuleContext):
@@ -411,7 +437,7 @@ def dense_fallback(ctx: RuleContext):
             return ctx.bind(*args)
 
         try:
-            jacs = jax.jacfwd(f)(ctx.invals[k])
+            jacs = _forward_jacobian(ctx, k)
         except TypeError:  # custom_vjp bodies support reverse mode only
             jacs = jax.jacrev(f)(ctx.invals[k])
         for n, (jac, out) in enumerate(zip(jacs, ctx.outvals)):

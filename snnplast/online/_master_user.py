@@ -93,6 +93,5 @@ def master_user_lms(cell, inputs, targets, *, alpha: float, w0=None, meta: bool 
 
     (state, traces, tw, grad_phi, w), preds = jax.lax.scan(
         step, (state, traces, tw, grad_phi, w), (inputs, targets))
-    _, phi_vjp = jax.vjp(g.phi_of, p)
-    (grads,) = phi_vjp(grad_phi)
+    grads = g.phi_pullback(p, grad_phi)
     return runner.as_tree(grads), preds, w

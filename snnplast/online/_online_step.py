@@ -443,8 +443,7 @@ class OnlineStep:
                 for a in c:
                     grad_phi[q] = grad_phi[q] + contract_batch(carry.pending[a],
                                                                carry.traces[(a, q)])
-        _, phi_vjp = jax.vjp(self.graph.phi_of, p_leaves)
-        (through_phi,) = phi_vjp(grad_phi)
+        through_phi = self.graph.phi_pullback(p_leaves, grad_phi)
         return [a + b for a, b in zip(carry.grad_direct, through_phi)]
 
     def as_tree(self, leaves):

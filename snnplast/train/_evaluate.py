@@ -125,6 +125,10 @@ def _run_class_names(run_dir: Path) -> list[str] | None:
     return [str(name) for name in names] if isinstance(names, list) else None
 
 
+def _spelling(name: str) -> str:
+    return name.strip().casefold().replace("ü", "ue").replace("ä", "ae").replace("ö", "oe")
+
+
 def _as_model_classes(split, names, model_names, data):
     """`split` with its labels renumbered as the model's classes of the same names: a folder
     holding some of the words (sorted into classes of its own) must be scored against the
@@ -132,15 +136,16 @@ def _as_model_classes(split, names, model_names, data):
     names = tuple(str(name) for name in names)
     if model_names is None or tuple(model_names) == names:
         return split, names
-    index = {name: i for i, name in enumerate(model_names)}
+    # Spelled as another writer may spell them: "Seven", "fünf" / "fuenf", " yes ".
+    index = {_spelling(name): i for i, name in enumerate(model_names)}
     present = [names[c] for c in np.unique(split.y)]
-    unknown = [name for name in present if name not in index]
+    unknown = [name for name in present if _spelling(name) not in index]
     if unknown:
         raise ValueError(
             f"{data}: has labels the model never learnt ({', '.join(unknown[:5])}); its classes "
             f"are {', '.join(model_names[:8])}{' ...' if len(model_names) > 8 else ''}"
         )
-    renumber = np.array([index.get(name, -1) for name in names], dtype=split.y.dtype)
+    renumber = np.array([index.get(_spelling(name), -1) for name in names], dtype=split.y.dtype)
     return type(split)(x=split.x, y=renumber[split.y], speakers=split.speakers), tuple(model_names)
 
 
