@@ -87,12 +87,13 @@ def measure(model: str = "ralif", hidden: int = 256, inputs: int = 140, batch: i
     **Returns:** a dict with ``ms_per_step`` (median milliseconds per training step, i.e. per
     sequence batch), ``ms_per_step_all``, ``compile_seconds``, ``temp_bytes`` (the compiled
     gradient's scratch memory), ``peak_rss_bytes`` (this process so far), ``cosine_vs_bptt``,
-    ``mode`` (``blocked``/``step``/``bptt``) and the settings.
+    ``mode`` (``blocked``/``step``/``bptt``/``truncated``) and the settings.
     """
     import equinox as eqx
     import jax
 
     from ..online import OnlineStep, resolve_block
+    from ..policies import Policy
     from ..train import cross_entropy, parse_method, peak_memory_bytes, temp_bytes
 
     if not isinstance(repeats, int) or repeats < 1:
@@ -101,7 +102,7 @@ def measure(model: str = "ralif", hidden: int = 256, inputs: int = 140, batch: i
     net, x, y = problem(model, hidden, inputs, batch, steps, seed)
     params, static = eqx.partition(net, eqx.is_inexact_array)
     mode, used = "bptt", None
-    if policy != "bptt":
+    if isinstance(policy, Policy):
         if block is not None and (isinstance(block, bool) or not isinstance(block, int)
                                   or block < 1):
             raise ValueError(f"block must be a positive integer, got {block!r}")
@@ -109,8 +110,13 @@ def measure(model: str = "ralif", hidden: int = 256, inputs: int = 140, batch: i
         # What online_loss_and_grad will run: the default may be the step recursion.
         used = resolve_block(runner, block, steps)
         mode = "blocked" if used > 1 else "step"
-    elif block is not None:
-        raise ValueError(f"block has no meaning for method 'bptt', got block={block!r}")
+    else:
+        # BPTT and truncated BPTT differentiate the unrolled scan: there is no trace to block.
+        if policy != "bptt":
+            mode = "truncated"
+        if block is not None:
+            raise ValueError(f"block has no meaning for method {method!r} (only for online "
+                             f"methods: traces are accumulated in blocks), got block={block!r}")
     fn = _gradient_fn(policy, block, static)
     start = time.perf_counter()
     compiled = fn.lower(params, x, y).compile()

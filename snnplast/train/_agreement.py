@@ -13,6 +13,7 @@ import numpy as np
 from .._errors import ValidationError
 from ._batches import training_batches
 from ._config import TrainConfig
+from ._frozen import hold_static, rebuild
 from ._method import REFERENCE, parse_method
 from ._method_list import run_config
 from ._network import network
@@ -34,9 +35,14 @@ def first_batch(config: TrainConfig, train) -> tuple[np.ndarray, np.ndarray, np.
 
 
 @eqx.filter_jit
-def _gradient(model, x, y, method):
-    _, grads = loss_and_grad(model, x.astype(jnp.float32), y, method)
+def _jitted_gradient(params, held, x, y, method):
+    _, grads = loss_and_grad(rebuild(params, held), x.astype(jnp.float32), y, method)
     return grads
+
+
+def _gradient(model, x, y, method):
+    # The model split by hold_static: a mask or an index array reaches the engine with values.
+    return _jitted_gradient(*hold_static(model), x, y, method)
 
 
 def _leaves(grads) -> tuple[jax.tree_util.PyTreeDef, dict[str, np.ndarray]]:

@@ -31,6 +31,7 @@ from ._checkpoint import (
     write_jsonl,
 )
 from ._config import TrainConfig
+from ._frozen import hold_static, rebuild
 from ._guard import DivergenceError, describe, finite_flags, gradient_leaf_names, keep_if
 from ._method import parse_method
 from ._metrics import peak_memory_bytes, temp_bytes
@@ -46,6 +47,9 @@ SUMMARY_FILE = "summary.json"
 
 
 def _make_train_step(optimizer, method, replicated, block=None):
+    """The training step ``(model, opt_state, x, y) -> (model, opt_state, loss, correct,
+    flags)``, jitted over the model's trainable arrays only (:class:`_TrainStep`)."""
+
     def constrain(tree):
         # Parameters and optimiser state stay whole on every device: the gradient is summed
         # over the batch shards before the update, so every device applies the same one.
@@ -56,24 +60,51 @@ def _make_train_step(optimizer, method, replicated, block=None):
         return eqx.combine(arrays, static)
 
     @eqx.filter_jit
-    def step(model, opt_state, x, y):
+    def step(params, held, opt_state, x, y):
+        model = rebuild(params, held)
         # Data stays uint8 on the host and in transfer; the cast happens inside the step.
         (loss, scores), grads = loss_and_grad(model, x.astype(jnp.float32), y, method, block)
-        params = eqx.filter(model, eqx.is_inexact_array)
         # Optax's bias correction raises a Python float to an int32 step count, which strict
         # dtype promotion (a user's or the tests' setting) rejects; the model stays strict.
         with jax.numpy_dtype_promotion("standard"):
             updates, new_opt_state = optimizer.update(grads, opt_state, params)
-        new_model = eqx.apply_updates(model, updates)
+        new_params = eqx.apply_updates(params, updates)
         # The divergence guard: a step with a non-finite loss or gradient changes nothing.
         flags = finite_flags(loss, grads)
         ok = jnp.all(flags)
-        model = constrain(keep_if(ok, new_model, model))
+        params = constrain(keep_if(ok, new_params, params))
         opt_state = constrain(keep_if(ok, new_opt_state, opt_state))
         correct = jnp.sum((jnp.argmax(scores, axis=-1) == y).astype(jnp.int32))
-        return model, opt_state, loss, correct, flags
+        return params, opt_state, loss, correct, flags
 
-    return step
+    return _TrainStep(step)
+
+
+class _TrainStep:
+    """A jitted step of ``(params, held, ...)`` called on the whole model.
+
+    The model is split by :func:`hold_static`: a mask or an index array reaches the trace
+    engine with its values, not as a tracer. Nothing but the trainable arrays changes during
+    training, so the step returns the model with its other leaves as they came in.
+    """
+
+    def __init__(self, jitted, compiled=None, held=None):
+        self.jitted, self.compiled, self.held = jitted, compiled, held
+
+    def compile(self, model, opt_state, x, y) -> _TrainStep:
+        """Compiled ahead of time for these shapes and this model's held arrays."""
+        params, held = hold_static(model)
+        return _TrainStep(self.jitted, self.jitted.lower(params, held, opt_state, x, y).compile(),
+                          held)
+
+    def __call__(self, model, opt_state, x, y):
+        params, rest = eqx.partition(model, eqx.is_inexact_array)
+        if self.compiled is None:
+            params, held = hold_static(model)
+            out = self.jitted(params, held, opt_state, x, y)
+        else:
+            out = self.compiled(params, self.held, opt_state, x, y)
+        return eqx.combine(out[0], rest), *out[1:]
 
 
 @eqx.filter_jit
@@ -312,13 +343,11 @@ def fit(
     # Compiled ahead of time: the compile is timed apart from the epochs, and the same
     # executable reports its scratch memory.
     compile_start = time.perf_counter()
-    step = (
-        _make_train_step(optimizer, method, parallel.replicated, config.block)
-        .lower(model, opt_state, parallel.shard(train.x[:batch]), parallel.shard(train.y[:batch]))
-        .compile()
+    step = _make_train_step(optimizer, method, parallel.replicated, config.block).compile(
+        model, opt_state, parallel.shard(train.x[:batch]), parallel.shard(train.y[:batch])
     )
     compile_seconds = time.perf_counter() - compile_start
-    step_temp_bytes = temp_bytes(step)
+    step_temp_bytes = temp_bytes(step.compiled)
 
     params = eqx.filter(model, eqx.is_inexact_array)
     leaf_names = gradient_leaf_names(params)
