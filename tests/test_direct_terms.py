@@ -61,8 +61,10 @@ SLOW_CASES = [(n, p) for n in ("sequential", "ralif", "gru", "reads_weight", "ls
                                  "resonate_and_fire")
               for p in (sp.Diagonal(), sp.Diagonal(lam=0.7), sp.Exact())]
 # ralif's blocks are also checked against an independent reference (test_blocked.py: e-prop
-# without recurrence == BPTT); here a cell with a parameter that is not cut, and Exact.
-FAST_CASES = [("reads_weight", sp.Diagonal(lam=0.7)), ("sequential", sp.Exact())]
+# without recurrence == BPTT); here a cell with a parameter that is not cut. Exact's direct
+# terms take the same path, checked against BPTT by default in test_policies.py
+# (test_exact_equals_bptt) and against per-step products in the slow run.
+FAST_CASES = [("reads_weight", sp.Diagonal(lam=0.7))]
 
 
 @pytest.mark.parametrize(("name", "policy"), FAST_CASES + [
