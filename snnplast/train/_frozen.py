@@ -17,7 +17,7 @@ import numpy as np
 class _Held:
     """One non-trainable array as static jit structure: hashed and compared by its values."""
 
-    __slots__ = ("array", "_values", "_hash")
+    __slots__ = ("_hash", "_values", "array")
 
     def __init__(self, array):
         self.array = array  # the model's own array, concrete: what the jitted function sees
