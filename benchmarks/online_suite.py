@@ -15,7 +15,8 @@ and the gradient of every parameter over the whole sequence, by each method:
   ``diagonal-hoisted``: ``diagonal`` with the input-only part of the step (``W_in x_t``)
   evaluated a chunk of steps at once (``hoist=True``); ``diagonal-kept``: ``diagonal`` with a
   whole-sequence block keeping every step's records instead of recomputing them
-  (``recompute=0``);
+  (``recompute=0``); ``diagonal-signal-per-step``: ``diagonal`` with each step's learning
+  signal formed at its step (``late=False``), not a chunk's at once after its steps;
 - ``immediate``, ``random-k:4``, ``exact``: the engine's other policies (RandomK and Exact keep
   dense traces; skipped, with the reason, when the batch's traces would exceed ``--max-trace-gib``);
 - ``hand-factorised``, ``hand-per-synapse`` (rlif): Diagonal's rule written by hand
@@ -72,7 +73,7 @@ from online_vs_bptt import (
 
 N_IN, N_CLASSES, RATE = 140, 20, 0.05
 METHODS = ("bptt", "diagonal", "diagonal-step", "diagonal-product-per-step", "diagonal-hoisted",
-           "diagonal-kept", "immediate",
+           "diagonal-kept", "diagonal-signal-per-step", "immediate",
            "random-k:4", "exact", "hand-factorised", "hand-per-synapse", "hand-alif")
 HAND = {"rlif": ("hand-factorised", "hand-per-synapse"), "ralif": ("hand-alif",)}
 DENSE = {"random-k:4": snnplast.RandomK(k=4), "exact": snnplast.Exact()}
@@ -81,6 +82,7 @@ ENGINE = {"diagonal": (snnplast.Diagonal(), None), "diagonal-step": (snnplast.Di
           "diagonal-product-per-step": (snnplast.Diagonal(), 1),
           "diagonal-hoisted": (snnplast.Diagonal(), None),
           "diagonal-kept": (snnplast.Diagonal(), None),
+          "diagonal-signal-per-step": (snnplast.Diagonal(), None),
           "immediate": (snnplast.Immediate(), None), "random-k:4": (DENSE["random-k:4"], None),
           "exact": (DENSE["exact"], None)}
 
@@ -205,6 +207,15 @@ def hoisted(params, static, x, y):
     return loss, jax.tree_util.tree_leaves(grads)
 
 
+def signal_per_step(params, static, x, y):
+    """Diagonal as ``diagonal`` runs it, except that each step forms its own learning signal
+    (``late=False``) instead of a chunk's signals in one product after its steps."""
+    loss, grads, _ = snnplast.online.online_loss_and_grad(
+        eqx.combine(params, static), x, jnp.broadcast_to(y[:, None], x.shape[:2]),
+        snnplast.Diagonal(), cross_entropy, with_scores=True, late=False)
+    return loss, jax.tree_util.tree_leaves(grads)
+
+
 def records_kept(params, static, x, y):
     """Diagonal as ``diagonal`` runs it, except that a whole-sequence block keeps every step's
     records instead of recomputing them from kept states (``recompute=0``)."""
@@ -220,6 +231,7 @@ SUITE_BUILDERS = {
     "diagonal-product-per-step": lambda: product_per_step,
     "diagonal-hoisted": lambda: hoisted,
     "diagonal-kept": lambda: records_kept,
+    "diagonal-signal-per-step": lambda: signal_per_step,
     "exact": lambda: package_method(DENSE["exact"]),
     "hand-alif": lambda: hand_alif,
 }

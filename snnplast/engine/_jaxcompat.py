@@ -9,6 +9,7 @@ ClosedJaxpr = jex_core.ClosedJaxpr
 Jaxpr = jex_core.Jaxpr
 Literal = jex_core.Literal
 Var = jex_core.Var
+jaxpr_as_fun = jex_core.jaxpr_as_fun
 
 
 def bind(eqn_primitive, params, *args):

@@ -3,6 +3,7 @@ learning signal; memory independent of sequence length."""
 
 from ._blocked import DEFAULT_BLOCK as DEFAULT_BLOCK
 from ._blocked import HOIST_EVERY as HOIST_EVERY
+from ._blocked import LATE_SIGNAL as LATE_SIGNAL
 from ._blocked import RECOMPUTE_EVERY as RECOMPUTE_EVERY
 from ._blocked import UPDATE_SAMPLES as UPDATE_SAMPLES
 from ._blocked import BlockedStep as BlockedStep
@@ -16,6 +17,7 @@ from ._deferred import deferred_pairs as deferred_pairs
 from ._fixed_start import FixedStart as FixedStart
 from ._fixed_start import fixed_start as fixed_start
 from ._head_gathered import GatheredHeadStep as GatheredHeadStep
+from ._late_signal import LateSignal as LateSignal
 from ._learner import LearnerState as LearnerState
 from ._learner import OnlineLearner as OnlineLearner
 from ._master_user import master_user_lms as master_user_lms

@@ -34,6 +34,7 @@ import numpy as np
 
 from ..engine import SJac, add, coerce, compose, contract_batch, join_structure, materialize
 from ._deferred import CONTRACT_EVERY
+from ._late_signal import LateSignal
 from ._online_step import Carry, OnlineStep
 from ._traces import stored_numbers
 
@@ -112,6 +113,11 @@ UPDATE_SAMPLES = 1
 # scratch at 0.84x BPTT's time; recomputed every 5 / 10 / 16 steps 5.0 / 4.6 / 6.4 MiB at
 # 1.23 / 1.00 / 1.03x (BPTT 12.5 MiB).
 RECOMPUTE_EVERY: int | None = 10
+
+# Whether a chunk of steps (a block, or a chunk of deferred contractions in the step
+# recursion) forms its steps' learning signals after its forward steps, all at once
+# (LateSignal), instead of at each step. Measured: see README, section "Measured".
+LATE_SIGNAL = True
 
 # Trace copies whose memory a sequence may take as one block (records of every step, no trace
 # at all) before it runs in blocks: the one copy that blocks hold (updated in place) and one
@@ -228,7 +234,8 @@ class BlockedStep:
     """
 
     def __init__(self, runner: OnlineStep, *, hoist: bool = False,
-                 samples: int | None = None, recompute: int | None = None):
+                 samples: int | None = None, recompute: int | None = None,
+                 late: bool | None = None):
         mode, reason = accumulation_mode(runner)
         if mode != "blocked":
             raise ValueError(f"blocked traces need a per-unit carried Jacobian: {reason}")
@@ -248,6 +255,12 @@ class BlockedStep:
                              f"step's) or None (the default), got {recompute!r}")
         self.recompute = recompute
         self.hoist = hoist and runner.hoist_plan() is not None
+        # The learning signals of the block's steps in one product after its forward scan
+        # (snnplast/online/_late_signal.py); not with hoisted values, whose records it would
+        # need too.
+        late = LATE_SIGNAL if late is None else late
+        self.late = (LateSignal(runner) if late and not self.hoist and LateSignal.possible(runner)
+                     else None)
         tr = runner.traces
         self.primary = list(tr.primary)
         # Leaves whose traces a parameter's recursion runs over: one reverse scan per group.
@@ -314,6 +327,7 @@ class BlockedStep:
         traces = carry.traces
         # The traced parameters once per block (their static part does not change in time).
         direct = (self.cuts, runner.graph.phi_of(p_leaves)) if self.cuts else None
+        late = self.late
 
         def fwd(state, i):
             c, start, pre = state
@@ -328,7 +342,7 @@ class BlockedStep:
             pre_t = None if pre is None else [
                 jax.lax.dynamic_index_in_dim(v, t - start, 0, keepdims=False) for v in pre]
             new, rec = runner.record(p_leaves, c, x_t, y_t, jax.random.fold_in(key, c.t),
-                                     direct, pre_t)
+                                     direct, pre_t, late)
             return (new, start, pre), (new.loss - c.loss, rec)
 
         n_in = jax.tree_util.tree_leaves(inputs)[0].shape[1]
@@ -346,6 +360,9 @@ class BlockedStep:
         head = carry._replace(traces={}, pending={})
         (head, _, _), (losses, (L, A, F, E)) = jax.lax.scan(fwd, (head, start, pre),
                                                             jnp.arange(n))
+        if late is not None:
+            head, L, E = self._late_records(p_leaves, head, L, direct, carry,
+                                            inputs, targets, offset)
         if self.restricts:
             F = {k: jax.vmap(jax.vmap(lambda f, k=k: runner.policy.restrict_trace(
                 f, k[0], k[1], runner.context)))(f) for k, f in F.items()}
@@ -471,7 +488,8 @@ class BlockedStep:
             t = c.t - offset
             x_t, y_t = (jax.tree_util.tree_map(lambda a: at_time(a, t), z)
                         for z in (inputs, targets))
-            return runner.record(p_leaves, c, x_t, y_t, jax.random.fold_in(key, c.t), direct)
+            return runner.record(p_leaves, c, x_t, y_t, jax.random.fold_in(key, c.t), direct,
+                                 late=self.late)
 
         def plain(c, _):
             new, _ = step(c)  # the records are not outputs: XLA drops what only they need
@@ -494,10 +512,14 @@ class BlockedStep:
         batch = jax.tree_util.tree_leaves(c.state)[0].shape[0]
 
         def chunk_reverse(state, kept, length):
-            lam, grad_phi = state
+            lam, grad_phi, grad_direct = state
             state0, k_prev, policy_state, t = kept
             c0 = start._replace(state=state0, k_prev=k_prev, policy_state=policy_state, t=t)
             _, (L, A, F, E) = jax.lax.scan(lambda c, _: step(c), c0, None, length=length)
+            if self.late is not None:
+                c1, L, E = self._late_records(p_leaves, c0._replace(grad_direct=grad_direct), L,
+                                              direct, c0, inputs, targets, offset)
+                grad_direct = c1.grad_direct
             if self.restricts:
                 F = {k: jax.vmap(jax.vmap(lambda f, k=k: runner.policy.restrict_trace(
                     f, k[0], k[1], runner.context)))(f) for k, f in F.items()}
@@ -507,19 +529,34 @@ class BlockedStep:
                                                                lam[leaves], {}, length)
                 grad_phi = self._contract_f(leaves, ps, F, lam_e, lam_after, grad_phi)
                 new_lam[leaves] = lam_t0
-            return new_lam, grad_phi
+            return new_lam, grad_phi, grad_direct
 
         lam = {leaves: {a: jnp.zeros((batch,) + shapes[a], runner.dtype) for a in leaves}
                for leaves in self.groups}
-        state = (lam, list(c.grad_phi))
+        state = (lam, list(c.grad_phi), list(c.grad_direct))
         if full:
             state, _ = jax.lax.scan(lambda s, k: (chunk_reverse(s, k, size), None), state, kept,
                                     reverse=True)
         if first:
             state = chunk_reverse(state, kept_first, first)
-        return c._replace(grad_phi=state[1],
+        return c._replace(grad_phi=state[1], grad_direct=state[2],
                           pending={a: jnp.zeros_like(v) for a, v in carry.pending.items()}
                           ), losses
+
+    def _late_records(self, p_leaves, head: Carry, pending, direct, start: Carry, inputs,
+                      targets, offset):
+        """The records ``(L, E)`` of steps recorded with :attr:`late`, from their ``pending``
+        residuals (:meth:`LateSignal.block_signals`), and ``head`` with their direct
+        gradients added. `start`: the carry at the steps' start (for the shapes only)."""
+        from ._sequence import at_time
+
+        t = start.t - offset
+        x_t, y_t = (jax.tree_util.tree_map(lambda a: at_time(a, t), z) for z in (inputs, targets))
+        phi = None if direct is None else direct[1]
+        d_p, L, E = self.late.block_signals(p_leaves, phi, pending, (start.state, x_t, y_t, None))
+        if d_p is not None:
+            head = head._replace(grad_direct=[g + d for g, d in zip(head.grad_direct, d_p)])
+        return head, L, E
 
 
     # ----- the incoming traces: read once, updated in place -----------------------------------

@@ -162,12 +162,24 @@ class OnlineStep:
 
         **Returns:** ``(loss, d_p, outputs, d_s, env, e)``.
         """
+        lval, outs, env, vjp = self.signal_vjp(p_leaves, carry.state, x_t, y_t, direct, pre)
+        d_p, d_s, e = self.apply_signal(vjp, lval)
+        return lval, d_p, outs, d_s, env, e
+
+    def signal_vjp(self, p_leaves, state, x_t, y_t, direct=None, pre=None):
+        """The forward pass of the batch's step and its loss, with the reverse-mode function
+        of the learning signal not yet applied (:meth:`apply_signal` applies it): a pytree
+        whose leaves are the step's residuals, so that many steps' products can be taken at
+        once (:mod:`snnplast.online._late_signal`). Arguments as :meth:`_learning_signal`.
+
+        **Returns:** ``(loss, outputs, env, vjp)``.
+        """
         g = self.graph
         x_leaves = jax.tree_util.tree_leaves(x_t)
         cuts, phi = direct if direct is not None else ({}, None)
         fixed = {q: phi[q] for q in cuts}
         leaves = sorted(set().union(*cuts.values())) if cuts else []
-        batch = carry.state[0].shape[0] if carry.state else x_leaves[0].shape[0]
+        batch = state[0].shape[0] if state else x_leaves[0].shape[0]
         zeros = {a: jnp.zeros((batch,) + g.s_shapes[a], self.dtype) for a in leaves}
 
         # One forward pass of the step serves both the learning signal (reverse mode, this
@@ -185,16 +197,21 @@ class OnlineStep:
             return jnp.sum(losses), aux
 
         if len(cuts) < len(g.phi_nodes):
-            lval, vjp, (outs, env) = jax.vjp(batch_loss, p_leaves, carry.state, zeros,
-                                             has_aux=True)
-            d_p, d_s, e = vjp(jnp.ones((), lval.dtype))
+            lval, vjp, (outs, env) = jax.vjp(batch_loss, p_leaves, state, zeros, has_aux=True)
         else:
             # Every parameter acts through the new state: no weight gradient at this step.
             lval, vjp, (outs, env) = jax.vjp(lambda s_b, d_b: batch_loss(p_leaves, s_b, d_b),
-                                             carry.state, zeros, has_aux=True)
-            d_s, e = vjp(jnp.ones((), lval.dtype))
-            d_p = None
-        return lval, d_p, outs, d_s, env, e
+                                             state, zeros, has_aux=True)
+        return lval, outs, env, vjp
+
+    def apply_signal(self, vjp, lval):
+        """``(d_p, d_s, e)`` from :meth:`signal_vjp`'s function (``d_p`` ``None`` when every
+        traced parameter is cut)."""
+        grads = vjp(jnp.ones((), lval.dtype))
+        if len(grads) == 3:
+            return grads
+        d_s, e = grads
+        return None, d_s, e
 
     def _f_keys(self) -> set:
         captured = {}
@@ -341,7 +358,7 @@ class OnlineStep:
     def _cut_leaves(cuts: dict) -> list:
         return sorted(set().union(*cuts.values())) if cuts else []
 
-    def record(self, p_leaves, carry: Carry, x_t, y_t, key, direct=None, pre=None):
+    def record(self, p_leaves, carry: Carry, x_t, y_t, key, direct=None, pre=None, late=None):
         """One step of a block (:class:`BlockedStep`): everything :meth:`step` does except the
         trace update and its contraction, which the block does at once.
 
@@ -355,21 +372,30 @@ class OnlineStep:
         immediate influences ``F[(a, p)]`` of the traced pairs, and ``E[a] = d loss_t /
         d state_t[a]`` for the leaves of the cuts.
         """
-        lval, d_p, outs, d_s, env, e = self._learning_signal(p_leaves, carry, x_t, y_t, direct,
-                                                             pre)
+        if late is None:
+            lval, d_p, outs, d_s, env, e = self._learning_signal(p_leaves, carry, x_t, y_t,
+                                                                 direct, pre)
+        else:
+            phi = None if direct is None else direct[1]
+            lval, outs, env, residuals = late.forward(p_leaves, phi, carry.state, x_t, y_t, pre)
+            d_p = d_s = e = None
         x_leaves = jax.tree_util.tree_leaves(x_t)
         ctx = self.context.with_state(carry.policy_state)
         pairs = self.traces.structure
 
         def per_sample(s, kp, xx, ds, env):
-            ls = self._fold_derived(ds, kp)
             new_s, H, F, K = self.traces.blocks(p_leaves, s, xx, env=env)
             A = self.per_unit(self.traces.carried(H, kp, ctx))
-            L = {a: ls[a] for a in self.traces.primary}
+            L = None
+            if ds is not None:
+                ls = self._fold_derived(ds, kp)
+                L = {a: ls[a] for a in self.traces.primary}
             return new_s, K, (L, A, {k: v for k, v in F.items() if k in pairs})
 
         new_s, new_k, (L, A, F) = jax.vmap(per_sample)(carry.state, carry.k_prev, x_leaves,
                                                        d_s, env)
+        if late is not None:
+            L = (residuals, carry.k_prev)
         t = carry.t + 1
         grad_direct = carry.grad_direct
         if d_p is not None:

@@ -5,9 +5,11 @@ from __future__ import annotations
 import jax
 import jax.numpy as jnp
 
+from . import _blocked
 from ._blocked import BlockedStep, resolve_block
 from ._deferred import CONTRACT_EVERY, contract_terms, deferred_pairs
 from ._head_gathered import GatheredHeadStep
+from ._late_signal import LateSignal
 from ._online_step import OnlineStep
 
 
@@ -23,7 +25,8 @@ def check_block(block, name: str = "block") -> int:
 
 
 def online_loss_and_grad(model, inputs, targets, policy, loss, *, key=None, with_scores=False,
-                         block=None, contract_every=None, hoist=False, recompute=None):
+                         block=None, contract_every=None, hoist=False, recompute=None,
+                         late=None):
     """Mean over the batch of ``sum_t loss(out_t, y_t)`` and its online gradient.
 
     **Arguments:**
@@ -57,6 +60,11 @@ def online_loss_and_grad(model, inputs, targets, policy, loss, *, key=None, with
       recomputes at once from states kept in the forward pass (``None``:
       :data:`snnplast.online.RECOMPUTE_EVERY`; ``0``: keep every step's records, more memory,
       less time). The same numbers either way (up to float rounding).
+    - `late`: form the learning signals of a chunk of steps (a block, or a chunk of deferred
+      contractions in the step recursion) after the chunk's forward steps, in one product
+      (:class:`snnplast.online.LateSignal`), instead of at each step; ``None``: wherever it
+      applies (:data:`snnplast.online.LATE_SIGNAL`). The same numbers either way (up to float
+      rounding).
 
     **Returns:** ``(loss, grads)`` (and the summed outputs) with ``grads`` shaped like the model
     (``None`` where the model has no trainable array).
@@ -80,12 +88,13 @@ def online_loss_and_grad(model, inputs, targets, policy, loss, *, key=None, with
         carry = gathered.run(p, gathered.init(model, batch, key), inputs, targets, key,
                              n_steps).inner
     elif block > 1:
-        carry = run_blocks(BlockedStep(runner, hoist=hoist, recompute=recompute), p, carry,
+        carry = run_blocks(BlockedStep(runner, hoist=hoist, recompute=recompute, late=late),
+                           p, carry,
                            inputs, targets, key, n_steps, block, trace_out=False, from_zero=True)
         carry = carry._replace(pending={})  # the blocks leave no direct term pending
     else:
         carry = run_steps(runner, p, carry, inputs, targets, key, n_steps,
-                          contract_every=contract_every, hoist=hoist)
+                          contract_every=contract_every, hoist=hoist, late=late)
     grads = [g / batch for g in runner.gradients(p, carry)]
     if with_scores:
         return carry.loss / batch, runner.as_tree(grads), carry.out_sum
@@ -93,7 +102,7 @@ def online_loss_and_grad(model, inputs, targets, policy, loss, *, key=None, with
 
 
 def run_steps(runner: OnlineStep, p, carry, inputs, targets, key, n_steps: int, *,
-              contract_every: int | None = None, hoist: bool = False):
+              contract_every: int | None = None, hoist: bool = False, late: bool | None = None):
     """``n_steps`` steps of the step-by-step recursion, reading ``inputs [B, T, ...]`` at
     ``carry.t``.
 
@@ -102,7 +111,10 @@ def run_steps(runner: OnlineStep, p, carry, inputs, targets, key, n_steps: int, 
     (:func:`~snnplast.online.contract_terms`); ``None``: :data:`CONTRACT_EVERY`, ``1``: a
     product at every step. `hoist`: evaluate the input-only part of the step
     (:meth:`OnlineStep.hoist`) for a chunk of steps at once, before the chunk (chunks of
-    `contract_every` steps, or :data:`CONTRACT_EVERY` when that is 1).
+    `contract_every` steps, or :data:`CONTRACT_EVERY` when that is 1). `late`: where every
+    traced pair's contraction is deferred, form the chunk's learning signals at its end, all
+    steps in one product (:class:`~snnplast.online.LateSignal`); ``None``:
+    :data:`~snnplast.online.LATE_SIGNAL`.
     """
 
     phi = runner.graph.phi_of(p)  # once, not at every step
@@ -110,10 +122,20 @@ def run_steps(runner: OnlineStep, p, carry, inputs, targets, key, n_steps: int, 
     defer = deferred_pairs(runner) if every > 1 and n_steps > 1 else frozenset()
     hoisting = hoist and runner.hoist_plan() is not None
 
-    def body(c, pre_t, defer=defer):
+    late = _blocked.LATE_SIGNAL if late is None else late
+    lately = LateSignal(runner) if late and LateSignal.applies(runner, defer) else None
+
+    def at(c):
         # Step t is read in place along the time axis (a time-major copy of the inputs would
-        # grow with T), and its key comes from the step count.
-        x_t, y_t = (jax.tree_util.tree_map(lambda a: at_time(a, c.t), z) for z in (inputs, targets))
+        # grow with T).
+        return tuple(jax.tree_util.tree_map(lambda a: at_time(a, c.t), z)
+                     for z in (inputs, targets))
+
+    def body(c, pre_t, defer=defer):
+        # A step's key comes from the step count.
+        x_t, y_t = at(c)
+        if lately is not None and defer:
+            return lately.step(p, c, x_t, y_t, jax.random.fold_in(key, c.t), phi, pre_t)
         return runner.step_terms(p, c, x_t, y_t, jax.random.fold_in(key, c.t), phi, defer,
                                  pre_t)
 
@@ -133,13 +155,15 @@ def run_steps(runner: OnlineStep, p, carry, inputs, targets, key, n_steps: int, 
             lambda a: jax.lax.dynamic_slice_in_dim(a, c.t, length, axis=1), inputs)
         return runner.hoist(p, x)
 
-    def finish(c, terms):
+    def finish(c, terms, start, pre):
+        if lately is not None:
+            return lately.finish(p, c, terms, start.pending, at(start) + (_index(pre, 0),), phi)
         return c._replace(grad_phi=contract_terms(runner, c.grad_phi, terms)) if defer else c
 
     def chunk(c, length):
         pre = pre_of(c, length)
-        c, terms = jax.lax.scan(lambda c, i: body(c, _index(pre, i)), c, jnp.arange(length))
-        return finish(c, terms)
+        c1, terms = jax.lax.scan(lambda c, i: body(c, _index(pre, i)), c, jnp.arange(length))
+        return finish(c1, terms, c, pre)
 
     k = min(every if every > 1 else CONTRACT_EVERY, n_steps)
     full, rest = divmod(n_steps, k)
@@ -166,8 +190,8 @@ def run_steps(runner: OnlineStep, p, carry, inputs, targets, key, n_steps: int, 
                     lambda b, v: jax.lax.dynamic_update_index_in_dim(b, v, i, 0), bufs, terms)
                 return (c, bufs), None
 
-            (c, bufs), _ = jax.lax.scan(record, (c, bufs), jnp.arange(k))
-            return (finish(c, bufs), bufs), None
+            (c1, bufs), _ = jax.lax.scan(record, (c, bufs), jnp.arange(k))
+            return (finish(c1, bufs, c, pre), bufs), None
 
         (carry, _), _ = jax.lax.scan(full_chunk, (carry, empty), None, length=full)
     elif full:
