@@ -28,7 +28,7 @@ import numpy as np
 
 from . import _jaxcompat as jc
 from ._cut import direct_cut
-from ._dtype import is_float, state_dtype
+from ._dtype import cast_floats, input_dtype, is_float, state_dtype
 from ._eliminate import Graph, eliminate
 from ._flatten import Const, Flat, Node, flatten
 from ._hoist import HoistPlan, plan_hoist
@@ -65,6 +65,11 @@ class StepGraph:
         p_leaves, self.p_def = jax.tree_util.tree_flatten(params)
         state = cell.initial_state()
         s_leaves, self.s_def = jax.tree_util.tree_flatten(state)
+        # Float64 inputs to a float32 model (x64 on) are read as float32, as without x64:
+        # the graph is traced for the cast inputs and casts what it is given (_inputs).
+        self.input_dtype = input_dtype(lambda s, xx: cell(s, xx), state, x)
+        if self.input_dtype is not None:
+            x = cast_floats(x, self.input_dtype)
         x_leaves, self.x_def = jax.tree_util.tree_flatten(x)
         self.static_part = static
         self.owner = type(cell).__name__
@@ -227,7 +232,7 @@ class StepGraph:
         """
         env: dict = {}
         for nodes, vals in ((self.p_nodes, p_leaves), (self.s_nodes, s_leaves),
-                            (self.x_nodes, x_leaves)):
+                            (self.x_nodes, self._inputs(x_leaves))):
             for n, v in zip(nodes, vals):
                 env[n.id] = v
         select = None
@@ -262,6 +267,12 @@ class StepGraph:
                          {kind: overriding(rule) for kind, rule in rules.items()},
                          select=select)
 
+    def _inputs(self, x_leaves) -> list:
+        """The input leaves in the dtypes the step was traced for (see ``input_dtype``)."""
+        if self.input_dtype is None:
+            return list(x_leaves)
+        return cast_floats(list(x_leaves), self.input_dtype)
+
     def hoist_plan(self, fixed) -> HoistPlan | None:
         """The input-only part of the step (:func:`~snnplast.engine.plan_hoist`), cached per
         `fixed` (traced parameters held fixed in the step's derivatives; ``None``: all)."""
@@ -274,7 +285,7 @@ class StepGraph:
         """The values of the input-only part of one step (``plan.needed`` in order), from the
         parameters and that step's input alone. Batch it over many steps with ``vmap``."""
         env = {n.id: v for n, v in zip(self.p_nodes, p_leaves)}
-        env.update({n.id: v for n, v in zip(self.x_nodes, x_leaves)})
+        env.update({n.id: v for n, v in zip(self.x_nodes, self._inputs(x_leaves))})
         interpret(self.flat.eqns, env, when_known(EVALUATE),
                   select=lambda e: self._is_static(e) or id(e) in plan.skip)
         return [env[i] for i in plan.needed]
