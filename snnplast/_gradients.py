@@ -5,9 +5,11 @@ from __future__ import annotations
 from collections.abc import Callable
 
 import equinox as eqx
+import jax
 
 from ._cell import Cell
 from ._precision import match_precision
+from ._reverse_mode import reverse_mode
 from ._rollout import check_sequence, check_step, sequence_loss
 from ._truncated import TruncatedBPTT
 from .online import online_sequence_gradients
@@ -59,6 +61,13 @@ def gradients(model: Cell, inputs, targets, *, method="bptt", loss: Callable, ke
     check_sequence(inputs, targets)
     inputs, targets = match_precision(model, inputs, targets, loss)
     check_step(model, inputs)
+    first = jax.tree_util.tree_map(lambda a: jax.ShapeDtypeStruct(a.shape[1:], a.dtype), inputs)
+    with reverse_mode(model, first):
+        return _dispatch(model, inputs, targets, method, loss, key, block)
+
+
+def _dispatch(model, inputs, targets, method, loss, key, block):
+    """The gradient by `method`, for inputs already checked."""
     if isinstance(method, str):
         if method not in _METHODS:
             name = method.strip().lower().partition(":")[0]
