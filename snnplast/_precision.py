@@ -21,8 +21,9 @@ from ._errors import ValidationTypeError
 from .engine._dtype import cast_floats, input_dtype, state_changes, state_dtype
 
 
-def _first(tree):
-    return jax.tree_util.tree_map(lambda a: a[0], tree)
+def _first(tree, axes: int = 1):
+    """One step's entry of each leaf: index 0 along the `axes` leading axes."""
+    return jax.tree_util.tree_map(lambda a: a[(0,) * axes], tree)
 
 
 def _dtypes(tree) -> str:
@@ -31,14 +32,16 @@ def _dtypes(tree) -> str:
     return "/".join(names)
 
 
-def match_precision(model, inputs, targets=None, loss=None):
+def match_precision(model, inputs, targets=None, loss=None, *, axes: int = 1):
     """`inputs` (and `targets`) in the precision `model` runs in (see the module's text).
 
     **Arguments:**
 
     - `model`: a :class:`snnplast.Cell`.
-    - `inputs`: ``[T, ...]`` (or any leading axis: the first entry is one step's input).
-    - `targets`, `loss`: optional; ``loss(output_t, targets[0])`` is traced, never run.
+    - `inputs`: ``[T, ...]``, or ``[B, T, ...]`` with ``axes=2``: the leading axes before one
+      step's input.
+    - `targets`, `loss`: optional, with the same leading axes; the loss of one step is traced,
+      never run.
 
     **Returns:** ``inputs`` or ``(inputs, targets)`` when `targets` is given.
 
@@ -47,10 +50,10 @@ def match_precision(model, inputs, targets=None, loss=None):
     """
     state = model.initial_state()
     step = lambda s, x: model(s, x)
-    dtype = input_dtype(step, state, _first(inputs))
+    dtype = input_dtype(step, state, _first(inputs, axes))
     if dtype is not None:
         inputs = cast_floats(inputs, dtype)
-    changes = state_changes(step, state, _first(inputs))
+    changes = state_changes(step, state, _first(inputs, axes))
     if changes:
         paths = [jax.tree_util.keystr(p) for p, _ in jax.tree_util.tree_leaves_with_path(state)]
         leaf, before, after = changes[0]
@@ -61,11 +64,11 @@ def match_precision(model, inputs, targets=None, loss=None):
     if targets is None:
         return inputs
     if loss is not None:
-        targets = _match_targets(model, state, inputs, targets, loss)
+        targets = _match_targets(model, state, _first(inputs, axes), targets, loss, axes)
     return inputs, targets
 
 
-def _match_targets(model, state, inputs, targets, loss):
+def _match_targets(model, state, x, targets, loss, axes):
     dtype = state_dtype(jax.tree_util.tree_leaves(state))
     cast = cast_floats(targets, dtype)
     if all(a is b for a, b in zip(jax.tree_util.tree_leaves(cast),
@@ -74,7 +77,7 @@ def _match_targets(model, state, inputs, targets, loss):
 
     def loss_dtype(y):
         def f():
-            return loss(model(state, _first(inputs))[1], _first(y))
+            return loss(model(state, x)[1], _first(y, axes))
         try:
             return jax.eval_shape(f).dtype
         except (TypeError, ValueError, AttributeError):

@@ -31,13 +31,8 @@ class SubSteps(sp.Cell):
         return v, v
 
 
-class CountsOnly(sp.Cell):
+class CountsOnly(SubSteps):
     """A while_loop that counts (an integer, no derivative): reverse mode is not needed in it."""
-
-    w: jax.Array
-
-    def initial_state(self):
-        return jnp.zeros(self.w.shape[0])
 
     def __call__(self, v, x):
         i = self.w @ x
