@@ -187,9 +187,10 @@ CELLS = {
 }
 
 
-# The plain cond of an input (also tests/user_cells_more.py's CondStep) and the state's
-# predicate run in the slow set: each case compiles two gradients (about 2 s).
-SLOW = {"input_cond", "state_cond"}
+# Each case compiles two gradients (about 2 s): the plain cond of an input (also
+# tests/user_cells_more.py's CondStep), the state's predicate and the tuple branches run in the
+# slow set; the default set keeps the switch, the nested cond and the integer/key operands.
+SLOW = {"input_cond", "state_cond", "tuple_cond"}
 
 
 @pytest.mark.parametrize("name", [pytest.param(n, marks=pytest.mark.slow) if n in SLOW else n
