@@ -5,8 +5,11 @@ from __future__ import annotations
 from collections.abc import Callable
 
 import equinox as eqx
+import jax
 
 from ._cell import Cell
+from ._precision import match_precision
+from ._reverse_mode import reverse_mode
 from ._rollout import check_sequence, check_step, sequence_loss
 from ._truncated import TruncatedBPTT
 from .online import online_sequence_gradients
@@ -44,6 +47,10 @@ def gradients(model: Cell, inputs, targets, *, method="bptt", loss: Callable, ke
       ``HeadSparse`` with ``block`` ``None`` or ``1`` runs step by step and stores only the
       selected heads' traces (:class:`snnplast.online.GatheredHeadStep`).
 
+    Floating-point inputs and targets of another precision than the model's state (float64
+    data for a float32 model with ``jax_enable_x64`` on) are read in the state's, the same way
+    for every method (:mod:`snnplast._precision`).
+
     **Returns:** a pytree with the structure of `model`: gradients where the model has trainable
     (inexact) arrays, ``None`` elsewhere.
     """
@@ -52,7 +59,15 @@ def gradients(model: Cell, inputs, targets, *, method="bptt", loss: Callable, ke
     if not callable(loss):
         raise TypeError(f"loss must be callable as loss(output, target), got {loss!r}")
     check_sequence(inputs, targets)
+    inputs, targets = match_precision(model, inputs, targets, loss)
     check_step(model, inputs)
+    first = jax.tree_util.tree_map(lambda a: jax.ShapeDtypeStruct(a.shape[1:], a.dtype), inputs)
+    with reverse_mode(model, first):
+        return _dispatch(model, inputs, targets, method, loss, key, block)
+
+
+def _dispatch(model, inputs, targets, method, loss, key, block):
+    """The gradient by `method`, for inputs already checked."""
     if isinstance(method, str):
         if method not in _METHODS:
             name = method.strip().lower().partition(":")[0]

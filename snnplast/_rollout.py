@@ -9,6 +9,7 @@ import jax.numpy as jnp
 
 from ._cell import Cell
 from ._errors import ValidationError, ValidationTypeError
+from ._precision import match_precision
 
 
 def check_sequence(inputs, targets) -> None:
@@ -77,15 +78,21 @@ def check_step(model: Cell, inputs) -> None:
 def unroll(model: Cell, inputs, state=None):
     """Run ``model`` over ``inputs`` ``[T, ...]`` from ``state`` (default: its initial state).
 
+    Floating-point inputs of another precision than the model's state are read in the
+    state's (:func:`~snnplast._precision.match_precision`).
+
     **Returns:** ``(final_state, outputs)`` with ``outputs`` stacked over time.
     """
+    inputs = match_precision(model, inputs)
     if state is None:
         state = model.initial_state()
     return jax.lax.scan(lambda s, x: model(s, x), state, inputs)
 
 
 def sequence_loss(model: Cell, inputs, targets, loss: Callable, state=None):
-    """``sum_t loss(output_t, target_t)`` for one unbatched sequence."""
+    """``sum_t loss(output_t, target_t)`` for one unbatched sequence, with inputs and targets
+    in the model's precision (:func:`~snnplast._precision.match_precision`)."""
+    inputs, targets = match_precision(model, inputs, targets, loss)
     if state is None:
         state = model.initial_state()
 

@@ -288,7 +288,8 @@ def _(p, v, x):
     return v, v
 
 # Reverse mode cannot go through a while_loop: its Jacobians are checked against jacfwd, and
-# every gradient method (BPTT, and the online methods' one-step learning signal) gets JAX's error.
+# every gradient method (BPTT, and the online methods' one-step learning signal) refuses in one
+# line naming the loop (snnplast/_reverse_mode.py).
 FORWARD_ONLY = {"lax.while_loop(3)"}
 
 

@@ -111,12 +111,16 @@ def test_custom_vjp_surrogate_is_diagonal_and_others_dense(x64, getkey):
     assert ts.h_class(0, 0) == "dense"  # its numbers: test_exact_and_diagonal_...[vjp_coupled]
 
 
-def test_cond_fallback_names_what_keeps_structure(x64, getkey):
+def test_cond_keeps_its_branches_structure(x64, getkey):
+    """Both branches of the user's ``lax.cond`` are diagonal: so is H, with no dense fallback
+    (more cond cells and their gradients: tests/test_cond.py)."""
     from user_cells_more import make_cond_step
 
     cell = f64(make_cond_step(N_IN, HIDDEN, key=getkey()))
-    with pytest.warns(UserWarning, match="primitive 'cond' .* jnp.where or jax.lax.select"):
-        sp.derive(cell, jnp.zeros(N_IN, jnp.float64))
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        ts = sp.derive(cell, jnp.zeros(N_IN, jnp.float64))
+    assert ts.h_class(0, 0) == "diagonal"
 
 
 class LearnedInit(sp.Cell):

@@ -5,6 +5,14 @@ A ``custom_jvp`` call becomes two parts: the call itself, evaluated for its valu
 jaxpr of the user's JVP rule, whose tangent inputs are the call's inputs and whose tangent outputs
 become the call's outputs. The derivative the engine then sees is exactly the user's rule (for a
 spike, the surrogate), obtained by the same rules as everything else.
+
+A ``cond`` (``lax.cond``, ``lax.switch``) has every branch flattened inline and each output
+chosen by ``select_n`` on the branch index, so the structure of the result is the union of the
+branches' structures (two diagonal branches give a diagonal). The equations of branch ``k`` are
+*guarded* by ``index == k``: their Jacobians are replaced by exact zeros when another branch is
+taken (:func:`~._graph.StepGraph.jacobians`), so an untaken branch that computes ``log`` of a
+negative number or ``1 / 0`` cannot turn the product with the selection's zero into NaN. Like
+JAX's own derivative of ``cond``, the derivative is the taken branch's alone.
 """
 
 from __future__ import annotations
@@ -56,6 +64,9 @@ class FlatEqn:
     inputs: list  # Node | Const
     outputs: list[Node]
     kind: str = "op"  # "op" | "value" (no derivative) | "alias" (identity, no value) | "nondiff"
+    # ((index node, k), ...): the equation belongs to branch k of a cond on that index (one
+    # pair per enclosing cond); its Jacobians count only when every index has its value.
+    guard: tuple = ()
 
 
 class Flat:
@@ -97,6 +108,8 @@ def flatten(jaxpr, consts, inputs, flat: Flat | None = None):
             _, outs = flatten(body, body_consts, ins, flat)
         elif name in jc.CUSTOM_JVP and not all_nondiff:
             outs = _flatten_custom_jvp(eqn, ins, flat)
+        elif name == "cond" and not all_nondiff and _pure(eqn.params["branches"]):
+            outs = _flatten_cond(eqn, ins, flat)
         elif name == "scan" and not all_nondiff and 0 < eqn.params["length"] <= MAX_UNROLL:
             outs = _flatten_scan(eqn, ins, flat)
         else:
@@ -175,3 +188,28 @@ def _flatten_scan(eqn, ins, flat: Flat):
     stacked = [_inline(lambda *v: jax.numpy.stack(v), [ys_by_step[i][k] for i in steps], flat)[0]
                for k in range(n_ys)]
     return [*carry, *stacked]
+
+
+def _pure(branches) -> bool:
+    """Whether every branch is free of effects (a ``jax.debug.print``, a callback, an
+    ``eqx.error_if``): flattened, every branch would run at every step, so a branch with an
+    effect keeps the ``cond`` whole (differentiated densely)."""
+    return not any(b.effects for b in branches)
+
+
+def _flatten_cond(eqn, ins, flat: Flat):
+    """A ``cond``: every branch inline, guarded by its index, the outputs chosen by ``select_n``
+    on the index (which carries no derivative: it is an integer)."""
+    index, operands = ins[0], ins[1:]
+    branches = eqn.params["branches"]
+    if isinstance(index, Const):  # known at trace time: the one branch taken
+        taken = branches[int(np.clip(index.value, 0, len(branches) - 1))]
+        return flatten(taken.jaxpr, taken.consts, operands, flat)[1]
+    per_branch = []
+    for k, branch in enumerate(branches):
+        start = len(flat.eqns)
+        per_branch.append(flatten(branch.jaxpr, branch.consts, operands, flat)[1])
+        for e in flat.eqns[start:]:
+            e.guard = ((index, k), *e.guard)
+    return [_inline(lambda i, *cases: jax.lax.select_n(i, *cases), [index, *cases], flat)[0]
+            for cases in zip(*per_branch)]

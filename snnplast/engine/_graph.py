@@ -28,7 +28,7 @@ import numpy as np
 
 from . import _jaxcompat as jc
 from ._cut import direct_cut
-from ._dtype import is_float, state_dtype
+from ._dtype import cast_floats, input_dtype, is_float, state_dtype
 from ._eliminate import Graph, eliminate
 from ._flatten import Const, Flat, Node, flatten
 from ._hoist import HoistPlan, plan_hoist
@@ -65,6 +65,11 @@ class StepGraph:
         p_leaves, self.p_def = jax.tree_util.tree_flatten(params)
         state = cell.initial_state()
         s_leaves, self.s_def = jax.tree_util.tree_flatten(state)
+        # Float64 inputs to a float32 model (x64 on) are read as float32, as without x64:
+        # the graph is traced for the cast inputs and casts what it is given (_inputs).
+        self.input_dtype = input_dtype(lambda s, xx: cell(s, xx), state, x)
+        if self.input_dtype is not None:
+            x = cast_floats(x, self.input_dtype)
         x_leaves, self.x_def = jax.tree_util.tree_flatten(x)
         self.static_part = static
         self.owner = type(cell).__name__
@@ -227,7 +232,7 @@ class StepGraph:
         """
         env: dict = {}
         for nodes, vals in ((self.p_nodes, p_leaves), (self.s_nodes, s_leaves),
-                            (self.x_nodes, x_leaves)):
+                            (self.x_nodes, self._inputs(x_leaves))):
             for n, v in zip(nodes, vals):
                 env[n.id] = v
         select = None
@@ -235,8 +240,9 @@ class StepGraph:
             plan, vals = hoisted
             env.update(zip(plan.needed, vals))
             select = lambda e: id(e) not in plan.skip
+        rules = self._gated(EVALUATE, env)
         if not phi and not perturb:
-            return interpret(self.flat.eqns, env, EVALUATE, select=select)
+            return interpret(self.flat.eqns, env, rules, select=select)
         given = {self.phi_nodes[q].id: jnp.reshape(v, self.phi_shapes_orig[q])
                  for q, v in (phi or {}).items()}
         shift = {self.state_out[a].id: d for a, d in (perturb or {}).items()}
@@ -258,8 +264,14 @@ class StepGraph:
             return run
 
         return interpret(self.flat.eqns, env,
-                         {kind: overriding(rule) for kind, rule in EVALUATE.items()},
+                         {kind: overriding(rule) for kind, rule in rules.items()},
                          select=select)
+
+    def _inputs(self, x_leaves) -> list:
+        """The input leaves in the dtypes the step was traced for (see ``input_dtype``)."""
+        if self.input_dtype is None:
+            return list(x_leaves)
+        return cast_floats(list(x_leaves), self.input_dtype)
 
     def hoist_plan(self, fixed) -> HoistPlan | None:
         """The input-only part of the step (:func:`~snnplast.engine.plan_hoist`), cached per
@@ -273,7 +285,7 @@ class StepGraph:
         """The values of the input-only part of one step (``plan.needed`` in order), from the
         parameters and that step's input alone. Batch it over many steps with ``vmap``."""
         env = {n.id: v for n, v in zip(self.p_nodes, p_leaves)}
-        env.update({n.id: v for n, v in zip(self.x_nodes, x_leaves)})
+        env.update({n.id: v for n, v in zip(self.x_nodes, self._inputs(x_leaves))})
         interpret(self.flat.eqns, env, when_known(EVALUATE),
                   select=lambda e: self._is_static(e) or id(e) in plan.skip)
         return [env[i] for i in plan.needed]
@@ -414,17 +426,56 @@ class StepGraph:
                     rows = [[None if j is None else refine(j, ov, iv)
                              for j, iv in zip(row, in_views)]
                             for row, ov in zip(rows, out_views)]
+            taken = self._taken(e, env)
             for o, row in zip(e.outputs, rows):
                 if o.id not in vd:
                     continue
                 for k, (a, jac) in enumerate(zip(e.inputs, row)):
                     if jac is not None and wrt[k]:
-                        edges.append((o.id, a.id, with_dtype(jac, self.jac_dtype)))
+                        jac = with_dtype(jac, self.jac_dtype)
+                        edges.append((o.id, a.id, jac if taken is None else taken(jac)))
             topo.extend(o.id for o in e.outputs if o.id in vd)
 
         interpret(self.flat.eqns, env, {"alias": alias, "op": op},
                   select=lambda e: any(o.id in vd for o in e.outputs))
         return edges
+
+    def _gated(self, rules: dict, env: dict) -> dict:
+        """`rules` for evaluating the step, with the inputs of each equation inside a cond's
+        branch passed through ``select(taken, a, stop_gradient(a))``: the same values, but
+        reverse mode (the learning signal is a VJP of the step) hands an untaken branch's
+        inputs an exact zero cotangent, never the NaN that ``0 * inf`` makes inside it."""
+        if not any(e.guard for e in self.flat.eqns):
+            return rules
+        evaluate = rules["op"]
+
+        def op(n, e, ins):
+            if e.guard and all(env.get(index.id) is not None for index, _ in e.guard):
+                taken = _all_taken(e, env)
+                ins = [v if not isinstance(a, Node) or v is None or not is_float(jnp.result_type(v))
+                       else jax.lax.select(taken, v, jax.lax.stop_gradient(v))
+                       for a, v in zip(e.inputs, ins)]
+            return evaluate(n, e, ins)
+
+        return {**rules, "op": op}
+
+    def _taken(self, e, env):
+        """For an equation inside branches of a ``cond`` (``e.guard``): a function that keeps
+        a Jacobian where every enclosing branch is taken and puts exact zeros elsewhere (a
+        select, never a product with a 0/1 mask: an untaken branch's Jacobian may hold inf or
+        NaN). ``None`` outside any branch."""
+        if not e.guard:
+            return None
+        taken = _all_taken(e, env)
+        static = all(index.id not in self.dyn for index, _ in e.guard)
+
+        def keep(j: SJac) -> SJac:
+            if isinstance(j.val, Abstract):
+                return j
+            val = jnp.where(taken, j.val, jnp.zeros((), jnp.result_type(j.val)))
+            return dataclasses.replace(j, val=val, const=j.const and static)
+
+        return keep
 
     # ----- view refinement (trace time) ---------------------------------------------------------
     def _refine_views(self, p_leaves, s_leaves, x_leaves):
@@ -503,7 +554,8 @@ class StepGraph:
     def phi_of(self, p_leaves):
         """The traced parameters as a function of the parameter leaves (the static part)."""
         env = {n.id: v for n, v in zip(self.p_nodes, p_leaves)}
-        interpret(self.flat.eqns, env, when_known(EVALUATE), select=self._is_static)
+        interpret(self.flat.eqns, env, when_known(self._gated(EVALUATE, env)),
+                  select=self._is_static)
         return [jnp.reshape(env[n.id], n.shape) for n in self.phi_nodes]
 
     def phi_pullback(self, p_leaves, grad_phi) -> list:
@@ -527,6 +579,11 @@ def with_dtype(j: SJac, dtype) -> SJac:
         return j
     val = np.asarray(val, dtype) if isinstance(val, np.ndarray) else jnp.asarray(val, dtype)
     return dataclasses.replace(j, val=val)
+
+
+def _all_taken(e, env):
+    """Whether every branch enclosing `e` is the one taken (a boolean scalar)."""
+    return jnp.all(jnp.stack([jnp.asarray(env[index.id]) == k for index, k in e.guard]))
 
 
 def _only_size_one(in_shape, out_shape) -> bool:

@@ -88,12 +88,15 @@ def plan_hoist(graph, fixed) -> HoistPlan | None:
             needed.append(a.id)
 
     for e in flat.eqns:
+        # An equation inside a cond's branch reads the branch index too (to zero its
+        # Jacobians when another branch is taken).
+        guards = [index for index, _ in e.guard]
         if id(e) not in skipped:
-            for a in e.inputs:
+            for a in list(e.inputs) + guards:
                 need(a)
         elif e.kind == "op" and any(o.id in graph.vd for o in e.outputs):
             # Its Jacobian rule still runs in the step, reading its inputs and outputs.
-            for a in list(e.inputs) + list(e.outputs):
+            for a in list(e.inputs) + list(e.outputs) + guards:
                 need(a)
     for a in graph.out:
         need(a)

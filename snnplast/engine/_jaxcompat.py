@@ -33,3 +33,24 @@ def sub_jaxpr(params):
                 return j.jaxpr, list(j.consts)
             return j, []
     raise KeyError("no sub-jaxpr in params")
+
+
+def source_line(eqn) -> str:
+    """``file:line (function)`` of the user's code that made `eqn`, or ``""``."""
+    try:
+        from jax._src import source_info_util
+
+        return source_info_util.summarize(eqn.source_info)
+    except (ImportError, AttributeError, TypeError):  # a private module: if it moves, the
+        # location is lost, never the error that asked for it
+        return ""
+
+
+def sub_jaxprs(params):
+    """Every jaxpr among an equation's params (a body, a cond's branches), as plain jaxprs."""
+    for value in params.values():
+        for v in value if isinstance(value, (tuple, list)) else (value,):
+            if isinstance(v, ClosedJaxpr):
+                yield v.jaxpr
+            elif isinstance(v, Jaxpr):
+                yield v

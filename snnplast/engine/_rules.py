@@ -62,8 +62,9 @@ def register_rule(primitive, rule: Rule) -> None:
 _warned: set = set()
 # What keeps the structure instead, for the constructs that reach the fallback most often.
 _HINTS = {
-    "cond": "; jnp.where or jax.lax.select on both branches' values keeps the structure",
-    "switch": "; jnp.where or jax.lax.select on the branches' values keeps the structure",
+    # Only a cond with an effect in a branch gets here (the others are flattened, _flatten.py).
+    "cond": "; a branch has an effect (jax.debug.print, a callback, eqx.error_if), so the cond "
+            "is kept whole rather than every branch run at every step",
     "while": "; a loop with a fixed count written in Python (unrolled) keeps the structure",
     "scan": "; a loop with a fixed count written in Python (unrolled) keeps the structure",
 }

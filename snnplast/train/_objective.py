@@ -18,6 +18,7 @@ from jaxtyping import Array, Float, Int
 
 from .._cell import Cell
 from .._errors import ValidationError
+from .._reverse_mode import reverse_mode
 from .._rollout import unroll
 from .._truncated import TruncatedBPTT
 from ..online import online_loss_and_grad
@@ -83,6 +84,12 @@ def loss_and_grad(model: Cell, x: Float[Array, "B T C"], y: Int[Array, " B"], me
     **Returns:** ``((loss, scores), grads)``: the batch-mean loss, the scores ``[B, K]`` and a
     pytree shaped like `model` (``None`` where it has no trainable array).
     """
+    with reverse_mode(model, jax.ShapeDtypeStruct(x.shape[2:], x.dtype)):
+        return _loss_and_grad(model, x, y, method, block)
+
+
+def _loss_and_grad(model, x, y, method, block):
+    """:func:`loss_and_grad`'s work, by `method`."""
     if isinstance(method, str) and method == "bptt":
         return eqx.filter_value_and_grad(batch_objective, has_aux=True)(model, x, y)
     if isinstance(method, Policy):
