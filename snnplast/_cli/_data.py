@@ -54,6 +54,7 @@ def _convert_audio(args) -> int:
     import numpy as np
 
     from ..data import SPEAKER_NAMES, convert_audio, read_names
+    from ..data._recordings.convert import read_skipped
 
     out = convert_audio(
         args.in_dir, args.out, labels=args.labels, seed=args.seed,
@@ -71,6 +72,10 @@ def _convert_audio(args) -> int:
     )
     print(f"classes (extra/keys): {_mapping(used_classes, classes)}")
     print(f"speakers ({SPEAKER_NAMES}): {_mapping(used_speakers, speakers)}")
+    skipped = read_skipped(out)
+    if skipped:
+        print(f"skipped {len(skipped)} recording{'s' * (len(skipped) > 1)} (named above; the "
+              "file lists them in extra/skipped)")  # fmt: skip
     return 0
 
 
