@@ -225,18 +225,32 @@ def test_names_of_any_case_and_alphabet_and_links(tmp_path):
     ]
 
 
-@pytest.mark.parametrize("nesting", [("alice/yes", "bob/no"), ("yes/alice", "no/bob")])
-def test_recordings_two_folders_deep_are_one_line(tmp_path, nesting):
+@pytest.mark.parametrize(
+    "nesting, depth",
+    [
+        (("alice/yes", "bob/no"), "two folders deep .alice/yes/."),
+        (("yes/alice", "no/bob"), "two folders deep .no/bob/."),
+        (("alice/monday/yes", "bob/friday/no"), "three folders deep .alice/monday/yes/."),
+    ],
+)
+def test_recordings_folders_deep_are_one_line(tmp_path, nesting, depth):
     from snnplast.data import load_dataset
 
     for folder in nesting:
         write_wav(tmp_path / "in" / folder / "1.wav")
-    with pytest.raises(ValueError, match="two folders deep") as err:
+    with pytest.raises(ValueError, match=depth) as err:
         find_recordings(tmp_path / "in")
     assert "\n" not in str(err.value) and "--labels" in str(err.value)
     # train --data says the same, not that SHD's files are missing.
-    with pytest.raises(ValueError, match="two folders deep"):
+    with pytest.raises(ValueError, match=depth):
         load_dataset(tmp_path / "in", cache_dir=tmp_path / "cache", progress=False)
+    # A CSV says which level is the label.
+    table = tmp_path / "labels.csv"
+    rows = [f"{f}/1.wav,{f.split('/')[-1]},{f.split('/')[0]}" for f in nesting]
+    table.write_text("file,label,speaker\n" + "\n".join(rows) + "\n")
+    assert [r[:2] for r in found(tmp_path / "in", table)] == [
+        (f"{f}/1.wav", f.split("/")[-1]) for f in sorted(nesting)
+    ]
 
 
 def _names_of(split, recordings):

@@ -24,7 +24,7 @@ from .._loading.time_axis import check_time_axis
 from .._shd.family import FAMILIES, family_in
 from .cached import converted
 from .convert import find_recordings, read_names, read_skipped
-from .layouts import Recording
+from .layouts import NESTED, Recording
 from .split import SPLIT_LISTS, listed_splits
 
 
@@ -36,9 +36,9 @@ def is_recordings_folder(path: str | os.PathLike) -> bool:
         return False
     if any((path / family.tonic_name).is_dir() for family in FAMILIES.values()):
         return False
-    # Two folders deep too: such a folder is still recordings, refused with a message that says
-    # how to lay them out, not taken for a folder missing SHD's files.
-    found = itertools.chain(path.glob("*"), path.glob("*/*"), path.glob("*/*/*"))
+    # Deeper too: such a folder is still recordings, read by a CSV or refused with a message
+    # that says how to lay them out, not taken for a folder missing SHD's files.
+    found = itertools.chain(path.glob("*"), path.glob("*/*"), *(path.glob(p) for p in NESTED))
     return any(is_audio(p) and not p.name.startswith(".") for p in found)
 
 
