@@ -143,7 +143,10 @@ def register(subparsers) -> None:
             "skipped); or from --labels CSV (header file,label[,speaker]). Labels that are SHD "
             "classes (0-19, or names like seven / sieben) keep SHD's class list; other labels "
             "become classes in sorted order. Speaker names get integer ids; the file keeps the "
-            "name of each id in extra/speaker_names, and both mappings are printed."
+            "name of each id in extra/speaker_names, and both mappings are printed. A recording "
+            "that cannot be used (an empty file, one that does not decode, one without sound or "
+            "under 10 ms) is left out with a one-line warning naming it and why, and listed in "
+            "extra/skipped; only a folder where nothing is left is an error."
         ),
     )
     convert.add_argument("in_dir", type=user_path, metavar="IN_DIR",
