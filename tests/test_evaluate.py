@@ -98,7 +98,8 @@ def test_evaluate_scores_a_folders_own_test_list(trained, tmp_path, capsys, monk
     (src / "testing_list.txt").write_text("three/bb_nohash_0.wav\nseven/cc_nohash_0.wav\n")
     argv = ["evaluate", str(run), "--data", str(src), "--out", str(tmp_path / "o"), "--no-progress"]
     assert main(argv) == 0
-    assert f"scored: the 2 recordings testing_list.txt names, of 4 in {src}" in capsys.readouterr().out
+    scored = f"scored: the 2 recordings testing_list.txt names, of 4 in {src}"
+    assert scored in capsys.readouterr().out
     result = json.loads((tmp_path / "o" / "evaluation.json").read_text())
     assert result["n"] == 2 and sorted(result["per_speaker"]) == ["bb", "cc"]
     # A list that names none of the folder's recordings is one line.

@@ -267,7 +267,8 @@ def _resume_config(args: argparse.Namespace):
     header = run_status(args.resume)
     names = {"data": "data", "model": "model", "hidden": "hidden", "lam": "lam",
              "epochs": "epochs", "batch": "batch", "lr": "lr", "schedule": "schedule",
-             "seed": "seed", "labels": "labels", "bins": "n_bins", "time_axis": "time_axis", "pool": "pool",
+             "seed": "seed", "labels": "labels",
+             "bins": "n_bins", "time_axis": "time_axis", "pool": "pool",
              "method": "method", "on_nan": "on_nan", "out": None,
              **{name: name for name, *_ in AUGMENT_OPTIONS}}  # fmt: skip
     for option, field in names.items():

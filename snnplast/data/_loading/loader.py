@@ -121,7 +121,8 @@ def _check_labels(labels, name_or_path) -> None:
         isinstance(name_or_path, str | os.PathLike) and is_recordings_folder(name_or_path)
     ):
         raise ValidationError(
-            f"labels {str(labels)!r}: label a folder of recordings; {str(name_or_path)!r} is not one"
+            f"labels {str(labels)!r}: label a folder of recordings; {str(name_or_path)!r} is "
+            "not one"
         )
 
 

@@ -125,5 +125,6 @@ def scored_recordings(
     _, speakers = read_names(target)
     skipped = read_skipped(target)
     if skipped:
-        scored += f" ({len(skipped)} left out: {'; '.join(skipped[:3])}{' ...' * (len(skipped) > 3)})"
+        more = " ..." if len(skipped) > 3 else ""
+        scored += f" ({len(skipped)} left out: {'; '.join(skipped[:3])}{more})"
     return split, classes, tuple(speakers or ()), scored
