@@ -33,6 +33,12 @@ def _bad_clip(path, case) -> str:
     if case == "undecodable mp3":
         path.write_bytes(b"ID3")
         return "not a readable .mp3 file"
+    if case == "mp3 named .wav":
+        path.write_bytes(b"ID3\x03 this is an mp3, really")
+        return "not a readable WAV file"
+    if case == "not flac inside":
+        path.write_bytes(b"fLaC")
+        return "not a readable .flac file"
     if case == "header cut short":  # a copy that stopped part-way; used to end in a traceback
         write_tone(path)
         path.write_bytes(path.read_bytes()[:30])
@@ -54,13 +60,14 @@ def _spikes(path):
 
 @pytest.mark.parametrize(
     "case", ["zero bytes", "no samples", "two samples", "silent", "undecodable mp3",
-             "header cut short"],
+             "mp3 named .wav", "not flac inside", "header cut short"],
 )  # fmt: skip
 def test_a_clip_that_cannot_be_read_is_skipped_and_named(tmp_path, capsys, case):
     src = tmp_path / "in"
     write_tone(src / "3_speaker_1.wav", f0=140.0)
     write_tone(src / "7_speaker_2.wav", f0=260.0, seed=1)
-    bad = src / ("4_speaker_1.mp3" if case == "undecodable mp3" else "4_speaker_1.wav")
+    suffix = {"undecodable mp3": ".mp3", "not flac inside": ".flac"}.get(case, ".wav")
+    bad = src / f"4_speaker_1{suffix}"
     why = _bad_clip(bad, case)
     out = tmp_path / "o.h5"
     assert main(["data", "convert-audio", str(src), "--out", str(out), "--quiet"]) == 0
