@@ -25,32 +25,31 @@ def _cache(tmp_path, monkeypatch):
     monkeypatch.setenv("SNNPLAST_CACHE", str(tmp_path / "cache"))
 
 
-def _bad_clip(path, case) -> str:
-    """Write a clip that cannot be converted; return what its warning must say."""
-    if case == "zero bytes":
-        path.write_bytes(b"")
-        return "is empty (0 bytes)"
-    if case == "undecodable mp3":
-        path.write_bytes(b"ID3")
-        return "not a readable .mp3 file"
-    if case == "mp3 named .wav":
-        path.write_bytes(b"ID3\x03 this is an mp3, really")
-        return "not a readable WAV file"
-    if case == "not flac inside":
-        path.write_bytes(b"fLaC")
-        return "not a readable .flac file"
-    if case == "header cut short":  # a copy that stopped part-way; used to end in a traceback
-        write_tone(path)
-        path.write_bytes(path.read_bytes()[:30])
-        return "not a readable WAV file"
-    with wave.open(str(path), "wb") as f:
+def _wav_bytes(samples) -> bytes:
+    """A 16 kHz mono WAV file holding `samples` (int16)."""
+    import io
+
+    buffer = io.BytesIO()
+    with wave.open(buffer, "wb") as f:
         f.setnchannels(1)
         f.setsampwidth(2)
         f.setframerate(16000)
-        samples = {"no samples": [], "two samples": [900, -900], "silent": [0] * 800}[case]
         f.writeframes(np.array(samples, "<i2").tobytes())
-    return {"no samples": "holds no samples", "two samples": "at least 10 ms",
-            "silent": "is silent"}[case]  # fmt: skip
+    return buffer.getvalue()
+
+
+# Clips that cannot be converted: case -> (file suffix, its bytes, what its warning must say).
+BAD_CLIPS = {
+    "zero bytes": (".wav", b"", "is empty (0 bytes)"),
+    "no samples": (".wav", _wav_bytes([]), "holds no samples"),
+    "two samples": (".wav", _wav_bytes([900, -900]), "at least 10 ms"),
+    "silent": (".wav", _wav_bytes([0] * 800), "is silent"),
+    "undecodable mp3": (".mp3", b"ID3", "not a readable .mp3 file"),
+    "mp3 named .wav": (".wav", b"ID3\x03 this is an mp3, really", "not a readable WAV file"),
+    "not flac inside": (".flac", b"fLaC", "not a readable .flac file"),
+    # A copy that stopped part-way; it used to end in a traceback reported as a bug.
+    "header cut short": (".wav", _wav_bytes(np.ones(800))[:30], "not a readable WAV file"),
+}
 
 
 def _spikes(path):
@@ -58,17 +57,14 @@ def _spikes(path):
         return [list(t) for t in f["spikes/times"][()]], [list(u) for u in f["spikes/units"][()]]
 
 
-@pytest.mark.parametrize(
-    "case", ["zero bytes", "no samples", "two samples", "silent", "undecodable mp3",
-             "mp3 named .wav", "not flac inside", "header cut short"],
-)  # fmt: skip
+@pytest.mark.parametrize("case", list(BAD_CLIPS))
 def test_a_clip_that_cannot_be_read_is_skipped_and_named(tmp_path, capsys, case):
     src = tmp_path / "in"
     write_tone(src / "3_speaker_1.wav", f0=140.0)
     write_tone(src / "7_speaker_2.wav", f0=260.0, seed=1)
-    suffix = {"undecodable mp3": ".mp3", "not flac inside": ".flac"}.get(case, ".wav")
+    suffix, content, why = BAD_CLIPS[case]
     bad = src / f"4_speaker_1{suffix}"
-    why = _bad_clip(bad, case)
+    bad.write_bytes(content)
     out = tmp_path / "o.h5"
     assert main(["data", "convert-audio", str(src), "--out", str(out), "--quiet"]) == 0
     captured = capsys.readouterr()
