@@ -54,6 +54,19 @@ def test_ogg_vorbis_reads_close_to_the_wav(tmp_path):
     assert np.corrcoef(x[:n], x0[:n])[0, 1] > 0.95  # lossy, but the same waveform
 
 
+@pytest.mark.skipif("MP3" not in soundfile.available_formats(), reason="libsndfile < 1.1")
+@pytest.mark.parametrize("rate", [8000, 44100])
+def test_stereo_mp3_reads_close_to_the_wav(tmp_path, rate):
+    # A phone's or a recorder's take: MP3 at its own rate, the voice on both channels.
+    t = np.arange(int(0.3 * rate)) / rate
+    x0 = 0.3 * np.sin(2 * np.pi * 220 * t) * np.hanning(t.size)
+    path = tmp_path / "take.MP3"
+    soundfile.write(path, np.stack([x0, x0], axis=1), rate, format="MP3")
+    x, got = read_audio(path)
+    assert got == rate and x.size == x0.size
+    assert np.corrcoef(x, x0)[0, 1] > 0.99  # lossy, but the same waveform, one channel
+
+
 def test_bad_audio_files_are_one_line(tmp_path):
     (tmp_path / "a.flac").write_bytes(b"fLaC but not really")
     (tmp_path / "a.m4a").write_bytes(b"\0\0\0 ftypM4A")

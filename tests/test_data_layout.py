@@ -34,6 +34,8 @@ DATA_NAMES_ADDED = [
     "DATA_NAMES",
     # A data set's test split alone (what `evaluate` scores; SSC's training file is large).
     "load_test_split",
+    # Recordings a conversion left out (empty, undecodable), warned about and listed in the file.
+    "SkippedRecording", "read_skipped",
 ]  # fmt: skip
 SPEECH_NAMES = [
     "ENGLISH_WORDS", "GERMAN_WORDS", "SHD_KEYS", "Speaker", "Utterance", "VOICE_VARIANTS",

@@ -1,6 +1,7 @@
 """``snnplast evaluate``: a trained run's model on another data set, or on a folder of WAV files."""
 
 import json
+import shutil
 
 import numpy as np
 import pytest
@@ -69,6 +70,45 @@ def test_evaluate_reproduces_the_trainers_test_accuracy(trained, tmp_path):
     assert (tmp_path / "confusion.png").read_bytes()[:4] == b"\x89PNG"
 
 
+def test_evaluate_takes_one_file_as_its_test_split(trained, tmp_path):
+    # shd_test.h5 given itself, and a copy of it kept elsewhere under another name.
+    run, folder, cache, summary = trained
+    elsewhere = tmp_path / "kept" / "my copy.h5"
+    elsewhere.parent.mkdir()
+    shutil.copy(folder / "shd_test.h5", elsewhere)
+    for file in (folder / "shd_test.h5", elsewhere):
+        result = evaluate(run, file, out=tmp_path / "out", cache_dir=cache, progress=False)
+        assert result["accuracy"] == pytest.approx(summary["test_accuracy"], abs=1e-9)
+        assert result["n"] == summary["dataset"]["n_test"]
+        assert result["scored"] == f"all {result['n']} samples of {file.resolve()}"
+        assert result["data"] == f"file:{file.resolve()}"
+    assert sorted(p.name for p in elsewhere.parent.iterdir()) == ["my copy.h5"]
+
+
+def test_evaluate_scores_a_folders_own_test_list(trained, tmp_path, capsys, monkeypatch):
+    # Speech Commands' layout: the recordings its testing_list.txt names, the ones training on
+    # the folder holds out, and no others.
+    run, cache = trained[0], tmp_path / "cache"
+    monkeypatch.setenv("SNNPLAST_CACHE", str(cache))
+    src = tmp_path / "speech_commands"
+    names = ["three/aa_nohash_0.wav", "three/bb_nohash_0.wav", "seven/aa_nohash_1.wav",
+             "seven/cc_nohash_0.wav"]  # fmt: skip
+    for i, name in enumerate(names):
+        write_tone(src / name, f0=140.0 + 60 * i, seed=i)
+    (src / "testing_list.txt").write_text("three/bb_nohash_0.wav\nseven/cc_nohash_0.wav\n")
+    argv = ["evaluate", str(run), "--data", str(src), "--out", str(tmp_path / "o"), "--no-progress"]
+    assert main(argv) == 0
+    scored = f"scored: the 2 recordings testing_list.txt names, of 4 in {src}"
+    assert scored in capsys.readouterr().out
+    result = json.loads((tmp_path / "o" / "evaluation.json").read_text())
+    assert result["n"] == 2 and sorted(result["per_speaker"]) == ["bb", "cc"]
+    # A list that names none of the folder's recordings is one line.
+    (src / "testing_list.txt").write_text("no/x_nohash_0.wav\n")
+    assert main(argv) == 2
+    err = capsys.readouterr().err.strip()
+    assert "testing_list.txt: names none of the folder's 4 recordings" in err and "\n" not in err
+
+
 def test_cli_evaluates_a_folder_of_recordings_at_any_rate(trained, tmp_path, capsys):
     run, _, cache, _ = trained
     folder = tmp_path / "wav"
@@ -85,6 +125,7 @@ def test_cli_evaluates_a_folder_of_recordings_at_any_rate(trained, tmp_path, cap
         result = json.loads(capsys.readouterr().out)
         # Speakers by their names in the files (speaker_0, speaker_1 number as 0, 1).
         assert result["n"] == 4 and set(result["per_speaker"]) == {"0", "1"}
+        assert result["scored"] == f"all 4 recordings of {folder}"  # no test list: every one
         assert set(result["per_class"]) <= set(result["class_names"])
         assert {"3", "7"} == {str(result["class_names"].index(k)) for k in result["per_class"]}
         assert (out / "confusion.png").is_file() and (out / "evaluation.json").is_file()

@@ -42,7 +42,7 @@ def test_a_folder_of_recordings_is_a_data_set(recordings, tmp_path, monkeypatch)
     assert sorted(p.name for p in recordings.iterdir()) == before  # nothing written there
     # The second load converts nothing.
     monkeypatch.setattr(
-        "snnplast.data._recordings.cached.convert_audio",
+        "snnplast.data._recordings.cached.convert_recordings",
         lambda *a, **k: pytest.fail("converted twice"),
     )
     again = data.load_dataset(recordings, n_bins=10, val_speakers=1, progress=False)

@@ -439,9 +439,17 @@ def test_a_reader_that_leaves_early_is_no_bug(monkeypatch, capsys):
 
 
 def test_a_data_file_where_its_folder_goes_names_the_folder(tmp_path):
+    # One file alone is a data set of its own (tests/test_user_data.py); one of a set lying
+    # complete beside it is refused for training, naming the folder that is the data set.
+    from snnplast.data import make_synth_shd
+
+    make_synth_shd(tmp_path, n_per_class_train=1, n_per_class_test=1, progress=False)
+    expected = rf"SHD set beside it; .*pass the folder, --data {tmp_path}$"
+    with pytest.raises(ValidationError, match=expected):
+        load_dataset(tmp_path / "shd_train.h5", cache_dir=tmp_path / "cache", progress=False)
     (tmp_path / "shd_train.h5").write_bytes(b"")
-    with pytest.raises(ValidationError, match=rf"shd_train.h5' is a file; .*pass '{tmp_path}'"):
-        load_dataset(tmp_path / "shd_train.h5", progress=False)
+    with pytest.raises(ValueError, match="shd_train.h5: not an HDF5 file"):
+        load_dataset(tmp_path / "shd_train.h5", cache_dir=tmp_path / "cache", progress=False)
 
 
 def test_a_folder_the_machine_refuses_is_one_line_and_no_bug(monkeypatch, capsys, tmp_path):

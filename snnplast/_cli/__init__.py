@@ -14,6 +14,7 @@ import linecache
 import os
 import sys
 import traceback
+import warnings
 from pathlib import Path
 
 from .._errors import ValidationError
@@ -53,7 +54,9 @@ def main(argv=None) -> int:
         parser.print_help()
         return 2
     try:
-        return int(args.func(args) or 0)
+        with warnings.catch_warnings():
+            warnings.showwarning = _one_line_warning(args.command, warnings.showwarning)
+            return int(args.func(args) or 0)
     except KeyboardInterrupt:
         print(f"\nsnnplast {args.command}: interrupted", file=sys.stderr)
         return 130
@@ -84,6 +87,18 @@ def main(argv=None) -> int:
         # Bad input ends in one line naming the problem, not a traceback.
         print(f"snnplast {args.command}: error: {e}", file=sys.stderr)
         return 2
+
+
+def _one_line_warning(command: str, show):
+    """`warnings.showwarning` that prints snnplast's own warnings (a recording left out of a
+    conversion) as one line, ``snnplast COMMAND: warning: ...``, and others as `show` does."""
+
+    def showwarning(message, category, filename, lineno, file=None, line=None):
+        if not category.__module__.startswith(f"{__package__.split('.')[0]}."):
+            return show(message, category, filename, lineno, file, line)
+        print(f"snnplast {command}: warning: {message}", file=sys.stderr if file is None else file)
+
+    return showwarning
 
 
 # errno -> what to do about it, for errors of the machine rather than of the input or the code.

@@ -70,8 +70,9 @@ def run(args: argparse.Namespace) -> int:
     check_out(out)
     progress = not args.no_progress
     dataset = load_dataset(
-        args.data, n_bins=args.bins, pool=args.pool, time_axis=args.time_axis, progress=progress
-    )
+        args.data, n_bins=args.bins, pool=args.pool, time_axis=args.time_axis, progress=progress,
+        labels=args.labels,
+    )  # fmt: skip
     report = compare(methods, config, dataset, out, progress=progress, command=_command(args, out))
     compare_md = out / next(name for name in report["files"] if name.endswith(".md"))
     print(compare_md.read_text(), end="")

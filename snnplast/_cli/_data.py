@@ -54,6 +54,7 @@ def _convert_audio(args) -> int:
     import numpy as np
 
     from ..data import SPEAKER_NAMES, convert_audio, read_names
+    from ..data._recordings.convert import read_skipped
 
     out = convert_audio(
         args.in_dir, args.out, labels=args.labels, seed=args.seed,
@@ -71,6 +72,10 @@ def _convert_audio(args) -> int:
     )
     print(f"classes (extra/keys): {_mapping(used_classes, classes)}")
     print(f"speakers ({SPEAKER_NAMES}): {_mapping(used_speakers, speakers)}")
+    skipped = read_skipped(out)
+    if skipped:
+        print(f"skipped {len(skipped)} recording{'s' * (len(skipped) > 1)} (named above; the "
+              "file lists them in extra/skipped)")  # fmt: skip
     return 0
 
 
@@ -138,7 +143,10 @@ def register(subparsers) -> None:
             "skipped); or from --labels CSV (header file,label[,speaker]). Labels that are SHD "
             "classes (0-19, or names like seven / sieben) keep SHD's class list; other labels "
             "become classes in sorted order. Speaker names get integer ids; the file keeps the "
-            "name of each id in extra/speaker_names, and both mappings are printed."
+            "name of each id in extra/speaker_names, and both mappings are printed. A recording "
+            "that cannot be used (an empty file, one that does not decode, one without sound or "
+            "under 10 ms) is left out with a one-line warning naming it and why, and listed in "
+            "extra/skipped; only a folder where nothing is left is an error."
         ),
     )
     convert.add_argument("in_dir", type=user_path, metavar="IN_DIR",

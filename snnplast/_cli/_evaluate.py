@@ -13,17 +13,20 @@ def register(subparsers) -> None:
         "evaluate",
         help="test a trained run on another data set or a folder of recordings",
         description="Evaluate the model of RUN_DIR (a folder written by snnplast train) on the "
-        "test split of a data set, or on a folder of recordings (WAV, FLAC, ...) at any sample rate "
-        "(converted through the same cochlea on first use, then cached; labelled as "
-        "'snnplast data convert-audio' reads them, e.g. 7_speaker_12.wav or 7_jackson_32.wav, "
-        "or by --labels). Prints accuracy overall, per class and per "
+        "test split of a data set, on one SHD-layout .h5 file (all of it: shd_test.h5 kept "
+        "anywhere, SSC's, or a file convert-audio wrote), or on a folder of recordings (WAV, "
+        "FLAC, ...) at any sample rate (converted through the same cochlea on first use, then "
+        "cached; labelled as 'snnplast data convert-audio' reads them, e.g. 7_speaker_12.wav or "
+        "7_jackson_32.wav, or by --labels; a folder with Speech Commands' testing_list.txt is "
+        "scored on the recordings it lists; recordings that cannot be read are left out with a "
+        "warning). Prints which samples were scored and accuracy overall, per class and per "
         "speaker; writes evaluation.json and confusion.png.",
     )
     p.add_argument("run_dir", type=user_path, metavar="RUN_DIR", help="a training run's folder")
     p.add_argument(
         "--data", required=True, metavar="DATA",
-        help="'speech', 'synth', 'shd', 'ssc', a folder of SHD or SSC files, or a folder of "
-        "recordings",
+        help="'speech', 'synth', 'shd', 'ssc', a folder of SHD or SSC files, one such .h5 "
+        "file, or a folder of recordings",
     )  # fmt: skip
     p.add_argument("--labels", type=user_path, default=None, metavar="CSV",
                    help="labels of a recordings folder: CSV with columns file,label[,speaker]")  # fmt: skip
@@ -43,6 +46,7 @@ def run(args: argparse.Namespace) -> int:
         print(json.dumps(result, indent=2))
         return 0
     print(f"{args.run_dir} on {args.data}: {result['n']} samples")
+    print(f"  scored: {result['scored']}")
     print(f"  accuracy            {100 * result['accuracy']:.1f}%")
     print(f"  within its classes  {100 * result['accuracy_present_classes']:.1f}%")
     for title, table in (

@@ -9,6 +9,8 @@ import sys
 import time
 from pathlib import Path
 
+from ._paths import user_path
+
 
 def _default(name: str):
     """TrainConfig's default for field `name`."""
@@ -40,8 +42,14 @@ def add_run_options(p, *, lam_help: str, out_help: str) -> None:
         "--data",
         default=_default("data"),
         help="'speech' (spoken digits, made on first use), 'synth', 'shd', 'ssc', a folder of "
-        "SHD or SSC files, or a folder of labelled recordings (default %(default)s)",
+        "SHD or SSC files, one such .h5 file (a fifth of its speakers held out as the test "
+        "split), or a folder of labelled recordings (default %(default)s)",
     )
+    p.add_argument(
+        "--labels", type=user_path, default=None, metavar="CSV",
+        help="labels of a recordings folder: CSV with columns file,label[,speaker] (as "
+        "'snnplast evaluate --labels' and 'snnplast data convert-audio --labels' read it)",
+    )  # fmt: skip
     p.add_argument(
         "--model",
         default=_default("model"),
@@ -212,13 +220,15 @@ def _slug(text: str) -> str:
     return re.sub(r"[^A-Za-z0-9._-]+", "-", text).strip("-")
 
 
-def _data_source(data) -> str:
-    """`--data` as the run records it: a folder as an absolute path, so that ``--resume`` from
-    another working folder finds the same data; a name as it is."""
+def _data_source(data) -> str | None:
+    """`--data` (or `--labels`) as the run records it: a folder or file as an absolute path, so
+    that ``--resume`` from another working folder finds the same data; a name as it is."""
     from ..data import DATA_NAMES
 
+    if data is None:
+        return None
     text = str(data)
-    if text in DATA_NAMES or not Path(text).expanduser().is_dir():
+    if text in DATA_NAMES or not Path(text).expanduser().exists():
         return text
     return str(Path(text).expanduser().resolve())
 
@@ -239,6 +249,7 @@ def config_from_args(args: argparse.Namespace, method: str):
         schedule=args.schedule,
         seed=args.seed,
         data=_data_source(args.data),
+        labels=_data_source(args.labels),
         n_bins=args.bins,
         time_axis=args.time_axis,
         pool=args.pool,
@@ -256,7 +267,8 @@ def _resume_config(args: argparse.Namespace):
     header = run_status(args.resume)
     names = {"data": "data", "model": "model", "hidden": "hidden", "lam": "lam",
              "epochs": "epochs", "batch": "batch", "lr": "lr", "schedule": "schedule",
-             "seed": "seed", "bins": "n_bins", "time_axis": "time_axis", "pool": "pool",
+             "seed": "seed", "labels": "labels",
+             "bins": "n_bins", "time_axis": "time_axis", "pool": "pool",
              "method": "method", "on_nan": "on_nan", "out": None,
              **{name: name for name, *_ in AUGMENT_OPTIONS}}  # fmt: skip
     for option, field in names.items():
@@ -321,14 +333,14 @@ def run(args: argparse.Namespace) -> int:
     initialize_distributed()
     DataParallel(args.devices).check_batch(config.batch, "--batch")
     progress = not args.no_progress
-    check_data_source(config.data, progress=progress)
+    check_data_source(config.data, progress=progress, labels=config.labels)
     if args.tensorboard:
         # Checked before minutes of data loading; the writer itself is opened with the run.
         TensorBoardSink.check_available()
     # The validation speakers stay fixed across seeds: the seed varies weights and order only.
     dataset = load_dataset(
         config.data, n_bins=config.n_bins, pool=config.pool, time_axis=config.time_axis,
-        progress=progress,
+        progress=progress, labels=config.labels,
     )  # fmt: skip
     sinks = [TensorBoardSink(out)] if args.tensorboard else []
     try:

@@ -53,8 +53,10 @@ from ._loading.time_axis import TIME_AXES as TIME_AXES
 from ._loading.time_axis import check_time_axis as check_time_axis
 from ._loading.time_axis import word_span as word_span
 from ._recordings.convert import SPEAKER_NAMES as SPEAKER_NAMES
+from ._recordings.convert import SkippedRecording as SkippedRecording
 from ._recordings.convert import convert_audio as convert_audio
 from ._recordings.convert import read_names as read_names
+from ._recordings.convert import read_skipped as read_skipped
 from ._recordings.load import is_recordings_folder as is_recordings_folder
 from ._recordings.load import load_recordings as load_recordings
 from ._recordings.show import plot_recording as plot_recording

@@ -50,6 +50,8 @@ class TrainConfig:
     - `seed`: seeds the weights and the shuffling; the same seed gives the same run.
     - `eval_batch`: samples per evaluation batch (memory only; results do not depend on it).
     - `data`: the data set's name or path, recorded for provenance (``fit`` is given the data).
+    - `labels`: the CSV (``file,label[,speaker]``) that labelled a folder of recordings, recorded
+      likewise; None when the folder's layout did.
     - `n_bins`: time bins the data was binned into, recorded likewise (``fit`` records the
       given data's own count when they differ).
     - `time_axis`: what those bins span, recorded likewise (``snnplast evaluate`` bins other
@@ -86,6 +88,7 @@ class TrainConfig:
     seed: int = 0
     eval_batch: int = 250
     data: str = "speech"
+    labels: str | None = None
     n_bins: int = 100
     time_axis: str = "absolute"
     pool: int = 5
@@ -122,11 +125,16 @@ class TrainConfig:
             value = getattr(self, field.name)
             if isinstance(value, np.integer | np.floating):
                 object.__setattr__(self, field.name, value.item())
-        if isinstance(self.data, os.PathLike):
-            object.__setattr__(self, "data", os.fspath(self.data))
+        for name in ("data", "labels"):
+            if isinstance(getattr(self, name), os.PathLike):
+                object.__setattr__(self, name, os.fspath(getattr(self, name)))
         if not isinstance(self.data, str):
             raise ValidationTypeError(
                 f"data must be a data set's name or a folder (str or path), got {self.data!r}"
+            )
+        if self.labels is not None and not isinstance(self.labels, str):
+            raise ValidationTypeError(
+                f"labels must be a CSV file's path (str or path) or None, got {self.labels!r}"
             )
 
     @property

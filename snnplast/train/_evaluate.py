@@ -150,24 +150,32 @@ def _as_model_classes(split, names, model_names, data):
 
 
 def _load(data, labels, n_bins, pool, time_axis, cache_dir, progress):
-    """``(split, class_names, speaker_names or None, source)`` of `data`: a folder of WAV files,
-    or any data set :func:`load_dataset` knows (its test split)."""
-    from ..data import is_recordings_folder, load_recordings, load_test_split
+    """``(split, class_names, speaker_names or None, source, scored)`` of `data`: a folder of
+    recordings (its test list's, if it has one), or any data set :func:`load_dataset` knows (its
+    test split; one file whole); `scored` says which samples these are."""
+    from ..data import is_recordings_folder, load_test_split, read_names
+    from ..data._recordings.load import scored_recordings
 
     if isinstance(data, str | os.PathLike) and is_recordings_folder(data):
-        split, names, speakers = load_recordings(
+        split, names, speakers, scored = scored_recordings(
             data, labels=labels, n_bins=n_bins, pool=pool, cache_dir=cache_dir,
             progress=progress, time_axis=time_axis,
         )  # fmt: skip
-        return split, names, speakers, f"recordings:{Path(data).expanduser().resolve()}"
+        return split, names, speakers, f"recordings:{Path(data).expanduser().resolve()}", scored
     if labels is not None:
-        raise ValueError(f"--labels applies to a folder of WAV files; {data} is not one")
+        raise ValueError(f"--labels applies to a folder of recordings; {data} is not one")
     # The test split alone: the training file is not read (SSC's holds 75k samples).
     split, class_names, source = load_test_split(
         data, n_bins=n_bins, pool=pool, cache_dir=cache_dir, progress=progress,
         time_axis=time_axis,
     )  # fmt: skip
-    return split, class_names, None, source
+    kind, _, where = source.partition(":")
+    if kind == "file":
+        # A file convert-audio wrote names its speakers.
+        speakers, scored = read_names(where)[1], f"all {len(split.y)} samples of {where}"
+    else:
+        speakers, scored = None, f"the {len(split.y)} samples of the test split of {where}"
+    return split, class_names, speakers, source, scored
 
 
 def _slug(data) -> str:
@@ -239,7 +247,9 @@ def evaluate(
     - `run_dir`: a folder written by ``snnplast train`` (``model.eqx``, ``model.json``,
       ``summary.json``).
     - `data`: ``"speech"``, ``"synth"``, ``"shd"``, ``"ssc"``, a folder of SHD or SSC files
-      (its test split is used) or a folder of WAV files.
+      (its test split is used), one SHD-layout ``.h5`` file (all of it: ``shd_test.h5`` kept
+      anywhere, or a file ``convert-audio`` wrote), or a folder of recordings (WAV, FLAC, ...;
+      where it has Speech Commands' ``testing_list.txt``, only the recordings listed there).
     - `labels`: a CSV ``file,label[,speaker]`` for a WAV folder whose names carry no labels.
     - `out`: where to write the files.
     - `batch`: samples per evaluation call (memory only).
@@ -248,14 +258,15 @@ def evaluate(
 
     **Returns:** a dict with ``accuracy``, ``accuracy_present_classes``, ``per_class``, ``per_speaker`` (each ``{name: {n,
     accuracy}}``), ``speaker_mean_accuracy``, ``confusion`` (true x predicted counts over all
-    the model's classes), ``class_names``, ``n``, ``data``, ``run``, ``out`` and ``files``.
+    the model's classes), ``class_names``, ``n``, ``data``, ``scored`` (which samples, in
+    words), ``run``, ``out`` and ``files``.
     """
     run_dir = Path(run_dir).expanduser()
     # Checked before minutes of conversion, not after them.
     out = run_dir / f"evaluate-{_slug(data)}" if out is None else output_folder(out, "out")
     model = load_model(run_dir)
     n_bins, pool, time_axis = _run_binning(run_dir)
-    split, names, speakers, source = _load(
+    split, names, speakers, source, scored = _load(
         data, labels, n_bins, pool, time_axis, cache_dir, progress
     )
     n_classes = int(json.loads((run_dir / "model.json").read_text())["n_classes"])
@@ -271,8 +282,8 @@ def evaluate(
     scores = class_scores(model, split.x, batch)
     result = scores_of(split.y, scores, split.speakers, names, speakers)
     out.mkdir(parents=True, exist_ok=True)
-    result = {**result, "data": source, "run": str(run_dir.resolve()), "out": str(out),
-              "files": [EVALUATION_FILE, CONFUSION_FILE]}  # fmt: skip
+    result = {**result, "data": source, "scored": scored, "run": str(run_dir.resolve()),
+              "out": str(out), "files": [EVALUATION_FILE, CONFUSION_FILE]}  # fmt: skip
     plot_confusion(result, out / CONFUSION_FILE, title=f"{run_dir.name} on {_slug(data)}: "
                    f"{100 * result['accuracy']:.1f}% (n = {result['n']})")  # fmt: skip
     write_json(out / EVALUATION_FILE, result)

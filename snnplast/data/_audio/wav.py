@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import math
 import os
+import struct
 import warnings
 from pathlib import Path
 
@@ -35,7 +36,8 @@ def read_wav(path: str | os.PathLike) -> tuple[np.ndarray, int]:
             # Unknown chunks (cue points, metadata) are harmless; scipy warns and skips them.
             warnings.simplefilter("ignore", wavfile.WavFileWarning)
             rate, data = wavfile.read(path)
-    except (ValueError, EOFError, OSError) as e:
+    except (ValueError, EOFError, OSError, struct.error) as e:
+        # struct.error: a header cut short (a copy or a download that stopped part-way).
         raise ValidationError(f"{path}: not a readable WAV file ({e})") from None
     if data.size == 0:
         raise ValidationError(f"{path}: holds no samples")

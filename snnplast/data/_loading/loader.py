@@ -47,7 +47,8 @@ DATA_NAMES = ("synth", "speech", *FAMILIES)
 def _allowed() -> str:
     return (
         "'synth', 'speech', 'shd', 'ssc', a folder containing shd_train.h5 and shd_test.h5 (or "
-        "SSC's ssc_train.h5, ssc_valid.h5 and ssc_test.h5), or a folder of labelled recordings"
+        "SSC's ssc_train.h5, ssc_valid.h5 and ssc_test.h5), one such .h5 file, or a folder of "
+        "labelled recordings"
     )
 
 
@@ -112,13 +113,27 @@ def _family_files(
     )
 
 
+def _check_labels(labels, name_or_path) -> None:
+    """`labels` (a CSV) go with a folder of recordings only."""
+    from .._recordings.load import is_recordings_folder
+
+    if labels is not None and not (
+        isinstance(name_or_path, str | os.PathLike) and is_recordings_folder(name_or_path)
+    ):
+        raise ValidationError(
+            f"labels {str(labels)!r}: label a folder of recordings; {str(name_or_path)!r} is "
+            "not one"
+        )
+
+
 def _resolve(
-    name_or_path, cache: Path, progress: bool, splits: tuple | None = None
+    name_or_path, cache: Path, progress: bool, splits: tuple | None = None, labels=None
 ) -> tuple[str, Path]:
-    """``(kind, folder)`` of a data set's name or folder; `splits` are the files needed (default:
-    all of the set's)."""
+    """``(kind, folder)`` of a data set's name, folder or file; `splits` are the files needed
+    (default: all of the set's); `labels` label a folder of recordings."""
     if not isinstance(name_or_path, str | os.PathLike):
         raise ValidationError(f"load_dataset: got {_kind(name_or_path)}; allowed: {_allowed()}")
+    _check_labels(labels, name_or_path)
     if name_or_path == "synth":
         return "synth", _synth_folder(cache, progress)
     if name_or_path == "speech":
@@ -141,12 +156,12 @@ def _resolve(
         folder = Path(name_or_path).expanduser()
         hint = ""
         if folder.is_file():
-            # shd_test.h5 itself, or a file convert-audio wrote: a data set is a folder.
-            raise ValidationError(
-                f"load_dataset: {str(name_or_path)!r} is a file; a data set is a folder holding "
-                f"shd_train.h5 and shd_test.h5 or SSC's three files (pass "
-                f"{str(folder.parent)!r} if they are there), or a folder of labelled recordings"
-            )
+            # shd_test.h5 kept anywhere, or a file convert-audio wrote: staged in the cache.
+            from .single_file import test_folder, train_folder
+
+            if splits == (TEST,):
+                return "file", test_folder(folder, cache)
+            return "file", train_folder(folder, cache, progress)
         if not folder.is_dir():
             raise ValidationError(
                 f"load_dataset: got {str(name_or_path)!r}, which is neither a known name nor an "
@@ -158,7 +173,10 @@ def _resolve(
         from .._recordings.split import recordings_data_folder
 
         if is_recordings_folder(folder):
-            return "recordings", recordings_data_folder(folder, cache_dir=cache, progress=progress)
+            folder = recordings_data_folder(
+                folder, labels=labels, cache_dir=cache, progress=progress
+            )
+            return "recordings", folder
         held = [f for f in FAMILIES.values() if present_files(folder, f, f.splits + f.optional)]
         if len(held) > 1:
             # tonic's download root of both sets: which one is meant cannot be guessed.
@@ -178,14 +196,21 @@ def _resolve(
 
 
 def check_data_source(
-    name_or_path, cache_dir: str | os.PathLike | None = None, *, progress: bool = False
+    name_or_path,
+    cache_dir: str | os.PathLike | None = None,
+    *,
+    progress: bool = False,
+    labels: str | os.PathLike | None = None,
 ) -> None:
-    """Check, without generating, reading or binning anything, that `name_or_path` can be loaded.
+    """Check, without generating, reading or binning anything, that `name_or_path` can be loaded
+    (by :func:`load_dataset`, to train on).
 
     ``"synth"`` can always be made; ``"speech"`` needs its cached set or the ``speech`` extra to
     make it; ``"shd"`` and a folder need both files in place, each passing
     :func:`check_shd_file` (a look at the layout, not at the spikes), with the same number of
-    channels. :func:`load_dataset` checks everything else as it reads. Downloaded archives are
+    channels; one file needs two speakers or more; a folder of recordings (labelled by the CSV
+    `labels`, if given) needs a layout that gives every file a label, and two speakers.
+    :func:`load_dataset` checks everything else as it reads. Downloaded archives are
     unpacked here (once; `progress` shows a bar: SSC's training archive takes a while).
 
     **Raises:** `ValueError` (or :class:`SHDMissingError`, a `FileNotFoundError`): one line,
@@ -193,6 +218,7 @@ def check_data_source(
     """
     if not isinstance(name_or_path, str | os.PathLike):
         raise ValidationError(f"data: got {_kind(name_or_path)}; allowed: {_allowed()}")
+    _check_labels(labels, name_or_path)
     if name_or_path == "synth":
         return
     if name_or_path == "speech":
@@ -212,8 +238,13 @@ def check_data_source(
     from .._recordings.load import is_recordings_folder
     from .._recordings.split import check_recordings_folder
 
-    if isinstance(name_or_path, str | os.PathLike) and is_recordings_folder(name_or_path):
-        check_recordings_folder(name_or_path)  # the layout and speakers, not the conversion
+    if is_recordings_folder(name_or_path):
+        check_recordings_folder(name_or_path, labels)  # the layout and speakers, not conversion
+        return
+    if Path(name_or_path).expanduser().is_file():
+        from .single_file import check_trainable
+
+        check_trainable(Path(name_or_path).expanduser())
         return
     cache = cache_root(cache_dir)
     kind, folder = _resolve(name_or_path, cache, progress=progress)
@@ -306,6 +337,11 @@ def binned_split(
     return split, tuple(str(name) for name in arrays["class_names"])
 
 
+def _named(name_or_path, kind: str, folder: Path) -> Path:
+    # A recordings folder or a single file is named as given, not as what the cache made of it.
+    return Path(name_or_path).expanduser() if kind in ("recordings", "file") else folder
+
+
 def _take(arrays: dict, index: np.ndarray | None) -> Split:
     """The samples `index` of a binned file (all of them, uncopied, for None)."""
     if index is None:
@@ -324,6 +360,7 @@ def load_dataset(
     cache_dir: str | os.PathLike | None = None,
     progress: bool = True,
     time_axis: str = "absolute",
+    labels: str | os.PathLike | None = None,
 ) -> SpikeDataset:
     """Load a spiking data set as dense binned arrays, split into train / validation / test.
 
@@ -347,7 +384,9 @@ def load_dataset(
       file as the validation split), a folder holding ``shd_train.h5`` and ``shd_test.h5``
       (directly or in its ``SHD/`` subfolder; their downloaded ``.zip``/``.gz`` archives do
       too) or SSC's ``ssc_train.h5``, ``ssc_valid.h5`` and ``ssc_test.h5`` (directly or in
-      ``SSC/``, or their archives), or a folder of labelled recordings (any
+      ``SSC/``, or their archives), one SHD-layout file (SHD's, SSC's or one ``convert_audio``
+      wrote: a fifth of its speakers held out as the test split; a file whose set lies complete
+      beside it is refused, pass the folder), or a folder of labelled recordings (any
       layout ``convert_audio`` reads: converted once through the cochlea, the recordings of a
       fifth of the speakers held out as the test split; see
       :func:`~snnplast.data._recordings.split.recordings_data_folder`).
@@ -363,6 +402,8 @@ def load_dataset(
     - `time_axis`: what the bins span: ``"absolute"``, ``[0, duration)`` of every sample, or
       ``"word"``, each sample's word found from its spike rate, stretched over the bins with a
       margin (see :func:`snnplast.data.word_span`).
+    - `labels`: a CSV ``file,label[,speaker]`` labelling a folder of recordings (as
+      :func:`convert_audio` reads it); None reads labels from the folder's layout.
 
     **Returns:** a :class:`SpikeDataset`.
 
@@ -376,7 +417,7 @@ def load_dataset(
     check_binning(n_bins, duration, pool, pool)
     check_time_axis(time_axis)
     n_val_speakers(val_speakers, 1 << 30)
-    kind, folder = _resolve(name_or_path, cache, progress)
+    kind, folder = _resolve(name_or_path, cache, progress, labels=labels)
     family = _family(kind)
     splits = family.present_splits(folder)
     files = _checked_files(folder, family, splits, cache)
@@ -402,8 +443,7 @@ def load_dataset(
     else:
         train_index, val_index = split_by_speaker(arrays[TRAIN]["speakers"], val_speakers, seed)
         train, val = _take(arrays[TRAIN], train_index), _take(arrays[TRAIN], val_index)
-    # A recordings folder is named as given, not as the cached split made from it.
-    named = Path(name_or_path).expanduser() if kind == "recordings" else folder
+    named = _named(name_or_path, kind, folder)
     return SpikeDataset(
         train=train,
         val=val,
@@ -428,7 +468,8 @@ def load_test_split(
 ) -> tuple[Split, tuple[str, ...], str]:
     """Only the test split of a data set :func:`load_dataset` knows, binned and cached as it
     bins it, without reading the training file (SSC's is 75k samples; scoring a trained model
-    needs none of them).
+    needs none of them). One SHD-layout file (``shd_test.h5`` kept anywhere, SSC's, or one
+    ``convert_audio`` wrote) is a test split whole.
 
     **Arguments:** as :func:`load_dataset`.
 
@@ -447,6 +488,6 @@ def load_test_split(
     except ValueError as e:
         raise ValidationError(f"{file}: {e}") from None
     arrays = _binned(folder, TEST, cache, _binning(n_bins, duration, pool, time_axis), progress)
-    named = Path(name_or_path).expanduser() if kind == "recordings" else folder
+    named = _named(name_or_path, kind, folder)
     names = tuple(str(name) for name in arrays["class_names"])
     return _take(arrays, None), names, f"{kind}:{named.resolve()}"

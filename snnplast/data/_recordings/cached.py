@@ -7,7 +7,7 @@ from pathlib import Path
 
 from .._cache import cache_key, cache_root, file_fingerprint
 from .._cochlea.cochlea import Cochlea
-from .convert import convert_audio
+from .convert import convert_recordings
 from .layouts import Recording
 
 # Bump when the conversion changes meaning, so that old cached conversions are not reused.
@@ -27,7 +27,8 @@ def converted(
     """``<cache>/recordings/<key>/shd_test.h5``: `recordings` (found in `in_dir`) as spikes.
 
     The key holds every file's name, size and modification time, the labels' content, the seed
-    and the cochlea; a later call with the same key reuses the file.
+    and the cochlea; a later call with the same key reuses the file. Recordings that cannot be
+    used are left out (:func:`~.convert.convert_audio`).
 
     **Returns:** the converted file (SHD layout, with ``extra/speaker_names``).
     """
@@ -42,5 +43,8 @@ def converted(
     target = cache_root(cache_dir) / "recordings" / key / "shd_test.h5"
     if not target.is_file():
         target.parent.mkdir(parents=True, exist_ok=True)
-        convert_audio(in_dir, target, labels=labels, seed=seed, model=model, progress=progress)
+        convert_recordings(
+            recordings, target, seed=seed, exact_length=False, workers=None, model=model,
+            progress=progress, where=in_dir,
+        )  # fmt: skip
     return target

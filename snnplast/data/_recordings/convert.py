@@ -6,11 +6,16 @@ folder per label (Speech Commands), or a CSV. A label is a class index or a clas
 every label is one of SHD's (an index 0-19 or a name such as ``seven``/``sieben``), SHD's class
 list is used, so the file lines up with SHD; otherwise the classes are the distinct labels,
 sorted. Speakers of any name get integer ids; the name of each id is stored in the file.
+
+A recording that cannot be used (an empty file, one that does not decode, one without sound or
+under 10 ms) is left out with a :class:`SkippedRecording` warning naming it and why; the file
+lists them in ``extra/skipped``. Only a folder where nothing is left is an error.
 """
 
 from __future__ import annotations
 
 import os
+import warnings
 from pathlib import Path
 
 import h5py
@@ -33,6 +38,51 @@ from .layouts import Recording, find_layout, from_csv, speaker_ids
 _LENGTH_STEP_S = 0.1
 # Where the speaker of each id is named (beside SHD's own extra/speaker, which holds the ids).
 SPEAKER_NAMES = "extra/speaker_names"
+# The recordings left out, one ``NAME: why`` line each (NAME relative to the input folder).
+SKIPPED = "extra/skipped"
+# The shortest recording converted: shorter ones hold no word.
+_MIN_SECONDS = 0.01
+
+
+class SkippedRecording(UserWarning):
+    """A recording :func:`convert_audio` left out (empty, undecodable, silent or too short)."""
+
+
+# What makes a decoded clip unusable: (test of samples and rate, why), tried in order.
+_UNUSABLE = (
+    (lambda x, rate: not np.any(x), lambda x, rate: "is silent (all samples 0)"),
+    (
+        lambda x, rate: x.size < _MIN_SECONDS * rate,
+        lambda x, rate: f"is {x.size / rate * 1e3:.1f} ms long; at least {_MIN_SECONDS * 1e3:g} ms",
+    ),
+)
+
+
+def _read_clip(path: Path) -> tuple[np.ndarray, int]:
+    """`path`'s samples and rate, or a one-line `ValueError` saying why they cannot be used."""
+    if path.is_file() and path.stat().st_size == 0:
+        raise ValidationError(f"{path}: is empty (0 bytes)")
+    x, rate = read_audio(path)
+    for unusable, why in _UNUSABLE:
+        if unusable(x, rate):
+            raise ValidationError(f"{path}: {why(x, rate)}")
+    return x, rate
+
+
+def _usable(recordings: list[Recording]) -> tuple[list[Recording], list, list[str]]:
+    """``(kept, audio, skipped)``: the recordings that read as sound, their ``(samples, rate)``,
+    and ``NAME: why`` for each of the others (each also warned about)."""
+    kept, audio, skipped = [], [], []
+    for rec in recordings:
+        try:
+            audio.append(_read_clip(rec.path))
+        except (ValueError, FileNotFoundError) as e:
+            why = str(e).removeprefix(f"{rec.path}: ")
+            warnings.warn(f"skipped {rec.path}: {why}", SkippedRecording, stacklevel=3)
+            skipped.append(f"{rec.name}: {why}")
+            continue
+        kept.append(rec)
+    return kept, audio, skipped
 
 
 def _file_seed(seed: int, name: str) -> int:
@@ -98,7 +148,10 @@ def convert_audio(
     """Convert labelled audio files to one spike file in SHD layout (with their audio beside it).
 
     Every file is read and checked before any spikes are computed, and the output appears only
-    when complete: a bad input leaves no output file.
+    when complete: a bad input leaves no output file. A recording that cannot be used (an empty
+    file, one that does not decode, one without sound or under 10 ms) is left out with a
+    :class:`SkippedRecording` warning naming it and why, and listed in the output's
+    ``extra/skipped`` (:func:`read_skipped`); a folder where none is left is an error.
 
     **Arguments:**
 
@@ -128,14 +181,30 @@ def convert_audio(
     if isinstance(seed, bool) or not isinstance(seed, int) or not 0 <= seed < 2**32:
         raise ValidationError(f"seed must be an int in 0..2**32-1, got {seed!r}")
     recordings = find_recordings(in_dir, labels)
-    audio = []
-    for rec in recordings:
-        x, rate = read_audio(rec.path)
-        if not np.any(x):
-            raise ValidationError(f"{rec.path}: is silent (all samples 0)")
-        if x.size < 0.01 * rate:
-            raise ValidationError(f"{rec.path}: is {x.size / rate * 1e3:.1f} ms long; at least 10 ms")
-        audio.append((x, rate))
+    return convert_recordings(
+        recordings, out, seed=seed, exact_length=exact_length, workers=workers, model=model,
+        progress=progress, where=Path(in_dir),
+    )  # fmt: skip
+
+
+def convert_recordings(
+    recordings: list[Recording],
+    out: Path,
+    *,
+    seed: int,
+    exact_length: bool,
+    workers: int | None,
+    model: Cochlea,
+    progress: bool,
+    where: Path,
+) -> Path:
+    """:func:`convert_audio` of `recordings` (found in the folder `where`), arguments checked."""
+    recordings, audio, skipped = _usable(recordings)
+    if not recordings:
+        raise ValidationError(
+            f"{where}: none of its {len(skipped)} recordings could be converted (the first: "
+            f"{skipped[0]})"
+        )
     classes, keys = _classes([rec.label for rec in recordings])
     if workers is None:
         # A worker is a fresh interpreter (seconds to start, and its own transfer matrices);
@@ -181,10 +250,29 @@ def convert_audio(
         write_shd_h5(tmp, times, units, classes, speakers, keys, n_channels=model.n_channels)
         with h5py.File(tmp, "a") as f:
             f.create_dataset(SPEAKER_NAMES, data=np.array([n.encode() for n in names]))
+            f.create_dataset(SKIPPED, data=np.array([n.encode() for n in skipped], dtype=bytes))
 
     atomic_write(out, write)
     save_sidecar(out, [x for x, _ in audio], [r for _, r in audio])
     return out
+
+
+def read_skipped(path: str | os.PathLike) -> list[str]:
+    """The recordings a converted file left out, ``NAME: why`` each (none for other files)."""
+    with h5py.File(path, "r") as f:
+        skipped = f.get(SKIPPED)
+        return [] if skipped is None else [n.decode() for n in skipped[()]]
+
+
+def converted_recordings(recordings: list[Recording], path: str | os.PathLike) -> list[Recording]:
+    """The recordings of `recordings` that the converted file `path` holds, in its order: all
+    but those it lists as skipped."""
+    names = {rec.name for rec in recordings}
+    left_out = set()
+    for entry in read_skipped(path):
+        parts = entry.split(": ")  # "NAME: why", where NAME itself may hold ": "
+        left_out.update(n for k in range(1, len(parts)) if (n := ": ".join(parts[:k])) in names)
+    return [rec for rec in recordings if rec.name not in left_out]
 
 
 def read_names(path: str | os.PathLike) -> tuple[list[str], list[str] | None]:

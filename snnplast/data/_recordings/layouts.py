@@ -17,9 +17,9 @@
 
 Hidden files (``.DS_Store``, macOS's ``._x.wav`` AppleDouble files, which are not audio) are
 left out everywhere. A folder that only wraps one of these layouts (AudioMNIST's repository,
-``data/01/0_01_0.wav``) is read through. Recordings two folders deep in several folders
-(``speaker/label/x.wav``) are refused with a one-line error: which level is the label cannot be
-told from the folders; a CSV says it.
+``data/01/0_01_0.wav``) is read through. Recordings two or three folders deep in several folders
+(``speaker/label/x.wav``, ``speaker/session/label/x.wav``) are refused with a one-line error:
+which level is the label cannot be told from the folders; a CSV says it.
 - **A CSV** with the header ``file,label[,speaker]``, ``file`` relative to the folder.
 
 The files may be in any format :func:`~snnplast.data.read_audio` reads (WAV, FLAC, Ogg, MP3,
@@ -169,8 +169,18 @@ def _is_one_named_folder(named: dict) -> bool:
     return len(named) == 1 and len(labels) >= 2
 
 
+# Where recordings below the folders a layout reads are looked for: two and three folders down
+# (speaker/label/x.wav, speaker/session/label/x.wav).
+NESTED = ("*/*/*", "*/*/*/*")
+_DEPTHS = {2: "two", 3: "three"}
+
+
 def _deeper_audio(in_dir: Path) -> Path | None:
-    return next((p for p in sorted(in_dir.glob("*/*/*")) if _visible(p) and is_audio(p)), None)
+    for pattern in NESTED:
+        found = next((p for p in sorted(in_dir.glob(pattern)) if _visible(p) and is_audio(p)), None)
+        if found is not None:
+            return found
+    return None
 
 
 def from_folders(in_dir: Path, folders: list[Path]) -> list[Recording]:
@@ -225,7 +235,7 @@ def find_layout(in_dir: Path) -> list[Recording]:
         wrappers = [
             p for p in sorted(in_dir.iterdir())
             if p.is_dir() and _visible(p) and not p.name.startswith("_")
-            and any(_visible(f) and is_audio(f) for f in p.glob("*/*"))
+            and any(_visible(f) and is_audio(f) for d in NESTED for f in p.glob(d[2:]))
         ]  # fmt: skip
         loose_audio = [p for p in loose if is_audio(p)]
         if deeper is not None and not loose_audio and len(wrappers) == 1:
@@ -234,11 +244,12 @@ def find_layout(in_dir: Path) -> list[Recording]:
             inner = wrappers[0]
             return [replace(r, name=f"{inner.name}/{r.name}") for r in find_layout(inner)]
         if deeper is not None and not loose_audio:
+            where = deeper.parent.relative_to(in_dir)
             raise ValidationError(
-                f"{deeper}: recordings lie two folders deep ({deeper.parent.parent.name}/"
-                f"{deeper.parent.name}/); use one folder per label or labelled file names, or "
-                "list them in a CSV (file,label,speaker) given to convert-audio or evaluate "
-                "with --labels"
+                f"{deeper}: recordings lie {_DEPTHS[len(where.parts)]} folders deep "
+                f"({where.as_posix()}/); use one folder per label or labelled file names, or "
+                "list them in a CSV (file,label,speaker) given with --labels "
+                "(convert-audio, evaluate and train take it)"
             )
         return from_names(in_dir)
     loose = sorted(p for p in in_dir.glob("*") if p.is_file() and _visible(p) and is_audio(p))

@@ -31,7 +31,7 @@ from .._cochlea.cochlea import Cochlea
 from .._loading.speakers import split_by_speaker
 from .._shd.file import CHANNELS_ATTR, SHD_CHANNELS, write_shd_h5
 from .cached import converted
-from .convert import SPEAKER_NAMES, find_recordings, read_names
+from .convert import SPEAKER_NAMES, converted_recordings, find_recordings, read_names
 from .layouts import Recording
 
 # The share of speakers whose recordings form the test split (at least one).
@@ -106,8 +106,10 @@ def _write_splits(source: Path, out: Path, splits: dict[str, np.ndarray]) -> Non
 SPLIT_LISTS = {"shd_test.h5": "testing_list.txt", "shd_valid.h5": "validation_list.txt"}
 
 
-def _listed(in_dir: Path, recordings: list[Recording]) -> dict[str, np.ndarray] | None:
-    """Indices of `recordings` per split file by `in_dir`'s own lists, or None without them."""
+def listed_splits(in_dir: Path, recordings: list[Recording]) -> dict[str, np.ndarray] | None:
+    """Indices of `recordings` per split file by `in_dir`'s own lists (``testing_list.txt``,
+    ``validation_list.txt``; the rest is ``shd_train.h5``), or None without a test list.
+    Recordings a list names that the folder lacks (a subset of the corpus) are no error."""
     if not (in_dir / SPLIT_LISTS["shd_test.h5"]).is_file():
         return None
     index = {rec.name: i for i, rec in enumerate(recordings)}
@@ -115,11 +117,18 @@ def _listed(in_dir: Path, recordings: list[Recording]) -> dict[str, np.ndarray] 
     for file, listing in SPLIT_LISTS.items():
         path = in_dir / listing
         lines = path.read_text(errors="replace").splitlines() if path.is_file() else []
-        # Recordings the list names that this folder lacks (a subset of the corpus) are no error.
         chosen = sorted({index[n] for n in (ln.strip() for ln in lines) if n in index} - taken)
         splits[file] = np.array(chosen, dtype=np.int64)
         taken.update(chosen)
     splits["shd_train.h5"] = np.array(sorted(set(range(len(recordings))) - taken), np.int64)
+    return splits
+
+
+def _listed(in_dir: Path, recordings: list[Recording]) -> dict[str, np.ndarray] | None:
+    """:func:`listed_splits`, checked to leave recordings to train and to test on."""
+    splits = listed_splits(in_dir, recordings)
+    if splits is None:
+        return None
     for file in ("shd_train.h5", "shd_test.h5"):
         if not splits[file].size:
             which = "is left for training" if file == "shd_train.h5" else "is listed for testing"
@@ -133,21 +142,28 @@ def _listed(in_dir: Path, recordings: list[Recording]) -> dict[str, np.ndarray] 
     return splits
 
 
-def check_recordings_folder(in_dir: str | os.PathLike) -> list[Recording]:
-    """The recordings of `in_dir` (:func:`find_recordings`), checked to be by two speakers or
-    more, so that whole speakers can be held out; cheap, before any conversion.
+def check_recordings_folder(
+    in_dir: str | os.PathLike, labels: str | os.PathLike | None = None
+) -> list[Recording]:
+    """The recordings of `in_dir` (:func:`find_recordings`; labelled by the CSV `labels` if
+    given), checked to be by two speakers or more, so that whole speakers can be held out;
+    cheap, before any conversion.
 
     **Raises:** `ValueError` (one line) for a bad layout, a single speaker, or split lists
     (Speech Commands' ``testing_list.txt``) that leave no recording to test or train on.
     """
     in_dir = Path(in_dir).expanduser()
-    recordings = find_recordings(in_dir, None)
+    recordings = find_recordings(in_dir, labels)
     speakers = sorted({rec.speaker for rec in recordings})
     if len(speakers) < 2:
+        how = (
+            f"give each row of {labels} its speaker (columns file,label,speaker)"
+            if labels is not None
+            else "name the files so that they carry speakers, e.g. 7_jackson_0.wav"
+        )
         raise ValidationError(
             f"{in_dir}: every recording is by one speaker ({speakers[0]!r}); a test split of "
-            "unheard voices needs at least two (name the files so that they carry speakers, e.g. "
-            "7_jackson_0.wav)"
+            f"unheard voices needs at least two ({how})"
         )
     _listed(in_dir, recordings)  # the folder's own split lists, if any, must leave a split
     return recordings
@@ -156,6 +172,7 @@ def check_recordings_folder(in_dir: str | os.PathLike) -> list[Recording]:
 def recordings_data_folder(
     in_dir: str | os.PathLike,
     *,
+    labels: str | os.PathLike | None = None,
     cache_dir: str | os.PathLike | None = None,
     progress: bool = True,
 ) -> Path:
@@ -165,19 +182,22 @@ def recordings_data_folder(
 
     - `in_dir`: a folder of labelled recordings in a layout :func:`convert_audio` reads; with
       Speech Commands' ``testing_list.txt`` (and ``validation_list.txt``) it is split by them.
+    - `labels`: a CSV ``file,label[,speaker]`` labelling them instead (as ``convert_audio``).
     - `cache_dir`: cache root (default ``$SNNPLAST_CACHE`` or ``~/.cache/snnplast``).
     - `progress`: show the conversion's progress.
 
     **Returns:** ``<cache>/recordings/<key>/split-.../``, made on first use.
     """
     in_dir = Path(in_dir).expanduser()
-    recordings = check_recordings_folder(in_dir)
+    recordings = check_recordings_folder(in_dir, labels)
     listed = _listed(in_dir, recordings)  # before minutes of conversion: a bad list fails now
     source = converted(
-        in_dir, recordings, labels=None, seed=0, model=Cochlea(), cache_dir=cache_dir,
+        in_dir, recordings, labels=labels, seed=0, model=Cochlea(), cache_dir=cache_dir,
         progress=progress,
     )  # fmt: skip
     if listed is not None:
+        # In the converted file's numbering: recordings that could not be used are not in it.
+        listed = _listed(in_dir, converted_recordings(recordings, source))
         # Keyed by the lists' content: edited lists make another split.
         lists = {f: in_dir / name for f, name in SPLIT_LISTS.items()}
         key = cache_key(**{
@@ -191,10 +211,16 @@ def recordings_data_folder(
                 counts = ", ".join(f"{len(i)} in {f}" for f, i in listed.items())
                 print(f"{in_dir}: split by its own lists: {counts}")
         return folder
-    folder = source.parent / f"split-{TEST_SPEAKERS:g}"
+    return held_out_folder(source, source.parent, in_dir, progress)
+
+
+def held_out_folder(source: Path, cache: Path, name, progress: bool) -> Path:
+    """``cache/split-0.2/``, holding :func:`hold_out_speakers` of the SHD-layout file `source`,
+    made on first use (saying which speakers were held out, as `name`'s, when `progress`)."""
+    folder = cache / f"split-{TEST_SPEAKERS:g}"
     if not all((folder / f).is_file() for f in ("shd_train.h5", "shd_test.h5")):
-        folder.mkdir(exist_ok=True)
+        folder.mkdir(parents=True, exist_ok=True)
         test = hold_out_speakers(source, folder)
         if progress:
-            print(f"{in_dir}: test speakers (never trained on): {', '.join(test)}")
+            print(f"{name}: test speakers (never trained on): {', '.join(test)}")
     return folder

@@ -106,7 +106,8 @@ def _already_tonic_layout(path: Path) -> bool:
     return path.parent.name == family_of_file(path).tonic_name and Path(f"{path}.zip").is_file()
 
 
-def _link_or_copy(src: Path, dst: Path) -> None:
+def link_or_copy(src: Path, dst: Path) -> None:
+    """Make `dst` a link to `src` (a copy where links are not allowed), unless it is one."""
     # Replace atomically so a concurrent reader never sees a missing or partial file.
     if dst.is_symlink() and os.path.realpath(dst) == str(src):
         return
@@ -149,7 +150,7 @@ def tonic_root(path: str | os.PathLike, cache_dir: str | os.PathLike | None = No
     root = cache_root(cache_dir) / "tonic" / digest
     folder = root / family_of_file(path).tonic_name
     folder.mkdir(parents=True, exist_ok=True)
-    _link_or_copy(path.resolve(), folder / path.name)
+    link_or_copy(path.resolve(), folder / path.name)
     placeholder = folder / f"{path.name}.zip"
     if not placeholder.exists():
         placeholder.touch()
