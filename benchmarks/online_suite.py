@@ -15,8 +15,11 @@ and the gradient of every parameter over the whole sequence, by each method:
   ``diagonal-hoisted``: ``diagonal`` with the input-only part of the step (``W_in x_t``)
   evaluated a chunk of steps at once (``hoist=True``); ``diagonal-kept``: ``diagonal`` with a
   whole-sequence block keeping every step's records instead of recomputing them
-  (``recompute=0``); ``diagonal-signal-per-step``: ``diagonal`` with each step's learning
-  signal formed at its step (``late=False``), not a chunk's at once after its steps;
+  (``recompute=0``); ``diagonal-late-signal``: ``diagonal`` with a chunk's learning signals
+  formed in one product after its steps (``late=True``), not each at its step (the default,
+  ``snnplast.online.LATE_SIGNAL``; ``benchmarks/results/online_suite_late_signal.md`` was run
+  at commit 9eb8f68, where the default was late and this method, then named
+  ``diagonal-signal-per-step``, ran ``late=False``);
 - ``immediate``, ``random-k:4``, ``exact``: the engine's other policies (RandomK and Exact keep
   dense traces; skipped, with the reason, when the batch's traces would exceed ``--max-trace-gib``);
 - ``hand-factorised``, ``hand-per-synapse`` (rlif): Diagonal's rule written by hand
@@ -73,7 +76,7 @@ from online_vs_bptt import (
 
 N_IN, N_CLASSES, RATE = 140, 20, 0.05
 METHODS = ("bptt", "diagonal", "diagonal-step", "diagonal-product-per-step", "diagonal-hoisted",
-           "diagonal-kept", "diagonal-signal-per-step", "immediate",
+           "diagonal-kept", "diagonal-late-signal", "immediate",
            "random-k:4", "exact", "hand-factorised", "hand-per-synapse", "hand-alif")
 HAND = {"rlif": ("hand-factorised", "hand-per-synapse"), "ralif": ("hand-alif",)}
 DENSE = {"random-k:4": snnplast.RandomK(k=4), "exact": snnplast.Exact()}
@@ -82,7 +85,7 @@ ENGINE = {"diagonal": (snnplast.Diagonal(), None), "diagonal-step": (snnplast.Di
           "diagonal-product-per-step": (snnplast.Diagonal(), 1),
           "diagonal-hoisted": (snnplast.Diagonal(), None),
           "diagonal-kept": (snnplast.Diagonal(), None),
-          "diagonal-signal-per-step": (snnplast.Diagonal(), None),
+          "diagonal-late-signal": (snnplast.Diagonal(), None),
           "immediate": (snnplast.Immediate(), None), "random-k:4": (DENSE["random-k:4"], None),
           "exact": (DENSE["exact"], None)}
 
@@ -207,12 +210,12 @@ def hoisted(params, static, x, y):
     return loss, jax.tree_util.tree_leaves(grads)
 
 
-def signal_per_step(params, static, x, y):
-    """Diagonal as ``diagonal`` runs it, except that each step forms its own learning signal
-    (``late=False``) instead of a chunk's signals in one product after its steps."""
+def late_signal(params, static, x, y):
+    """Diagonal as ``diagonal`` runs it, except that a chunk's learning signals are formed in
+    one product after its steps (``late=True``) instead of at each step."""
     loss, grads, _ = snnplast.online.online_loss_and_grad(
         eqx.combine(params, static), x, jnp.broadcast_to(y[:, None], x.shape[:2]),
-        snnplast.Diagonal(), cross_entropy, with_scores=True, late=False)
+        snnplast.Diagonal(), cross_entropy, with_scores=True, late=True)
     return loss, jax.tree_util.tree_leaves(grads)
 
 
@@ -231,7 +234,7 @@ SUITE_BUILDERS = {
     "diagonal-product-per-step": lambda: product_per_step,
     "diagonal-hoisted": lambda: hoisted,
     "diagonal-kept": lambda: records_kept,
-    "diagonal-signal-per-step": lambda: signal_per_step,
+    "diagonal-late-signal": lambda: late_signal,
     "exact": lambda: package_method(DENSE["exact"]),
     "hand-alif": lambda: hand_alif,
 }

@@ -58,16 +58,15 @@ def _check_methods(model_dtype, data_dtype):
     assert sp.sequence_loss(model, xs, ys, sq).dtype == model_dtype
 
 
-def test_online_learner_reads_float64_inputs_of_a_float32_model(x64):
-    """The same update as with the inputs cast by hand (the trace engine reads its inputs in
-    the dtype it traced the step for)."""
+def test_online_learner_reads_float64_data_of_a_float32_model(x64):
+    """The same update as with the inputs and targets cast by hand."""
     model = _model(jnp.float32)
     xs, ys = _data(jnp.float64)
     results = []
-    for inputs in (xs, xs.astype(jnp.float32)):
+    for inputs, targets in ((xs, ys), (xs.astype(jnp.float32), ys.astype(jnp.float32))):
         learner = sp.OnlineLearner(sp.Diagonal(), sq, optax.sgd(0.1))
         state = learner.init(model, inputs[0])
-        new, state, losses = learner.update(model, state, inputs, ys.astype(jnp.float32))
+        new, state, losses = learner.update(model, state, inputs, targets)
         assert new.w_in.dtype == jnp.float32 and losses.dtype == jnp.float32
         results.append((new.w_in, losses))
     np.testing.assert_allclose(results[0][0], results[1][0], rtol=1e-6)

@@ -116,8 +116,12 @@ RECOMPUTE_EVERY: int | None = 10
 
 # Whether a chunk of steps (a block, or a chunk of deferred contractions in the step
 # recursion) forms its steps' learning signals after its forward steps, all at once
-# (LateSignal), instead of at each step. Measured: see README, section "Measured".
-LATE_SIGNAL = True
+# (LateSignal), instead of at each step. Off: measured on a quiet machine
+# (benchmarks/results/online_suite_late_signal.md, batch 64, 256 neurons), late signals gave
+# about the same wall time (rlif T=1600: 0.62 against 0.63x BPTT; ralif T=1600: 1.98 against
+# 1.91x) for more CPU time (0.69 against 0.56x; 1.93 against 1.76x) and more scratch memory
+# (16.1 against 8.7 MiB; 47.7 against 44.4 MiB).
+LATE_SIGNAL = False
 
 # Trace copies whose memory a sequence may take as one block (records of every step, no trace
 # at all) before it runs in blocks: the one copy that blocks hold (updated in place) and one

@@ -62,9 +62,10 @@ def online_loss_and_grad(model, inputs, targets, policy, loss, *, key=None, with
       less time). The same numbers either way (up to float rounding).
     - `late`: form the learning signals of a chunk of steps (a block, or a chunk of deferred
       contractions in the step recursion) after the chunk's forward steps, in one product
-      (:class:`snnplast.online.LateSignal`), instead of at each step; ``None``: wherever it
-      applies (:data:`snnplast.online.LATE_SIGNAL`). The same numbers either way (up to float
-      rounding).
+      (:class:`snnplast.online.LateSignal`; where every parameter's direct term is cut, and in
+      the step recursion where every contraction is deferred), instead of at each step;
+      ``None``: :data:`snnplast.online.LATE_SIGNAL` (off: as fast in wall time, more CPU time
+      and memory, measured). The same numbers either way (up to float rounding).
 
     **Returns:** ``(loss, grads)`` (and the summed outputs) with ``grads`` shaped like the model
     (``None`` where the model has no trainable array).
