@@ -49,7 +49,7 @@ CASES = [pytest.param(name, mode, marks=() if (name, mode) in FAST else pytest.m
 
 
 @pytest.mark.parametrize(("name", "mode"), CASES)
-def test_late_equals_per_step(name, mode, x64, getkey):
+def test_late_equals_per_step(name, mode, x64, getkey, monkeypatch):
     kw = MODES[mode]
     net = _net(CELLS[name](getkey()), getkey())
     xs, ys = jax.vmap(lambda k: problem(net, k, T))(jax.random.split(getkey(), B))
@@ -62,7 +62,17 @@ def test_late_equals_per_step(name, mode, x64, getkey):
         if late is None:
             pytest.skip(f"{name}: some parameter's direct term is not cut (no late signal)")
     loss0, g0 = _grads(net, xs, ys, late=False, **kw)
+    # The late path must be the one taken: count its chunks' signals while tracing.
+    used = []
+    signals = LateSignal.signals
+
+    def counted(self, *args):
+        used.append(1)
+        return signals(self, *args)
+
+    monkeypatch.setattr(LateSignal, "signals", counted)
     loss1, g1 = _grads(net, xs, ys, late=True, **kw)
+    assert used
     assert abs(float(loss0 - loss1)) <= 1e-12 * abs(float(loss0))
     assert rel(g1, g0) <= 1e-10
     # The per-step signal itself is exact (against BPTT elsewhere); here it must not be zero.

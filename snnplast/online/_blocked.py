@@ -365,8 +365,7 @@ class BlockedStep:
         (head, _, _), (losses, (L, A, F, E)) = jax.lax.scan(fwd, (head, start, pre),
                                                             jnp.arange(n))
         if late is not None:
-            head, L, E = self._late_records(p_leaves, head, L, direct, carry,
-                                            inputs, targets, offset)
+            L, E = self._late_records(p_leaves, L, direct, carry, inputs, targets, offset)
         if self.restricts:
             F = {k: jax.vmap(jax.vmap(lambda f, k=k: runner.policy.restrict_trace(
                 f, k[0], k[1], runner.context)))(f) for k, f in F.items()}
@@ -516,14 +515,12 @@ class BlockedStep:
         batch = jax.tree_util.tree_leaves(c.state)[0].shape[0]
 
         def chunk_reverse(state, kept, length):
-            lam, grad_phi, grad_direct = state
+            lam, grad_phi = state
             state0, k_prev, policy_state, t = kept
             c0 = start._replace(state=state0, k_prev=k_prev, policy_state=policy_state, t=t)
             _, (L, A, F, E) = jax.lax.scan(lambda c, _: step(c), c0, None, length=length)
             if self.late is not None:
-                c1, L, E = self._late_records(p_leaves, c0._replace(grad_direct=grad_direct), L,
-                                              direct, c0, inputs, targets, offset)
-                grad_direct = c1.grad_direct
+                L, E = self._late_records(p_leaves, L, direct, c0, inputs, targets, offset)
             if self.restricts:
                 F = {k: jax.vmap(jax.vmap(lambda f, k=k: runner.policy.restrict_trace(
                     f, k[0], k[1], runner.context)))(f) for k, f in F.items()}
@@ -533,34 +530,31 @@ class BlockedStep:
                                                                lam[leaves], {}, length)
                 grad_phi = self._contract_f(leaves, ps, F, lam_e, lam_after, grad_phi)
                 new_lam[leaves] = lam_t0
-            return new_lam, grad_phi, grad_direct
+            return new_lam, grad_phi
 
         lam = {leaves: {a: jnp.zeros((batch,) + shapes[a], runner.dtype) for a in leaves}
                for leaves in self.groups}
-        state = (lam, list(c.grad_phi), list(c.grad_direct))
+        state = (lam, list(c.grad_phi))
         if full:
             state, _ = jax.lax.scan(lambda s, k: (chunk_reverse(s, k, size), None), state, kept,
                                     reverse=True)
         if first:
             state = chunk_reverse(state, kept_first, first)
-        return c._replace(grad_phi=state[1], grad_direct=state[2],
+        return c._replace(grad_phi=state[1],
                           pending={a: jnp.zeros_like(v) for a, v in carry.pending.items()}
                           ), losses
 
-    def _late_records(self, p_leaves, head: Carry, pending, direct, start: Carry, inputs,
-                      targets, offset):
+    def _late_records(self, p_leaves, pending, direct, start: Carry, inputs, targets, offset):
         """The records ``(L, E)`` of steps recorded with :attr:`late`, from their ``pending``
-        residuals (:meth:`LateSignal.block_signals`), and ``head`` with their direct
-        gradients added. `start`: the carry at the steps' start (for the shapes only)."""
+        residuals (:meth:`LateSignal.block_signals`; every traced parameter is cut, so the
+        steps have no direct gradient). `start`: the carry at the steps' start (for the
+        shapes only)."""
         from ._sequence import at_time
 
         t = start.t - offset
         x_t, y_t = (jax.tree_util.tree_map(lambda a: at_time(a, t), z) for z in (inputs, targets))
         phi = None if direct is None else direct[1]
-        d_p, L, E = self.late.block_signals(p_leaves, phi, pending, (start.state, x_t, y_t, None))
-        if d_p is not None:
-            head = head._replace(grad_direct=[g + d for g, d in zip(head.grad_direct, d_p)])
-        return head, L, E
+        return self.late.block_signals(p_leaves, phi, pending, (start.state, x_t, y_t, None))
 
 
     # ----- the incoming traces: read once, updated in place -----------------------------------

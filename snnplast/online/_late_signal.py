@@ -117,8 +117,8 @@ class LateSignal:
         `example`: ``(state, x_t, y_t, pre_t)`` of any of the steps, for the invariant
         residuals (the parameters' values; the example's own values are not used).
 
-        **Returns:** ``(d_p, d_s, e)`` as :meth:`OnlineStep.apply_signal`, each ``[K, B, ...]``
-        except ``d_p``, summed over the steps (``None`` when every traced parameter is cut).
+        **Returns:** ``(d_s, e)`` as :meth:`OnlineStep.apply_signal`, each ``[K, B, ...]``
+        (no direct weight gradient: every traced parameter is cut, :meth:`possible`).
         """
         r = self.runner
         (lval, _, _, vjp), mask = self._run(p_leaves, phi, *example)
@@ -131,25 +131,26 @@ class LateSignal:
 
         d_p, d_s, e = jax.vmap(apply)(residuals)
         if d_p is not None:
-            d_p = [jnp.sum(d, axis=0) for d in d_p]
-        return d_p, d_s, e
+            raise RuntimeError("snnplast: late learning signals need every traced parameter's "
+                               "direct term cut (LateSignal.possible)")
+        return d_s, e
 
     def block_signals(self, p_leaves, phi, pending, example):
         """The records ``(L, E)`` of ``K`` steps of :meth:`OnlineStep.record` run with
         ``late=self``, from its ``L = (residuals, k_prev)`` (stacked, ``[K, ...]``).
 
-        **Returns:** ``(d_p, L, E)``: the direct gradient summed over the steps (or ``None``),
-        the signals of the primary leaves and ``d loss_t / d state_t`` of the cut leaves.
+        **Returns:** ``(L, E)``: the signals of the primary leaves and ``d loss_t / d state_t``
+        of the cut leaves.
         """
         r = self.runner
         residuals, k_prev = pending
-        d_p, d_s, e = self.signals(p_leaves, phi, residuals, example)
+        d_s, e = self.signals(p_leaves, phi, residuals, example)
 
         def primary(ds, kp):
             ls = r._fold_derived(ds, kp)
             return {a: ls[a] for a in r.traces.primary}
 
-        return d_p, jax.vmap(jax.vmap(primary))(d_s, k_prev), e
+        return jax.vmap(jax.vmap(primary))(d_s, k_prev), e
 
     def step(self, p_leaves, carry: Carry, x_t, y_t, key, phi, pre=None):
         """One step: state, traces, loss and outputs advanced; the learning signal left to
@@ -182,7 +183,7 @@ class LateSignal:
 
     def finish(self, p_leaves, carry: Carry, records, pending, example, phi) -> Carry:
         """The chunk's learning signals from its records (``[K, ...]``), contracted with its
-        traces, the direct gradients added and the last step's ``e`` left pending.
+        traces, and the last step's ``e`` left pending.
 
         `pending`: ``carry.pending`` at the chunk's start (``e`` of the step before it);
         `example`: ``(x_t, y_t, pre_t)`` of any step of the chunk (for the shapes of the
@@ -192,7 +193,7 @@ class LateSignal:
 
         r = self.runner
         residuals, k_prev, carried, traces = records
-        d_p, d_s, e = self.signals(p_leaves, phi, residuals, (carry.state,) + tuple(example))
+        d_s, e = self.signals(p_leaves, phi, residuals, (carry.state,) + tuple(example))
 
         def per_sample(ds, kp, e_s, Ht):
             ls = r._fold_derived(ds, kp)
@@ -200,23 +201,10 @@ class LateSignal:
             return ls, rows
 
         ls, rows = jax.vmap(jax.vmap(per_sample))(d_s, k_prev, e, carried)
-        signals = {}
+        # e of the step before each step: the chunk's start's, then the chunk's own.
+        before = {a: jnp.concatenate([pending[a][None], e[a][:-1]]) for a in carry.pending}
+        signals = r.signals(ls, before, rows)
         kinds = r.signal_kinds()
-        for kind in sorted(set(kinds.values())):
-            a, cut = kind
-            signal = ls[a]
-            if cut:
-                if a in cut:
-                    # e of the step before: the chunk's start, then the chunk's own steps.
-                    before = jnp.concatenate([pending[a][None], e[a][:-1]])
-                    signal = signal + before
-                if a in rows[cut]:
-                    signal = signal - rows[cut][a]
-            signals[kind] = signal
         order = sorted({kinds[k] for k in traces})
         grad_phi = contract_terms(r, carry.grad_phi, ([signals[k] for k in order], traces))
-        grad_direct = carry.grad_direct
-        if d_p is not None:
-            grad_direct = [g + d for g, d in zip(grad_direct, d_p)]
-        return carry._replace(grad_phi=grad_phi, grad_direct=grad_direct,
-                              pending={a: e[a][-1] for a in carry.pending})
+        return carry._replace(grad_phi=grad_phi, pending={a: e[a][-1] for a in carry.pending})

@@ -270,16 +270,7 @@ class OnlineStep:
             carry.state, carry.traces, carry.k_prev, x_leaves, d_s, env, e)
         grad_phi = list(carry.grad_phi)
         kinds = self.signal_kinds()
-        signals = {}
-        for kind in sorted(set(kinds.values())):
-            a, cut = kind
-            signal = ls[a]
-            if cut:
-                if a in cut:
-                    signal = signal + carry.pending[a]
-                if a in rows[cut]:
-                    signal = signal - rows[cut][a]
-            signals[kind] = signal
+        signals = self.signals(ls, carry.pending, rows)
         deferred = {}
         for (a, q), tr in carry.traces.items():
             if (a, q) in defer:
@@ -307,6 +298,23 @@ class OnlineStep:
         it. Sorted: the cuts are tuples of leaves, ``None`` comes first as ``()``."""
         cuts = self.direct_cuts()
         return {(a, q): (a, cuts.get(q, ())) for (a, q) in self.traces.structure}
+
+    def signals(self, ls: dict, before: dict, rows: dict) -> dict:
+        """The row vectors that meet the traces ``G_{t-1}``, one per kind
+        (:meth:`signal_kinds`): the learning signal ``ls[a]``, plus, for a leaf that cuts the
+        parameter's direct term, the last step's ``e_{t-1}[a]`` (`before`) and minus
+        ``(e_t A_t)[a]`` (`rows[cut]`, :meth:`_rows_through`). Any leading axes (batch, steps)."""
+        out = {}
+        for kind in sorted(set(self.signal_kinds().values())):
+            a, cut = kind
+            signal = ls[a]
+            if cut:
+                if a in cut:
+                    signal = signal + before[a]
+                if a in rows[cut]:
+                    signal = signal - rows[cut][a]
+            out[kind] = signal
+        return out
 
     def _rows_through(self, rows: dict, Ht: dict) -> dict:
         """``sum_a rows[a] @ (lam H~[a, b])`` for the leaves ``b`` whose traces the update
