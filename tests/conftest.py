@@ -1,9 +1,16 @@
 import itertools
 
 import jax
+import mappings
 import pytest
 
 jax.config.update("jax_numpy_dtype_promotion", "strict")
+
+
+def pytest_runtest_teardown(item):
+    # A process that runs many tests would otherwise run out of memory mappings for XLA's
+    # executables, and jaxlib segfaults then (tests/mappings.py).
+    mappings.make_room()
 
 
 @pytest.fixture
