@@ -5,6 +5,8 @@ Every recording is a short tone written here (tests/wav_files.py) and every spik
 written by ``write_shd_h5``; nothing reads a real data set.
 """
 
+import re
+import warnings
 import wave
 
 import h5py
@@ -15,6 +17,7 @@ from wav_files import write_tone
 
 from snnplast import data
 from snnplast._cli import build_parser, main
+from snnplast.data._cochlea.cochlea import Spikes
 from snnplast.data._recordings.convert import read_skipped
 
 KEYS = ["zero", "one", "two"]
@@ -99,6 +102,35 @@ def test_the_rest_converts_as_without_the_bad_clip(tmp_path, capsys):
     err = capsys.readouterr().err.strip().splitlines()
     assert err[-1].startswith("snnplast data: error:") and "none of its 3 recordings" in err[-1]
     assert len(err) == 4 and not out.exists()  # three warnings and the error
+
+
+def test_a_cached_conversion_still_says_what_it_left_out(tmp_path, monkeypatch):
+    # The per-clip warnings come with the conversion only; a later load that reuses it says in
+    # one warning how many were left out and where they are listed (evaluate's and train's path).
+    # One spike per clip stands in for the cochlea: what is left out is decided before it runs.
+    monkeypatch.setattr(
+        "snnplast.data._recordings.convert.cochlea_batch",
+        lambda clips, rate, **_: [Spikes(np.array([c.size / rate / 2]), np.zeros(1)) for c in clips],
+    )
+    src = tmp_path / "in"
+    write_tone(src / "3_speaker_1.wav", f0=140.0)
+    write_tone(src / "7_speaker_2.wav", f0=260.0, seed=1)
+    (src / "5_speaker_1.wav").write_bytes(b"")
+    with pytest.warns(data.SkippedRecording, match="5_speaker_1.wav: is empty"):
+        data.load_recordings(src, n_bins=4, progress=False)
+    for load in (
+        lambda: data.load_recordings(src, n_bins=4, progress=False),
+        lambda: data.load_dataset(src, n_bins=4, val_speakers=0, progress=False),
+    ):
+        with warnings.catch_warnings(record=True) as caught:
+            warnings.simplefilter("always")
+            load()
+        (warned,) = [w for w in caught if issubclass(w.category, data.SkippedRecording)]
+        message = str(warned.message)
+        assert message.startswith(f"{src}: 1 recording was left out when it was converted")
+        assert "\n" not in message
+        listed = re.search(r"listed in (\S+\.h5) ", message).group(1)
+        assert read_skipped(listed) == ["5_speaker_1.wav: is empty (0 bytes)"]
 
 
 def test_speech_commands_lists_hold_after_a_skipped_clip(tmp_path, monkeypatch):

@@ -19,7 +19,8 @@ def register(subparsers) -> None:
         "cached; labelled as 'snnplast data convert-audio' reads them, e.g. 7_speaker_12.wav or "
         "7_jackson_32.wav, or by --labels; a folder with Speech Commands' testing_list.txt is "
         "scored on the recordings it lists; recordings that cannot be read are left out with a "
-        "warning). Prints which samples were scored and accuracy overall, per class and per "
+        "warning, and a later run that reuses the cached conversion says how many in one line). "
+        "Prints which samples were scored and accuracy overall, per class and per "
         "speaker; writes evaluation.json and confusion.png.",
     )
     p.add_argument("run_dir", type=user_path, metavar="RUN_DIR", help="a training run's folder")
