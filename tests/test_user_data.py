@@ -180,6 +180,39 @@ def test_one_file_trains_with_whole_speakers_held_out(tmp_path, capsys):
     assert sorted(p.name for p in file.parent.iterdir()) == ["recorded.h5"]  # nothing written
 
 
+@pytest.mark.parametrize("kind", ["zip", "gz"])
+def test_one_downloaded_file_trains_as_the_file_it_holds(tmp_path, kind):
+    # `train --data FILE.h5.zip` is `train --data FILE.h5`: the same splits, the archive
+    # unpacked into the cache and nothing written beside it.
+    import gzip
+    import zipfile
+
+    file = tmp_path / "plain" / "recorded.h5"
+    file.parent.mkdir()
+    data.write_shd_h5(file, *_events(30, 0, speakers=5), KEYS)
+    archive = tmp_path / "downloads" / f"recorded.h5.{kind}"
+    archive.parent.mkdir()
+    if kind == "gz":
+        archive.write_bytes(gzip.compress(file.read_bytes()))
+    else:
+        with zipfile.ZipFile(archive, "w") as z:
+            z.write(file, arcname=file.name)
+    data.check_data_source(archive)  # what `train` checks first
+    want = data.load_dataset(file, n_bins=10, val_speakers=1, progress=False)
+    got = data.load_dataset(archive, n_bins=10, val_speakers=1, progress=False)
+    for split in ("train", "val", "test"):
+        for field in ("x", "y", "speakers"):
+            np.testing.assert_array_equal(
+                getattr(getattr(want, split), field), getattr(getattr(got, split), field)
+            )
+    assert got.class_names == tuple(KEYS) and got.source == f"file:{archive.resolve()}"
+    assert [p.name for p in archive.parent.iterdir()] == [archive.name]
+    # An archive that is not one is a line naming it, as in a folder of downloads.
+    archive.write_bytes(b"<html>rate limited</html>")
+    with pytest.raises(data.SHDFormatError, match=f"{archive}: not a readable"):
+        data.load_dataset(archive, progress=False)
+
+
 @pytest.mark.parametrize(
     "case, message",
     [

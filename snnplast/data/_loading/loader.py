@@ -244,7 +244,7 @@ def check_data_source(
     if Path(name_or_path).expanduser().is_file():
         from .single_file import check_trainable
 
-        check_trainable(Path(name_or_path).expanduser())
+        check_trainable(Path(name_or_path).expanduser(), cache_root(cache_dir), progress)
         return
     cache = cache_root(cache_dir)
     kind, folder = _resolve(name_or_path, cache, progress=progress)
@@ -385,10 +385,10 @@ def load_dataset(
       (directly or in its ``SHD/`` subfolder; their downloaded ``.zip``/``.gz`` archives do
       too) or SSC's ``ssc_train.h5``, ``ssc_valid.h5`` and ``ssc_test.h5`` (directly or in
       ``SSC/``, or their archives), one SHD-layout file (SHD's, SSC's or one ``convert_audio``
-      wrote: a fifth of its speakers held out as the test split; a file whose set lies complete
-      beside it is refused, pass the folder), or a folder of labelled recordings (any
-      layout ``convert_audio`` reads: converted once through the cochlea, the recordings of a
-      fifth of the speakers held out as the test split; see
+      wrote, or its ``.h5.zip``/``.h5.gz`` download: a fifth of its speakers held out as the
+      test split; a file whose set lies complete beside it is refused, pass the folder), or a
+      folder of labelled recordings (any layout ``convert_audio`` reads: converted once through
+      the cochlea, the recordings of a fifth of the speakers held out as the test split; see
       :func:`~snnplast.data._recordings.split.recordings_data_folder`).
     - `n_bins`: time bins ``T`` over ``[0, duration)``.
     - `duration`: seconds covered; later spikes are dropped.
