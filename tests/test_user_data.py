@@ -12,12 +12,11 @@ import wave
 import h5py
 import numpy as np
 import pytest
-from fake_cochlea import fake_conversion
+from fake_cochlea import fake_conversion, one_spike_cochlea
 from wav_files import write_tone
 
 from snnplast import data
 from snnplast._cli import build_parser, main
-from snnplast.data._cochlea.cochlea import Spikes
 from snnplast.data._recordings.convert import read_skipped
 
 KEYS = ["zero", "one", "two"]
@@ -107,11 +106,8 @@ def test_the_rest_converts_as_without_the_bad_clip(tmp_path, capsys):
 def test_a_cached_conversion_still_says_what_it_left_out(tmp_path, monkeypatch):
     # The per-clip warnings come with the conversion only; a later load that reuses it says in
     # one warning how many were left out and where they are listed (evaluate's and train's path).
-    # One spike per clip stands in for the cochlea: what is left out is decided before it runs.
-    monkeypatch.setattr(
-        "snnplast.data._recordings.convert.cochlea_batch",
-        lambda clips, rate, **_: [Spikes(np.array([c.size / rate / 2]), np.zeros(1)) for c in clips],
-    )
+    # What is left out is decided before the cochlea runs: a stand-in does for it.
+    monkeypatch.setattr("snnplast.data._recordings.convert.cochlea_batch", one_spike_cochlea)
     src = tmp_path / "in"
     write_tone(src / "3_speaker_1.wav", f0=140.0)
     write_tone(src / "7_speaker_2.wav", f0=260.0, seed=1)

@@ -18,7 +18,7 @@ def register(subparsers) -> None:
         "FLAC, ...) at any sample rate (converted through the same cochlea on first use, then "
         "cached; labelled as 'snnplast data convert-audio' reads them, e.g. 7_speaker_12.wav or "
         "7_jackson_32.wav, or by --labels; a folder with Speech Commands' testing_list.txt is "
-        "scored on the recordings it lists; recordings that cannot be read are left out with a "
+        "scored on the recordings it lists, or on all of them with --all-recordings; recordings that cannot be read are left out with a "
         "warning, and a later run that reuses the cached conversion says how many in one line). "
         "Prints which samples were scored and accuracy overall, per class and per "
         "speaker; writes evaluation.json and confusion.png.",
@@ -33,6 +33,12 @@ def register(subparsers) -> None:
                    help="labels of a recordings folder: CSV with columns file,label[,speaker]")  # fmt: skip
     p.add_argument("--out", type=user_path, default=None, metavar="DIR",
                    help="where to write the files (default RUN_DIR/evaluate-<data name>)")  # fmt: skip
+    p.add_argument(
+        "--all-recordings", action="store_true",
+        help="score every recording of a folder of recordings, not only those its "
+        "testing_list.txt names (Speech Commands' test split: training on the folder holds "
+        "those out and trains on the rest, so a run trained on it has seen the others)",
+    )  # fmt: skip
     p.add_argument("--json", action="store_true", help="print the result as JSON")
     p.add_argument("--no-progress", action="store_true", help="no progress bars")
     p.set_defaults(func=run)
@@ -42,7 +48,8 @@ def run(args: argparse.Namespace) -> int:
     from ..train import evaluate
 
     result = evaluate(args.run_dir, args.data, labels=args.labels, out=args.out,
-                      progress=not args.no_progress)  # fmt: skip
+                      progress=not args.no_progress,
+                      all_recordings=args.all_recordings)  # fmt: skip
     if args.json:
         print(json.dumps(result, indent=2))
         return 0
