@@ -9,6 +9,7 @@ import jax
 import jax.numpy as jnp
 
 from ._cell import Cell
+from ._rollout import check_loss
 from .online._sequence import check_targets
 
 
@@ -115,6 +116,7 @@ class TruncatedBPTT(eqx.Module):
         `with_scores`.
         """
         check_targets(targets, jax.tree_util.tree_leaves(inputs)[0].shape[1])
+        check_loss(model, inputs, targets, loss, axes=2)
         losses, grads, scores = jax.vmap(
             lambda x, y: self.sequence_loss_and_grad(model, x, y, loss))(inputs, targets)
         grads = jax.tree_util.tree_map(lambda g: jnp.mean(g, axis=0), grads)

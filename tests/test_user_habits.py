@@ -354,6 +354,39 @@ def test_gradients_of_a_cell_with_python_control_flow_keeps_jax_s_own_error():
                            loss=lambda o, y: jnp.sum((o - y) ** 2))
 
 
+def _per_step_loss_calls():
+    """Each entry point that takes a per-step loss, called on a sequence (or a batch of one)."""
+    import snnplast as sp
+
+    return {
+        "gradients": lambda cell, xs, ys, loss: sp.gradients(cell, xs, ys, loss=loss),
+        "gradients Diagonal": lambda cell, xs, ys, loss: sp.gradients(
+            cell, xs, ys, loss=loss, method=sp.Diagonal()),
+        "gradients TruncatedBPTT": lambda cell, xs, ys, loss: sp.gradients(
+            cell, xs, ys, loss=loss, method=sp.TruncatedBPTT(2)),
+        "sequence_loss": lambda cell, xs, ys, loss: sp.sequence_loss(cell, xs, ys, loss),
+        "TruncatedBPTT.loss_and_grad": lambda cell, xs, ys, loss: sp.TruncatedBPTT(
+            2).loss_and_grad(cell, xs[None], ys[None], loss),
+    }  # fmt: skip
+
+
+@pytest.mark.parametrize("call", list(_per_step_loss_calls()))
+def test_a_loss_per_element_is_one_line_naming_its_shape(call):
+    # (z - y) ** 2 without a sum would be summed over the elements: a scale never chosen.
+    import jax.numpy as jnp
+
+    run = _per_step_loss_calls()[call]
+    cell, xs, ys, _ = _lif_problem()
+    with pytest.raises(ValidationError, match=(
+        r"loss\(output, target\) returned an array of shape \(4,\) for one step \(output \(4,\), "
+        r"target \(4,\)\); it must return a scalar per step: reduce it")) as e:  # fmt: skip
+        run(cell, xs, ys, lambda z, y: (z - y) ** 2)
+    assert "\n" not in str(e.value)
+    # A loss of shape (1,) is no scalar either.
+    with pytest.raises(ValidationError, match=r"shape \(1,\)"):
+        run(cell, xs, ys, lambda z, y: jnp.sum((z - y) ** 2, keepdims=True))
+
+
 def test_gradients_with_the_command_line_name_points_to_the_object():
     import snnplast
     from snnplast.policies import policy_from_text
