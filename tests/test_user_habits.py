@@ -411,6 +411,47 @@ def test_a_data_set_where_a_name_goes_is_one_short_line():
     assert "\n" not in message and "array(" not in message
 
 
+def test_an_empty_data_name_or_path_is_not_the_working_folder(home, capsys):
+    # An unset shell variable (--data "$DATA") used to read the working folder: here a folder
+    # of recordings, trained on or scored without a word.
+    from wav_files import write_tone
+
+    from snnplast import data
+    from snnplast._cli import build_parser
+
+    write_tone(home / "takes" / "3_speaker_1.wav")
+    for call in (lambda: load_dataset("", progress=False),
+                 lambda: data.load_test_split(" ", progress=False),
+                 lambda: data.check_data_source("")):  # fmt: skip
+        with pytest.raises(ValidationError, match="got an empty name .*the working folder is '.'"):
+            call()
+    assert not data.is_recordings_folder("")
+    with pytest.raises(ValidationError, match="in_dir '': name a folder of recordings"):
+        data.convert_audio("", home / "x.h5")
+    with pytest.raises(ValidationError, match="out '': empty; name a folder"):
+        evaluate(home, "synth", out="")
+    with pytest.raises(ValidationError, match=r"data must be a data set's name or a folder .*''"):
+        TrainConfig(data="")
+    assert main(["train", "--data", "", "--epochs", "1"]) == 2
+    assert "got ''" in capsys.readouterr().err and not (home / "runs").exists()
+    for argv in (["evaluate", "", "--data", "synth"], ["train", "--out", ""],
+                 ["data", "convert-audio", "", "--out", "x.h5"]):  # fmt: skip
+        with pytest.raises(SystemExit):
+            build_parser().parse_args(argv)
+        assert "empty path '' ('.' for the working folder)" in capsys.readouterr().err
+
+
+def test_a_set_s_name_beside_a_folder_of_that_name_says_how_to_pass_it(home, monkeypatch):
+    from snnplast import data
+
+    monkeypatch.setenv("SNNPLAST_DATA", str(home / "nothing"))
+    data.make_synth_shd(home / "shd", n_per_class_train=1, n_per_class_test=1)
+    with pytest.raises(data.SHDMissingError, match="the folder shd/ here is not what the name "
+                       "means: pass ./shd to read it$"):  # fmt: skip
+        data.load_test_split("shd", progress=False)
+    assert len(data.load_test_split("./shd", n_bins=4, progress=False)[0].y) == 20
+
+
 def test_evaluate_model_of_a_data_set_names_its_split():
     from snnplast.train import evaluate_model
 

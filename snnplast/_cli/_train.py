@@ -129,7 +129,7 @@ def add_run_options(p, *, lam_help: str, out_help: str) -> None:
         help="a batch with a NaN or Inf loss or gradient: 'stop' the run (the last good "
         "checkpoint is kept) or 'skip' the batch, counted in summary.json (default %(default)s)",
     )
-    p.add_argument("--out", default=None, help=out_help)
+    p.add_argument("--out", default=None, type=user_path, help=out_help)
     p.add_argument("--no-progress", action="store_true", help="no progress bars")
 
 
@@ -228,7 +228,8 @@ def _data_source(data) -> str | None:
     if data is None:
         return None
     text = str(data)
-    if text in DATA_NAMES or not Path(text).expanduser().exists():
+    # An empty --data stays empty, for TrainConfig to refuse (Path reads it as the folder '.').
+    if text in DATA_NAMES or not text.strip() or not Path(text).expanduser().exists():
         return text
     return str(Path(text).expanduser().resolve())
 

@@ -132,6 +132,11 @@ class TrainConfig:
             raise ValidationTypeError(
                 f"data must be a data set's name or a folder (str or path), got {self.data!r}"
             )
+        if not self.data.strip():
+            raise ValidationError(
+                f"data must be a data set's name or a folder ('.' for the working folder), got "
+                f"{self.data!r}"
+            )
         if self.labels is not None and not isinstance(self.labels, str):
             raise ValidationTypeError(
                 f"labels must be a CSV file's path (str or path) or None, got {self.labels!r}"
