@@ -214,6 +214,7 @@ def test_one_downloaded_file_trains_as_the_file_it_holds(tmp_path, kind):
     [
         ("part of a set", "is one file of the SHD set beside it; to train on it and test on"),
         ("one speaker", "every sample is by one speaker (0)"),
+        ("no samples", "holds no samples"),
         ("a recording", "is one recording; --data takes a folder of recordings"),
         ("not hdf5", "not an HDF5 file"),
     ],
@@ -227,6 +228,8 @@ def test_one_file_that_cannot_be_trained_on_is_one_line(tmp_path, capsys, case, 
         data.write_shd_h5(folder / "shd_test.h5", *_events(4, 1, speakers=2), KEYS)
     elif case == "one speaker":
         data.write_shd_h5(file, *_events(6, 0, speakers=1), KEYS)
+    elif case == "no samples":
+        data.write_shd_h5(file, *_events(0, 0, speakers=1), KEYS)
     elif case == "a recording":
         file = folder / "3_speaker_1.wav"
         write_tone(file)
@@ -288,3 +291,19 @@ def test_one_file_of_ssc_layout_is_a_test_split(tmp_path, name):
     assert names == tuple(keys) and source == f"file:{file.resolve()}"
     np.testing.assert_array_equal(split.y, labels)
     np.testing.assert_array_equal(split.x, data.bin_samples(times, units, 10, 1.4, 700, 5))
+
+
+def test_show_of_a_folder_or_of_an_empty_file_is_one_line(tmp_path, capsys):
+    folder = tmp_path / "set"
+    folder.mkdir()
+    data.write_shd_h5(folder / "shd_test.h5", *_events(2, 0, speakers=1), KEYS)
+    data.write_shd_h5(tmp_path / "empty.h5", *_events(0, 0, speakers=1), KEYS)
+    png = tmp_path / "x.png"
+    cases = {
+        folder: f"{folder}: is a folder; pass one SHD-layout .h5 file of it (shd_test.h5)",
+        tmp_path / "empty.h5": f"{tmp_path / 'empty.h5'}: holds no samples",
+    }
+    for given, message in cases.items():
+        assert main(["data", "show", str(given), "--out", str(png)]) == 2
+        assert capsys.readouterr().err.strip() == f"snnplast data: error: {message}"
+    assert not png.exists()

@@ -101,6 +101,8 @@ def check_trainable(file: Path, cache: Path, progress: bool = False) -> Path:
         )
     plain = _plain(file, cache, progress)
     speakers = np.unique(speakers_of(plain))
+    if not len(speakers):
+        raise ValidationError(f"{file}: holds no samples")
     if len(speakers) < 2:
         raise ValidationError(
             f"{file}: every sample is by one speaker ({int(speakers[0])}); trained on alone, a "
