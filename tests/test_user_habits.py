@@ -462,6 +462,18 @@ def test_evaluate_model_of_a_data_set_names_its_split():
         evaluate_model(None, (np.zeros((2, T, C)), np.zeros(2)))
 
 
+@pytest.mark.parametrize("batch", [0, -3, 2.5, "8"])
+def test_an_evaluation_batch_that_is_no_count_is_one_line(batch, home):
+    # It was clamped to 1 (0, -3) or failed inside min() (a string).
+    from snnplast.train import evaluate_model
+
+    message = rf"batch must be an integer >= 1, got {batch!r}"
+    with pytest.raises(ValidationError, match=message):
+        evaluate_model(None, _dataset().test, batch=batch)
+    with pytest.raises(ValidationError, match=message):
+        evaluate(home, "synth", batch=batch)
+
+
 def test_a_data_folder_is_recorded_whole_so_resume_finds_it_from_anywhere(home):
     from snnplast._cli import build_parser
     from snnplast._cli._train import config_from_args

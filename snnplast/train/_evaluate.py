@@ -17,6 +17,7 @@ from .._atomic import atomic_write
 from .._errors import ValidationError
 from ._batches import padded_batches
 from ._checkpoint import load_model, output_folder, write_json
+from ._config import positive_int
 from ._objective import sample_objective
 from ._trainer import SUMMARY_FILE
 
@@ -270,6 +271,7 @@ def evaluate(
     """
     run_dir = Path(run_dir).expanduser()
     # Checked before minutes of conversion, not after them.
+    positive_int("batch", batch)
     out = run_dir / f"evaluate-{_slug(data)}" if out is None else output_folder(out, "out")
     model = load_model(run_dir)
     n_bins, pool, time_axis = _run_binning(run_dir)
