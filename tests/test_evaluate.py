@@ -86,6 +86,25 @@ def test_evaluate_takes_one_file_as_its_test_split(trained, tmp_path):
     assert sorted(p.name for p in elsewhere.parent.iterdir()) == ["my copy.h5"]
 
 
+def test_evaluate_reads_one_downloaded_file_as_the_file_it_holds(trained, tmp_path, capsys):
+    # shd_test.h5.zip kept on its own: it used to end in an OSError traceback (the archive was
+    # opened as HDF5 for its speaker names), and a bad one was named by its link in the cache.
+    import zipfile
+
+    run, folder, cache, summary = trained
+    archive = tmp_path / "shd_test.h5.zip"
+    with zipfile.ZipFile(archive, "w") as z:
+        z.write(folder / "shd_test.h5", arcname="shd_test.h5")
+    result = evaluate(run, archive, out=tmp_path / "out", cache_dir=cache, progress=False)
+    assert result["accuracy"] == pytest.approx(summary["test_accuracy"], abs=1e-9)
+    assert result["scored"] == f"all {summary['dataset']['n_test']} samples of {archive}"
+    bad = tmp_path / "other.h5.gz"
+    bad.write_bytes(b"<html>rate limited</html>")
+    with pytest.raises(data.SHDFormatError) as e:
+        evaluate(run, bad, out=tmp_path / "out", cache_dir=cache, progress=False)
+    assert str(e.value).startswith(f"{bad}: not a readable gzip archive of other.h5")
+
+
 def test_evaluate_scores_a_folders_own_test_list(trained, tmp_path, capsys, monkeypatch):
     # Speech Commands' layout: the recordings its testing_list.txt names, the ones training on
     # the folder holds out, and no others.

@@ -13,8 +13,8 @@ def register(subparsers) -> None:
         "evaluate",
         help="test a trained run on another data set or a folder of recordings",
         description="Evaluate the model of RUN_DIR (a folder written by snnplast train) on the "
-        "test split of a data set, on one SHD-layout .h5 file (all of it: shd_test.h5 kept "
-        "anywhere, SSC's, or a file convert-audio wrote), or on a folder of recordings (WAV, "
+        "test split of a data set, on one SHD-layout .h5 file or its .h5.zip/.h5.gz download "
+        "(all of it: shd_test.h5 kept anywhere, SSC's, or a file convert-audio wrote), or on a folder of recordings (WAV, "
         "FLAC, ...) at any sample rate (converted through the same cochlea on first use, then "
         "cached; labelled as 'snnplast data convert-audio' reads them, e.g. 7_speaker_12.wav or "
         "7_jackson_32.wav, or by --labels; a folder with Speech Commands' testing_list.txt is "

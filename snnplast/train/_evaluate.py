@@ -175,8 +175,12 @@ def _load(data, labels, n_bins, pool, time_axis, cache_dir, progress, all_record
     )  # fmt: skip
     kind, _, where = source.partition(":")
     if kind == "file":
-        # A file convert-audio wrote names its speakers.
-        speakers, scored = read_names(where)[1], f"all {len(split.y)} samples of {where}"
+        from ..data import cache_root
+        from ..data._loading.single_file import readable_file
+
+        # A file convert-audio wrote names its speakers (an archive: the file it holds).
+        speakers = read_names(readable_file(Path(where), cache_root(cache_dir)))[1]
+        scored = f"all {len(split.y)} samples of {where}"
     else:
         speakers, scored = None, f"the {len(split.y)} samples of the test split of {where}"
     return split, class_names, speakers, source, scored

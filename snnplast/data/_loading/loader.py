@@ -169,7 +169,7 @@ def _resolve(
             from .single_file import test_folder, train_folder
 
             if splits == (TEST,):
-                return "file", test_folder(folder, cache)
+                return "file", test_folder(folder, cache, progress)
             return "file", train_folder(folder, cache, progress)
         if not folder.is_dir():
             raise ValidationError(

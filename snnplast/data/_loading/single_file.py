@@ -49,14 +49,15 @@ def check_single_file(file: Path) -> None:
         check_shd_file(file)
 
 
-def test_folder(file: Path, cache: Path) -> Path:
-    """A cache folder whose ``shd_test.h5`` (or its archive) is a link to `file`."""
+def test_folder(file: Path, cache: Path, progress: bool = False) -> Path:
+    """A cache folder whose ``shd_test.h5`` is a link to `file` (to the file its archive holds,
+    unpacked: an archive that cannot be read is named as the user gave it)."""
     check_single_file(file)
     file = file.absolute()
     digest = hashlib.sha256(str(file.resolve()).encode()).hexdigest()[:16]
     folder = cache / "files" / digest
     folder.mkdir(parents=True, exist_ok=True)
-    link_or_copy(file.resolve(), folder / f"shd_test.h5{_archive_suffix(file)}")
+    link_or_copy(readable_file(file, cache, progress).resolve(), folder / "shd_test.h5")
     return folder
 
 
@@ -77,7 +78,7 @@ def speakers_of(file: Path) -> np.ndarray:
         return f["extra/speaker"][()]
 
 
-def _plain(file: Path, cache: Path, progress: bool) -> Path:
+def readable_file(file: Path, cache: Path, progress: bool = False) -> Path:
     """`file` itself, or the file its archive holds, unpacked once into `cache` and checked."""
     suffix = _archive_suffix(file)
     if not suffix:
@@ -99,7 +100,7 @@ def check_trainable(file: Path, cache: Path, progress: bool = False) -> Path:
             f"{file}: is one file of the {whole} set beside it; to train on it and test on its "
             f"own test file pass the folder, --data {file.parent}"
         )
-    plain = _plain(file, cache, progress)
+    plain = readable_file(file, cache, progress)
     speakers = np.unique(speakers_of(plain))
     if not len(speakers):
         raise ValidationError(f"{file}: holds no samples")
