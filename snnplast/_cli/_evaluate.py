@@ -14,14 +14,15 @@ def register(subparsers) -> None:
         help="test a trained run on another data set or a folder of recordings",
         description="Evaluate the model of RUN_DIR (a folder written by snnplast train) on the "
         "test split of a data set, on one SHD-layout .h5 file or its .h5.zip/.h5.gz download "
-        "(all of it: shd_test.h5 kept anywhere, SSC's, or a file convert-audio wrote), or on a folder of recordings (WAV, "
-        "FLAC, ...) at any sample rate (converted through the same cochlea on first use, then "
-        "cached; labelled as 'snnplast data convert-audio' reads them, e.g. 7_speaker_12.wav or "
-        "7_jackson_32.wav, or by --labels; a folder with Speech Commands' testing_list.txt is "
-        "scored on the recordings it lists, or on all of them with --all-recordings; recordings that cannot be read are left out with a "
-        "warning, and a later run that reuses the cached conversion says how many in one line). "
-        "Prints which samples were scored and accuracy overall, per class and per "
-        "speaker; writes evaluation.json and confusion.png.",
+        "(all of it: shd_test.h5 kept anywhere, SSC's, or a file convert-audio wrote), or on a "
+        "folder of recordings (WAV, FLAC, ...) at any sample rate (converted through the same "
+        "cochlea on first use, then cached; labelled as 'snnplast data convert-audio' reads "
+        "them, e.g. 7_speaker_12.wav or 7_jackson_32.wav, or by --labels; a folder with Speech "
+        "Commands' testing_list.txt is scored on the recordings it lists, or on all of them "
+        "with --all-recordings; recordings that cannot be read are left out with a warning, "
+        "and a later run that reuses the cached conversion says how many in one line). Prints "
+        "which samples were scored and accuracy overall, per class and per speaker; writes "
+        "evaluation.json and confusion.png.",
     )
     p.add_argument("run_dir", type=user_path, metavar="RUN_DIR", help="a training run's folder")
     p.add_argument(

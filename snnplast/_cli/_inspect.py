@@ -41,8 +41,8 @@ def register(sub) -> None:
                    help="heads of a model whose factory takes `heads` (attention; default: the "
                    "model's own, 4)")
     p.add_argument("--policies", default="diagonal,exact",
-                   help="comma-separated online methods whose trace memory to show, as train names "
-                   "them (bptt and tbptt:WINDOW keep no trace; default %(default)s)")
+                   help="comma-separated online methods whose trace memory to show, as train "
+                   "names them (bptt and tbptt:WINDOW keep no trace; default %(default)s)")
     p.set_defaults(func=run)
 
 
@@ -87,6 +87,7 @@ def build(args):
 def run(args) -> int:
     from ..diagnostics import trace_table
     from ..engine import derive
+    from ..policies import Policy
     from ..train import format_bytes, parse_method
 
     for name in ("hidden", "inputs", "classes", "heads"):
@@ -94,8 +95,6 @@ def run(args) -> int:
         if value is not None and value < 1:
             raise ValueError(f"--{name} must be a positive integer, got {value}")
     methods = [m for m in args.policies.split(",") if m.strip()]
-    from ..policies import Policy
-
     policies = [parse_method(m) for m in methods]
     for method, policy in zip(methods, policies):
         if not isinstance(policy, Policy):

@@ -43,7 +43,8 @@ def add_run_options(p, *, lam_help: str, out_help: str) -> None:
         default=_default("data"),
         help="'speech' (spoken digits, made on first use), 'synth', 'shd', 'ssc', a folder of "
         "SHD or SSC files, one such .h5 file or its .h5.zip/.h5.gz download (a fifth of its "
-        "speakers held out as the test split), or a folder of labelled recordings (default %(default)s)",
+        "speakers held out as the test split), or a folder of labelled recordings (default "
+        "%(default)s)",
     )
     p.add_argument(
         "--labels", type=user_path, default=None, metavar="CSV",
