@@ -151,7 +151,7 @@ def _as_model_classes(split, names, model_names, data):
     return type(split)(x=split.x, y=renumber[split.y], speakers=split.speakers), tuple(model_names)
 
 
-def _load(data, labels, n_bins, pool, time_axis, cache_dir, progress, all_recordings):
+def _load(data, labels, n_bins, pool, time_axis, cache_dir, progress, all_recordings=False):
     """``(split, class_names, speaker_names or None, source, scored)`` of `data`: a folder of
     recordings (its test list's, if it has one, unless `all_recordings`), or any data set
     :func:`load_dataset` knows (its test split; one file whole); `scored` says which samples
