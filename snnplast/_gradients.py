@@ -10,7 +10,7 @@ import jax
 from ._cell import Cell
 from ._precision import match_precision
 from ._reverse_mode import reverse_mode
-from ._rollout import check_sequence, check_step, sequence_loss
+from ._rollout import check_loss, check_sequence, check_step, sequence_loss
 from ._truncated import TruncatedBPTT
 from .online import online_sequence_gradients
 from .policies import METHODS, Policy
@@ -36,7 +36,9 @@ def gradients(model: Cell, inputs, targets, *, method="bptt", loss: Callable, ke
       accumulated step by step from eligibility traces, with no backward pass through time, or
       :class:`snnplast.TruncatedBPTT` (each step's loss through its last ``window`` steps).
     - `key`: PRNG key for random policies (``RandomK``, ``HeadSparse``).
-    - `loss`: ``loss(output_t, target_t) -> scalar``; summed over time.
+    - `loss`: ``loss(output_t, target_t) -> scalar``; summed over time. A loss that returns an
+      array per step (one value per output element) is a one-line error naming its shape:
+      reduce it with the sum or the mean you mean.
     - `block`: for a policy whose carried Jacobian is per unit (``Diagonal``, ``Immediate``,
       ``ColumnarPolicy``, ``HeadSparse`` on per-head state), the traces are accumulated this
       many steps at a time: the same numbers, with per-synapse work once per block and the
@@ -61,6 +63,7 @@ def gradients(model: Cell, inputs, targets, *, method="bptt", loss: Callable, ke
     check_sequence(inputs, targets)
     inputs, targets = match_precision(model, inputs, targets, loss)
     check_step(model, inputs)
+    check_loss(model, inputs, targets, loss)
     first = jax.tree_util.tree_map(lambda a: jax.ShapeDtypeStruct(a.shape[1:], a.dtype), inputs)
     with reverse_mode(model, first):
         return _dispatch(model, inputs, targets, method, loss, key, block)

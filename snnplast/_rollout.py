@@ -75,6 +75,36 @@ def check_step(model: Cell, inputs) -> None:
     ) from failure
 
 
+def check_loss(model: Cell, inputs, targets, loss: Callable, axes: int = 1) -> None:
+    """Raise a one-line error unless `loss` of one step's output and target is a scalar.
+
+    A loss that returns one value per element (``(out - y) ** 2``) would be summed over them,
+    by every method alike: a scale the user did not choose (a sum where a mean was meant), and
+    never an error. So it is refused, naming the shape, and the user reduces it as they mean
+    to. `axes` leading axes (1: ``[T, ...]``, 2: ``[B, T, ...]``) come before one step's input
+    and target; the loss is traced, never run, and a loss that fails to trace is left to fail
+    as it runs, with its own error.
+    """
+    first = lambda tree: jax.tree_util.tree_map(lambda a: jnp.asarray(a)[(0,) * axes], tree)
+    x, y = first(inputs), first(targets)
+    try:
+        out = jax.eval_shape(lambda xx, yy: loss(model(model.initial_state(), xx)[1], yy), x, y)
+    except Exception:  # noqa: BLE001 - any failure here is the run's to report, not this check's
+        return
+    leaves = jax.tree_util.tree_leaves(out)
+    if len(leaves) == 1 and leaves[0].shape == ():
+        return
+    got = (f"an array of shape {leaves[0].shape}" if len(leaves) == 1
+           else f"{type(out).__name__} of {len(leaves)} arrays")  # fmt: skip
+    shape = lambda tree: jax.tree_util.tree_map(jnp.shape, tree)
+    raise ValidationError(
+        f"loss(output, target) returned {got} for one step (output "
+        f"{shape(jax.eval_shape(lambda xx: model(model.initial_state(), xx)[1], x))}, target "
+        f"{shape(y)}); it must return a scalar per step: reduce it, e.g. with jnp.sum or "
+        "jnp.mean over its elements, whichever scale you mean"
+    )
+
+
 def unroll(model: Cell, inputs, state=None):
     """Run ``model`` over ``inputs`` ``[T, ...]`` from ``state`` (default: its initial state).
 
@@ -91,8 +121,10 @@ def unroll(model: Cell, inputs, state=None):
 
 def sequence_loss(model: Cell, inputs, targets, loss: Callable, state=None):
     """``sum_t loss(output_t, target_t)`` for one unbatched sequence, with inputs and targets
-    in the model's precision (:func:`~snnplast._precision.match_precision`)."""
+    in the model's precision (:func:`~snnplast._precision.match_precision`); `loss` must
+    return a scalar (:func:`check_loss`)."""
     inputs, targets = match_precision(model, inputs, targets, loss)
+    check_loss(model, inputs, targets, loss)
     if state is None:
         state = model.initial_state()
 

@@ -9,6 +9,8 @@ import jax
 import jax.numpy as jnp
 
 from ._cell import Cell
+from ._rollout import check_loss
+from .online._sequence import check_targets
 
 
 class TruncatedBPTT(eqx.Module):
@@ -49,7 +51,9 @@ class TruncatedBPTT(eqx.Module):
         return f"TruncatedBPTT({self.window})"
 
     def sequence_loss_and_grad(self, model: Cell, inputs, targets, loss: Callable):
-        """Loss, T-BPTT gradient and summed outputs of one unbatched sequence ``[T, ...]``.
+        """Loss, T-BPTT gradient and summed outputs of one unbatched sequence ``[T, ...]``;
+        `targets` ``[T, ...]``, or ``[1, ...]`` for the same target at every step (read in
+        place, as :func:`snnplast.online.online_loss_and_grad` reads it).
 
         **Returns:** ``(loss, grads, out_sum)``: ``sum_t loss(out_t, y_t)`` (the true loss, from
         one forward pass), a pytree shaped like `model`, and the outputs summed over time.
@@ -81,7 +85,7 @@ class TruncatedBPTT(eqx.Module):
                 return s, out
 
             _, w_outs = jax.lax.scan(body, at(before, jnp.maximum(start, 0)), jnp.arange(k))
-            return weight * loss(at(w_outs, k - 1), at(targets, t))
+            return weight * loss(at(w_outs, k - 1), _step_target(targets, t))
 
         c = min(self.chunk, n_steps)
         n_chunks = -(-n_steps // c)
@@ -96,7 +100,8 @@ class TruncatedBPTT(eqx.Module):
 
         zeros = jax.tree_util.tree_map(jnp.zeros_like, params)
         grads, _ = jax.lax.scan(chunk_grad, zeros, ts)
-        total = jnp.sum(jax.vmap(loss)(outs, targets))
+        total = jnp.sum(jax.vmap(lambda o, t: loss(o, _step_target(targets, t)))(
+            outs, jnp.arange(n_steps)))
         out_sum = jax.tree_util.tree_map(lambda o: jnp.sum(o, axis=0), outs)
         return total, grads, out_sum
 
@@ -104,14 +109,23 @@ class TruncatedBPTT(eqx.Module):
                       with_scores: bool = False):
         """Batch mean of the loss and of the T-BPTT gradient (the contract of
         :func:`snnplast.online.online_loss_and_grad`): `inputs` ``[B, T, ...]``, `targets`
-        ``[B, T, ...]``.
+        ``[B, T, ...]``, or ``[B, 1, ...]`` for the same target at every step (a class label,
+        read in place rather than broadcast to a ``[B, T]`` array).
 
         **Returns:** ``(loss, grads)``, and the outputs summed over time ``[B, ...]`` if
         `with_scores`.
         """
+        check_targets(targets, jax.tree_util.tree_leaves(inputs)[0].shape[1])
+        check_loss(model, inputs, targets, loss, axes=2)
         losses, grads, scores = jax.vmap(
             lambda x, y: self.sequence_loss_and_grad(model, x, y, loss))(inputs, targets)
         grads = jax.tree_util.tree_map(lambda g: jnp.mean(g, axis=0), grads)
         if with_scores:
             return jnp.mean(losses), grads, scores
         return jnp.mean(losses), grads
+
+
+def _step_target(targets, t):
+    """Step `t`'s target of one sequence: ``targets[t]``, or ``targets[0]`` for a leaf whose
+    time axis has length 1 (the same target at every step)."""
+    return jax.tree_util.tree_map(lambda a: a[0] if a.shape[0] == 1 else a[t], targets)

@@ -5,6 +5,7 @@ import shutil
 
 import numpy as np
 import pytest
+from fake_cochlea import one_spike_cochlea
 from wav_files import write_tone
 
 from snnplast import data
@@ -85,11 +86,32 @@ def test_evaluate_takes_one_file_as_its_test_split(trained, tmp_path):
     assert sorted(p.name for p in elsewhere.parent.iterdir()) == ["my copy.h5"]
 
 
+def test_evaluate_reads_one_downloaded_file_as_the_file_it_holds(trained, tmp_path, capsys):
+    # shd_test.h5.zip kept on its own: it used to end in an OSError traceback (the archive was
+    # opened as HDF5 for its speaker names), and a bad one was named by its link in the cache.
+    import zipfile
+
+    run, folder, cache, summary = trained
+    archive = tmp_path / "shd_test.h5.zip"
+    with zipfile.ZipFile(archive, "w") as z:
+        z.write(folder / "shd_test.h5", arcname="shd_test.h5")
+    result = evaluate(run, archive, out=tmp_path / "out", cache_dir=cache, progress=False)
+    assert result["accuracy"] == pytest.approx(summary["test_accuracy"], abs=1e-9)
+    assert result["scored"] == f"all {summary['dataset']['n_test']} samples of {archive}"
+    bad = tmp_path / "other.h5.gz"
+    bad.write_bytes(b"<html>rate limited</html>")
+    with pytest.raises(data.SHDFormatError) as e:
+        evaluate(run, bad, out=tmp_path / "out", cache_dir=cache, progress=False)
+    assert str(e.value).startswith(f"{bad}: not a readable gzip archive of other.h5")
+
+
 def test_evaluate_scores_a_folders_own_test_list(trained, tmp_path, capsys, monkeypatch):
     # Speech Commands' layout: the recordings its testing_list.txt names, the ones training on
     # the folder holds out, and no others.
     run, cache = trained[0], tmp_path / "cache"
     monkeypatch.setenv("SNNPLAST_CACHE", str(cache))
+    # Which recordings are scored is the point here, not their spikes.
+    monkeypatch.setattr("snnplast.data._recordings.convert.cochlea_batch", one_spike_cochlea)
     src = tmp_path / "speech_commands"
     names = ["three/aa_nohash_0.wav", "three/bb_nohash_0.wav", "seven/aa_nohash_1.wav",
              "seven/cc_nohash_0.wav"]  # fmt: skip
@@ -102,11 +124,17 @@ def test_evaluate_scores_a_folders_own_test_list(trained, tmp_path, capsys, monk
     assert scored in capsys.readouterr().out
     result = json.loads((tmp_path / "o" / "evaluation.json").read_text())
     assert result["n"] == 2 and sorted(result["per_speaker"]) == ["bb", "cc"]
-    # A list that names none of the folder's recordings is one line.
+    # --all-recordings scores the whole folder, as a folder without a list is scored.
+    assert main([*argv, "--all-recordings"]) == 0
+    assert f"scored: all 4 recordings of {src}\n" in capsys.readouterr().out
+    result = json.loads((tmp_path / "o" / "evaluation.json").read_text())
+    assert result["n"] == 4 and sorted(result["per_speaker"]) == ["aa", "bb", "cc"]
+    # A list that names none of the folder's recordings is one line (unless it is not read).
     (src / "testing_list.txt").write_text("no/x_nohash_0.wav\n")
     assert main(argv) == 2
     err = capsys.readouterr().err.strip()
     assert "testing_list.txt: names none of the folder's 4 recordings" in err and "\n" not in err
+    assert main([*argv, "--all-recordings"]) == 0
 
 
 def test_cli_evaluates_a_folder_of_recordings_at_any_rate(trained, tmp_path, capsys):
@@ -145,6 +173,8 @@ def test_cli_evaluates_a_folder_of_recordings_at_any_rate(trained, tmp_path, cap
     [
         (["evaluate", "{tmp}", "--data", "synth"], "a training run?"),
         (["evaluate", "{run}", "--data", "{tmp}/nowhere"], "neither a known name"),
+        (["evaluate", "{run}", "--data", "synth", "--all-recordings"],
+         "--all-recordings applies to a folder of recordings; synth is not one"),
     ],
 )
 def test_cli_bad_input_is_one_line(trained, tmp_path, capsys, args, message):

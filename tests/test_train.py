@@ -374,4 +374,11 @@ def test_cli_inspect(capsys):
     assert "by default: one block up to" in out
     # Exact runs step by step: its dense traces keep a product per step, the readout's do not.
     assert "trace contractions: 2 of 8 traces" in out
-    assert main(["inspect", "--model", "lif", "--policies", "bptt"]) == 2
+    capsys.readouterr()
+    # Methods without traces are one line each, not a traceback (tbptt's was one).
+    for method in ("bptt", "tbptt:3"):
+        assert main(["inspect", "--model", "lif", "--policies", f"diagonal,{method}"]) == 2
+        err = capsys.readouterr().err.strip()
+        assert err == (f"snnplast inspect: error: --policies {method}: takes online methods "
+                       "only (bptt and tbptt:WINDOW differentiate the unrolled steps and keep no "
+                       "trace)")  # fmt: skip

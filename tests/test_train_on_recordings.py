@@ -57,6 +57,9 @@ def test_hold_out_speakers_keeps_names_and_refuses_one_speaker(tmp_path):
     with pytest.raises(ValueError, match="one speaker .'4'.; a test split") as e:
         _split.hold_out_speakers(source, tmp_path)
     assert "\n" not in str(e.value)
+    write_shd_h5(source, [], [], [], [], ["a", "b"], n_channels=8)
+    with pytest.raises(ValueError, match="one.h5: holds no recordings$"):
+        _split.hold_out_speakers(source, tmp_path)
     write_shd_h5(source, times, units, [0, 1, 0, 1], [0, 1, 2, 2], ["a", "b"], n_channels=8)
     with h5py.File(source, "a") as f:
         f.create_dataset("extra/speaker_names", data=np.array([b"x", b"y", b"z"]))

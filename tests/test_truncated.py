@@ -72,6 +72,29 @@ def test_truncated_bptt_batched_and_parsed(x64, getkey):
     np.testing.assert_allclose(float(loss), ref_loss, rtol=1e-12)
 
 
+def test_one_target_per_sequence_is_read_in_place(getkey):
+    # Labels [B, 1] (what the trainer passes) give exactly what labels broadcast to [B, T] do.
+    from snnplast.train._objective import cross_entropy, loss_and_grad
+
+    model = BUILTIN["rnn"](getkey())  # its 4 outputs read as class scores
+    x = jax.random.normal(getkey(), (3, T, 5))
+    y = jnp.array([1, 0, 3], jnp.int32)
+    method = sp.TruncatedBPTT(3, chunk=2)
+
+    @jax.jit
+    def both_ways(model, x, y):
+        broadcast = jnp.broadcast_to(y[:, None], x.shape[:2])
+        (loss, scores), grads = loss_and_grad(model, x, y, method)  # the trainer's: [B, 1]
+        return (method.loss_and_grad(model, x, broadcast, cross_entropy, with_scores=True),
+                (loss, grads, scores))  # fmt: skip
+
+    want, got = both_ways(model, x, y)
+    for a, b in zip(jax.tree_util.tree_leaves(want), jax.tree_util.tree_leaves(got), strict=True):
+        np.testing.assert_array_equal(a, b)
+    with pytest.raises(ValueError, match=r"T = 7 \(the inputs' steps\) or 1 .* shape \(3, 2\)"):
+        method.loss_and_grad(model, x, jnp.zeros((3, 2), jnp.int32), cross_entropy)
+
+
 def test_truncated_bptt_bad_input():
     from snnplast.train._method import parse_method
 

@@ -354,6 +354,39 @@ def test_gradients_of_a_cell_with_python_control_flow_keeps_jax_s_own_error():
                            loss=lambda o, y: jnp.sum((o - y) ** 2))
 
 
+def _per_step_loss_calls():
+    """Each entry point that takes a per-step loss, called on a sequence (or a batch of one)."""
+    import snnplast as sp
+
+    return {
+        "gradients": lambda cell, xs, ys, loss: sp.gradients(cell, xs, ys, loss=loss),
+        "gradients Diagonal": lambda cell, xs, ys, loss: sp.gradients(
+            cell, xs, ys, loss=loss, method=sp.Diagonal()),
+        "gradients TruncatedBPTT": lambda cell, xs, ys, loss: sp.gradients(
+            cell, xs, ys, loss=loss, method=sp.TruncatedBPTT(2)),
+        "sequence_loss": lambda cell, xs, ys, loss: sp.sequence_loss(cell, xs, ys, loss),
+        "TruncatedBPTT.loss_and_grad": lambda cell, xs, ys, loss: sp.TruncatedBPTT(
+            2).loss_and_grad(cell, xs[None], ys[None], loss),
+    }  # fmt: skip
+
+
+@pytest.mark.parametrize("call", list(_per_step_loss_calls()))
+def test_a_loss_per_element_is_one_line_naming_its_shape(call):
+    # (z - y) ** 2 without a sum would be summed over the elements: a scale never chosen.
+    import jax.numpy as jnp
+
+    run = _per_step_loss_calls()[call]
+    cell, xs, ys, _ = _lif_problem()
+    with pytest.raises(ValidationError, match=(
+        r"loss\(output, target\) returned an array of shape \(4,\) for one step \(output \(4,\), "
+        r"target \(4,\)\); it must return a scalar per step: reduce it")) as e:  # fmt: skip
+        run(cell, xs, ys, lambda z, y: (z - y) ** 2)
+    assert "\n" not in str(e.value)
+    # A loss of shape (1,) is no scalar either.
+    with pytest.raises(ValidationError, match=r"shape \(1,\)"):
+        run(cell, xs, ys, lambda z, y: jnp.sum((z - y) ** 2, keepdims=True))
+
+
 def test_gradients_with_the_command_line_name_points_to_the_object():
     import snnplast
     from snnplast.policies import policy_from_text
@@ -378,6 +411,47 @@ def test_a_data_set_where_a_name_goes_is_one_short_line():
     assert "\n" not in message and "array(" not in message
 
 
+def test_an_empty_data_name_or_path_is_not_the_working_folder(home, capsys):
+    # An unset shell variable (--data "$DATA") used to read the working folder: here a folder
+    # of recordings, trained on or scored without a word.
+    from wav_files import write_tone
+
+    from snnplast import data
+    from snnplast._cli import build_parser
+
+    write_tone(home / "takes" / "3_speaker_1.wav")
+    for call in (lambda: load_dataset("", progress=False),
+                 lambda: data.load_test_split(" ", progress=False),
+                 lambda: data.check_data_source("")):  # fmt: skip
+        with pytest.raises(ValidationError, match="got an empty name .*the working folder is '.'"):
+            call()
+    assert not data.is_recordings_folder("")
+    with pytest.raises(ValidationError, match="in_dir '': name a folder of recordings"):
+        data.convert_audio("", home / "x.h5")
+    with pytest.raises(ValidationError, match="out '': empty; name a folder"):
+        evaluate(home, "synth", out="")
+    with pytest.raises(ValidationError, match=r"data must be a data set's name or a folder .*''"):
+        TrainConfig(data="")
+    assert main(["train", "--data", "", "--epochs", "1"]) == 2
+    assert "got ''" in capsys.readouterr().err and not (home / "runs").exists()
+    for argv in (["evaluate", "", "--data", "synth"], ["train", "--out", ""],
+                 ["data", "convert-audio", "", "--out", "x.h5"]):  # fmt: skip
+        with pytest.raises(SystemExit):
+            build_parser().parse_args(argv)
+        assert "empty path '' ('.' for the working folder)" in capsys.readouterr().err
+
+
+def test_a_set_s_name_beside_a_folder_of_that_name_says_how_to_pass_it(home, monkeypatch):
+    from snnplast import data
+
+    monkeypatch.setenv("SNNPLAST_DATA", str(home / "nothing"))
+    data.make_synth_shd(home / "shd", n_per_class_train=1, n_per_class_test=1)
+    with pytest.raises(data.SHDMissingError, match="the folder shd/ here is not what the name "
+                       "means: pass ./shd to read it$"):  # fmt: skip
+        data.load_test_split("shd", progress=False)
+    assert len(data.load_test_split("./shd", n_bins=4, progress=False)[0].y) == 20
+
+
 def test_evaluate_model_of_a_data_set_names_its_split():
     from snnplast.train import evaluate_model
 
@@ -386,6 +460,18 @@ def test_evaluate_model_of_a_data_set_names_its_split():
         evaluate_model(None, _dataset())
     with pytest.raises(ValidationTypeError, match=r"must be a snnplast.data.Split .*got tuple$"):
         evaluate_model(None, (np.zeros((2, T, C)), np.zeros(2)))
+
+
+@pytest.mark.parametrize("batch", [0, -3, 2.5, "8"])
+def test_an_evaluation_batch_that_is_no_count_is_one_line(batch, home):
+    # It was clamped to 1 (0, -3) or failed inside min() (a string).
+    from snnplast.train import evaluate_model
+
+    message = rf"batch must be an integer >= 1, got {batch!r}"
+    with pytest.raises(ValidationError, match=message):
+        evaluate_model(None, _dataset().test, batch=batch)
+    with pytest.raises(ValidationError, match=message):
+        evaluate(home, "synth", batch=batch)
 
 
 def test_a_data_folder_is_recorded_whole_so_resume_finds_it_from_anywhere(home):

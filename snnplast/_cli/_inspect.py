@@ -8,6 +8,8 @@ import inspect
 import jax
 import jax.numpy as jnp
 
+from .._errors import ValidationError
+
 # The model shown without --model or --cell: the recurrent LIF network, quick to trace.
 _MODEL = "rlif"
 
@@ -39,7 +41,8 @@ def register(sub) -> None:
                    help="heads of a model whose factory takes `heads` (attention; default: the "
                    "model's own, 4)")
     p.add_argument("--policies", default="diagonal,exact",
-                   help="comma-separated methods whose trace memory to show (as in train)")
+                   help="comma-separated online methods whose trace memory to show, as train "
+                   "names them (bptt and tbptt:WINDOW keep no trace; default %(default)s)")
     p.set_defaults(func=run)
 
 
@@ -55,7 +58,7 @@ def build(args):
     """The model ``inspect`` traces: the ``--cell`` as it is, or ``--model`` (a registered name
     or ``module:factory``) completed with the trainer's readout, as ``train`` builds it."""
     from .._cell import Cell
-    from .._errors import ValidationError, ValidationTypeError
+    from .._errors import ValidationTypeError
     from ..train import complete_model, resolve_model
 
     if args.cell is not None and args.model is not None:
@@ -84,6 +87,7 @@ def build(args):
 def run(args) -> int:
     from ..diagnostics import trace_table
     from ..engine import derive
+    from ..policies import Policy
     from ..train import format_bytes, parse_method
 
     for name in ("hidden", "inputs", "classes", "heads"):
@@ -92,8 +96,12 @@ def run(args) -> int:
             raise ValueError(f"--{name} must be a positive integer, got {value}")
     methods = [m for m in args.policies.split(",") if m.strip()]
     policies = [parse_method(m) for m in methods]
-    if any(p == "bptt" for p in policies):
-        raise ValueError("--policies takes online methods only (bptt keeps no trace)")
+    for method, policy in zip(methods, policies):
+        if not isinstance(policy, Policy):
+            raise ValidationError(
+                f"--policies {method}: takes online methods only (bptt and tbptt:WINDOW "
+                "differentiate the unrolled steps and keep no trace)"
+            )
     model = build(args)
     x = jnp.zeros(args.inputs)
     ts = derive(model, x)

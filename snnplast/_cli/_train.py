@@ -42,8 +42,9 @@ def add_run_options(p, *, lam_help: str, out_help: str) -> None:
         "--data",
         default=_default("data"),
         help="'speech' (spoken digits, made on first use), 'synth', 'shd', 'ssc', a folder of "
-        "SHD or SSC files, one such .h5 file (a fifth of its speakers held out as the test "
-        "split), or a folder of labelled recordings (default %(default)s)",
+        "SHD or SSC files, one such .h5 file or its .h5.zip/.h5.gz download (a fifth of its "
+        "speakers held out as the test split), or a folder of labelled recordings (default "
+        "%(default)s)",
     )
     p.add_argument(
         "--labels", type=user_path, default=None, metavar="CSV",
@@ -129,7 +130,7 @@ def add_run_options(p, *, lam_help: str, out_help: str) -> None:
         help="a batch with a NaN or Inf loss or gradient: 'stop' the run (the last good "
         "checkpoint is kept) or 'skip' the batch, counted in summary.json (default %(default)s)",
     )
-    p.add_argument("--out", default=None, help=out_help)
+    p.add_argument("--out", default=None, type=user_path, help=out_help)
     p.add_argument("--no-progress", action="store_true", help="no progress bars")
 
 
@@ -228,7 +229,8 @@ def _data_source(data) -> str | None:
     if data is None:
         return None
     text = str(data)
-    if text in DATA_NAMES or not Path(text).expanduser().exists():
+    # An empty --data stays empty, for TrainConfig to refuse (Path reads it as the folder '.').
+    if text in DATA_NAMES or not text.strip() or not Path(text).expanduser().exists():
         return text
     return str(Path(text).expanduser().resolve())
 

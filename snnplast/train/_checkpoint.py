@@ -49,8 +49,12 @@ def output_folder(out_dir: str | os.PathLike, name: str = "out_dir") -> Path:
 
     **Returns:** the path.
 
-    **Raises:** :class:`ValidationError` when `out_dir` exists and is not a folder.
+    **Raises:** :class:`ValidationError` when `out_dir` exists and is not a folder, or is
+    empty (``Path`` would read it as the working folder).
     """
+    if not str(out_dir).strip():
+        raise ValidationError(f"{name} {str(out_dir)!r}: empty; name a folder ('.' for the "
+                              "working folder)")
     path = Path(out_dir).expanduser()
     if path.exists() and not path.is_dir():
         raise ValidationError(f"{name} {path} exists and is not a folder; pass a folder")

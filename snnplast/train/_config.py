@@ -18,8 +18,9 @@ from ._optimizer import check_schedule
 from ._validate import check_method_fits
 
 
-def _positive_int(name: str, value) -> None:
-    if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+def positive_int(name: str, value) -> None:
+    """A one-line error unless `value` is an int >= 1 (a NumPy one too; not a bool)."""
+    if isinstance(value, bool) or not isinstance(value, int | np.integer) or value < 1:
         raise ValidationError(f"{name} must be an integer >= 1, got {value!r}")
 
 
@@ -99,7 +100,7 @@ class TrainConfig:
         self._normalise()
         check_model(self.model)
         for name in ("hidden", "epochs", "batch", "eval_batch", "n_bins", "pool"):
-            _positive_int(name, getattr(self, name))
+            positive_int(name, getattr(self, name))
         lr = self.lr
         if (
             isinstance(lr, bool)
@@ -115,7 +116,7 @@ class TrainConfig:
         check_method_fits(parse_method(self.method, self.lam), self.hidden, self.method)
         check_on_nan(self.on_nan)
         if self.block is not None:
-            _positive_int("block", self.block)
+            positive_int("block", self.block)
 
     def _normalise(self) -> None:
         # What a sweep hands over: NumPy numbers (np.arange, np.logspace) and a data folder as
@@ -131,6 +132,11 @@ class TrainConfig:
         if not isinstance(self.data, str):
             raise ValidationTypeError(
                 f"data must be a data set's name or a folder (str or path), got {self.data!r}"
+            )
+        if not self.data.strip():
+            raise ValidationError(
+                f"data must be a data set's name or a folder ('.' for the working folder), got "
+                f"{self.data!r}"
             )
         if self.labels is not None and not isinstance(self.labels, str):
             raise ValidationTypeError(

@@ -14,8 +14,10 @@ import jax.numpy as jnp
 import numpy as np
 
 from .._atomic import atomic_write
+from .._errors import ValidationError
 from ._batches import padded_batches
 from ._checkpoint import load_model, output_folder, write_json
+from ._config import positive_int
 from ._objective import sample_objective
 from ._trainer import SUMMARY_FILE
 
@@ -149,21 +151,23 @@ def _as_model_classes(split, names, model_names, data):
     return type(split)(x=split.x, y=renumber[split.y], speakers=split.speakers), tuple(model_names)
 
 
-def _load(data, labels, n_bins, pool, time_axis, cache_dir, progress):
+def _load(data, labels, n_bins, pool, time_axis, cache_dir, progress, all_recordings=False):
     """``(split, class_names, speaker_names or None, source, scored)`` of `data`: a folder of
-    recordings (its test list's, if it has one), or any data set :func:`load_dataset` knows (its
-    test split; one file whole); `scored` says which samples these are."""
+    recordings (its test list's, if it has one, unless `all_recordings`), or any data set
+    :func:`load_dataset` knows (its test split; one file whole); `scored` says which samples
+    these are."""
     from ..data import is_recordings_folder, load_test_split, read_names
     from ..data._recordings.load import scored_recordings
 
     if isinstance(data, str | os.PathLike) and is_recordings_folder(data):
         split, names, speakers, scored = scored_recordings(
             data, labels=labels, n_bins=n_bins, pool=pool, cache_dir=cache_dir,
-            progress=progress, time_axis=time_axis,
+            progress=progress, time_axis=time_axis, test_list=not all_recordings,
         )  # fmt: skip
         return split, names, speakers, f"recordings:{Path(data).expanduser().resolve()}", scored
-    if labels is not None:
-        raise ValueError(f"--labels applies to a folder of recordings; {data} is not one")
+    for option, given in (("--labels", labels is not None), ("--all-recordings", all_recordings)):
+        if given:
+            raise ValidationError(f"{option} applies to a folder of recordings; {data} is not one")
     # The test split alone: the training file is not read (SSC's holds 75k samples).
     split, class_names, source = load_test_split(
         data, n_bins=n_bins, pool=pool, cache_dir=cache_dir, progress=progress,
@@ -171,8 +175,12 @@ def _load(data, labels, n_bins, pool, time_axis, cache_dir, progress):
     )  # fmt: skip
     kind, _, where = source.partition(":")
     if kind == "file":
-        # A file convert-audio wrote names its speakers.
-        speakers, scored = read_names(where)[1], f"all {len(split.y)} samples of {where}"
+        from ..data import cache_root
+        from ..data._loading.single_file import readable_file
+
+        # A file convert-audio wrote names its speakers (an archive: the file it holds).
+        speakers = read_names(readable_file(Path(where), cache_root(cache_dir)))[1]
+        scored = f"all {len(split.y)} samples of {where}"
     else:
         speakers, scored = None, f"the {len(split.y)} samples of the test split of {where}"
     return split, class_names, speakers, source, scored
@@ -230,6 +238,7 @@ def evaluate(
     batch: int = 250,
     cache_dir: str | os.PathLike | None = None,
     progress: bool = True,
+    all_recordings: bool = False,
 ) -> dict:
     """A trained run's model on another data set's test split, or on a folder of recordings.
 
@@ -255,6 +264,9 @@ def evaluate(
     - `batch`: samples per evaluation call (memory only).
     - `cache_dir`: the cache root.
     - `progress`: show progress bars while converting and binning.
+    - `all_recordings`: score every recording of a folder of recordings, also where its
+      ``testing_list.txt`` names a test split (those listed are the recordings training on the
+      folder holds out; the others it trains on). Only for a folder of recordings.
 
     **Returns:** a dict with ``accuracy``, ``accuracy_present_classes``, ``per_class``, ``per_speaker`` (each ``{name: {n,
     accuracy}}``), ``speaker_mean_accuracy``, ``confusion`` (true x predicted counts over all
@@ -263,11 +275,12 @@ def evaluate(
     """
     run_dir = Path(run_dir).expanduser()
     # Checked before minutes of conversion, not after them.
+    positive_int("batch", batch)
     out = run_dir / f"evaluate-{_slug(data)}" if out is None else output_folder(out, "out")
     model = load_model(run_dir)
     n_bins, pool, time_axis = _run_binning(run_dir)
     split, names, speakers, source, scored = _load(
-        data, labels, n_bins, pool, time_axis, cache_dir, progress
+        data, labels, n_bins, pool, time_axis, cache_dir, progress, all_recordings
     )
     n_classes = int(json.loads((run_dir / "model.json").read_text())["n_classes"])
     if len(split.y) == 0:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from .._errors import ValidationTypeError
+from ._config import positive_int
 from ._sharding import DataParallel
 from ._trainer import _evaluate
 
@@ -25,5 +26,6 @@ def evaluate_model(model, split, batch: int = 250) -> tuple[float | None, float 
             f"split must be a snnplast.data.Split (x [N, T, C], y [N]), got "
             f"{type(split).__name__}{hint}"
         )
+    positive_int("batch", batch)
     # One device: the evaluation of a model in hand, whatever the batch size.
     return _evaluate(model, split, max(1, min(batch, len(split.y))), DataParallel(1))

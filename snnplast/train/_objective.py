@@ -98,8 +98,8 @@ def _loss_and_grad(model, x, y, method, block):
                                                    with_scores=True, block=block)
         return (loss, scores), grads
     if isinstance(method, TruncatedBPTT):
-        targets = jnp.broadcast_to(y[:, None], x.shape[:2])
-        loss, grads, scores = method.loss_and_grad(model, x, targets, cross_entropy,
+        # As for the online methods: the label read at every step, not a [B, T] copy of it.
+        loss, grads, scores = method.loss_and_grad(model, x, y[:, None], cross_entropy,
                                                    with_scores=True)
         return (loss, scores), grads
     raise ValidationError(

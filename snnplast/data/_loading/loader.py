@@ -59,6 +59,16 @@ def _kind(value) -> str:
     return text if len(text) <= 60 and "\n" not in text else f"a {type(value).__name__}"
 
 
+def _check_name(name_or_path, where: str) -> None:
+    """A one-line error unless `name_or_path` is a name or a path, and not an empty one (which
+    ``Path`` would read as the working folder)."""
+    if not isinstance(name_or_path, str | os.PathLike):
+        raise ValidationError(f"{where}: got {_kind(name_or_path)}; allowed: {_allowed()}")
+    if not str(name_or_path).strip():
+        raise ValidationError(f"{where}: got an empty name {str(name_or_path)!r}; allowed: "
+                              f"{_allowed()} (the working folder is '.')")
+
+
 def _synth_folder(cache: Path, progress: bool) -> Path:
     key = cache_key(version=SYNTH_VERSION, seed=_SYNTH_SEED, **_SYNTH_SIZES)
     folder = cache / "synth" / key
@@ -131,8 +141,7 @@ def _resolve(
 ) -> tuple[str, Path]:
     """``(kind, folder)`` of a data set's name, folder or file; `splits` are the files needed
     (default: all of the set's); `labels` label a folder of recordings."""
-    if not isinstance(name_or_path, str | os.PathLike):
-        raise ValidationError(f"load_dataset: got {_kind(name_or_path)}; allowed: {_allowed()}")
+    _check_name(name_or_path, "load_dataset")
     _check_labels(labels, name_or_path)
     if name_or_path == "synth":
         return "synth", _synth_folder(cache, progress)
@@ -160,7 +169,7 @@ def _resolve(
             from .single_file import test_folder, train_folder
 
             if splits == (TEST,):
-                return "file", test_folder(folder, cache)
+                return "file", test_folder(folder, cache, progress)
             return "file", train_folder(folder, cache, progress)
         if not folder.is_dir():
             raise ValidationError(
@@ -191,7 +200,16 @@ def _resolve(
                 f"{' and '.join(f.name.upper() for f in held)}; {where}"
             )
         family = held[0] if held else SHD
-    _family_files(folder, family, hint, cache, progress, splits)
+    try:
+        _family_files(folder, family, hint, cache, progress, splits)
+    except SHDMissingError as e:
+        if name_or_path in FAMILIES and Path(name_or_path).is_dir():
+            # `--data shd` run beside a folder called shd: the name wins, say how to pass it.
+            raise SHDMissingError(
+                f"{e}; the folder {name_or_path}/ here is not what the name means: pass "
+                f"./{name_or_path} to read it"
+            ) from None
+        raise
     return family.name, folder
 
 
@@ -216,8 +234,7 @@ def check_data_source(
     **Raises:** `ValueError` (or :class:`SHDMissingError`, a `FileNotFoundError`): one line,
     naming the value or the file and what is allowed.
     """
-    if not isinstance(name_or_path, str | os.PathLike):
-        raise ValidationError(f"data: got {_kind(name_or_path)}; allowed: {_allowed()}")
+    _check_name(name_or_path, "data")
     _check_labels(labels, name_or_path)
     if name_or_path == "synth":
         return
@@ -244,7 +261,7 @@ def check_data_source(
     if Path(name_or_path).expanduser().is_file():
         from .single_file import check_trainable
 
-        check_trainable(Path(name_or_path).expanduser())
+        check_trainable(Path(name_or_path).expanduser(), cache_root(cache_dir), progress)
         return
     cache = cache_root(cache_dir)
     kind, folder = _resolve(name_or_path, cache, progress=progress)
@@ -385,10 +402,10 @@ def load_dataset(
       (directly or in its ``SHD/`` subfolder; their downloaded ``.zip``/``.gz`` archives do
       too) or SSC's ``ssc_train.h5``, ``ssc_valid.h5`` and ``ssc_test.h5`` (directly or in
       ``SSC/``, or their archives), one SHD-layout file (SHD's, SSC's or one ``convert_audio``
-      wrote: a fifth of its speakers held out as the test split; a file whose set lies complete
-      beside it is refused, pass the folder), or a folder of labelled recordings (any
-      layout ``convert_audio`` reads: converted once through the cochlea, the recordings of a
-      fifth of the speakers held out as the test split; see
+      wrote, or its ``.h5.zip``/``.h5.gz`` download: a fifth of its speakers held out as the
+      test split; a file whose set lies complete beside it is refused, pass the folder), or a
+      folder of labelled recordings (any layout ``convert_audio`` reads: converted once through
+      the cochlea, the recordings of a fifth of the speakers held out as the test split; see
       :func:`~snnplast.data._recordings.split.recordings_data_folder`).
     - `n_bins`: time bins ``T`` over ``[0, duration)``.
     - `duration`: seconds covered; later spikes are dropped.

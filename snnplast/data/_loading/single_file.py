@@ -8,7 +8,9 @@ its speakers (at least one) is held out as one, as for a folder of recordings, w
 ``<cache>/files/<key>/split-0.2/`` keyed by the file's path, size and time; validation speakers
 then come from the rest. A file that is one of a set whose other files lie beside it
 (``shd_train.h5`` with ``shd_test.h5``) is refused for training: the folder is the data set,
-and its own test file is what results are compared on.
+and its own test file is what results are compared on. A downloaded archive of one such file
+(``shd_test.h5.zip``, ``.gz``) is read as the file it holds, for either use: unpacked once into
+the cache (:func:`~.._shd.archive.unpacked`), never beside it.
 """
 
 from __future__ import annotations
@@ -22,7 +24,7 @@ import numpy as np
 from ..._errors import ValidationError
 from .._audio.formats import is_audio
 from .._cache import cache_key, file_fingerprint
-from .._shd.archive import ARCHIVE_SUFFIXES
+from .._shd.archive import ARCHIVE_SUFFIXES, unpacked
 from .._shd.family import FAMILIES, present_files
 from .._shd.file import check_shd_file
 from .._shd.tonic_split import link_or_copy
@@ -47,14 +49,15 @@ def check_single_file(file: Path) -> None:
         check_shd_file(file)
 
 
-def test_folder(file: Path, cache: Path) -> Path:
-    """A cache folder whose ``shd_test.h5`` (or its archive) is a link to `file`."""
+def test_folder(file: Path, cache: Path, progress: bool = False) -> Path:
+    """A cache folder whose ``shd_test.h5`` is a link to `file` (to the file its archive holds,
+    unpacked: an archive that cannot be read is named as the user gave it)."""
     check_single_file(file)
     file = file.absolute()
     digest = hashlib.sha256(str(file.resolve()).encode()).hexdigest()[:16]
     folder = cache / "files" / digest
     folder.mkdir(parents=True, exist_ok=True)
-    link_or_copy(file.resolve(), folder / f"shd_test.h5{_archive_suffix(file)}")
+    link_or_copy(readable_file(file, cache, progress).resolve(), folder / "shd_test.h5")
     return folder
 
 
@@ -75,9 +78,21 @@ def speakers_of(file: Path) -> np.ndarray:
         return f["extra/speaker"][()]
 
 
-def check_trainable(file: Path) -> None:
-    """A one-line error unless `file` alone can be trained on: an SHD-layout file by two speakers
-    or more, not part of a complete set in its folder."""
+def readable_file(file: Path, cache: Path, progress: bool = False) -> Path:
+    """`file` itself, or the file its archive holds, unpacked once into `cache` and checked."""
+    suffix = _archive_suffix(file)
+    if not suffix:
+        return file
+    return check_shd_file(unpacked(file, file.name[: -len(suffix)], cache, progress=progress))
+
+
+def check_trainable(file: Path, cache: Path, progress: bool = False) -> Path:
+    """A one-line error unless `file` alone can be trained on: an SHD-layout file (or its
+    ``.zip``/``.gz`` download) by two speakers or more, not part of a complete set in its
+    folder.
+
+    **Returns:** the SHD-layout file to read: `file`, or the one its archive holds, unpacked.
+    """
     check_single_file(file)
     whole = _whole_set(file)
     if whole is not None:
@@ -85,22 +100,25 @@ def check_trainable(file: Path) -> None:
             f"{file}: is one file of the {whole} set beside it; to train on it and test on its "
             f"own test file pass the folder, --data {file.parent}"
         )
-    if _archive_suffix(file):
-        raise ValidationError(f"{file}: unpack it first to train on this file alone")
-    speakers = np.unique(speakers_of(file))
+    plain = readable_file(file, cache, progress)
+    speakers = np.unique(speakers_of(plain))
+    if not len(speakers):
+        raise ValidationError(f"{file}: holds no samples")
     if len(speakers) < 2:
         raise ValidationError(
             f"{file}: every sample is by one speaker ({int(speakers[0])}); trained on alone, a "
             "file's test split is a fifth of its speakers, so it needs two or more (or pass a "
             "folder holding shd_train.h5 and shd_test.h5)"
         )
+    return plain
 
 
 def train_folder(file: Path, cache: Path, progress: bool) -> Path:
-    """A cache folder holding ``shd_train.h5`` / ``shd_test.h5`` made from `file`, a fifth of
-    its speakers held out as the test split (made on first use, said when `progress`)."""
+    """A cache folder holding ``shd_train.h5`` / ``shd_test.h5`` made from `file` (or the file
+    its archive holds), a fifth of its speakers held out as the test split (made on first use,
+    said when `progress`)."""
     from .._recordings.split import held_out_folder
 
-    check_trainable(file)
+    plain = check_trainable(file, cache, progress)
     key = cache_key(source=file_fingerprint(file))
-    return held_out_folder(file, cache / "files" / key, file, progress)
+    return held_out_folder(plain, cache / "files" / key, file, progress)

@@ -3,11 +3,12 @@
 from __future__ import annotations
 
 import os
+import warnings
 from pathlib import Path
 
 from .._cache import cache_key, cache_root, file_fingerprint
 from .._cochlea.cochlea import Cochlea
-from .convert import convert_recordings
+from .convert import SKIPPED, SkippedRecording, convert_recordings, read_skipped
 from .layouts import Recording
 
 # Bump when the conversion changes meaning, so that old cached conversions are not reused.
@@ -28,7 +29,9 @@ def converted(
 
     The key holds every file's name, size and modification time, the labels' content, the seed
     and the cochlea; a later call with the same key reuses the file. Recordings that cannot be
-    used are left out (:func:`~.convert.convert_audio`).
+    used are left out (:func:`~.convert.convert_audio`): the conversion warns about each, and a
+    later call that reuses the file says in one :class:`~.convert.SkippedRecording` warning how
+    many it left out and where they are listed, so that a cached run does not hide them.
 
     **Returns:** the converted file (SHD layout, with ``extra/speaker_names``).
     """
@@ -47,4 +50,20 @@ def converted(
             recordings, target, seed=seed, exact_length=False, workers=None, model=model,
             progress=progress, where=in_dir,
         )  # fmt: skip
+    else:
+        _left_out(in_dir, target)
     return target
+
+
+def _left_out(in_dir: Path, target: Path) -> None:
+    """One warning for the recordings a cached conversion of `in_dir` left out, if any."""
+    skipped = read_skipped(target)
+    if skipped:
+        n = len(skipped)
+        warnings.warn(
+            f"{in_dir}: {n} recording{'s' * (n > 1)} {'were' if n > 1 else 'was'} left out when "
+            f"it was converted (empty, undecodable, silent or under 10 ms), listed in {target} "
+            f"({SKIPPED}; snnplast.data.read_skipped)",
+            SkippedRecording,
+            stacklevel=3,
+        )

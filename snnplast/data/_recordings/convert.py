@@ -121,6 +121,9 @@ def find_recordings(
     **Raises:** `ValueError` naming the file (one line) for a file that is not audio, a file with
     no label, mixed layouts or an empty folder; `FileNotFoundError` when `in_dir` or `labels` is absent.
     """
+    if not str(in_dir).strip():
+        raise ValidationError(f"in_dir {str(in_dir)!r}: name a folder of recordings ('.' for "
+                              "the working folder)")
     in_dir = Path(in_dir)
     if not in_dir.is_dir():
         raise FileNotFoundError(f"{in_dir}: no such folder")

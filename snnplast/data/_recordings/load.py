@@ -31,6 +31,8 @@ from .split import SPLIT_LISTS, listed_splits
 def is_recordings_folder(path: str | os.PathLike) -> bool:
     """True when `path` is a folder of audio files (directly, or one folder per label) and not
     a folder of SHD's or SSC's files."""
+    if not str(path).strip():
+        return False  # not the working folder: an empty name is refused where data is read
     path = Path(path).expanduser()
     if not path.is_dir() or family_in(path) is not None:
         return False

@@ -70,6 +70,8 @@ def hold_out_speakers(
     _, names = read_names(source)
     unique = np.unique(speakers)
     name = (lambda s: names[s]) if names else str
+    if not len(unique):
+        raise ValidationError(f"{source}: holds no recordings")
     if len(unique) < 2:
         raise ValidationError(
             f"{source}: every recording is by one speaker ({name(unique[0])!r}); a test split of "

@@ -25,6 +25,10 @@ def read_sample(path: str | os.PathLike, index: int) -> dict:
     an SHD-layout file, or for an `index` out of range.
     """
     path = Path(path)
+    if path.is_dir():
+        files = sorted(p.name for p in path.glob("*.h5"))[:3]
+        some = f" ({', '.join(files)})" if files else ""
+        raise ValidationError(f"{path}: is a folder; pass one SHD-layout .h5 file of it{some}")
     if not path.is_file():
         raise FileNotFoundError(f"{path}: no such file")
     if not h5py.is_hdf5(path):
@@ -32,6 +36,8 @@ def read_sample(path: str | os.PathLike, index: int) -> dict:
     try:
         with h5py.File(path, "r") as f:
             n = f["labels"].shape[0]
+            if n == 0:
+                raise ValidationError(f"{path}: holds no samples")
             if isinstance(index, bool) or not isinstance(index, int) or not 0 <= index < n:
                 raise ValidationError(
                     f"--index {index!r} out of range: {path} has samples 0..{n - 1}"
