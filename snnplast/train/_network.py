@@ -12,17 +12,21 @@ from .._cell import Cell, Sequential
 from .._errors import ValidationError, ValidationTypeError
 from .._step_contract import check_step_result
 from ..cells import LI
+from ..engine import state_dtype
 from ._models import MODELS, resolve_model
 from ._user_factory import lasting
 
 _READOUT_KAPPA = 0.9  # leak of the readout: it smooths the output over ~10 bins
 
 
-def _output_shape(cell: Cell, n_in: int) -> tuple[int, ...]:
+def _output(cell: Cell, n_in: int) -> jax.ShapeDtypeStruct:
     try:
-        # filter_eval_shape: a cell may hold functions (an eqx.nn.MLP's activation)
-        state, result = eqx.filter_eval_shape(
-            lambda c: (c.initial_state(), c(c.initial_state(), jnp.zeros(n_in))), cell)
+        # filter_eval_shape: a cell may hold functions (an eqx.nn.MLP's activation). Inputs
+        # in the state's precision, as training reads them (snnplast._precision), whatever
+        # jnp.zeros would make where x64 is on.
+        state = eqx.filter_eval_shape(lambda c: c.initial_state(), cell)
+        x = jnp.zeros(n_in, state_dtype(jax.tree_util.tree_leaves(state)))
+        result = eqx.filter_eval_shape(lambda c: c(c.initial_state(), x), cell)
     except (TypeError, ValueError) as e:
         first = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
         raise ValidationError(
@@ -39,7 +43,7 @@ def _output_shape(cell: Cell, n_in: int) -> tuple[int, ...]:
             "the readout needs one array: return the one it should read as the step's output "
             "(the rest can stay in the state)"
         )
-    return tuple(out.shape)
+    return out
 
 
 def _on_device(model: Cell) -> Cell:
@@ -73,7 +77,8 @@ def complete_model(model: Cell, n_in: int, n_classes: int, *, key) -> Sequential
     if not isinstance(model, Cell):
         raise ValidationTypeError(f"model must be a snnplast.Cell, got {type(model).__name__}")
     model = _on_device(model)
-    shape = _output_shape(model, n_in)
+    out = _output(model, n_in)
+    shape = tuple(out.shape)
     if is_complete(model):
         if shape != (n_classes,):
             raise ValidationError(
@@ -87,6 +92,11 @@ def complete_model(model: Cell, n_in: int, n_classes: int, *, key) -> Sequential
             "a vector"
         )
     readout = LI(shape[0], n_classes, key=key, kappa=_READOUT_KAPPA)
+    if jnp.issubdtype(out.dtype, jnp.floating) and out.dtype != readout.weight.dtype:
+        # A float64 cell (x64 on) gets a float64 readout: a float32 one would turn its own
+        # state float64 at the first step, which no scan over the steps accepts.
+        readout = jax.tree_util.tree_map(
+            lambda a: a.astype(out.dtype) if eqx.is_inexact_array(a) else a, readout)
     return Sequential([model, readout])
 
 
