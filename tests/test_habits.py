@@ -13,46 +13,13 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 from numerics import f64, loop_reference, rel, sq
+from user_cells import EqxGRU, EqxLSTM  # Equinox's GRUCell and LSTMCell, wrapped
 
 import snnplast as sp
 from snnplast.train import complete_model, load_model
 
 N_IN, HIDDEN, STEPS = 3, 4, 6
 spike = sp.surrogates.FastSigmoid()
-
-
-class EqxGRU(sp.Cell):
-    """``eqx.nn.GRUCell`` wrapped: Equinox's cells take ``(input, hidden)`` and return the new
-    hidden state alone; a Cell returns ``(new_state, output)``."""
-
-    gru: eqx.nn.GRUCell
-
-    def __init__(self, n_in, hidden, *, key):
-        self.gru = eqx.nn.GRUCell(n_in, hidden, key=key)
-
-    def initial_state(self):
-        return jnp.zeros(self.gru.hidden_size)
-
-    def __call__(self, h, x):
-        h = self.gru(x, h)
-        return h, h
-
-
-class EqxLSTM(sp.Cell):
-    """``eqx.nn.LSTMCell``, its state the tuple ``(h, c)``."""
-
-    lstm: eqx.nn.LSTMCell
-
-    def __init__(self, n_in, hidden, *, key):
-        self.lstm = eqx.nn.LSTMCell(n_in, hidden, key=key)
-
-    def initial_state(self):
-        h = jnp.zeros(self.lstm.hidden_size)
-        return (h, h)
-
-    def __call__(self, state, x):
-        h, c = self.lstm(x, state)
-        return (h, c), h
 
 
 class LinearLIF(sp.Cell):
@@ -393,12 +360,12 @@ def test_the_readout_takes_the_precision_of_the_cell_under_it(x64, getkey):
 
 
 @pytest.mark.slow
-def test_a_float64_cell_trains_under_its_readout_where_x64_is_on(tiny_synth, tmp_path):
+def test_a_float64_cell_trains_under_its_readout_where_x64_is_on(synth_folder, tmp_path):
     """fit of a float64 cell (Equinox's layers under x64) on float32 data: it failed deep in
     lax.scan, its float32 readout turning float64 at the first step."""
     from snnplast.train import TrainConfig, fit
 
-    _, ds = tiny_synth
+    _, ds = synth_folder
     jax.config.update("jax_enable_x64", True)
     try:
         cell = make_gru(ds.n_channels, 6, key=jax.random.PRNGKey(0))
@@ -423,24 +390,15 @@ def test_a_like_of_another_shape_is_one_line(tmp_path, getkey):
     assert "\n" not in str(info.value)
 
 
-@pytest.fixture(scope="module")
-def tiny_synth(tmp_path_factory):
-    from snnplast import data
-
-    folder = tmp_path_factory.mktemp("shd")
-    data.make_synth_shd(folder, n_per_class_train=3, n_per_class_test=1)
-    return folder, data.load_dataset(folder, n_bins=12, progress=False)
-
-
 @pytest.mark.slow
 @pytest.mark.parametrize("name", ["lstm", "layer_norm", "module_state", "named_tuple"])
-def test_equinox_cells_train_reload_and_evaluate(name, tiny_synth, tmp_path):
+def test_equinox_cells_train_reload_and_evaluate(name, synth_folder, tmp_path):
     """compare(model=cell) and load_model(like=cell); then the command line's --model
     file.py:factory, load_model of its run by the factory alone, and evaluate."""
     from snnplast._cli import main
     from snnplast.train import TrainConfig, compare, evaluate_model
 
-    folder, ds = tiny_synth
+    folder, ds = synth_folder
     make, _ = CELLS[name]
     cell = make(ds.n_channels, 6, key=jax.random.PRNGKey(0))
     report = compare("bptt,diagonal", TrainConfig(epochs=1, batch=16), ds, tmp_path / "py",
