@@ -10,6 +10,7 @@ import jax.numpy as jnp
 from ._cell import Cell
 from ._errors import ValidationError, ValidationTypeError
 from ._precision import match_precision
+from ._step_contract import step_result
 
 
 def check_sequence(inputs, targets) -> None:
@@ -35,13 +36,15 @@ def check_step(model: Cell, inputs) -> None:
     """Raise a one-line error when one step of `model` cannot read ``inputs[0]``: a batch
     ``[B, T, ...]`` given where one sequence ``[T, ...]`` goes (the step reads
     ``inputs[0, 0]``) is named as such; any other shape or dtype the step refuses (an input of
-    the wrong width) names the shape, with the step's own error after it."""
+    the wrong width) names the shape, with the step's own error after it; a step that returns
+    something else than ``(new_state, output)`` with the state's shapes says so
+    (:func:`~snnplast._step_contract.check_step_result`)."""
 
     def error(x):
         try:
-            # the step as a plain function: jax.eval_shape(model, ...) makes JAX jit the module
-            # itself, which some cells (Izhikevich in the test zoo) refuse with a pjit TypeError
-            jax.eval_shape(lambda s, xx: model(s, xx), model.initial_state(), x)
+            step_result(model, x)
+        except ValidationError:
+            raise  # the step ran but broke the (new_state, output) contract: said as such
         except (TypeError, ValueError) as e:
             return e
         return None

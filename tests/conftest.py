@@ -28,3 +28,14 @@ def x64():
         yield
     finally:
         jax.config.update("jax_enable_x64", False)
+
+
+@pytest.fixture(scope="module")
+def synth_folder(tmp_path_factory):
+    """A tiny procedural stand-in (3 training and 1 test sample per class) in SHD's layout:
+    its folder, and the data set loaded from it at 12 bins."""
+    from snnplast import data
+
+    folder = tmp_path_factory.mktemp("shd")
+    data.make_synth_shd(folder, n_per_class_train=3, n_per_class_test=1)
+    return folder, data.load_dataset(folder, n_bins=12, progress=False)

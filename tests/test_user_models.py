@@ -223,22 +223,13 @@ def test_blocks_random_k_and_learner_equal_the_reference(name, x64, getkey):
 
 
 # ----- training: compare(model=cell) and the command line's --model file.py:factory -------------
-@pytest.fixture(scope="module")
-def synth(tmp_path_factory):
-    from snnplast import data
-
-    folder = tmp_path_factory.mktemp("shd")
-    data.make_synth_shd(folder, n_per_class_train=3, n_per_class_test=1)
-    return folder, data.load_dataset(folder, n_bins=12, progress=False)
-
-
 @pytest.mark.slow
 @pytest.mark.parametrize("name", ONLINE)
-def test_user_cell_trains_from_python_and_the_command_line(name, synth, tmp_path):
+def test_user_cell_trains_from_python_and_the_command_line(name, synth_folder, tmp_path):
     from snnplast._cli import main
     from snnplast.train import TrainConfig, compare, load_model
 
-    folder, ds = synth
+    folder, ds = synth_folder
     make, _ = MORE_CELLS[name]
     cell = make(ds.n_channels, 6, key=jax.random.PRNGKey(0))
     report = compare("bptt,diagonal", TrainConfig(epochs=1, batch=16, hidden=6), ds,

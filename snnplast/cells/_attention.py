@@ -83,8 +83,9 @@ class LinearAttention(Cell):
         self.w_o = uniform_fan_in(keys[4], (d_model, d_model), d_model)
         self.w_1 = uniform_fan_in(keys[5], (dh, d_model), d_model)
         self.w_2 = uniform_fan_in(keys[6], (d_model, dh), dh)
-        self.ln1 = (jnp.ones(d_model), jnp.zeros(d_model))
-        self.ln2 = (jnp.ones(d_model), jnp.zeros(d_model))
+        dtype = self.w_embed.dtype  # gains and biases too, also where x64 is on
+        self.ln1 = (jnp.ones(d_model, dtype), jnp.zeros(d_model, dtype))
+        self.ln2 = (jnp.ones(d_model, dtype), jnp.zeros(d_model, dtype))
         self.n_heads = n_heads
         self.decay = check_unit_interval("decay", decay, closed_right=True)
         self.eps = float(eps)

@@ -55,10 +55,10 @@ class Columnar(Cell):
         k1, k2, k3, k4 = jax.random.split(key, 4)
         n, k = n_columns, n_features
         self.a_w = uniform_fan_in(k1, (n, k, n_in + 1), n_in + 1)
-        self.a_b = jnp.zeros((n, k))
+        self.a_b = jnp.zeros((n, k), self.a_w.dtype)
         self.u = uniform_fan_in(k2, (n, n, k), k)
         self.r = uniform_fan_in(k3, (n,), 1)
-        self.b = jnp.zeros(n)
+        self.b = jnp.zeros(n, self.a_w.dtype)
         lateral = np.asarray(jax.random.uniform(k4, (n, n))) < density
         self.mask = jnp.asarray(lateral | np.eye(n, dtype=bool))
         self.decay = check_unit_interval("decay", decay, closed_right=True)

@@ -34,8 +34,8 @@ class GRU(Cell):
         k1, k2 = jax.random.split(key)
         self.w_in = uniform_fan_in(k1, (3 * n, n_in), n)
         self.w_rec = uniform_fan_in(k2, (3 * n, n), n)
-        self.b_in = jnp.zeros(3 * n)
-        self.b_rec = jnp.zeros(3 * n)
+        self.b_in = jnp.zeros(3 * n, self.w_in.dtype)
+        self.b_rec = jnp.zeros(3 * n, self.w_in.dtype)
 
     @property
     def input_shape(self) -> tuple[int, ...]:

@@ -30,7 +30,7 @@ class LI(Cell):
         check_positive_int("n_in", n_in)
         check_positive_int("n", n)
         self.weight = uniform_fan_in(key, (n, n_in), n_in, gain)
-        self.bias = jnp.zeros(n)
+        self.bias = jnp.zeros(n, self.weight.dtype)
         self.kappa = check_unit_interval("kappa", kappa)
 
     @property

@@ -34,7 +34,7 @@ class LSTM(Cell):
         k1, k2 = jax.random.split(key)
         self.w_in = uniform_fan_in(k1, (4 * n, n_in), n)
         self.w_rec = uniform_fan_in(k2, (4 * n, n), n)
-        self.bias = jnp.zeros(4 * n).at[n : 2 * n].set(forget_bias)
+        self.bias = jnp.zeros(4 * n, self.w_in.dtype).at[n : 2 * n].set(forget_bias)
 
     @property
     def input_shape(self) -> tuple[int, ...]:

@@ -28,7 +28,7 @@ class RNN(Cell):
         k1, k2 = jax.random.split(key)
         self.w_in = uniform_fan_in(k1, (n, n_in), n)
         self.w_rec = uniform_fan_in(k2, (n, n), n)
-        self.bias = jnp.zeros(n)
+        self.bias = jnp.zeros(n, self.w_in.dtype)
 
     @property
     def input_shape(self) -> tuple[int, ...]:

@@ -26,6 +26,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
+from .._step_contract import check_step_result
 from . import _jaxcompat as jc
 from ._cut import direct_cut
 from ._dtype import cast_floats, input_dtype, is_float, state_dtype
@@ -78,16 +79,13 @@ class StepGraph:
 
         def step(p, s, xx):
             c = eqx.combine(jax.tree_util.tree_unflatten(self.p_def, p), static)
-            new_s, out = c(
+            result = c(
                 jax.tree_util.tree_unflatten(self.s_def, s),
                 jax.tree_util.tree_unflatten(self.x_def, xx),
             )
-            new_leaves, new_def = jax.tree_util.tree_flatten(new_s)
-            if new_def != self.s_def:
-                raise ValueError(
-                    f"{self.owner}.__call__ returned a state of structure {new_def}, but "
-                    f"initial_state() has structure {self.s_def}"
-                )
+            check_step_result(cell, state, result)
+            new_s, out = result
+            new_leaves = jax.tree_util.tree_leaves(new_s)
             out_leaves, self.out_def = jax.tree_util.tree_flatten(out)
             return new_leaves, out_leaves
 

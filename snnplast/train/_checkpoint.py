@@ -22,6 +22,7 @@ from pathlib import Path
 
 import equinox as eqx
 import jax
+import jax.numpy as jnp
 import numpy as np
 
 from .._atomic import atomic_write_bytes
@@ -115,7 +116,25 @@ def load_model(out_dir: str | os.PathLike, *, like=None):
         if not (out_dir / name).is_file():
             raise FileNotFoundError(f"{out_dir / name} not found: is {out_dir} a training run?")
     spec = json.loads((out_dir / MODEL_SPEC_FILE).read_text())
-    return eqx.tree_deserialise_leaves(out_dir / MODEL_FILE, skeleton(spec, like))
+    try:
+        return eqx.tree_deserialise_leaves(
+            out_dir / MODEL_FILE, skeleton(spec, like), filter_spec=_in_session_precision
+        )
+    except RuntimeError as e:  # Equinox's word for a leaf of another shape
+        raise ValidationError(
+            f"{out_dir / MODEL_FILE} does not fit the model it is read over: {e}"
+            + (" (pass like= a model of the trained shape)" if like is not None else "")
+        ) from None
+
+
+def _in_session_precision(f, like_leaf):
+    """A saved floating-point array in the dtype the skeleton has in this session: a float32
+    run read where ``jax_enable_x64`` makes new models float64 becomes float64 (exactly)."""
+    loaded = eqx.default_deserialise_filter_spec(f, like_leaf)
+    if (isinstance(like_leaf, jax.Array) and jnp.issubdtype(like_leaf.dtype, jnp.floating)
+            and jnp.issubdtype(loaded.dtype, jnp.floating)):
+        return loaded.astype(like_leaf.dtype)
+    return loaded
 
 
 def save_checkpoint(out_dir: str | os.PathLike, tree, header: dict) -> Path:

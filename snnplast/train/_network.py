@@ -6,26 +6,55 @@ from __future__ import annotations
 import equinox as eqx
 import jax
 import jax.numpy as jnp
+import numpy as np
 
 from .._cell import Cell, Sequential
 from .._errors import ValidationError, ValidationTypeError
+from .._step_contract import check_step_result
 from ..cells import LI
+from ..engine import state_dtype
 from ._models import MODELS, resolve_model
 from ._user_factory import lasting
 
 _READOUT_KAPPA = 0.9  # leak of the readout: it smooths the output over ~10 bins
 
 
-def _output_shape(cell: Cell, n_in: int) -> tuple[int, ...]:
+def _output(cell: Cell, n_in: int) -> jax.ShapeDtypeStruct:
     try:
-        # filter_eval_shape: a cell may hold functions (an eqx.nn.MLP's activation)
-        out = eqx.filter_eval_shape(lambda c: c(c.initial_state(), jnp.zeros(n_in))[1], cell)
+        # filter_eval_shape: a cell may hold functions (an eqx.nn.MLP's activation). Inputs
+        # in the state's precision, as training reads them (snnplast._precision), whatever
+        # jnp.zeros would make where x64 is on.
+        state = eqx.filter_eval_shape(lambda c: c.initial_state(), cell)
+        x = jnp.zeros(n_in, state_dtype(jax.tree_util.tree_leaves(state)))
+        result = eqx.filter_eval_shape(lambda c: c(c.initial_state(), x), cell)
     except (TypeError, ValueError) as e:
         first = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
         raise ValidationError(
             f"model {type(cell).__name__} does not take inputs of {n_in} channels: {first}"
         ) from e
-    return tuple(out.shape)
+    check_step_result(cell, state, result)
+    out = result[1]
+    if not isinstance(out, jax.ShapeDtypeStruct):
+        # A (spikes, potential) pair is fine for `snnplast.gradients` with a loss of the
+        # user's own, but the readout takes one array: which one is the user's choice.
+        shapes = ", ".join(str(tuple(leaf.shape)) for leaf in jax.tree_util.tree_leaves(out))
+        raise ValidationTypeError(
+            f"model {type(cell).__name__} outputs a {type(out).__name__} per step ({shapes}); "
+            "the readout needs one array: return the one it should read as the step's output "
+            "(the rest can stay in the state)"
+        )
+    return out
+
+
+def _on_device(model: Cell) -> Cell:
+    """`model` with its NumPy arrays as JAX arrays, in the dtype JAX computes them in (a
+    float64 ``np.random.randn`` weight is float32 without x64), as training keeps them; a
+    saved run's weights are then read over the same dtypes."""
+    if not any(isinstance(leaf, np.ndarray) for leaf in jax.tree_util.tree_leaves(model)):
+        return model  # the very object, as the rule promises for a whole network
+    return jax.tree_util.tree_map(
+        lambda leaf: jnp.asarray(leaf) if isinstance(leaf, np.ndarray) else leaf, model
+    )
 
 
 def is_complete(model: Cell) -> bool:
@@ -39,14 +68,17 @@ def complete_model(model: Cell, n_in: int, n_classes: int, *, key) -> Sequential
     The rule: a :class:`snnplast.Sequential` whose last layer is an :class:`snnplast.LI` is
     already a whole network and is returned as it is; any other cell is a hidden layer, and
     ``Sequential([model, LI(n_out, n_classes, kappa=0.9)])`` is returned, the standard readout
-    (``n_out`` is the size of the cell's output).
+    (``n_out`` is the size of the cell's output). NumPy arrays in the model become JAX arrays
+    first (what training would make of them).
 
     **Raises:** `ValidationError` when the model does not take ``[n_in]`` inputs, its output is
-    not a vector, or a whole network does not output ``[n_classes]``.
+    not one vector, or a whole network does not output ``[n_classes]``.
     """
     if not isinstance(model, Cell):
         raise ValidationTypeError(f"model must be a snnplast.Cell, got {type(model).__name__}")
-    shape = _output_shape(model, n_in)
+    model = _on_device(model)
+    out = _output(model, n_in)
+    shape = tuple(out.shape)
     if is_complete(model):
         if shape != (n_classes,):
             raise ValidationError(
@@ -60,6 +92,11 @@ def complete_model(model: Cell, n_in: int, n_classes: int, *, key) -> Sequential
             "a vector"
         )
     readout = LI(shape[0], n_classes, key=key, kappa=_READOUT_KAPPA)
+    if jnp.issubdtype(out.dtype, jnp.floating) and out.dtype != readout.weight.dtype:
+        # A float64 cell (x64 on) gets a float64 readout: a float32 one would turn its own
+        # state float64 at the first step, which no scan over the steps accepts.
+        readout = jax.tree_util.tree_map(
+            lambda a: a.astype(out.dtype) if eqx.is_inexact_array(a) else a, readout)
     return Sequential([model, readout])
 
 
@@ -125,7 +162,7 @@ def network(model, seed: int, hidden: int, n_in: int, n_classes: int) -> tuple[S
         return net, spec
     net = complete_model(model, n_in, n_classes, key=readout_key(seed))
     spec = {"model": None, "class": describe(model), "n_in": n_in, "hidden": None,
-            "n_classes": n_classes, "readout_added": net is not model}
+            "n_classes": n_classes, "readout_added": not is_complete(model)}
     return net, spec
 
 

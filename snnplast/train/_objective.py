@@ -59,7 +59,8 @@ def evaluate_batch(model: Cell, x: Float[Array, "B T C"], y: Int[Array, " B"], w
     evaluation compiles once.
     """
     losses, scores = jax.vmap(sample_objective, in_axes=(None, 0, 0))(model, x, y)
-    correct = (jnp.argmax(scores, axis=-1) == y).astype(weight.dtype)
+    weight = weight.astype(losses.dtype)  # a float64 model (x64 on) scores float32 data
+    correct = (jnp.argmax(scores, axis=-1).astype(y.dtype) == y).astype(weight.dtype)
     return jnp.sum(weight * losses), jnp.sum(weight * correct)
 
 

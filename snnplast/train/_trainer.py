@@ -74,7 +74,8 @@ def _make_train_step(optimizer, method, replicated, block=None):
         ok = jnp.all(flags)
         params = constrain(keep_if(ok, new_params, params))
         opt_state = constrain(keep_if(ok, new_opt_state, opt_state))
-        correct = jnp.sum((jnp.argmax(scores, axis=-1) == y).astype(jnp.int32))
+        # argmax is int64 where x64 is on, the labels int32: compared in the labels' dtype
+        correct = jnp.sum((jnp.argmax(scores, axis=-1).astype(y.dtype) == y).astype(jnp.int32))
         return params, opt_state, loss, correct, flags
 
     return _TrainStep(step)
