@@ -367,7 +367,17 @@ def _per_step_loss_calls():
         "sequence_loss": lambda cell, xs, ys, loss: sp.sequence_loss(cell, xs, ys, loss),
         "TruncatedBPTT.loss_and_grad": lambda cell, xs, ys, loss: sp.TruncatedBPTT(
             2).loss_and_grad(cell, xs[None], ys[None], loss),
+        "online_loss_and_grad": lambda cell, xs, ys, loss: sp.online.online_loss_and_grad(
+            cell, xs[None], ys[None], sp.Diagonal(), loss),
+        "OnlineLearner.update": lambda cell, xs, ys, loss: _learner_update(cell, xs, ys, loss),
     }  # fmt: skip
+
+
+def _learner_update(cell, xs, ys, loss):
+    import snnplast as sp
+
+    learner = sp.online.OnlineLearner(sp.Diagonal(), loss, every=2)
+    return learner.update(cell, learner.init(cell, xs[0]), xs, ys)
 
 
 @pytest.mark.parametrize("call", list(_per_step_loss_calls()))

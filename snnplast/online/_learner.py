@@ -10,6 +10,7 @@ import jax.numpy as jnp
 import optax
 
 from .._precision import match_precision
+from .._rollout import check_loss
 from ..policies import Policy
 from ._blocked import BlockedStep, resolve_block
 from ._online_step import Carry, OnlineStep
@@ -101,6 +102,7 @@ class OnlineLearner:
             targets = jax.tree_util.tree_map(lambda a: jnp.asarray(a)[None], targets)
         # Float64 data for a float32 model (x64 on) in the model's precision, as gradients reads it.
         inputs, targets = match_precision(model, inputs, targets, self.loss, axes=2)
+        check_loss(model, inputs, targets, self.loss, axes=2)
         if self._blocked is not None:
             try:
                 start = int(state.steps)

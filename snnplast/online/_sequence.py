@@ -5,6 +5,7 @@ from __future__ import annotations
 import jax
 import jax.numpy as jnp
 
+from .._rollout import check_loss
 from . import _blocked
 from ._blocked import BlockedStep, resolve_block
 from ._deferred import CONTRACT_EVERY, contract_terms, deferred_pairs
@@ -80,6 +81,7 @@ def online_loss_and_grad(model, inputs, targets, policy, loss, *, key=None, with
     carry = runner.init(model, batch, key)
     n_steps = jax.tree_util.tree_leaves(inputs)[0].shape[1]
     check_targets(targets, n_steps)
+    check_loss(model, inputs, targets, loss, axes=2)
 
     # HeadSparse stores the selected heads' traces only, in the step recursion; an explicit
     # block of several steps keeps every head's records (snnplast/online/_head_gathered.py).
