@@ -8,6 +8,7 @@ import equinox as eqx
 import jax
 
 from ._cell import Cell
+from ._compiled import clear, compiled_call
 from ._precision import match_precision
 from ._reverse_mode import reverse_mode
 from ._rollout import check_loss, check_sequence, check_step, sequence_loss
@@ -53,6 +54,11 @@ def gradients(model: Cell, inputs, targets, *, method="bptt", loss: Callable, ke
     data for a float32 model with ``jax_enable_x64`` on) are read in the state's, the same way
     for every method (:mod:`snnplast._precision`).
 
+    The program compiled for a call is kept and reused by calls with the same model structure
+    and non-floating values, an equal method, the same loss object, block and array shapes
+    (:mod:`snnplast._compiled`); like ``jax.jit``, it reads a global variable when it compiles.
+    ``gradients.cache_clear()`` drops the programs kept.
+
     **Returns:** a pytree with the structure of `model`: gradients where the model has trainable
     (inexact) arrays, ``None`` elsewhere.
     """
@@ -66,7 +72,15 @@ def gradients(model: Cell, inputs, targets, *, method="bptt", loss: Callable, ke
     check_loss(model, inputs, targets, loss)
     first = jax.tree_util.tree_map(lambda a: jax.ShapeDtypeStruct(a.shape[1:], a.dtype), inputs)
     with reverse_mode(model, first):
-        return _dispatch(model, inputs, targets, method, loss, key, block)
+        # compiled once per model structure, method, loss and shapes, and reused by later calls
+        return compiled_call(_run, model, inputs, targets, key, (method, loss, block))
+
+
+gradients.cache_clear = clear
+
+
+def _run(model, inputs, targets, key, method, loss, block):
+    return _dispatch(model, inputs, targets, method, loss, key, block)
 
 
 def _dispatch(model, inputs, targets, method, loss, key, block):
