@@ -42,8 +42,9 @@ def _frozen(tree):
 
 def _signature(tree):
     leaves, treedef = jax.tree_util.tree_flatten(tree)
-    dtype = lambda a: a.dtype if hasattr(a, "dtype") else np.result_type(a)  # no copy to host
-    return treedef, tuple((np.shape(a), np.dtype(dtype(a)).str) for a in leaves)
+    # the dtype's name, not NumPy's code: a typed PRNG key's dtype has none; no copy to host
+    dtype = lambda a: a.dtype if hasattr(a, "dtype") else np.result_type(a)
+    return treedef, tuple((np.shape(a), str(dtype(a))) for a in leaves)
 
 
 def _traced(tree) -> bool:

@@ -89,6 +89,12 @@ def test_other_integer_values_methods_losses_and_shapes_get_their_own_program():
     _close(sp.gradients(cell, xs[:4], ys[:4], loss=_sq),
            _in_place(cell, xs[:4], ys[:4], "bptt"))
     assert len(_compiled._programs) == 5
+    # a typed PRNG key (jax.random.key) is an argument like a raw one
+    for key in (jax.random.key(3), jax.random.PRNGKey(3)):
+        _close(sp.gradients(cell, xs, ys, loss=_sq, method=sp.RandomK(2), key=key),
+               jax.jit(lambda x, y, k: sp.gradients(cell, x, y, loss=_sq, method=sp.RandomK(2),
+                                                    key=k))(xs, ys, key))
+    assert len(_compiled._programs) == 7
 
 
 def test_the_cache_is_bounded_and_an_unhashable_leaf_runs_in_place(monkeypatch):
