@@ -68,8 +68,6 @@ def gradients(model: Cell, inputs, targets, *, method="bptt", loss: Callable, ke
         raise TypeError(f"loss must be callable as loss(output, target), got {loss!r}")
     check_sequence(inputs, targets)
     inputs, targets = match_precision(model, inputs, targets, loss)
-    check_step(model, inputs)
-    check_loss(model, inputs, targets, loss)
     first = jax.tree_util.tree_map(lambda a: jax.ShapeDtypeStruct(a.shape[1:], a.dtype), inputs)
     with reverse_mode(model, first):
         # compiled once per model structure, method, loss and shapes, and reused by later calls
@@ -80,6 +78,10 @@ gradients.cache_clear = clear
 
 
 def _run(model, inputs, targets, key, method, loss, block):
+    # Checked where the program is traced: a call that reuses it has the same step, loss and
+    # shapes, which these checks read, so it would pass them again.
+    check_step(model, inputs)
+    check_loss(model, inputs, targets, loss)
     return _dispatch(model, inputs, targets, method, loss, key, block)
 
 

@@ -65,6 +65,7 @@ class OnlineLearner:
         self._runner: OnlineStep | None = None
         self._blocked: BlockedStep | None = None
         self._batched = False
+        self._loss_checked = None  # one step's input and target shapes the loss was checked for
         self._update = eqx.filter_jit(self._update_impl)
         self._update_blocks = eqx.filter_jit(self._update_blocks_impl)
 
@@ -102,7 +103,11 @@ class OnlineLearner:
             targets = jax.tree_util.tree_map(lambda a: jnp.asarray(a)[None], targets)
         # Float64 data for a float32 model (x64 on) in the model's precision, as gradients reads it.
         inputs, targets = match_precision(model, inputs, targets, self.loss, axes=2)
-        check_loss(model, inputs, targets, self.loss, axes=2)
+        # once per shapes, not at every chunk of a stream (it traces a step: ~4 ms)
+        step_shapes = jax.tree_util.tree_map(lambda a: (a.shape[2:], a.dtype), (inputs, targets))
+        if step_shapes != self._loss_checked:
+            check_loss(model, inputs, targets, self.loss, axes=2)
+            self._loss_checked = step_shapes
         if self._blocked is not None:
             try:
                 start = int(state.steps)
